@@ -1,0 +1,59 @@
+/* The RNNPool custom-op contract: its name, inputs (in order), outputs and
+ * options. This header is the single definition: the C/TFLM kernel includes
+ * it, and the Python converter and checker parse it
+ * (rnnpool_tflm/op_contract.py), so neither side can drift.
+ * Documented in docs/custom_op.md; the arithmetic in docs/quantization.md.
+ *
+ * Keep the X-macro lines one per entry, in the exact form below: the Python
+ * parser reads them with a strict pattern and fails loudly on anything else. */
+#ifndef RNNPOOL_OP_CONTRACT_H_
+#define RNNPOOL_OP_CONTRACT_H_
+
+#define RNNPOOL_CUSTOM_CODE "RNNPool"
+#define RNNPOOL_OP_VERSION 1
+
+/* X(ENUM, index, "name", int8-op type, float-op type, "shape") */
+#define RNNPOOL_INPUTS(X)                                                    \
+  X(INPUT, 0, "input", INT8, FLOAT32, "[N, H, W, k]")                        \
+  X(W1, 1, "w1", INT8, FLOAT32, "[h1, k]")                                   \
+  X(U1, 2, "u1", INT8, FLOAT32, "[h1, h1]")                                  \
+  X(BIAS1, 3, "bias1", INT32, FLOAT32, "[2, h1]")                            \
+  X(W2, 4, "w2", INT8, FLOAT32, "[h2, h1]")                                  \
+  X(U2, 5, "u2", INT8, FLOAT32, "[h2, h2]")                                  \
+  X(BIAS2, 6, "bias2", INT32, FLOAT32, "[2, h2]")                            \
+  X(SCALARS, 7, "fastgrnn_scalars", INT16, FLOAT32, "[2, 2]")
+
+/* X(ENUM, index, "name", int8-op type, float-op type, "shape") */
+#define RNNPOOL_OUTPUTS(X)                                                   \
+  X(OUTPUT, 0, "output", INT8, FLOAT32, "[N, Ho, Wo, 4*h2]")
+
+#define RNNPOOL_NUM_INPUTS 8
+#define RNNPOOL_NUM_OUTPUTS 1
+
+/* Options: a flexbuffer map of integers.
+ * X(ENUM, "key", minimum, maximum) */
+#define RNNPOOL_OPTIONS(X)                                                   \
+  X(VERSION, "version", 1, 1)                                                \
+  X(PATCH_ROWS, "patch_rows", 1, 255)                                        \
+  X(PATCH_COLS, "patch_cols", 1, 255)                                        \
+  X(STRIDE_ROWS, "stride_rows", 1, 255)                                      \
+  X(STRIDE_COLS, "stride_cols", 1, 255)                                      \
+  X(PADDING, "padding", 0, 1)                                                \
+  X(GATE_ACTIVATION, "gate_activation", 0, 1)                                \
+  X(UPDATE_ACTIVATION, "update_activation", 0, 1)
+
+#define RNNPOOL_NUM_OPTIONS 8
+
+/* Values of the enumerated options. */
+#define RNNPOOL_PADDING_VALID 0
+#define RNNPOOL_PADDING_SAME 1
+#define RNNPOOL_GATE_SIGMOID 0
+#define RNNPOOL_GATE_HARD_SIGMOID 1
+#define RNNPOOL_UPDATE_TANH 0
+#define RNNPOOL_UPDATE_HARD_TANH 1
+
+/* Limits that keep every int32 accumulator exact (docs/quantization.md, 4). */
+#define RNNPOOL_MAX_CHANNELS 16384
+#define RNNPOOL_MAX_HIDDEN 256
+
+#endif /* RNNPOOL_OP_CONTRACT_H_ */

@@ -1,0 +1,67 @@
+"""`rnnpool-tflm` command line: one module per subcommand in rnnpool_tflm.commands."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from typing import List, Optional
+
+from . import __version__
+
+# Subcommand modules, imported on use so that `--help` does not load TensorFlow.
+# Each defines HELP (one line), add_arguments(parser) and run(args) -> int.
+COMMANDS = ("demo", "convert", "check", "export", "emulate", "profile", "bench")
+
+
+def _load(name: str):
+    return importlib.import_module(f"rnnpool_tflm.commands.{name}")
+
+
+def _available() -> List[str]:
+    here = os.path.join(os.path.dirname(__file__), "commands")
+    return [c for c in COMMANDS if os.path.exists(os.path.join(here, f"{c}.py"))]
+
+
+def build_parser(commands: Optional[List[str]] = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rnnpool-tflm",
+        description="RNNPool from Keras to an int8 TensorFlow Lite Micro model on Cortex-M4.")
+    parser.add_argument("--version", action="version", version=f"rnnpool-tflm {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in commands if commands is not None else _available():
+        module = _load(name)
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # Only the chosen subcommand's module is imported (TensorFlow is slow to load).
+    chosen = [a for a in argv if a in COMMANDS][:1]
+    wants_help = not chosen and any(a in ("-h", "--help") for a in argv)
+    parser = build_parser(None if (wants_help or not chosen) else chosen)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args._module.run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # every failure becomes one clear line, not a traceback
+        if args.debug:
+            raise
+        from .errors import RNNPoolError
+        kind = "" if isinstance(exc, (RNNPoolError, ValueError, OSError)) else f"{type(exc).__name__}: "
+        print(f"rnnpool-tflm {args.command}: error: {kind}{exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
