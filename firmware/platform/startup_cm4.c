@@ -1,0 +1,46 @@
+/* Minimal Cortex-M4F start-up: vector table, .data/.bss initialisation, FPU
+ * enable, C/C++ constructors, then main(). Faults print a line over
+ * semihosting (QEMU) and stop instead of hanging silently. */
+#include <stdint.h>
+
+#include "semihosting.h"
+
+extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _estack;
+extern int main(void);
+extern void __libc_init_array(void);
+
+void Reset_Handler(void);
+void Default_Handler(void);
+void HardFault_Handler(void);
+void SysTick_Handler(void) __attribute__((weak, alias("Default_Handler")));
+void NMI_Handler(void) __attribute__((weak, alias("Default_Handler")));
+void MemManage_Handler(void) __attribute__((weak, alias("HardFault_Handler")));
+void BusFault_Handler(void) __attribute__((weak, alias("HardFault_Handler")));
+void UsageFault_Handler(void) __attribute__((weak, alias("HardFault_Handler")));
+
+__attribute__((section(".isr_vector"), used)) void (*const g_vectors[16])(void) = {
+    (void (*)(void))(&_estack), Reset_Handler, NMI_Handler, HardFault_Handler,
+    MemManage_Handler, BusFault_Handler, UsageFault_Handler, 0, 0, 0, 0,
+    Default_Handler, Default_Handler, 0, Default_Handler, SysTick_Handler,
+};
+
+void Reset_Handler(void) {
+  uint32_t* src = &_sidata;
+  for (uint32_t* dst = &_sdata; dst < &_edata;) *dst++ = *src++;
+  for (uint32_t* dst = &_sbss; dst < &_ebss;) *dst++ = 0;
+  /* CP10/CP11 full access: the FPU (fpv4-sp-d16, hard-float ABI). */
+  *(volatile uint32_t*)0xE000ED88 |= 0xFu << 20;
+  __asm__ volatile("dsb\n isb");
+  __libc_init_array();
+  semihost_exit(main());
+}
+
+void HardFault_Handler(void) {
+  semihost_write("FATAL: hard fault\n");
+  semihost_exit(3);
+}
+
+void Default_Handler(void) {
+  semihost_write("FATAL: unexpected interrupt\n");
+  semihost_exit(3);
+}
