@@ -78,12 +78,15 @@ class RNNPool(keras.layers.Layer):
 
     def _add_cell(self, idx: int, n_in: int, n_h: int) -> None:
         add = self.add_weight
-        setattr(self, f"w{idx}", add(name=f"w{idx}", shape=(n_in, n_h), initializer=self.kernel_initializer))
-        setattr(self, f"u{idx}", add(name=f"u{idx}", shape=(n_h, n_h), initializer=self.recurrent_initializer))
+        # A fresh initializer per weight: one unseeded instance reused would repeat its values.
+        fresh = lambda init: keras.initializers.deserialize(keras.initializers.serialize(init))
+        setattr(self, f"w{idx}", add(name=f"w{idx}", shape=(n_in, n_h), initializer=fresh(self.kernel_initializer)))
+        setattr(self, f"u{idx}", add(name=f"u{idx}", shape=(n_h, n_h),
+                                     initializer=fresh(self.recurrent_initializer)))
         setattr(self, f"bias_gate{idx}", add(name=f"bias_gate{idx}", shape=(n_h,),
-                                             initializer=self.bias_initializer))
+                                             initializer=fresh(self.bias_initializer)))
         setattr(self, f"bias_update{idx}", add(name=f"bias_update{idx}", shape=(n_h,),
-                                               initializer=self.bias_initializer))
+                                               initializer=fresh(self.bias_initializer)))
         for scalar, init in (("zeta", self.zeta_init), ("nu", self.nu_init)):
             setattr(self, f"{scalar}{idx}", add(name=f"{scalar}{idx}", shape=(),
                                                 initializer=keras.initializers.Constant(init),
