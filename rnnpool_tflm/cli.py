@@ -39,8 +39,26 @@ def build_parser(commands: Optional[List[str]] = None) -> argparse.ArgumentParse
     return parser
 
 
+def _import_tensorflow_quietly() -> None:
+    """TensorFlow prints start-up notices on fd 2 before its logging is configured;
+    they are noise on a command line. Import errors still raise normally."""
+    if "tensorflow" in sys.modules:
+        return
+    import rnnpool_tflm  # noqa: F401  (Keras 2 before TensorFlow)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
     # Only the chosen subcommand's module is imported (TensorFlow is slow to load).
     chosen = [a for a in argv if a in COMMANDS][:1]
     wants_help = not chosen and any(a in ("-h", "--help") for a in argv)
@@ -50,6 +68,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_help()
         return 0
     try:
+        _import_tensorflow_quietly()
         return int(args._module.run(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

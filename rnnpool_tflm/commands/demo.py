@@ -1,0 +1,15 @@
+"""`rnnpool-tflm demo`: the whole pipeline on built-in data."""
+
+HELP = "run the pipeline end to end on built-in synthetic data"
+
+
+def add_arguments(parser):
+    parser.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
+    parser.add_argument("--quick", action="store_true", help="smaller data and fewer epochs (about a minute)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run(args):
+    from ..demo import run_demo
+    run_demo(args.out, quick=args.quick, seed=args.seed)
+    return 0
