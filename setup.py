@@ -34,6 +34,7 @@ setup(
         sources=SOURCES,
         include_dirs=[str(CSRC.relative_to(ROOT))],
         extra_compile_args=["-std=c99", "-O2", "-Wall", "-Wextra", "-fno-fast-math"],
+        libraries=["m"],
         py_limited_api=False,
     )] if SOURCES else [],
     cmdclass={"build_py": BuildPyWithSources},
