@@ -1,0 +1,122 @@
+"""The C kernel cross-compiled for Cortex-M4 (DSP path: SMLAD/SMMUL/SMLATB,
+hand-scheduled dot-product loops) and run in qemu-system-arm -M netduinoplus2:
+bit-exact with the golden reference on vector sets embedded in the bare-metal
+harness (tests/m4). Runtime about 15 s."""
+
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import pytest
+
+from rnnpool_tflm import m4_toolchain, native
+from rnnpool_tflm.m4_toolchain import HarnessCase
+from test_kernel_host import random_case, random_cases
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(bool(m4_toolchain.missing_tools()),
+                       reason=f"{', '.join(m4_toolchain.missing_tools())} not installed (CI installs "
+                              "gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm)"),
+]
+
+# (patch, strides, hidden, padding, gate, update, per_channel, shape, (s_x, s_y, weight gain), (zeta, nu)).
+# Hidden sizes 16 and 8 take the unrolled dot-product kernels, the others the looped ones; the
+# scales are chosen so that every requantization form occurs (see test_every_dsp_path_is_covered).
+CONFIGS = [
+    ((8, 8), (4, 4), (16, 16), "valid", "sigmoid", "tanh", True, (1, 20, 24, 4), (0.02, 0.005, 0.7), (100, -100)),
+    ((6, 6), (4, 4), (8, 8), "same", "hard_sigmoid", "hard_tanh", False, (1, 13, 15, 8), (0.05, 0.01, 1.0), (2, -1)),
+    ((3, 5), (2, 3), (7, 5), "same", "sigmoid", "hard_tanh", True, (2, 9, 11, 3), (0.1, 0.02, 1.0), (1, 1)),
+    ((4, 3), (5, 6), (9, 3), "valid", "hard_sigmoid", "tanh", True, (1, 14, 16, 5), (0.01, 0.003, 0.5), (-1, 3)),
+    ((6, 6), (4, 4), (16, 16), "valid", "sigmoid", "tanh", False, (1, 10, 10, 32), (0.02, 0.005, 0.5), (3, -2)),
+    ((2, 2), (1, 1), (1, 2), "same", "sigmoid", "tanh", True, (1, 5, 4, 1), (0.05, 0.02, 1.0), (0, 0)),
+    # Large scales: multipliers of 1/4 and more take the SMMULR form, with and without the clamp.
+    ((3, 3), (2, 2), (5, 6), "valid", "sigmoid", "tanh", True, (1, 8, 9, 7), (0.9, 0.5, 150.0), (0, 0)),
+    ((5, 4), (3, 3), (4, 3), "same", "hard_sigmoid", "hard_tanh", False, (1, 7, 8, 2), (1.0, 0.8, 200.0), (6, 6)),
+]
+
+
+def _listed_cases():
+    rng = np.random.default_rng(44)
+    for patch, strides, hidden, padding, gate, update, per_channel, shape, scales, (zeta, nu) in CONFIGS:
+        yield random_case(rng, channels=shape[3], hidden=hidden, patch=patch, strides=strides, padding=padding,
+                          gate=gate, update=update, per_channel=per_channel, shape=shape, zeta=zeta, nu=nu,
+                          zeta2=-nu, nu2=zeta / 2, input_scale=scales[0], output_scale=scales[1],
+                          weight_gain=scales[2], bias_gain=3.0)
+
+
+@pytest.fixture(scope="module")
+def vector_cases():
+    cases = [*_listed_cases(), *random_cases(np.random.default_rng(4242), 40)]
+    return [HarnessCase(c.params, c.x, c.expected) for c in cases]
+
+
+@pytest.fixture(scope="module")
+def harness_run(vector_cases, tmp_path_factory):
+    return m4_toolchain.run_kernel_cases(vector_cases, tmp_path_factory.mktemp("m4"), timeout=300)
+
+
+def test_kernel_on_the_emulated_m4_is_bit_exact(vector_cases, harness_run):
+    assert harness_run.exit_code == 0, harness_run.output[-3000:]
+    assert len(harness_run.results) == len(vector_cases)
+    for i, result in enumerate(harness_run.results):
+        assert result.ok and result.status == "RNNPOOL_OK" and result.mismatches == 0, (i, result)
+    for case in vector_cases[:len(CONFIGS)]:
+        assert len(np.unique(case.expected)) > 2  # the listed cases are not trivially saturated
+    assert 4.0 < harness_run.instructions_per_tick < 8.0  # 1/0.168: SysTick at 168 MHz, 1 ns per instruction
+
+
+def test_every_dsp_path_is_covered(vector_cases):
+    """The vector set reaches every requantization form, both dot-product kernels and non-Q14 states."""
+    forms = {name: set() for name in ("w1", "u1", "w2", "u2")}
+    hidden, q = set(), set()
+    for case in vector_cases:
+        kernel = native.PreparedS8(case.params, case.x.shape)
+        for name, form in kernel.requant_forms().items():
+            forms[name].add(form)
+        hidden.update(case.params.hidden_dims)
+        q.update(kernel.state_formats())
+    assert forms["w1"] == forms["w2"] == {0, 1, 2} and {0, 1} <= forms["u1"] and {0, 2} <= forms["u2"]
+    assert {8, 16} <= hidden and hidden - {8, 16, 7, 15}  # unrolled (hp 8, 16) and looped kernels
+    assert 14 in q and min(q) < 14
+
+
+def test_the_m4_build_takes_the_dsp_path(tmp_path):
+    """The cross-compiled kernel uses the DSP instructions (the __ARM_FEATURE_DSP branch)."""
+    obj = tmp_path / "rnnpool_s8.o"
+    source = next(p for p in m4_toolchain.kernel_sources() if p.name == "rnnpool_s8.c")
+    cmd = [m4_toolchain.CC, *m4_toolchain.CPU_FLAGS, *m4_toolchain.C_FLAGS, f"-I{source.parent}", "-c",
+           str(source), "-o", str(obj)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    disassembly = subprocess.run(["arm-none-eabi-objdump", "-d", str(obj)], capture_output=True, text=True,
+                                 check=True).stdout
+    for instruction in ("smlad", "smmla", "smmulr", "smlatb", "ssat", "ldrd"):
+        assert f"\t{instruction}" in disassembly, instruction
+
+
+def test_buffer_sizes_on_the_m4_equal_the_host_sizes(vector_cases, harness_run):
+    for case, result in zip(vector_cases, harness_run.results):
+        cfg = native.make_config(case.params.config, case.x.shape)
+        assert (result.prepared_bytes, result.scratch_bytes) == native.buffer_bytes(cfg, "int8")
+
+
+def test_the_m4_harness_reports_a_wrong_output(tmp_path):
+    case = next(_listed_cases())
+    wrong = case.expected.copy()
+    wrong.reshape(-1)[5] ^= 4
+    run = m4_toolchain.run_kernel_cases([HarnessCase(case.params, case.x, wrong)], tmp_path, timeout=120)
+    assert run.exit_code == 1 and not run.results[0].ok and run.results[0].mismatches == 1
+
+
+def test_bench_m4_counts_instructions_per_patch(capsys):
+    import argparse
+    import json
+
+    from rnnpool_tflm.commands import bench
+    args = argparse.Namespace(what="kernel", target="m4", json=True, shape=["VWW"], activations="hard", seconds=1.0)
+    assert bench.run(args) == 0
+    (record,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert record["shape"] == {"k": 8, "patch": 6, "stride": 4, "h1": 8, "h2": 8} and record["bit_exact"]
+    assert record["macs_per_patch"] == 12288 and record["patches"] == 729
+    assert record["instructions_per_mac"] == round(record["instructions_per_patch"] / 12288, 3) > 0
