@@ -19,6 +19,10 @@ void cycle_counter_start(void) {
   SYST_RVR = SYST_RELOAD;
   SYST_CVR = 0;
   SYST_CSR = 0x7; /* enable, interrupt, processor clock */
+  /* The counter shows 0 until its first clock edge reloads it; a read before
+   * that would look like a whole wrap has passed. */
+  while (SYST_CVR == 0) {
+  }
 }
 
 uint64_t cycle_counter_read(void) {

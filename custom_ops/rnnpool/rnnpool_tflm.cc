@@ -1,0 +1,455 @@
+// TFLM registration of the RNNPool custom op (see rnnpool_tflm.h).
+//
+// Everything the model supplies is checked before the kernel sees it: the
+// options (Init: a flexbuffer map holding exactly the contract's keys, each an
+// integer in range), then in Prepare the input/output counts, the types (the
+// int8 or the float32 column of the contract, never mixed), ranks and dims,
+// that the weights are constant, the quantization (per tensor for input and
+// output, 1 or one-per-row symmetric scales for the matrices), and the options
+// against the shapes. The C core's own validator then checks values (scales,
+// zero points, biases, scalars, multipliers, overflow-safe sizes). Any problem
+// is one MicroPrintf line naming it and kTfLiteError.
+#include "rnnpool_tflm.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flatbuffers/flexbuffers.h"
+#include "rnnpool.h"
+#include "rnnpool_op_contract.h"
+#include "tensorflow/lite/c/common.h"
+#include "tensorflow/lite/kernels/kernel_util.h"
+#include "tensorflow/lite/micro/kernels/kernel_util.h"
+#include "tensorflow/lite/micro/micro_context.h"
+#include "tensorflow/lite/micro/micro_log.h"
+
+namespace tflite {
+namespace {
+
+// ---- the contract, as tables ------------------------------------------------
+
+enum InputIndex {
+#define RNNPOOL_X_ENUM(ENUM, INDEX, NAME, INT8_TYPE, FLOAT_TYPE, SHAPE) kInput##ENUM = INDEX,
+  RNNPOOL_INPUTS(RNNPOOL_X_ENUM)
+#undef RNNPOOL_X_ENUM
+};
+
+#define RNNPOOL_TYPE_INT8 kTfLiteInt8
+#define RNNPOOL_TYPE_INT16 kTfLiteInt16
+#define RNNPOOL_TYPE_INT32 kTfLiteInt32
+#define RNNPOOL_TYPE_FLOAT32 kTfLiteFloat32
+
+struct TensorRule {
+  const char* name;
+  TfLiteType int8_type;   // in the int8 op
+  TfLiteType float_type;  // in the float32 op
+  const char* shape;
+};
+
+constexpr TensorRule kInputRules[RNNPOOL_NUM_INPUTS] = {
+#define RNNPOOL_X_RULE(ENUM, INDEX, NAME, INT8_TYPE, FLOAT_TYPE, SHAPE) \
+  {NAME, RNNPOOL_TYPE_##INT8_TYPE, RNNPOOL_TYPE_##FLOAT_TYPE, SHAPE},
+    RNNPOOL_INPUTS(RNNPOOL_X_RULE)
+};
+constexpr TensorRule kOutputRules[RNNPOOL_NUM_OUTPUTS] = {RNNPOOL_OUTPUTS(RNNPOOL_X_RULE)};
+#undef RNNPOOL_X_RULE
+
+enum OptionIndex {
+#define RNNPOOL_X_OPTION_ENUM(ENUM, KEY, MIN, MAX) kOption##ENUM,
+  RNNPOOL_OPTIONS(RNNPOOL_X_OPTION_ENUM)
+#undef RNNPOOL_X_OPTION_ENUM
+      kOptionCount
+};
+static_assert(kOptionCount == RNNPOOL_NUM_OPTIONS, "RNNPOOL_OPTIONS and RNNPOOL_NUM_OPTIONS disagree");
+
+struct OptionRule {
+  const char* key;
+  int32_t minimum;
+  int32_t maximum;
+};
+
+constexpr OptionRule kOptionRules[RNNPOOL_NUM_OPTIONS] = {
+#define RNNPOOL_X_OPTION_RULE(ENUM, KEY, MIN, MAX) {KEY, MIN, MAX},
+    RNNPOOL_OPTIONS(RNNPOOL_X_OPTION_RULE)
+#undef RNNPOOL_X_OPTION_RULE
+};
+
+// ---- per-node state ---------------------------------------------------------
+
+struct OpData {
+  int32_t options[RNNPOOL_NUM_OPTIONS];
+  bool options_ok;
+  char options_error[96];  // why Init rejected the options (printed by Prepare)
+  bool is_int8;
+  const void* prepared;    // the C core's prepared buffer (persistent)
+  size_t scratch_bytes;
+  int scratch_index;
+};
+
+// A bounded string copy/append for error messages (no snprintf dependence).
+void Append(char* dst, size_t cap, const char* text) {
+  size_t n = 0;
+  while (n + 1 < cap && dst[n] != '\0') ++n;
+  while (n + 1 < cap && *text != '\0') dst[n++] = *text++;
+  dst[n] = '\0';
+}
+
+void SetOptionsError(OpData* data, const char* what, const char* key) {
+  data->options_ok = false;
+  data->options_error[0] = '\0';
+  Append(data->options_error, sizeof(data->options_error), what);
+  if (key != nullptr) {
+    Append(data->options_error, sizeof(data->options_error), " '");
+    Append(data->options_error, sizeof(data->options_error), key);
+    Append(data->options_error, sizeof(data->options_error), "'");
+  }
+}
+
+bool KeyEquals(const char* a, const char* b) {
+  while (*a != '\0' && *a == *b) {
+    ++a;
+    ++b;
+  }
+  return *a == *b;
+}
+
+// Fills data->options from the op's flexbuffer map, or records why not.
+void ParseOptions(const uint8_t* buffer, size_t length, OpData* data) {
+  data->options_ok = true;
+  data->options_error[0] = '\0';
+  if (buffer == nullptr || length == 0) return SetOptionsError(data, "the op has no options (a flexbuffer map)", nullptr);
+  if (!flexbuffers::VerifyBuffer(buffer, length)) {
+    return SetOptionsError(data, "the options are not a valid flexbuffer", nullptr);
+  }
+  const flexbuffers::Reference root = flexbuffers::GetRoot(buffer, length);
+  if (!root.IsMap()) return SetOptionsError(data, "the options are not a flexbuffer map", nullptr);
+  const flexbuffers::Map map = root.AsMap();
+  const flexbuffers::TypedVector keys = map.Keys();
+  const flexbuffers::Vector values = map.Values();
+  bool seen[RNNPOOL_NUM_OPTIONS] = {};
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const flexbuffers::Reference key_ref = keys[i];
+    if (!key_ref.IsKey()) return SetOptionsError(data, "an option key is not a string", nullptr);
+    const char* key = key_ref.AsKey();
+    int index = -1;
+    for (int k = 0; k < RNNPOOL_NUM_OPTIONS; ++k) {
+      if (KeyEquals(key, kOptionRules[k].key)) index = k;
+    }
+    if (index < 0) return SetOptionsError(data, "unknown option", key);
+    if (seen[index]) return SetOptionsError(data, "option given twice:", key);
+    seen[index] = true;
+    const flexbuffers::Reference value = values[i];
+    if (!(value.IsInt() || value.IsUInt())) return SetOptionsError(data, "option is not an integer:", key);
+    const int64_t v = value.IsUInt() ? (value.AsUInt64() > INT64_MAX ? INT64_MAX : static_cast<int64_t>(value.AsUInt64()))
+                                     : value.AsInt64();
+    if (v < kOptionRules[index].minimum || v > kOptionRules[index].maximum) {
+      return SetOptionsError(data, "option out of range:", key);
+    }
+    data->options[index] = static_cast<int32_t>(v);
+  }
+  for (int k = 0; k < RNNPOOL_NUM_OPTIONS; ++k) {
+    if (!seen[k]) return SetOptionsError(data, "missing option", kOptionRules[k].key);
+  }
+}
+
+void* Init(TfLiteContext* context, const char* buffer, size_t length) {
+  void* raw = context->AllocatePersistentBuffer(context, sizeof(OpData));
+  if (raw == nullptr) return nullptr;  // Prepare reports it
+  OpData* data = static_cast<OpData*>(raw);
+  data->is_int8 = false;
+  data->prepared = nullptr;
+  data->scratch_bytes = 0;
+  data->scratch_index = -1;
+  ParseOptions(reinterpret_cast<const uint8_t*>(buffer), length, data);
+  return data;
+}
+
+// ---- Prepare ----------------------------------------------------------------
+
+const char* TypeName(TfLiteType type) { return TfLiteTypeGetName(type); }
+
+// The temporary TfLiteTensors Prepare looks at, released on every path.
+class TempTensors {
+ public:
+  TempTensors(MicroContext* micro_context, TfLiteNode* node) : micro_context_(micro_context) {
+    for (int i = 0; i < RNNPOOL_NUM_INPUTS; ++i) inputs_[i] = micro_context->AllocateTempInputTensor(node, i);
+    output_ = micro_context->AllocateTempOutputTensor(node, 0);
+  }
+  ~TempTensors() {
+    for (int i = 0; i < RNNPOOL_NUM_INPUTS; ++i) {
+      if (inputs_[i] != nullptr) micro_context_->DeallocateTempTfLiteTensor(inputs_[i]);
+    }
+    if (output_ != nullptr) micro_context_->DeallocateTempTfLiteTensor(output_);
+  }
+  TempTensors(const TempTensors&) = delete;
+  TempTensors& operator=(const TempTensors&) = delete;
+
+  TfLiteTensor* input(int i) const { return inputs_[i]; }
+  TfLiteTensor* output() const { return output_; }
+
+ private:
+  MicroContext* micro_context_;
+  TfLiteTensor* inputs_[RNNPOOL_NUM_INPUTS];
+  TfLiteTensor* output_;
+};
+
+TfLiteStatus Fail(const char* what, const char* tensor) {
+  if (tensor != nullptr) {
+    MicroPrintf("RNNPool: %s (tensor '%s')", what, tensor);
+  } else {
+    MicroPrintf("RNNPool: %s", what);
+  }
+  return kTfLiteError;
+}
+
+int Dim(const TfLiteTensor* t, int i) { return t->dims->data[i]; }
+
+// rank and positive dims; `expected` (may be null) lists required sizes, -1 = any.
+TfLiteStatus CheckShape(const TfLiteTensor* t, const char* name, int rank, const int* expected) {
+  if (t->dims == nullptr || t->dims->size != rank) {
+    MicroPrintf("RNNPool: tensor '%s' must have rank %d, has %d", name, rank, t->dims ? t->dims->size : -1);
+    return kTfLiteError;
+  }
+  for (int i = 0; i < rank; ++i) {
+    if (Dim(t, i) < 1) {
+      MicroPrintf("RNNPool: tensor '%s' has a dimension %d < 1 (dim %d)", name, Dim(t, i), i);
+      return kTfLiteError;
+    }
+    if (expected != nullptr && expected[i] >= 0 && Dim(t, i) != expected[i]) {
+      MicroPrintf("RNNPool: tensor '%s' dim %d is %d, the contract needs %d", name, i, Dim(t, i), expected[i]);
+      return kTfLiteError;
+    }
+  }
+  return kTfLiteOk;
+}
+
+const TfLiteAffineQuantization* Affine(const TfLiteTensor* t) {
+  if (t->quantization.type != kTfLiteAffineQuantization) return nullptr;
+  const auto* q = static_cast<const TfLiteAffineQuantization*>(t->quantization.params);
+  if (q == nullptr || q->scale == nullptr || q->zero_point == nullptr) return nullptr;
+  return q;
+}
+
+// Input/output: one scale, one zero point (the values are the core's to judge).
+TfLiteStatus PerTensorParams(const TfLiteTensor* t, const char* name, float* scale, int32_t* zero_point) {
+  const TfLiteAffineQuantization* q = Affine(t);
+  if (q == nullptr) return Fail("int8 tensor without affine quantization", name);
+  if (q->scale->size != 1 || q->zero_point->size != 1) {
+    return Fail("needs per-tensor quantization (one scale, one zero point)", name);
+  }
+  *scale = q->scale->data[0];
+  *zero_point = q->zero_point->data[0];
+  return kTfLiteOk;
+}
+
+// A weight matrix [rows][cols]: symmetric, 1 or `rows` scales along dimension 0.
+TfLiteStatus MatrixParams(const TfLiteTensor* t, const char* name, const float** scales, int32_t* count) {
+  const TfLiteAffineQuantization* q = Affine(t);
+  if (q == nullptr) return Fail("int8 weights without affine quantization", name);
+  const int rows = Dim(t, 0);
+  const int n = q->scale->size;
+  if (n != 1 && n != rows) {
+    MicroPrintf("RNNPool: tensor '%s' has %d scales; needs 1 or one per row (%d)", name, n, rows);
+    return kTfLiteError;
+  }
+  if (n > 1 && q->quantized_dimension != 0) return Fail("per-channel scales must be along dimension 0", name);
+  if (q->zero_point->size != n && q->zero_point->size != 1) {
+    return Fail("zero point count differs from the scale count", name);
+  }
+  for (int i = 0; i < q->zero_point->size; ++i) {
+    if (q->zero_point->data[i] != 0) return Fail("weights must be symmetric (zero point 0)", name);
+  }
+  *scales = q->scale->data;
+  *count = n;
+  return kTfLiteOk;
+}
+
+// Biases (Q12) and scalars (Q14) carry fixed formats; a quantization, if any, must not shift them.
+TfLiteStatus FixedFormatParams(const TfLiteTensor* t, const char* name) {
+  const TfLiteAffineQuantization* q = Affine(t);
+  if (q == nullptr) return kTfLiteOk;
+  for (int i = 0; i < q->zero_point->size; ++i) {
+    if (q->zero_point->data[i] != 0) return Fail("fixed-point tensor must have zero point 0", name);
+  }
+  return kTfLiteOk;
+}
+
+TfLiteStatus CoreStatus(rnnpool_status status, const char* stage) {
+  if (status == RNNPOOL_OK) return kTfLiteOk;
+  const char* name = rnnpool_status_name(status);
+  MicroPrintf("RNNPool: %s: %s (%s)", stage, rnnpool_status_str(status), name != nullptr ? name : "?");
+  return kTfLiteError;
+}
+
+TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
+  OpData* data = static_cast<OpData*>(node->user_data);
+  if (data == nullptr) return Fail("no memory for the op's data (arena too small)", nullptr);
+  if (!data->options_ok) {
+    MicroPrintf("RNNPool: bad options: %s", data->options_error);
+    return kTfLiteError;
+  }
+  if (node->inputs == nullptr || node->inputs->size != RNNPOOL_NUM_INPUTS) {
+    MicroPrintf("RNNPool: needs %d inputs, has %d", RNNPOOL_NUM_INPUTS, node->inputs ? node->inputs->size : 0);
+    return kTfLiteError;
+  }
+  if (node->outputs == nullptr || node->outputs->size != RNNPOOL_NUM_OUTPUTS) {
+    MicroPrintf("RNNPool: needs %d output, has %d", RNNPOOL_NUM_OUTPUTS, node->outputs ? node->outputs->size : 0);
+    return kTfLiteError;
+  }
+  MicroContext* micro_context = GetMicroContext(context);
+  TempTensors tensors(micro_context, node);
+  for (int i = 0; i < RNNPOOL_NUM_INPUTS; ++i) {
+    if (tensors.input(i) == nullptr) return Fail("input missing", kInputRules[i].name);
+  }
+  if (tensors.output() == nullptr) return Fail("output missing", kOutputRules[0].name);
+
+  // Types: the int8 column or the float32 column of the contract, chosen by the input.
+  const TfLiteTensor* input = tensors.input(kInputINPUT);
+  const TfLiteTensor* output = tensors.output();
+  if (input->type != kTfLiteInt8 && input->type != kTfLiteFloat32) {
+    MicroPrintf("RNNPool: input type %s not supported (int8 or float32)", TypeName(input->type));
+    return kTfLiteError;
+  }
+  data->is_int8 = input->type == kTfLiteInt8;
+  for (int i = 0; i < RNNPOOL_NUM_INPUTS; ++i) {
+    const TfLiteType want = data->is_int8 ? kInputRules[i].int8_type : kInputRules[i].float_type;
+    if (tensors.input(i)->type != want) {
+      MicroPrintf("RNNPool: tensor '%s' is %s, the %s op needs %s", kInputRules[i].name,
+                  TypeName(tensors.input(i)->type), data->is_int8 ? "int8" : "float32", TypeName(want));
+      return kTfLiteError;
+    }
+    if (i != kInputINPUT && (!IsConstantTensor(tensors.input(i)) || tensors.input(i)->data.raw == nullptr)) {
+      return Fail("weights must be constant tensors", kInputRules[i].name);
+    }
+#ifdef USE_TFLM_COMPRESSION
+    if (micro_context->IsTensorCompressed(node, i)) return Fail("compressed tensors are not supported", kInputRules[i].name);
+#endif
+  }
+  const TfLiteType out_want = data->is_int8 ? kOutputRules[0].int8_type : kOutputRules[0].float_type;
+  if (output->type != out_want) {
+    MicroPrintf("RNNPool: output is %s, needs %s", TypeName(output->type), TypeName(out_want));
+    return kTfLiteError;
+  }
+
+  // Shapes: [N,H,W,k], [h1,k], [h1,h1], [2,h1], [h2,h1], [h2,h2], [2,h2], [2,2] -> [N,Ho,Wo,4*h2].
+  TF_LITE_ENSURE_OK(context, CheckShape(input, kInputRules[kInputINPUT].name, 4, nullptr));
+  TF_LITE_ENSURE_OK(context, CheckShape(tensors.input(kInputW1), kInputRules[kInputW1].name, 2, nullptr));
+  const int k = Dim(input, 3);
+  const int h1 = Dim(tensors.input(kInputW1), 0);
+  if (h1 > RNNPOOL_MAX_HIDDEN) return Fail("hidden size h1 exceeds RNNPOOL_MAX_HIDDEN", "w1");
+  if (k > RNNPOOL_MAX_CHANNELS) return Fail("channel count exceeds RNNPOOL_MAX_CHANNELS", "input");
+  const int w1_shape[] = {h1, k};
+  TF_LITE_ENSURE_OK(context, CheckShape(tensors.input(kInputW1), "w1", 2, w1_shape));
+  TF_LITE_ENSURE_OK(context, CheckShape(tensors.input(kInputW2), "w2", 2, nullptr));
+  const int h2 = Dim(tensors.input(kInputW2), 0);
+  if (h2 > RNNPOOL_MAX_HIDDEN) return Fail("hidden size h2 exceeds RNNPOOL_MAX_HIDDEN", "w2");
+  const int u1_shape[] = {h1, h1}, bias1_shape[] = {2, h1}, w2_shape[] = {h2, h1}, u2_shape[] = {h2, h2},
+            bias2_shape[] = {2, h2}, scalars_shape[] = {2, 2};
+  TF_LITE_ENSURE_OK(context, CheckShape(tensors.input(kInputU1), "u1", 2, u1_shape));
+  TF_LITE_ENSURE_OK(context, CheckShape(tensors.input(kInputBIAS1), "bias1", 2, bias1_shape));
+  TF_LITE_ENSURE_OK(context, CheckShape(tensors.input(kInputW2), "w2", 2, w2_shape));
+  TF_LITE_ENSURE_OK(context, CheckShape(tensors.input(kInputU2), "u2", 2, u2_shape));
+  TF_LITE_ENSURE_OK(context, CheckShape(tensors.input(kInputBIAS2), "bias2", 2, bias2_shape));
+  TF_LITE_ENSURE_OK(context, CheckShape(tensors.input(kInputSCALARS), "fastgrnn_scalars", 2, scalars_shape));
+
+  // Options against shapes: the core validates geometry and sizes (overflow-safe).
+  const int32_t* o = data->options;
+  rnnpool_config cfg;
+  cfg.batch = Dim(input, 0);
+  cfg.in_rows = Dim(input, 1);
+  cfg.in_cols = Dim(input, 2);
+  cfg.channels = k;
+  cfg.patch_rows = o[kOptionPATCH_ROWS];
+  cfg.patch_cols = o[kOptionPATCH_COLS];
+  cfg.stride_rows = o[kOptionSTRIDE_ROWS];
+  cfg.stride_cols = o[kOptionSTRIDE_COLS];
+  cfg.padding = o[kOptionPADDING];
+  cfg.hidden1 = h1;
+  cfg.hidden2 = h2;
+  cfg.gate_activation = o[kOptionGATE_ACTIVATION];
+  cfg.update_activation = o[kOptionUPDATE_ACTIVATION];
+  rnnpool_geometry geo;
+  TF_LITE_ENSURE_OK(context, CoreStatus(rnnpool_validate_config(&cfg, &geo), "options do not fit the input"));
+  if (4 * h2 > INT32_MAX / 4) return Fail("output channel count overflows", "output");
+  const int output_shape[] = {cfg.batch, geo.out_rows, geo.out_cols, 4 * h2};
+  if (CheckShape(output, "output", 4, output_shape) != kTfLiteOk) {
+    MicroPrintf("RNNPool: the options give an output of [%d, %d, %d, %d]", output_shape[0], output_shape[1],
+                output_shape[2], output_shape[3]);
+    return kTfLiteError;
+  }
+
+  size_t prepared_bytes, scratch_bytes;
+  void* prepared;
+  if (data->is_int8) {
+    rnnpool_s8_params params;
+    TF_LITE_ENSURE_OK(context, PerTensorParams(input, "input", &params.input_scale, &params.input_zero_point));
+    TF_LITE_ENSURE_OK(context, PerTensorParams(output, "output", &params.output_scale, &params.output_zero_point));
+    TF_LITE_ENSURE_OK(context, MatrixParams(tensors.input(kInputW1), "w1", &params.w1_scale, &params.w1_scale_count));
+    TF_LITE_ENSURE_OK(context, MatrixParams(tensors.input(kInputU1), "u1", &params.u1_scale, &params.u1_scale_count));
+    TF_LITE_ENSURE_OK(context, MatrixParams(tensors.input(kInputW2), "w2", &params.w2_scale, &params.w2_scale_count));
+    TF_LITE_ENSURE_OK(context, MatrixParams(tensors.input(kInputU2), "u2", &params.u2_scale, &params.u2_scale_count));
+    TF_LITE_ENSURE_OK(context, FixedFormatParams(tensors.input(kInputBIAS1), "bias1"));
+    TF_LITE_ENSURE_OK(context, FixedFormatParams(tensors.input(kInputBIAS2), "bias2"));
+    TF_LITE_ENSURE_OK(context, FixedFormatParams(tensors.input(kInputSCALARS), "fastgrnn_scalars"));
+    params.w1 = tensors.input(kInputW1)->data.int8;
+    params.u1 = tensors.input(kInputU1)->data.int8;
+    params.bias1 = tensors.input(kInputBIAS1)->data.i32;
+    params.w2 = tensors.input(kInputW2)->data.int8;
+    params.u2 = tensors.input(kInputU2)->data.int8;
+    params.bias2 = tensors.input(kInputBIAS2)->data.i32;
+    params.scalars = tensors.input(kInputSCALARS)->data.i16;
+    TF_LITE_ENSURE_OK(context, CoreStatus(rnnpool_s8_validate(&cfg, &params), "invalid int8 parameters"));
+    prepared_bytes = rnnpool_s8_prepared_bytes(&cfg);
+    scratch_bytes = rnnpool_s8_scratch_bytes(&cfg);
+    if (prepared_bytes == 0) return Fail("the kernel rejects the configuration", nullptr);
+    prepared = micro_context->AllocatePersistentBuffer(prepared_bytes);
+    if (prepared == nullptr) return Fail("no arena left for the prepared weights", nullptr);
+    TF_LITE_ENSURE_OK(context, CoreStatus(rnnpool_s8_prepare(&cfg, &params, prepared, prepared_bytes), "prepare"));
+  } else {
+    rnnpool_f32_params params;
+    params.w1 = tensors.input(kInputW1)->data.f;
+    params.u1 = tensors.input(kInputU1)->data.f;
+    params.bias1 = tensors.input(kInputBIAS1)->data.f;
+    params.w2 = tensors.input(kInputW2)->data.f;
+    params.u2 = tensors.input(kInputU2)->data.f;
+    params.bias2 = tensors.input(kInputBIAS2)->data.f;
+    params.scalars = tensors.input(kInputSCALARS)->data.f;
+    TF_LITE_ENSURE_OK(context, CoreStatus(rnnpool_f32_validate(&cfg, &params), "invalid float32 parameters"));
+    prepared_bytes = rnnpool_f32_prepared_bytes(&cfg);
+    scratch_bytes = rnnpool_f32_scratch_bytes(&cfg);
+    if (prepared_bytes == 0) return Fail("the kernel rejects the configuration", nullptr);
+    prepared = micro_context->AllocatePersistentBuffer(prepared_bytes);
+    if (prepared == nullptr) return Fail("no arena left for the prepared weights", nullptr);
+    TF_LITE_ENSURE_OK(context, CoreStatus(rnnpool_f32_prepare(&cfg, &params, prepared, prepared_bytes), "prepare"));
+  }
+  data->prepared = prepared;
+  data->scratch_bytes = scratch_bytes;
+  data->scratch_index = -1;
+  if (scratch_bytes > 0 &&
+      micro_context->RequestScratchBufferInArena(scratch_bytes, &data->scratch_index) != kTfLiteOk) {
+    return Fail("could not request the scratch buffer", nullptr);
+  }
+  return kTfLiteOk;
+}
+
+// ---- Eval -------------------------------------------------------------------
+
+TfLiteStatus Eval(TfLiteContext* context, TfLiteNode* node) {
+  const OpData* data = static_cast<const OpData*>(node->user_data);
+  if (data == nullptr || data->prepared == nullptr) return Fail("evaluated without a successful Prepare", nullptr);
+  const TfLiteEvalTensor* input = micro::GetEvalInput(context, node, kInputINPUT);
+  TfLiteEvalTensor* output = micro::GetEvalOutput(context, node, 0);
+  void* scratch = data->scratch_index >= 0 ? context->GetScratchBuffer(context, data->scratch_index) : nullptr;
+  const rnnpool_status status =
+      data->is_int8 ? rnnpool_s8_eval(data->prepared, micro::GetTensorData<int8_t>(input),
+                                      micro::GetTensorData<int8_t>(output), scratch, data->scratch_bytes)
+                    : rnnpool_f32_eval(data->prepared, micro::GetTensorData<float>(input),
+                                       micro::GetTensorData<float>(output), scratch, data->scratch_bytes);
+  return CoreStatus(status, "eval");
+}
+
+}  // namespace
+
+TFLMRegistration Register_RNNPOOL() { return micro::RegisterOp(Init, Prepare, Eval); }
+
+}  // namespace tflite
