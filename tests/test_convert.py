@@ -1,0 +1,125 @@
+"""Conversion to an int8 .tflite with one RNNPool custom op per layer (issue 4)."""
+
+import pathlib
+import re
+
+import numpy as np
+import pytest
+
+from rnnpool_tflm import check, convert, quantize, tflite_model as tfm
+from rnnpool_tflm.errors import RNNPoolError
+from rnnpool_tflm.layers import find_rnnpool_layers
+from rnnpool_tflm.op_contract import contract
+from rnnpool_tflm.reference import quantize_rnnpool
+
+import models_for_tests as mft
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _rnnpool_ops(tflite: bytes):
+    m = tfm.read_model(tflite)
+    sg = m.subgraphs[0]
+    return m, sg, [op for op in sg.operators if tfm.is_rnnpool(m, op)]
+
+
+def test_acceptance_model_converts_to_one_custom_op_per_rnnpool_and_follows_the_contract():
+    acc = mft.acceptance(hard=False)
+    m, sg, ops = _rnnpool_ops(acc.conversion.tflite)
+    assert len(ops) == 1
+    c = contract()
+    code = m.operatorCodes[ops[0].opcodeIndex]
+    assert (tfm._text(code.customCode), code.version) == (c.custom_code, c.version)
+    op = ops[0]
+    assert len(op.inputs) == len(c.inputs) and len(op.outputs) == 1
+    for spec, idx in zip(c.inputs, op.inputs):
+        t = sg.tensors[idx]
+        assert t.type == getattr(tfm.TensorType, spec.int8_type), spec.name
+    # The weights are quantize_rnnpool's for the quantization the converter gave the op's I/O.
+    layer = quantize.rnnpool_wrappers(acc.qat_model)[0].layer
+    s_x, zp_x = tfm.per_tensor(sg.tensors[op.inputs[0]], "input")
+    s_y, zp_y = tfm.per_tensor(sg.tensors[op.outputs[0]], "output")
+    want = quantize_rnnpool(layer.get_rnnpool_weights(), layer.rnnpool_config, float(s_x), zp_x, float(s_y), zp_y)
+    for (name, _, data, scales), idx in zip(tfm.weight_tensor_arrays(want), op.inputs[1:]):
+        t = sg.tensors[idx]
+        np.testing.assert_array_equal(tfm.constant_data(m, t), data, err_msg=name)
+        got_scales, got_zps, dim = tfm.quantization(t)
+        np.testing.assert_array_equal(got_scales, np.asarray(scales, np.float32), err_msg=name)
+        assert np.all(got_zps == 0) and dim == 0
+    assert tfm.decode_options(op.customOptions) == {
+        "version": 1, "patch_rows": 8, "patch_cols": 8, "stride_rows": 4, "stride_cols": 4, "padding": 0,
+        "gate_activation": 0, "update_activation": 0}
+    # Every other op is an int8 builtin; graph I/O int8.
+    builtin = {tfm.opcode_name(m, o.opcodeIndex) for o in sg.operators} - {"RNNPool"}
+    assert builtin <= {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MEAN", "FULLY_CONNECTED"}, builtin
+    convert.check_int8(m, float_io=False)
+    assert all(sg.tensors[i].type == tfm.TensorType.INT8 for i in list(sg.inputs) + list(sg.outputs))
+    s = acc.conversion.summary
+    assert s.ops["RNNPool"] == 1 and s.model_bytes == len(acc.conversion.tflite) and s.parameters > 30000
+
+
+def test_hard_model_has_float_io():
+    acc = mft.acceptance(hard=True)
+    m, sg, ops = _rnnpool_ops(acc.conversion.tflite)
+    assert len(ops) == 1
+    assert tfm.decode_options(ops[0].customOptions)["gate_activation"] == contract().constants[
+        "RNNPOOL_GATE_HARD_SIGMOID"]
+    assert all(sg.tensors[i].type == tfm.TensorType.FLOAT32 for i in list(sg.inputs) + list(sg.outputs))
+    names = [tfm.opcode_name(m, o.opcodeIndex) for o in sg.operators]
+    assert names[0] == "QUANTIZE" and names[-1] == "DEQUANTIZE"
+    convert.check_int8(m, float_io=True)
+
+
+def test_docs_name_every_contract_input_and_option():
+    text = (ROOT / "docs" / "custom_op.md").read_text()
+    c = contract()
+    for spec in c.inputs + c.outputs:
+        assert re.search(rf"\| {spec.index} \| `{spec.name}` \| {spec.int8_type} \| {spec.float_type} \|", text), spec
+    for option in c.options:
+        assert re.search(rf"\| `{option.key}` \| {option.minimum} \.\. {option.maximum} \|", text), option
+    assert f'`"{c.custom_code}"`' in text and f"`{c.version}`" in text
+
+
+@pytest.mark.parametrize("builder", [mft.mixed_functional_model, mft.sequential_rnnpool_first, mft.two_rnnpools])
+def test_float_models_convert_with_representative_data(builder):
+    """Post-training quantization: RNNPool fed by the model input, RNNPool -> RNNPool, an
+    RNNPool output that is also a model output; every RNNPool op bit-exact on the host."""
+    model = builder()
+    x = mft.random_images(model, 48)
+    result = convert.convert_model(model, representative_data=x)
+    assert result.summary.rnnpool_ops == len(find_rnnpool_layers(model))
+    report = check.check_model(result.tflite, keras_model=model, data=([x], None), measure_arena=False)
+    assert report.rnnpool_bitexact
+    assert report.cosine > 0.99  # against the float model: post-training quantization error only
+
+
+def test_mixed_functional_model_quantizes_and_converts():
+    """Add, DepthwiseConv2D, BatchNormalization (folded), ReLU6, max/average pooling, RNNPool."""
+    model = mft.mixed_functional_model()
+    x = mft.random_images(model, 64)
+    qat = quantize.quantize_model(model)
+    quantize.calibrate_ranges(qat, x)
+    result = convert.convert_model(qat)
+    names = set(result.summary.ops)
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MAX_POOL_2D", "RNNPool"} <= names, names
+    assert "BATCH_NORMALIZATION" not in " ".join(names) and "MUL" not in names  # BN folded
+    report = check.check_model(result.tflite, keras_model=qat, data=([x], None), measure_arena=False)
+    assert report.rnnpool_bitexact and report.max_abs_err_lsb <= 2 and report.top1_agreement >= 0.95
+
+
+def test_float_model_without_data_is_refused():
+    with pytest.raises(RNNPoolError, match="representative data"):
+        convert.convert(mft.sequential_rnnpool_first())
+
+
+def test_convert_is_callable_as_the_module():
+    import rnnpool_tflm.convert as module
+    model = mft.sequential_rnnpool_first()
+    data = mft.random_images(model, 16)
+    assert module(model, representative_data=data)[4:8] == b"TFL3"
+
+
+def test_representative_data_of_the_wrong_shape():
+    model = mft.sequential_rnnpool_first()
+    with pytest.raises(RNNPoolError, match="wrong shape"):
+        convert.convert(model, representative_data=np.zeros((4, 8, 8, 3), np.float32))
