@@ -1,8 +1,9 @@
 """`rnnpool-tflm export`: a model's firmware sources, if the model fits the board.
 
 Picks the test input, runs the model on the host for the expected output, sizes the
-arena (the check's figure plus a margin), judges the fit (on the firmware built for
-the board when TFLM_DIR is set, else on an estimate of the code around the model)
+arena (the check's figure plus a margin: measured on the emulated Cortex-M4 when
+TFLM_DIR is set, else the toolkit's estimate), judges the fit (on the firmware built
+for the board when TFLM_DIR is set, else on an estimate of the code around the model)
 and writes the generated sources (firmware_sources) into DIR/generated/.
 """
 
@@ -165,11 +166,29 @@ def run_interpreter(model: bytes, inputs: Sequence[np.ndarray], output_count: in
 
 # ---- arena figure and fit ----------------------------------------------------------------------
 
+MEASURED_LABEL = "measured on the emulated Cortex-M4"
+
+
 def arena_figure(model: bytes) -> Tuple[int, str]:
-    """The arena the check reports for the Cortex-M4 target, and its label."""
+    """The check's arena for the Cortex-M4 target without TFLM sources: the toolkit's
+    estimate of TFLM's planning, and its label."""
     from .arena import estimate_arena
     estimate = estimate_arena(model, "cortex-m4")
     return max(estimate.total_bytes, estimate.min_arena_bytes), estimate.label
+
+
+def measured_arena(model_path: pathlib.Path, input_path: Optional[pathlib.Path],
+                   expected: Sequence[np.ndarray]) -> Optional[Tuple[int, str, bool]]:
+    """The check's arena with TFLM sources: arena_used_bytes() of the firmware on the
+    emulated Cortex-M4 (mps2-an386 when the model exceeds the F405), with the label and
+    whether the emulated output equalled the host's. None when no emulated machine
+    holds the model (the estimate then decides, and the verdict refuses it)."""
+    from . import firmware_run
+    try:
+        emulation = firmware_run.measure_arena(model_path, input_path, host_run=lambda *_: list(expected))
+    except firmware_run.DoesNotFit:
+        return None
+    return emulation.arena_used_bytes, MEASURED_LABEL, emulation.output_matches_host
 
 
 def with_margin(arena_bytes: int) -> int:
@@ -214,16 +233,22 @@ def prepare(model: bytes, input_path: Optional[pathlib.Path] = None,
 
 
 def _can_build() -> bool:
-    from . import firmware_build, tflm_sources
-    return tflm_sources.tflm_dir(required=False) is not None and not firmware_build.missing_tools()
+    """TFLM sources, the Arm toolchain and QEMU: the firmware can be built and measured."""
+    import shutil
+
+    from . import firmware_build, firmware_run, tflm_sources
+    return (tflm_sources.tflm_dir(required=False) is not None and not firmware_build.missing_tools()
+            and shutil.which(firmware_run.QEMU) is not None)
 
 
 def export_model(model_path: pathlib.Path, firmware_dir: pathlib.Path, input_path: Optional[pathlib.Path] = None,
                  board: str = "nucleo_f446re") -> Tuple[Generated, boards.Verdict]:
     """The `export` command: refuses a model that does not fit `board`, else writes the sources.
 
-    With TFLM_DIR (and the Arm toolchain) the firmware is built for the board first and
-    the fit is judged on its ELF; otherwise the firmware around the model is estimated."""
+    With TFLM_DIR (and the Arm toolchain and QEMU) the arena is the one measured on the
+    emulated Cortex-M4 (as `check` reports it), the firmware is built for the board and
+    the fit is judged on its ELF; otherwise the arena is the check's estimate and the
+    firmware around the model is estimated."""
     model_path = pathlib.Path(model_path)
     if not model_path.is_file():
         raise RNNPoolError(f"model file {model_path} does not exist")
@@ -233,6 +258,7 @@ def export_model(model_path: pathlib.Path, firmware_dir: pathlib.Path, input_pat
     figure, label = arena_figure(model)
     arena = with_margin(figure)
     exact = _can_build()
+    extra = {}
 
     def refuse(verdict: boards.Verdict, how: str) -> None:
         if not verdict.fits:
@@ -243,7 +269,13 @@ def export_model(model_path: pathlib.Path, firmware_dir: pathlib.Path, input_pat
         verdict = board_verdict(board, arena, model, info)
         refuse(verdict, "firmware code and data estimated")
     info, inputs, expected = prepare(model, input_path)
-    extra = {"arena_figure_bytes": figure, "arena_figure_source": label}
+    if exact:
+        measured = measured_arena(model_path, input_path, expected)
+        if measured is not None:
+            figure, label, matches = measured
+            arena = with_margin(figure)
+            extra["emulated_output_matches_host"] = matches
+    extra.update({"arena_figure_bytes": figure, "arena_figure_source": label})
     if exact:
         from . import firmware_build
         with tempfile.TemporaryDirectory(prefix="rnnpool-export-") as tmp:

@@ -7,6 +7,7 @@ otherwise (except the TFLM_DIR error test). The TFLM library is built once and c
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -64,6 +65,8 @@ def test_conv_model_matches_the_interpreter_bit_for_bit(conv_path, tmp_path):
     assert result.run.values["output_fnv1a"] == f"0x{firmware_sources.fnv1a32(host.tobytes()):08x}"
     report = result.as_dict()
     assert report["arena_used_bytes"] > 0 and report["instructions"] > 10_000
+    # The firmware's own figure (calibrated on the target) is the host's.
+    assert result.run.integer("instructions") == report["instructions"]
     assert report["flash_bytes"] > len(model) and report["ram_bytes"] > report["arena_used_bytes"]
     # Deterministic: a second run (cached build) counts the same instructions.
     again = firmware_run.emulate_model(conv_path)
@@ -95,6 +98,23 @@ def test_arena_too_small_is_a_clear_error_with_nonzero_status(conv_path, tmp_pat
     assert "AllocateTensors failed" in capsys.readouterr().err
     printed = (tmp_path / "qemu_output.txt").read_text()
     assert "status: 5" in printed and "hard fault" not in printed
+
+
+@needs_firmware
+def test_an_operator_the_firmware_does_not_register_is_a_clear_error(conv_path, tmp_path):
+    """Sources whose operator list lacks the model's CONV_2D: TFLM names the operator and
+    the firmware stops with AllocateTensors' status, not a fault."""
+    model = conv_path.read_bytes()
+    info, inputs, expected = firmware_export.prepare(model)
+    without_ops = dataclasses.replace(info, ops=())
+    gen = firmware_sources.write_sources(tmp_path / "gen", model, without_ops, inputs, expected, 16, "conv", "qemu")
+    build = firmware_build.build_firmware(gen.directory, "netduinoplus2", tmp_path / "build",
+                                          ["RNNPOOL_ARENA_FILL_SRAM"])
+    run = firmware_run.run_elf(build.elf, "netduinoplus2")
+    assert run.exit_code == 5
+    assert "CONV_2D" in run.output and "error: AllocateTensors failed" in run.output
+    assert "hard fault" not in run.output and "invoke_ticks" not in run.values
+    assert "AllocateTensors failed (status 5)" in run.failure()
 
 
 @needs_firmware
@@ -141,3 +161,26 @@ def test_a_model_too_large_for_the_f405_is_measured_on_mps2(tmp_path):
     result = firmware_run.measure_arena(path)
     assert result.machine == "mps2-an386" and result.output_matches_host
     assert result.arena_used_bytes > 128 * 1024
+
+
+@needs_firmware
+@pytest.mark.slow
+@pytest.mark.parametrize("hard", [False, True], ids=["int8_io", "float_io_hard"])
+def test_the_convert_acceptance_models_match_the_host_on_the_emulated_m4(hard, tmp_path):
+    """Issue 5 acceptance: the two models of the QAT/convert tests (trained once per session,
+    shared with those tests) give output_matches_host on the emulated STM32F405, and the
+    check's estimate without TFLM sources is within 5 % of the measured arena."""
+    import models_for_tests
+    from rnnpool_tflm.arena import estimate_arena
+
+    acc = models_for_tests.acceptance(hard)
+    path = tmp_path / "acceptance.tflite"
+    path.write_bytes(acc.conversion.tflite)
+    x = models_for_tests.line_data()[2][:1]
+    np.save(tmp_path / "x.npy", x)
+    result = firmware_run.emulate_model(path, tmp_path / "x.npy")
+    assert result.output_matches_host
+    assert "RNNPool" in result.generated.manifest["ops"]
+    estimate = estimate_arena(acc.conversion.tflite, "cortex-m4")
+    predicted = max(estimate.total_bytes, estimate.min_arena_bytes)
+    assert abs(predicted - result.arena_used_bytes) <= 0.05 * result.arena_used_bytes

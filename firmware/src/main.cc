@@ -5,9 +5,10 @@
 // test_data.h, model_config.h). Every result is one "key: value" line, which
 // rnnpool_tflm.firmware_run parses:
 //   model_bytes, arena_bytes, arena_used_bytes, invoke_ticks (QEMU: SysTick
-//   under -icount, with calibration_* to turn ticks into instructions) or
-//   cycles + time_us (boards: DWT at the core clock), output_bytes,
-//   output_fnv1a, output_first, output_mismatches, output_matches_expected.
+//   under -icount, with calibration_* to turn ticks into instructions, and
+//   instructions) or cycles (boards: DWT at the core clock), time_ms,
+//   output_bytes, output_fnv1a, output_first, output_mismatches,
+//   output_matches_expected.
 // Exit status (QEMU) / halt code (boards) -- see firmware/README.md:
 //   0 ok, 1 output differs, 2 bad model, 4 op registration, 5 AllocateTensors,
 //   6 tensors differ from the embedded test data, 7 Invoke failed.
@@ -98,6 +99,15 @@ void PrintFirstValues(const TfLiteTensor* t, int count) {
     }
   }
   console_write("\n");
+}
+
+// "time_ms: M.UUU (at F Hz...)": `cycles` at the core clock, in milliseconds.
+void PrintTime(uint64_t cycles, const char* note) {
+  const uint64_t us = (cycles * 1000000u) / RNNPOOL_CORE_CLOCK_HZ;
+  console_write("time_ms: ");
+  console_write_u64(us / 1000u);
+  console_printf(".%03u (at %lu Hz%s)\n", static_cast<unsigned>(us % 1000u),
+                 static_cast<unsigned long>(RNNPOOL_CORE_CLOCK_HZ), note);
 }
 
 // Starts the counter and returns its first settled reading. SysTick (QEMU) only
@@ -192,13 +202,19 @@ int main(void) {
   console_write("invoke_ticks: ");
   console_write_u64(ticks);
   console_write("\n");
+  // Instructions executed in Invoke (deterministic under -icount): ticks over the
+  // calibration loop's ticks per instruction. QEMU is not cycle-accurate, so the
+  // time below counts one instruction per cycle.
+  const uint64_t instructions = calibration == 0 ? 0 : (ticks * (2u * kCalibrationIterations) + calibration / 2) / calibration;
+  console_write("instructions: ");
+  console_write_u64(instructions);
+  console_write("\n");
+  PrintTime(instructions, " (1 instruction per cycle: QEMU is not cycle-accurate)");
 #else
   console_write("cycles: ");
   console_write_u64(ticks);
   console_write("\n");
-  console_write("time_us: ");
-  console_write_u64((ticks * 1000000u) / RNNPOOL_CORE_CLOCK_HZ);
-  console_printf(" (at %lu Hz)\n", static_cast<unsigned long>(RNNPOOL_CORE_CLOCK_HZ));
+  PrintTime(ticks, " (DWT cycle counter)");
 #endif
 
   size_t mismatches = 0, total = 0;

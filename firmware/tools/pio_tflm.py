@@ -61,11 +61,17 @@ env.Append(  # noqa: F821
     LIBS=["m"],
 )
 
-# TFLM at the Makefile's optimisation levels, as three static libraries.
+# TFLM at the Makefile's optimisation levels, as three static libraries. The clones are
+# taken before the platform's builder names its tools, so they name the Arm toolchain
+# themselves (the names ststm32's builder/main.py uses); without this they would run
+# the host's cc/c++.
+ARM_TOOLS = dict(AR="arm-none-eabi-gcc-ar", AS="arm-none-eabi-as", CC="arm-none-eabi-gcc",
+                 CXX="arm-none-eabi-g++", RANLIB="arm-none-eabi-gcc-ranlib")
 libraries = []
 for name, group, opt in (("tflm_core", SOURCES.core, fb.CORE_OPT), ("tflm_kernels", SOURCES.kernels, fb.KERNEL_OPT),
                          ("cmsis_nn", SOURCES.third_party_kernels, fb.THIRD_PARTY_KERNEL_OPT)):
     lib_env = env.Clone()  # noqa: F821
+    lib_env.Replace(ARFLAGS=["rc"], **ARM_TOOLS)
     lib_env.Append(CCFLAGS=[opt, "-w"])
     objects = [lib_env.Object(target=os.path.join("$BUILD_DIR", name, rel.replace("/", "__") + ".o"),
                               source=str(ROOT / rel)) for rel in group]

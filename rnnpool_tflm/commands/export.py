@@ -28,12 +28,15 @@ def run(args):
         print(json.dumps({"directory": str(generated.directory), "files": [str(f) for f in generated.files],
                           "ops": m["ops"], "arena_bytes": m["arena_bytes"], "arena_figure_bytes": m["arena_figure_bytes"],
                           "arena_figure_source": m["arena_figure_source"], "model_bytes": m["model_bytes"],
+                          "emulated_output_matches_host": m.get("emulated_output_matches_host"),
                           **{f"verdict_{k}": v for k, v in verdict.as_dict().items()}}))
         return 0
     print(f"exported {args.model} -> {generated.directory}")
     print(f"  operators: {', '.join(m['ops'])}")
     print(f"  model {m['model_bytes']:,} B; arena {m['arena_bytes']:,} B "
           f"({m['arena_figure_source']} {m['arena_figure_bytes']:,} B + margin)")
+    if "emulated_output_matches_host" in m:
+        print(f"  emulated Cortex-M4 output equals the host's: {'yes' if m['emulated_output_matches_host'] else 'NO'}")
     print(f"  {verdict.message()}")
     print(f"  files: {', '.join(f.name for f in generated.files)}")
     return 0
