@@ -84,12 +84,21 @@ class CheckReport:
 # -- arena and board (other engineers' modules, one function each) ------------------------------------
 
 def arena_for_cortex_m4(model_bytes: bytes, model_path: Optional[pathlib.Path] = None):
-    """(bytes, exact, label): measured on the emulated Cortex-M4 when TFLM_DIR is set
-    (firmware_run.emulate_model), else the toolkit's estimate of TFLM's planning."""
-    if os.environ.get("TFLM_DIR") and model_path is not None:
-        from .firmware_run import emulate_model
-        emulation = emulate_model(pathlib.Path(model_path))
-        return int(emulation.arena_used_bytes), True, "measured on the emulated Cortex-M4"
+    """(bytes, exact, label): arena_used_bytes() of the firmware on the emulated Cortex-M4
+    (the STM32F405, or mps2-an386 for a model the F405 cannot hold) when TFLM sources, the
+    Arm toolchain and QEMU are available; else the toolkit's estimate of TFLM's planning."""
+    from .firmware_export import _can_build
+    if _can_build():
+        import tempfile
+
+        from .firmware_run import measure_arena
+        with tempfile.TemporaryDirectory(prefix="rnnpool-check-") as tmp:
+            if model_path is None:
+                model_path = pathlib.Path(tmp) / "model.tflite"
+                model_path.write_bytes(model_bytes)
+            emulation = measure_arena(pathlib.Path(model_path))
+        return (int(emulation.arena_used_bytes), True,
+                f"measured on the emulated Cortex-M4 ({emulation.machine})")
     from .arena import estimate_arena
     estimate = estimate_arena(model_bytes, "cortex-m4")
     return int(max(estimate.total_bytes, estimate.min_arena_bytes)), False, "estimate"

@@ -133,7 +133,13 @@ def _plain_int8_tflite(keras_model, data) -> bytes:
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
-    return converter.convert()
+    import warnings
+
+    from .firmware_export import captured_stderr_fd
+    # The calibrator prints its settings on fd 2 and warns about input statistics: noise here.
+    with warnings.catch_warnings(), captured_stderr_fd():
+        warnings.simplefilter("ignore")
+        return converter.convert()
 
 
 def tflite_for(keras_model) -> Tuple[Optional[bytes], str]:

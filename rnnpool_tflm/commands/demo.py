@@ -1,12 +1,12 @@
 """`rnnpool-tflm demo`: the whole pipeline on built-in data."""
 
-HELP = "run the pipeline end to end on built-in synthetic data"
+HELP = "run the pipeline end to end on built-in data (train, QAT, convert, check, export, emulate)"
 
 
 def add_arguments(parser):
     parser.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
-    parser.add_argument("--quick", action="store_true", help="smaller data and fewer epochs (about a minute)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="less data and fewer epochs (about a minute)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for data and initial weights")
 
 
 def run(args):
