@@ -116,13 +116,9 @@ def board_verdict(board: str, arena_bytes: int, model_bytes: int):
 def load_data(path, input_details: Sequence[dict]):
     """(float inputs per model input, labels or None) from an .npz file."""
     from .convert import select_inputs
+    from .files import load_arrays
     path = pathlib.Path(path)
-    if not path.is_file():
-        raise RNNPoolError(f"data file {path} does not exist")
-    try:
-        store = np.load(path, allow_pickle=False)
-    except Exception as exc:
-        raise RNNPoolError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc})") from None
+    store = load_arrays(path, "data file")
     if not hasattr(store, "files"):
         store = {"x": store}
     names = [d["name"] for d in input_details]

@@ -332,26 +332,21 @@ def _add_rnnpool_op(m: tfm.schema.ModelT, site: RNNPoolSite, x_idx: int, y_idx: 
 def _add_float_io(m: tfm.schema.ModelT) -> None:
     """QUANTIZE at every graph input, DEQUANTIZE at every output: float32 I/O."""
     sg = m.subgraphs[0]
-    new_inputs, new_outputs, front = [], [], []
-    for idx in sg.inputs:
+
+    def float_twin(idx: int, opcode: int, is_input: bool):
+        """A float32 tensor taking over the I/O tensor's name, and the op converting between them."""
         t = sg.tensors[idx]
         f_idx = tfm.add_tensor(m, sg, tfm._text(t.name), tfm.TensorType.FLOAT32, tfm.tensor_shape(t))
         t.name = f"{tfm._text(t.name)}_int8"
         op = tfm.schema.OperatorT()
-        op.opcodeIndex = tfm.opcode_index(m, tfm.BuiltinOperator.QUANTIZE)
-        op.inputs, op.outputs = [f_idx], [idx]
-        front.append(op)
-        new_inputs.append(f_idx)
-    for idx in sg.outputs:
-        t = sg.tensors[idx]
-        f_idx = tfm.add_tensor(m, sg, tfm._text(t.name), tfm.TensorType.FLOAT32, tfm.tensor_shape(t))
-        t.name = f"{tfm._text(t.name)}_int8"
-        op = tfm.schema.OperatorT()
-        op.opcodeIndex = tfm.opcode_index(m, tfm.BuiltinOperator.DEQUANTIZE)
-        op.inputs, op.outputs = [idx], [f_idx]
-        sg.operators.append(op)
-        new_outputs.append(f_idx)
-    sg.operators = front + sg.operators
+        op.opcodeIndex = tfm.opcode_index(m, opcode)
+        op.inputs, op.outputs = ([f_idx], [idx]) if is_input else ([idx], [f_idx])
+        return f_idx, op
+
+    front = [float_twin(idx, tfm.BuiltinOperator.QUANTIZE, True) for idx in sg.inputs]
+    back = [float_twin(idx, tfm.BuiltinOperator.DEQUANTIZE, False) for idx in sg.outputs]
+    new_inputs, new_outputs = [f for f, _ in front], [f for f, _ in back]
+    sg.operators = [op for _, op in front] + list(sg.operators) + [op for _, op in back]
     remap = dict(zip(list(sg.inputs) + list(sg.outputs), new_inputs + new_outputs))
     for sig in m.signatureDefs or []:
         for entry in list(sig.inputs or []) + list(sig.outputs or []):

@@ -29,3 +29,18 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> pathlib.Path:
 
 def atomic_write_text(path: PathLike, text: str) -> pathlib.Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def load_arrays(path: PathLike, what: str):
+    """np.load of a user's .npy/.npz file (no pickles), with errors that name the file and its role."""
+    import numpy as np
+
+    from .errors import RNNPoolError
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise RNNPoolError(f"{what} {path} does not exist")
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise RNNPoolError(f"cannot read {what} {path} as a NumPy .npy/.npz file "
+                           f"({type(exc).__name__}: {exc})") from None

@@ -84,13 +84,9 @@ def load_inputs(path: Optional[pathlib.Path], info: ModelInfo, seed: int = 0) ->
             else:
                 out.append(rng.standard_normal(t.shape).astype(dt))
         return out
+    from .files import load_arrays
     path = pathlib.Path(path)
-    if not path.is_file():
-        raise RNNPoolError(f"input file {path} does not exist")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except Exception as exc:
-        raise RNNPoolError(f"cannot read {path} as a NumPy .npy/.npz file: {exc}") from None
+    loaded = load_arrays(path, "input file")
     if isinstance(loaded, np.ndarray):
         if len(info.inputs) != 1:
             raise RNNPoolError(f"{path} holds one array, the model has {len(info.inputs)} inputs (use .npz)")

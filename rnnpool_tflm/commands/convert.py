@@ -16,23 +16,17 @@ def add_arguments(parser):
 def run(args):
     import os
 
-    import numpy as np
-
     from ..convert import convert_model
     from ..errors import RNNPoolError
-    from ..files import atomic_write_bytes
+    from ..files import atomic_write_bytes, load_arrays
     from ..quantize import load_model
 
     if not os.path.exists(args.model):
         raise RNNPoolError(f"model {args.model} does not exist")
     data = None
     if args.representative:
-        if not os.path.isfile(args.representative):
-            raise RNNPoolError(f"representative data file {args.representative} does not exist")
-        try:
-            data = dict(np.load(args.representative, allow_pickle=False))
-        except Exception as exc:
-            raise RNNPoolError(f"{args.representative}: not a readable .npz file ({exc})") from None
+        store = load_arrays(args.representative, "representative data file")
+        data = dict(store) if hasattr(store, "files") else store
     try:
         model = load_model(args.model)
     except RNNPoolError:
