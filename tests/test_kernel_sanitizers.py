@@ -145,7 +145,7 @@ def test_fuzzing_the_validator_prepare_and_eval_finds_no_crash(tmp_path):
         # forked it (pytest with TensorFlow loaded: gigabytes); limit single allocations instead.
         done = subprocess.run([str(fuzzer), f"-max_total_time={FUZZ_SECONDS}", "-seed=1", "-print_final_stats=1",
                                "-rss_limit_mb=0", "-malloc_limit_mb=2048", str(corpus)],
-                              capture_output=True, text=True, timeout=FUZZ_SECONDS + 120)
+                              capture_output=True, text=True, timeout=FUZZ_SECONDS + 120, cwd=tmp_path)
         assert done.returncode == 0, done.stderr[-4000:]
         runs = int(next(line for line in done.stderr.splitlines() if "number_of_executed_units" in line).split()[-1])
         assert runs > 1000
