@@ -87,8 +87,8 @@ def arena_for_cortex_m4(model_bytes: bytes, model_path: Optional[pathlib.Path] =
     """(bytes, exact, label): arena_used_bytes() of the firmware on the emulated Cortex-M4
     (the STM32F405, or mps2-an386 for a model the F405 cannot hold) when TFLM sources, the
     Arm toolchain and QEMU are available; else the toolkit's estimate of TFLM's planning."""
-    from .firmware_export import _can_build
-    if _can_build():
+    from .firmware_export import can_build_firmware
+    if can_build_firmware():
         import tempfile
 
         from .firmware_run import measure_arena

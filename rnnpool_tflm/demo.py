@@ -189,8 +189,8 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 
 def emulate_stage(out: pathlib.Path, tflite_path: pathlib.Path) -> Dict:
     """The firmware on the emulated STM32F405 (mps2-an386 if it does not fit), or why not."""
-    from .firmware_export import _can_build
-    if not _can_build():
+    from .firmware_export import can_build_firmware
+    if not can_build_firmware():
         return {"ran": False, "reason": "needs TFLM sources (TFLM_DIR), arm-none-eabi-gcc and qemu-system-arm"}
     from .firmware_run import measure_arena
     emulation = measure_arena(tflite_path, out / "test_input.npy")

@@ -228,7 +228,7 @@ def prepare(model: bytes, input_path: Optional[pathlib.Path] = None,
     return info, inputs, expected
 
 
-def _can_build() -> bool:
+def can_build_firmware() -> bool:
     """TFLM sources, the Arm toolchain and QEMU: the firmware can be built and measured."""
     import shutil
 
@@ -253,7 +253,7 @@ def export_model(model_path: pathlib.Path, firmware_dir: pathlib.Path, input_pat
     board = boards.get_board(board).name
     figure, label = arena_figure(model)
     arena = with_margin(figure)
-    exact = _can_build()
+    exact = can_build_firmware()
     extra = {}
 
     def refuse(verdict: boards.Verdict, how: str) -> None:

@@ -63,7 +63,7 @@ def test_export_writes_model_ops_test_data_and_manifest(conv_path, tmp_path):
     assert f"RNNPOOL_ARENA_BYTES {manifest['arena_bytes']}u" in (out / "model_config.h").read_text()
     assert manifest["outputs"][0]["fnv1a"] == f"0x{firmware_sources.fnv1a32(host.tobytes()):08x}"
     assert verdict.fits and verdict.board == "nucleo_f446re"
-    if firmware_export._can_build():  # TFLM_DIR: the check's measured figure, the built firmware
+    if firmware_export.can_build_firmware():  # TFLM_DIR: the check's measured figure, the built firmware
         assert manifest["arena_figure_source"] == firmware_export.MEASURED_LABEL
         assert manifest["emulated_output_matches_host"] is True
         assert manifest["fit_judged_on"] == "built firmware" and manifest["firmware_flash_bytes"] > len(model)
