@@ -12,7 +12,7 @@ import json
 import os
 import pathlib
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict
 
 import numpy as np
 

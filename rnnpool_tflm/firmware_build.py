@@ -76,7 +76,7 @@ class Platform:
 
 
 _QEMU_SOURCES = ("startup_cm4.c", "semihosting.c", "cycle_counter.c")
-_BOARD_SOURCES = ("boards/startup_board.c", "boards/uart_stm32f4.c", "cycle_counter.c")
+_BOARD_SOURCES = ("startup_cm4.c", "boards/uart_stm32f4.c", "cycle_counter.c")
 
 PLATFORMS: Dict[str, Platform] = {p.name: p for p in (
     Platform("netduinoplus2", "qemu_netduinoplus2", "stm32f405_qemu.ld", _QEMU_SOURCES,

@@ -13,9 +13,8 @@ import contextlib
 import math
 import os
 import pathlib
-import sys
 import tempfile
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -23,6 +22,7 @@ from . import boards
 from .errors import RNNPoolError
 from .firmware_model import ModelInfo, TensorInfo, check_ops_supported, read_model_info
 from .firmware_sources import Generated, write_sources
+from .native_output import captured_stderr_fd
 
 GENERATED = "generated"
 
@@ -115,23 +115,6 @@ def host_outputs(model: bytes, inputs: Sequence[np.ndarray], info: ModelInfo) ->
         result = host_runtime.run(bytes(model), [np.asarray(x) for x in inputs])
         return [np.asarray(o).reshape(t.shape) for o, t in zip(result.outputs, info.outputs)]
     return run_interpreter(model, inputs, len(info.outputs))
-
-
-@contextlib.contextmanager
-def captured_stderr_fd() -> Iterator[List[str]]:
-    """What C code writes to file descriptor 2 inside the block (TFLM's MicroPrintf)."""
-    out: List[str] = []
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield out
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            out.append(sink.read().decode("utf-8", "replace"))
 
 
 def run_interpreter(model: bytes, inputs: Sequence[np.ndarray], output_count: int,

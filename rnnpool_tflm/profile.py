@@ -135,7 +135,7 @@ def _plain_int8_tflite(keras_model, data) -> bytes:
     converter.inference_output_type = tf.int8
     import warnings
 
-    from .firmware_export import captured_stderr_fd
+    from .native_output import captured_stderr_fd
     # The calibrator prints its settings on fd 2 and warns about input statistics: noise here.
     with warnings.catch_warnings(), captured_stderr_fd():
         warnings.simplefilter("ignore")

@@ -1,7 +1,5 @@
 """The layer learns inside a small model: Conv2D -> RNNPool -> GlobalAveragePooling -> Dense."""
 
-import numpy as np
-
 from rnnpool_tflm._keras import keras
 from rnnpool_tflm.datasets import line_orientation
 from rnnpool_tflm.layers import RNNPool

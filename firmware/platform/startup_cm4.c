@@ -1,9 +1,23 @@
-/* Minimal Cortex-M4F start-up: vector table, .data/.bss initialisation, FPU
- * enable, C/C++ constructors, then main(). Faults print a line over
- * semihosting (QEMU) and stop instead of hanging silently. */
+/* Cortex-M4F start-up for QEMU and the STM32F4 boards: vector table (core
+ * exceptions; the firmware enables no peripheral interrupt), .data/.bss
+ * initialisation, FPU enable, C/C++ constructors, then main(). Faults print one
+ * line and stop instead of hanging silently.
+ * RNNPOOL_QEMU: output and exit status over semihosting (QEMU's exit status is
+ * main's). Boards: the UART console and a halt that keeps the status, which the
+ * firmware prints as "status: N" before it returns (a fault prints its own). */
 #include <stdint.h>
 
+#ifdef RNNPOOL_QEMU
 #include "semihosting.h"
+#define PLATFORM_WRITE(text) semihost_write(text)
+#define PLATFORM_EXIT(status) semihost_exit(status)
+#define FAULT_STATUS_LINE ""
+#else
+#include "boards/board.h"
+#define PLATFORM_WRITE(text) board_uart_write(text)
+#define PLATFORM_EXIT(status) board_halt(status)
+#define FAULT_STATUS_LINE "status: 3\n"
+#endif
 
 extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _estack;
 extern int main(void);
@@ -32,15 +46,15 @@ void Reset_Handler(void) {
   *(volatile uint32_t*)0xE000ED88 |= 0xFu << 20;
   __asm__ volatile("dsb\n isb");
   __libc_init_array();
-  semihost_exit(main());
+  PLATFORM_EXIT(main());
 }
 
 void HardFault_Handler(void) {
-  semihost_write("FATAL: hard fault\n");
-  semihost_exit(3);
+  PLATFORM_WRITE("FATAL: hard fault\n" FAULT_STATUS_LINE);
+  PLATFORM_EXIT(3);
 }
 
 void Default_Handler(void) {
-  semihost_write("FATAL: unexpected interrupt\n");
-  semihost_exit(3);
+  PLATFORM_WRITE("FATAL: unexpected interrupt\n" FAULT_STATUS_LINE);
+  PLATFORM_EXIT(3);
 }

@@ -83,4 +83,4 @@ env.BuildSources("$BUILD_DIR/rnnpool_op", str(REPO / "custom_ops" / "rnnpool"), 
                  src_filter="-<*> +<*.c> +<rnnpool_tflm.cc>")
 env.BuildSources("$BUILD_DIR/generated", str(FIRMWARE / "generated"), src_filter="-<*> +<*.cc>")  # noqa: F821
 env.BuildSources("$BUILD_DIR/platform", str(FIRMWARE / "platform"),  # noqa: F821
-                 src_filter="-<*> +<boards/startup_board.c> +<boards/uart_stm32f4.c> +<cycle_counter.c>")
+                 src_filter="-<*> +<startup_cm4.c> +<boards/uart_stm32f4.c> +<cycle_counter.c>")

@@ -12,10 +12,10 @@ import dataclasses
 import os
 import re
 import sys
-import tempfile
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from ..errors import RNNPoolError
+from ..native_output import captured_stderr_fd
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,23 +23,6 @@ class HostArena:
     total_bytes: int
     head_bytes: int
     tail_bytes: int
-
-
-@contextlib.contextmanager
-def _captured_fd2() -> Iterator[list]:
-    """Collects what C code writes to stderr inside the block (into the yielded list)."""
-    out: list = []
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield out
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            out.append(sink.read().decode("utf-8", "replace"))
 
 
 def _interpreter(model: bytes, arena_size: int, registerers: Sequence[str]):
@@ -51,7 +34,7 @@ def _interpreter(model: bytes, arena_size: int, registerers: Sequence[str]):
 def measure_host_arena(model: bytes, arena_size: int = 0, registerers: Sequence[str] = ()) -> HostArena:
     """Allocates the model in the Python interpreter and returns its arena figures."""
     size = arena_size or max(1 << 20, 16 * len(model))
-    with _captured_fd2() as text:
+    with captured_stderr_fd() as text:
         try:
             interpreter = _interpreter(bytes(model), size, registerers)
             interpreter.print_allocations()
