@@ -9,9 +9,7 @@ and writes the generated sources (firmware_sources) into DIR/generated/.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import pathlib
 import tempfile
 from typing import Callable, List, Optional, Sequence, Tuple
@@ -23,6 +21,7 @@ from .errors import RNNPoolError
 from .firmware_model import ModelInfo, TensorInfo, check_ops_supported, read_model_info
 from .firmware_sources import Generated, write_sources
 from .native_output import captured_stderr_fd
+from .tflm_interpreter import default_arena_size, open_interpreter
 
 GENERATED = "generated"
 
@@ -121,15 +120,11 @@ def run_interpreter(model: bytes, inputs: Sequence[np.ndarray], output_count: in
                     registerers: Sequence[str] = (), arena_size: Optional[int] = None) -> List[np.ndarray]:
     """Runs the model once in the tflite-micro Python interpreter; a failure's message
     carries what TFLM printed (e.g. the RNNPool op's reason for rejecting the model)."""
-    from tflite_micro.python.tflite_micro import runtime
-
-    size = arena_size or max(4 << 20, 16 * len(model))
+    size = arena_size or default_arena_size(model, minimum=4 << 20)
     failure = None
     with captured_stderr_fd() as said:
         try:
-            with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):  # it prints a resource count
-                interpreter = runtime.Interpreter.from_bytes(bytes(model), custom_op_registerers=list(registerers),
-                                                             arena_size=size)
+            interpreter = open_interpreter(model, size, registerers)
             for i, x in enumerate(inputs):
                 interpreter.set_input(x, i)
             interpreter.invoke()

@@ -14,7 +14,6 @@ and wrote, so a caller can check each op against the golden reference.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 from typing import Dict, List, Sequence
@@ -23,6 +22,7 @@ import numpy as np
 
 from .errors import RNNPoolError
 from . import tflite_model as tfm
+from .tflm_interpreter import default_arena_size, open_interpreter
 
 MODES = ("auto", "partitioned", "registered")
 
@@ -70,16 +70,11 @@ def registered_available() -> bool:
 # -- the tflite-micro interpreter ---------------------------------------------------------------------
 
 def _interpreter(model: bytes, registerers: Sequence[str] = (), preserve: bool = False, arena_size: int = 0):
-    from tflite_micro.python.tflite_micro import runtime
-    config = runtime.InterpreterConfig.kPreserveAllTensors if preserve else \
-        runtime.InterpreterConfig.kAllocationRecording
-    size = arena_size or max(1 << 20, 16 * len(model))
-    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):  # it prints a resource-variable count
-        try:
-            return runtime.Interpreter.from_bytes(bytes(model), custom_op_registerers=list(registerers),
-                                                  arena_size=size, intrepreter_config=config)
-        except RuntimeError as exc:
-            raise RNNPoolError(f"the tflite-micro interpreter rejected the model: {exc}") from None
+    try:
+        return open_interpreter(model, arena_size or default_arena_size(model), registerers,
+                                preserve_all_tensors=preserve)
+    except RuntimeError as exc:
+        raise RNNPoolError(f"the tflite-micro interpreter rejected the model: {exc}") from None
 
 
 def _tensor_value(interpreter, index: int, shape) -> np.ndarray:

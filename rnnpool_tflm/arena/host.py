@@ -7,7 +7,6 @@ MicroPrintf (C stderr); we read those lines from file descriptor 2.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import re
@@ -16,6 +15,7 @@ from typing import Sequence
 
 from ..errors import RNNPoolError
 from ..native_output import captured_stderr_fd
+from ..tflm_interpreter import default_arena_size, open_interpreter
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,18 +25,12 @@ class HostArena:
     tail_bytes: int
 
 
-def _interpreter(model: bytes, arena_size: int, registerers: Sequence[str]):
-    from tflite_micro.python.tflite_micro import runtime
-    with contextlib.redirect_stdout(open(os.devnull, "w")):  # runtime.py prints a resource-variable count
-        return runtime.Interpreter.from_bytes(model, custom_op_registerers=list(registerers), arena_size=arena_size)
-
-
 def measure_host_arena(model: bytes, arena_size: int = 0, registerers: Sequence[str] = ()) -> HostArena:
     """Allocates the model in the Python interpreter and returns its arena figures."""
-    size = arena_size or max(1 << 20, 16 * len(model))
+    size = arena_size or default_arena_size(model)
     with captured_stderr_fd() as text:
         try:
-            interpreter = _interpreter(bytes(model), size, registerers)
+            interpreter = open_interpreter(model, size, registerers)
             interpreter.print_allocations()
         except RuntimeError as exc:
             failure = exc
@@ -68,7 +62,7 @@ def host_allocates(model: bytes, arena_size: int, registerers: Sequence[str] = (
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, 1)
             os.dup2(null, 2)
-            _interpreter(bytes(model), arena_size, registerers)
+            open_interpreter(model, arena_size, registerers)
             code = 0
         except BaseException:
             code = 1

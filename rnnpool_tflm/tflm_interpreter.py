@@ -1,0 +1,28 @@
+"""Opens a model in the tflite-micro wheel's Python interpreter: the one place that
+knows its constructor (and its misspelt `intrepreter_config` keyword)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Sequence
+
+
+def default_arena_size(model: bytes, minimum: int = 1 << 20) -> int:
+    """An arena generous enough for any model the host runs: a model's tensors rarely
+    exceed 16 times its flatbuffer."""
+    return max(minimum, 16 * len(model))
+
+
+def open_interpreter(model: bytes, arena_size: int, registerers: Sequence[str] = (),
+                     preserve_all_tensors: bool = False):
+    """A tflite_micro runtime.Interpreter over `model`, tensors allocated.
+
+    Raises what the wrapper raises (RuntimeError/ValueError with a generic text; TFLM's
+    own reason goes to file descriptor 2, see native_output.captured_stderr_fd)."""
+    from tflite_micro.python.tflite_micro import runtime
+    config = (runtime.InterpreterConfig.kPreserveAllTensors if preserve_all_tensors
+              else runtime.InterpreterConfig.kAllocationRecording)
+    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):  # it prints a resource-variable count
+        return runtime.Interpreter.from_bytes(bytes(model), custom_op_registerers=list(registerers),
+                                              arena_size=arena_size, intrepreter_config=config)
