@@ -45,15 +45,9 @@ def _import_tensorflow_quietly() -> None:
     if "tensorflow" in sys.modules:
         return
     import rnnpool_tflm  # noqa: F401  (Keras 2 before TensorFlow)
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-            import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    from .native_output import captured_stderr_fd
+    with captured_stderr_fd():
+        import tensorflow  # noqa: F401
 
 
 def main(argv: Optional[List[str]] = None) -> int:
