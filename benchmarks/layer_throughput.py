@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 import rnnpool_tflm  # noqa: E402,F401
 import tensorflow as tf  # noqa: E402
 
-from rnnpool_tflm.layers import RNNPool  # noqa: E402
+from rnnpool_tflm.layer.rnnpool import RNNPool  # noqa: E402
 
 
 def _time(fn, repeats):

@@ -40,9 +40,9 @@ Everything runs on a laptop CPU in about a minute. The files go to the temporary
 `work` (`print(work)` shows where); nothing is written into the repository."""),
     new_code_cell("""import json, os, pathlib, tempfile
 """ + QUIET_TF + """
-from rnnpool_tflm._keras import keras
-from rnnpool_tflm.layers import RNNPool
-from rnnpool_tflm.datasets import line_orientation
+from rnnpool_tflm.core.keras import keras
+from rnnpool_tflm.layer.rnnpool import RNNPool
+from rnnpool_tflm.analysis.datasets import line_orientation
 
 work = pathlib.Path(tempfile.mkdtemp(prefix="rnnpool-quickstart-"))
 keras.utils.set_random_seed(0)"""),
@@ -124,7 +124,7 @@ test input with the expected output, into `generated/` of the folder it is given
 `firmware/` of this repository, `pio run -e nucleo_f446re -t upload` flashes it (see
 firmware/README.md); here it writes under `work`. Without TFLM sources the RAM figure is
 the arena plus an estimate of the firmware around the model."""),
-    new_code_cell("""from rnnpool_tflm.firmware_export import export_model
+    new_code_cell("""from rnnpool_tflm.deploy.export import export_model
 
 generated, verdict = export_model(tflite_path, work / "firmware", board="nucleo_f446re")
 print(verdict.message())
@@ -141,7 +141,7 @@ assert generated.manifest["arena_bytes"] >= report.arena_bytes"""),
 PAPER_MODELS = [
     new_markdown_cell("""# The paper's models: parameters, MACs and memory
 
-The zoo (`rnnpool_tflm.models`) builds the architectures of the paper's appendix F. Here
+The zoo (`rnnpool_tflm.analysis.zoo`) builds the architectures of the paper's appendix F. Here
 we count their parameters and multiply-adds, compute the peak RAM under the paper's
 convention (appendix E.2), compare with the paper's tables, plot RNNPool against the
 stems it replaces, and convert the Face-M4 detector to see its TFLM arena on real boards.
@@ -153,7 +153,7 @@ import numpy as np
 from IPython.display import Image, display
 
 from rnnpool_tflm import models, boards
-from rnnpool_tflm.analysis import analyze
+from rnnpool_tflm.analysis.counts import analyze
 
 work = pathlib.Path(tempfile.mkdtemp(prefix="rnnpool-paper-"))
 zoo = {name: models.build_zoo_model(name) for name in models.ZOO}
@@ -227,7 +227,7 @@ convention; `plot_memory` draws models on the same axes. MobileNetV2's first sta
 112×112 maps; the RNNPool version pools the 112×112×32 map to 28×28×64 in one step.
 The 224×224 models are only analysed here (`with_tflm=False`): converting them is slow and
 their arenas are far beyond any STM32F4 anyway."""),
-    new_code_cell("""from rnnpool_tflm.profile import LoadedModel, profile, plot_memory
+    new_code_cell("""from rnnpool_tflm.analysis.profile import LoadedModel, profile, plot_memory
 
 p_rnnpool = profile(LoadedModel("MobileNetV2-RNNPool", keras_model=zoo["mobilenetv2_rnnpool"]),
                     bytes_per_element=4, with_tflm=False)

@@ -12,7 +12,7 @@ import functools
 
 import numpy as np
 
-from rnnpool_tflm._keras import keras
+from rnnpool_tflm.core.keras import keras
 
 L = keras.layers
 

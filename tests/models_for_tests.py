@@ -13,9 +13,9 @@ from typing import Optional
 
 import numpy as np
 
-from rnnpool_tflm._keras import keras
-from rnnpool_tflm.datasets import line_orientation
-from rnnpool_tflm.layers import RNNPool
+from rnnpool_tflm.core.keras import keras
+from rnnpool_tflm.analysis.datasets import line_orientation
+from rnnpool_tflm.layer.rnnpool import RNNPool
 
 layers = keras.layers
 
@@ -117,7 +117,9 @@ class Acceptance:
 def acceptance(hard: bool) -> Acceptance:
     """Float training, QAT (ranges calibrated, one fine-tuning epoch), conversion
     (int8 I/O; float I/O for the hard model) and the check on the validation set."""
-    from rnnpool_tflm import check, convert, quantize
+    from rnnpool_tflm.check import checker as check
+    from rnnpool_tflm.convert import keras_converter as convert
+    from rnnpool_tflm.quantize import model as quantize
     x, y, xv, yv = line_data()
     model = compile_for_training(acceptance_model(hard=hard))
     model.fit(x, y, epochs=FLOAT_EPOCHS, batch_size=64, verbose=0)

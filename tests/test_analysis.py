@@ -1,14 +1,14 @@
-"""rnnpool_tflm.analysis: parameter and MAC counting, and the paper's appendix E.2 memory units."""
+"""rnnpool_tflm.analysis.counts: parameter and MAC counting, and the paper's appendix E.2 memory units."""
 
 import itertools
 
 import numpy as np
 import pytest
 
-from rnnpool_tflm._keras import keras
-from rnnpool_tflm.analysis import analyze, layer_macs, layer_params, rnnpool_patch_macs
-from rnnpool_tflm.errors import RNNPoolError
-from rnnpool_tflm.layers import RNNPool
+from rnnpool_tflm.core.keras import keras
+from rnnpool_tflm.analysis.counts import analyze, layer_macs, layer_params, rnnpool_patch_macs
+from rnnpool_tflm.core.errors import RNNPoolError
+from rnnpool_tflm.layer.rnnpool import RNNPool
 
 L = keras.layers
 
@@ -154,7 +154,7 @@ def test_no_stem_when_a_residual_precedes_the_rnnpool():
 
 
 def test_qat_model_counts_like_its_float_model(tmp_path):
-    from rnnpool_tflm.quantize import load_model, quantize_model
+    from rnnpool_tflm.quantize.model import load_model, quantize_model
     model = _rnnpool_stem_model(False)
     float_a = analyze(model)
     qat = quantize_model(model)

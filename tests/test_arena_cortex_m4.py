@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.tflm, pytest.mark.slow]
 
 
 def _emulate(path, capsys):
-    from rnnpool_tflm.cli import main
+    from rnnpool_tflm.cli.main import main
     capsys.readouterr()
     code = main(["emulate", str(path), "--json"])
     out = capsys.readouterr().out
@@ -30,7 +30,7 @@ def _emulate(path, capsys):
 def emulate_available():
     if not os.environ.get("TFLM_DIR"):
         pytest.skip("TFLM_DIR is not set: no firmware build, no emulated M4")
-    if importlib.util.find_spec("rnnpool_tflm.commands.emulate") is None:
+    if importlib.util.find_spec("rnnpool_tflm.cli.commands.emulate") is None:
         pytest.skip("the emulate command is not available")
 
 

@@ -5,7 +5,7 @@ from hypothesis import given, strategies as st
 
 from rnnpool_tflm.arena import estimate_arena, get_target
 from rnnpool_tflm.arena.planner import Buffer, place_greedy
-from rnnpool_tflm.errors import RNNPoolError
+from rnnpool_tflm.core.errors import RNNPoolError
 
 
 def _buffers(spec):

@@ -1,18 +1,18 @@
 """The arena model on models with the RNNPool custom op.
 
 The RNNPool op's prepared and scratch bytes come from the C core's own size functions
-(rnnpool_tflm.native), which are target-independent (tests/test_kernel_m4.py checks
+(rnnpool_tflm.runtime.native), which are target-independent (tests/test_kernel_m4.py checks
 that on the emulated M4). Runtime: about 3 s.
 """
 
 import pytest
 
 from arena_models import rnnpool_model
-from rnnpool_tflm import native
+from rnnpool_tflm.runtime import native
 from rnnpool_tflm.arena import arena_report, estimate_arena
 from rnnpool_tflm.arena.graph import read_graph
 from rnnpool_tflm.arena.rnnpool_buffers import op_data_bytes
-from rnnpool_tflm.errors import RNNPoolError
+from rnnpool_tflm.core.errors import RNNPoolError
 
 
 def _align16(n):

@@ -1,10 +1,10 @@
-"""Board table and fit verdicts (rnnpool_tflm.boards)."""
+"""Board table and fit verdicts (rnnpool_tflm.core.boards)."""
 
 import numpy as np
 import pytest
 
-from rnnpool_tflm.boards import BOARDS, HARDWARE_BOARDS, get_board, verdict
-from rnnpool_tflm.errors import RNNPoolError
+from rnnpool_tflm.core.boards import BOARDS, HARDWARE_BOARDS, get_board, verdict
+from rnnpool_tflm.core.errors import RNNPoolError
 
 KIB = 1024
 

@@ -6,9 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from rnnpool_tflm import cli, tflite_model as tfm
-from rnnpool_tflm.check import check_model
-from rnnpool_tflm.errors import RNNPoolError
+from rnnpool_tflm.cli import main as cli
+from rnnpool_tflm.tflite import model as tfm
+from rnnpool_tflm.check.checker import check_model
+from rnnpool_tflm.core.errors import RNNPoolError
 
 import models_for_tests as mft
 

@@ -6,10 +6,13 @@ import re
 import numpy as np
 import pytest
 
-from rnnpool_tflm import check, convert, quantize, tflite_model as tfm
-from rnnpool_tflm.errors import RNNPoolError
-from rnnpool_tflm.layers import find_rnnpool_layers
-from rnnpool_tflm.op_contract import contract
+from rnnpool_tflm.check import checker as check
+from rnnpool_tflm.convert import keras_converter as convert
+from rnnpool_tflm.quantize import model as quantize
+from rnnpool_tflm.tflite import model as tfm
+from rnnpool_tflm.core.errors import RNNPoolError
+from rnnpool_tflm.layer.rnnpool import find_rnnpool_layers
+from rnnpool_tflm.core.contract import contract
 from rnnpool_tflm.reference import quantize_rnnpool
 
 import models_for_tests as mft
@@ -110,13 +113,6 @@ def test_mixed_functional_model_quantizes_and_converts():
 def test_float_model_without_data_is_refused():
     with pytest.raises(RNNPoolError, match="representative data"):
         convert.convert(mft.sequential_rnnpool_first())
-
-
-def test_convert_is_callable_as_the_module():
-    import rnnpool_tflm.convert as module
-    model = mft.sequential_rnnpool_first()
-    data = mft.random_images(model, 16)
-    assert module(model, representative_data=data)[4:8] == b"TFL3"
 
 
 def test_representative_data_of_the_wrong_shape():

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from rnnpool_tflm import cli
+from rnnpool_tflm.cli import main as cli
 
 
 @pytest.mark.slow

@@ -17,11 +17,17 @@ import numpy as np
 import pytest
 
 import firmware_models
-from rnnpool_tflm import cli, firmware_build, firmware_export, firmware_model, firmware_run, firmware_sources, tflm_sources
-from rnnpool_tflm.config import RNNPoolConfig
-from rnnpool_tflm.errors import RNNPoolError
+from rnnpool_tflm.cli import main as cli
+from rnnpool_tflm.deploy import build as firmware_build
+from rnnpool_tflm.deploy import export as firmware_export
+from rnnpool_tflm.tflite import model_info as firmware_model
+from rnnpool_tflm.deploy import emulate as firmware_run
+from rnnpool_tflm.deploy import sources as firmware_sources
+from rnnpool_tflm.toolchain import tflm_tree as tflm_sources
+from rnnpool_tflm.core.config import RNNPoolConfig
+from rnnpool_tflm.core.errors import RNNPoolError
 from rnnpool_tflm.reference import quantize_rnnpool, rnnpool_int8
-from rnnpool_tflm.weights import RNNPoolWeights
+from rnnpool_tflm.core.weights import RNNPoolWeights
 
 
 def _missing() -> str:
@@ -185,7 +191,7 @@ def test_the_convert_acceptance_models_match_the_host_on_the_emulated_m4(hard, t
     predicted = max(estimate.total_bytes, estimate.min_arena_bytes)
     assert abs(predicted - result.arena_used_bytes) <= 0.05 * result.arena_used_bytes
     # `check` reports that measured figure as exact.
-    from rnnpool_tflm.check import check_model
+    from rnnpool_tflm.check.checker import check_model
     report = check_model(path, samples=4, board="nucleo_f446re")
     assert report.arena_exact is True and report.arena_bytes == result.arena_used_bytes
     assert report.fits and report.rnnpool_bitexact
@@ -196,7 +202,8 @@ def test_the_convert_acceptance_models_match_the_host_on_the_emulated_m4(hard, t
 def test_the_zoo_face_m4_model_is_measured_and_the_estimate_is_within_5_percent(tmp_path):
     """Issue 5 acceptance on the zoo's Face-M4 (Table 15): its arena does not fit the F405's
     128 KB block, so it is measured on mps2-an386; the estimate is within 5 % of it."""
-    from rnnpool_tflm import convert, models
+    from rnnpool_tflm.convert import keras_converter as convert
+    from rnnpool_tflm.analysis import zoo as models
     from rnnpool_tflm.arena import estimate_arena
 
     model = models.rnnpool_face_m4()

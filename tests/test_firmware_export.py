@@ -18,8 +18,12 @@ import numpy as np
 import pytest
 
 import firmware_models
-from rnnpool_tflm import cli, firmware_export, firmware_model, firmware_sources, tflm_sources
-from rnnpool_tflm.errors import RNNPoolError
+from rnnpool_tflm.cli import main as cli
+from rnnpool_tflm.deploy import export as firmware_export
+from rnnpool_tflm.tflite import model_info as firmware_model
+from rnnpool_tflm.deploy import sources as firmware_sources
+from rnnpool_tflm.toolchain import tflm_tree as tflm_sources
+from rnnpool_tflm.core.errors import RNNPoolError
 
 
 @pytest.fixture(scope="module")

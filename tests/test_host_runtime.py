@@ -6,8 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from rnnpool_tflm import host_runtime, tflite_model as tfm
-from rnnpool_tflm.errors import RNNPoolError
+from rnnpool_tflm.runtime import host as host_runtime
+from rnnpool_tflm.tflite import model as tfm
+from rnnpool_tflm.core.errors import RNNPoolError
 from rnnpool_tflm.reference import rnnpool_int8
 
 import models_for_tests as mft

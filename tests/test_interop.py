@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from edgeml_numpy import edgeml_rnnpool_forward
-from rnnpool_tflm.interop import edgeml_state_dict_to_weights, load_edgeml_state_dict
-from rnnpool_tflm.layers import RNNPool
+from rnnpool_tflm.layer.interop import edgeml_state_dict_to_weights, load_edgeml_state_dict
+from rnnpool_tflm.layer.rnnpool import RNNPool
 
 
 def _edgeml_state(k, h1, h2, rng, prefix=""):

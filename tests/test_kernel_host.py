@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from rnnpool_tflm import native
-from rnnpool_tflm.config import RNNPoolConfig
+from rnnpool_tflm.runtime import native
+from rnnpool_tflm.core.config import RNNPoolConfig
 from rnnpool_tflm.reference import derive_multipliers, quantize_rnnpool, rnnpool_float, rnnpool_int8
 from rnnpool_tflm.reference.quant_params import QuantizedRNNPool
-from rnnpool_tflm.weights import RNNPoolWeights
+from rnnpool_tflm.core.weights import RNNPoolWeights
 
 MAX_ELEMENTS = (2**31 - 1) // 4
 
@@ -416,7 +416,7 @@ def test_bench_host_prints_one_record_per_shape_and_activation_pair(capsys):
     import argparse
     import json
 
-    from rnnpool_tflm.commands import bench
+    from rnnpool_tflm.cli.commands import bench
     args = argparse.Namespace(what="kernel", target="host", json=True, shape=["VWW"], activations="both",
                               seconds=0.01)
     assert bench.run(args) == 0

@@ -10,8 +10,9 @@ import subprocess
 import numpy as np
 import pytest
 
-from rnnpool_tflm import m4_toolchain, native
-from rnnpool_tflm.m4_toolchain import HarnessCase
+from rnnpool_tflm.runtime import m4_harness as m4_toolchain
+from rnnpool_tflm.runtime import native
+from rnnpool_tflm.runtime.m4_harness import HarnessCase
 from test_kernel_host import random_case, random_cases
 
 pytestmark = [
@@ -113,7 +114,7 @@ def test_bench_m4_counts_instructions_per_patch(capsys):
     import argparse
     import json
 
-    from rnnpool_tflm.commands import bench
+    from rnnpool_tflm.cli.commands import bench
     args = argparse.Namespace(what="kernel", target="m4", json=True, shape=["VWW"], activations="hard", seconds=1.0)
     assert bench.run(args) == 0
     (record,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

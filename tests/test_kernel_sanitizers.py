@@ -17,11 +17,11 @@ import subprocess
 import numpy as np
 import pytest
 
-from rnnpool_tflm import native
-from rnnpool_tflm.config import RNNPoolConfig
-from rnnpool_tflm.native_sources import source_dir
+from rnnpool_tflm.runtime import native
+from rnnpool_tflm.core.config import RNNPoolConfig
+from rnnpool_tflm.core.sources import source_dir
 from rnnpool_tflm.reference import rnnpool_float
-from rnnpool_tflm.weights import RNNPoolWeights
+from rnnpool_tflm.core.weights import RNNPoolWeights
 from test_kernel_host import KernelCase, random_cases
 
 HARNESS = pathlib.Path(__file__).resolve().parent / "m4"

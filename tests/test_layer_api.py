@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rnnpool_tflm._keras import keras
-from rnnpool_tflm.layers import RNNPool
+from rnnpool_tflm.core.keras import keras
+from rnnpool_tflm.layer.rnnpool import RNNPool
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -3,9 +3,9 @@
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from rnnpool_tflm.layers import RNNPool
+from rnnpool_tflm.layer.rnnpool import RNNPool
 from rnnpool_tflm.reference import rnnpool_float
-from rnnpool_tflm.weights import RNNPoolWeights
+from rnnpool_tflm.core.weights import RNNPoolWeights
 
 
 @st.composite

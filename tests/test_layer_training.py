@@ -1,8 +1,8 @@
 """The layer learns inside a small model: Conv2D -> RNNPool -> GlobalAveragePooling -> Dense."""
 
-from rnnpool_tflm._keras import keras
-from rnnpool_tflm.datasets import line_orientation
-from rnnpool_tflm.layers import RNNPool
+from rnnpool_tflm.core.keras import keras
+from rnnpool_tflm.analysis.datasets import line_orientation
+from rnnpool_tflm.layer.rnnpool import RNNPool
 
 
 def test_rnnpool_model_learns_line_orientation():

@@ -1,4 +1,4 @@
-"""The model zoo (rnnpool_tflm.models): architecture, the paper's numbers, forward, training,
+"""The model zoo (rnnpool_tflm.analysis.zoo): architecture, the paper's numbers, forward, training,
 serialization, quantization and conversion of the parts the zoo adds (replicate pad, L2Norm).
 
 Runtime about 1 minute on 2 cores (the 224x224 and 640x480 models are built and run once).
@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from rnnpool_tflm._keras import keras
-from rnnpool_tflm import models
-from rnnpool_tflm.analysis import KIB, MIB, analyze, rnnpool_patch_macs
+from rnnpool_tflm.core.keras import keras
+from rnnpool_tflm.analysis import zoo as models
+from rnnpool_tflm.analysis.counts import KIB, MIB, analyze, rnnpool_patch_macs
 
 L = keras.layers
 
@@ -298,7 +298,7 @@ def test_small_models_train_a_step():
 
 
 def test_serialization_round_trip(tmp_path):
-    from rnnpool_tflm.quantize import load_model
+    from rnnpool_tflm.quantize.model import load_model
     x = np.random.default_rng(3).random((2, 48, 64, 1), dtype=np.float32)
     for model in (models.rnnpool_face_m4((48, 64, 1), l2norm=True),
                   models.rnnpool_face_quant((40, 56, 3), rnnpool_hidden=4),
@@ -368,7 +368,7 @@ def _int8(model, samples):
 
 
 def test_replicate_pad_is_builtin_int8_and_runs_in_tflm():
-    from rnnpool_tflm.firmware_export import run_interpreter
+    from rnnpool_tflm.deploy.export import run_interpreter
     keras.utils.set_random_seed(0)
     inputs = keras.Input((5, 7, 3))
     x = L.Conv2D(8, 1, name="mix")(inputs)
@@ -403,7 +403,7 @@ def test_l2norm_converts_to_builtin_ops():
 
 
 def test_face_m4_quantizes_and_converts_to_one_rnnpool_op():
-    quantize = pytest.importorskip("rnnpool_tflm.quantize")
+    quantize = pytest.importorskip("rnnpool_tflm.quantize.model")
     convert = pytest.importorskip("rnnpool_tflm.convert")
     qat = quantize.quantize_model(models.rnnpool_face_m4((48, 64, 1)))
     x = np.random.default_rng(6).random((2, 48, 64, 1), dtype=np.float32)

@@ -10,9 +10,11 @@ import sys
 import numpy as np
 import pytest
 
-from rnnpool_tflm import cli, models, profile as prof
-from rnnpool_tflm._keras import keras
-from rnnpool_tflm.analysis import analyze
+from rnnpool_tflm.cli import main as cli
+from rnnpool_tflm.analysis import zoo as models
+from rnnpool_tflm.analysis import profile as prof
+from rnnpool_tflm.core.keras import keras
+from rnnpool_tflm.analysis.counts import analyze
 
 L = keras.layers
 

@@ -7,16 +7,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rnnpool_tflm import quantize, rnnpool_qat
-from rnnpool_tflm._keras import keras
-from rnnpool_tflm.config import RNNPoolConfig
-from rnnpool_tflm.errors import RNNPoolError
-from rnnpool_tflm.layers import CELL_WEIGHTS, RNNPool
+from rnnpool_tflm.quantize import model as quantize
+from rnnpool_tflm.quantize import simulation as rnnpool_qat
+from rnnpool_tflm.core.keras import keras
+from rnnpool_tflm.core.config import RNNPoolConfig
+from rnnpool_tflm.core.errors import RNNPoolError
+from rnnpool_tflm.layer.rnnpool import CELL_WEIGHTS, RNNPool
 from rnnpool_tflm.reference import derive_multipliers, quantize_multiplier, quantize_rnnpool, rnnpool_int8
 from rnnpool_tflm.reference.int8_ref import rq as rq_reference
 from rnnpool_tflm.reference.quant_params import symmetric_quantize
-from rnnpool_tflm.rnnpool_tf import FastGRNNParams, rnnpool_forward
-from rnnpool_tflm.weights import RNNPoolWeights
+from rnnpool_tflm.layer.forward import FastGRNNParams, rnnpool_forward
+from rnnpool_tflm.core.weights import RNNPoolWeights
 
 import models_for_tests as mft
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from rnnpool_tflm.config import RNNPoolConfig
-from rnnpool_tflm.reference import (derive_multipliers, dequantized_weights, quantize_multiplier,
-                                    quantize_rnnpool, rnnpool_float, rnnpool_int8, state_frac_bits)
-from rnnpool_tflm.reference import int8_ref, lut
-from rnnpool_tflm.weights import RNNPoolWeights
+from rnnpool_tflm.core.config import RNNPoolConfig
+from rnnpool_tflm.reference import derive_multipliers, dequantized_weights, quantize_multiplier, quantize_rnnpool, rnnpool_float, rnnpool_int8, state_frac_bits
+from rnnpool_tflm.reference import int8_ref
+from rnnpool_tflm.reference import lut
+from rnnpool_tflm.core.weights import RNNPoolWeights
 
 
 def test_committed_c_tables_match_the_generator():

@@ -3,7 +3,7 @@
 TFLM comes from $TFLM_DIR, or is fetched once at the pinned commit by
 tools/fetch_tflm.sh into ~/.cache/rnnpool-tflm (a connected machine). Its
 library sources and flags are the ones the emulated build uses
-(rnnpool_tflm.tflm_sources / rnnpool_tflm.firmware_build: what TFLM's Makefile
+(rnnpool_tflm.toolchain.tflm_tree / rnnpool_tflm.deploy.build: what TFLM's Makefile
 builds for cortex_m_generic with CMSIS-NN kernels); the RNNPool op is compiled
 from ../custom_ops/rnnpool, the model from generated/ (`rnnpool-tflm export`).
 """
@@ -17,8 +17,8 @@ Import("env")  # noqa: F821  (provided by PlatformIO/SCons)
 FIRMWARE = pathlib.Path(env.subst("$PROJECT_DIR")).resolve()  # noqa: F821
 REPO = FIRMWARE.parent
 sys.path.insert(0, str(REPO))
-from rnnpool_tflm import firmware_build as fb  # noqa: E402
-from rnnpool_tflm import tflm_sources  # noqa: E402
+from rnnpool_tflm.deploy import build as fb  # noqa: E402
+from rnnpool_tflm.toolchain import tflm_tree as tflm_sources  # noqa: E402
 
 
 def tflm_root() -> pathlib.Path:

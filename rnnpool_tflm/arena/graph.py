@@ -12,7 +12,7 @@ import dataclasses
 import math
 from typing import Dict, List, Optional, Tuple
 
-from ..errors import RNNPoolError
+from ..core.errors import RNNPoolError
 
 # TfLiteTypeSizeOf() (micro/memory_helpers.cc), keyed by the schema's TensorType.
 # INT4 counts one byte per element there; STRING/VARIANT have no size in TFLM.

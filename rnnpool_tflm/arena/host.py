@@ -13,9 +13,9 @@ import re
 import sys
 from typing import Sequence
 
-from ..errors import RNNPoolError
-from ..native_output import captured_stderr_fd
-from ..tflm_interpreter import default_arena_size, open_interpreter
+from ..core.errors import RNNPoolError
+from ..runtime.native_output import captured_stderr_fd
+from ..runtime.interpreter import default_arena_size, open_interpreter
 
 
 @dataclasses.dataclass(frozen=True)

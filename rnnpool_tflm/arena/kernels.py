@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Dict, List, Optional
 
-from ..errors import RNNPoolError
+from ..core.errors import RNNPoolError
 from .graph import Graph, Operator, Tensor
 from .targets import Target
 

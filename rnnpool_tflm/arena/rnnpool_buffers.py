@@ -6,7 +6,7 @@ The TFLM op (custom_ops/rnnpool, issue 5) takes from the arena:
   Prepare - the C core's prepared parameters, rnnpool_{s8,f32}_prepared_bytes(cfg)
             bytes (persistent), and one scratch request of
             rnnpool_{s8,f32}_scratch_bytes(cfg) bytes.
-The two C size functions are asked directly (rnnpool_tflm.native). Their buffers hold
+The two C size functions are asked directly (rnnpool_tflm.runtime.native). Their buffers hold
 no pointers or size_t (custom_ops/rnnpool/rnnpool.h), so the host's answer is the M4's
 too; tests/test_kernel_m4.py checks that on the emulated M4. Only the OpData, a C++
 struct with a pointer and a size_t, depends on the target.
@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from typing import Tuple
 
-from ..errors import RNNPoolError
+from ..core.errors import RNNPoolError
 
 # struct OpData of custom_ops/rnnpool/rnnpool_tflm.cc, member by member as (size, align)
 # for `p`-byte pointers; tests/test_arena_struct_sizes.py compiles the op to check it.
 def _op_data_members(p: int):
-    from ..op_contract import contract
+    from ..core.contract import contract
     options = int(contract().constants["RNNPOOL_NUM_OPTIONS"])
     return [(4 * options, 4),   # int32_t options[RNNPOOL_NUM_OPTIONS]
             (1, 1),             # bool options_ok
@@ -54,7 +54,7 @@ def _options(o) -> dict:
 
 def c_config(o):
     """The rnnpool_config (native.CConfig) of an RNNPool operator (`o`: kernels._Op), and its variant."""
-    from .. import native
+    from ..runtime import native
     inp, w1, w2 = o.input(0), o.input(1), o.input(4)
     if inp is None or w1 is None or w2 is None or len(inp.shape) != 4 or len(w1.shape) != 2 or len(w2.shape) != 2:
         raise RNNPoolError(f"RNNPool operator {o.op.index}: inputs do not have the op contract's shapes")
@@ -74,7 +74,7 @@ def c_config(o):
 
 def rnnpool_sizes(o) -> Tuple[int, int, int]:
     """(OpData, prepared, scratch) bytes of one RNNPool operator on o.target."""
-    from .. import native
+    from ..runtime import native
     cfg, variant = c_config(o)
     try:
         prepared, scratch = native.buffer_bytes(cfg, variant)

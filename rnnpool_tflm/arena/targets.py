@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict, Tuple
 
-from ..errors import RNNPoolError
+from ..core.errors import RNNPoolError
 
 Layout = Tuple[int, int]  # (sizeof, alignof)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import RNNPoolConfig
-from ..weights import FastGRNNWeights, RNNPoolWeights
+from ..core.config import RNNPoolConfig
+from ..core.weights import FastGRNNWeights, RNNPoolWeights
 
 
 def _sigmoid(x):

@@ -11,8 +11,8 @@ from typing import Tuple
 
 import numpy as np
 
-from ..config import RNNPoolConfig
-from ..weights import FastGRNNWeights, RNNPoolWeights
+from ..core.config import RNNPoolConfig
+from ..core.weights import FastGRNNWeights, RNNPoolWeights
 
 Q12_ONE = 4096
 Q14_ONE = 16384

@@ -1,0 +1,1 @@
+"""The paper's models (zoo), parameter/MAC/memory counts, profiles and plots, built-in datasets."""

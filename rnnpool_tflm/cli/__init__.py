@@ -1,0 +1,1 @@
+"""The `rnnpool-tflm` command line (main) and the demo pipeline."""

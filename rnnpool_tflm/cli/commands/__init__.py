@@ -1,0 +1,1 @@
+"""Subcommands of `rnnpool-tflm` (see rnnpool_tflm.cli.main)."""

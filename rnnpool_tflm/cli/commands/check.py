@@ -1,0 +1,49 @@
+"""`rnnpool-tflm check`: host run, parity with Keras, RNNPool bit-exactness, arena and board fit."""
+
+HELP = "check an int8 .tflite: parity with the Keras model, RNNPool bit-exactness, arena and board fit"
+
+
+def add_arguments(parser):
+    parser.add_argument("model", help="the .tflite to check")
+    parser.add_argument("--keras", metavar="MODEL", help="the Keras (QAT) model it came from, for parity")
+    parser.add_argument("--data", metavar="FILE.npz",
+                        help="inputs (one array per model input, or 'x') and optional labels 'y'; "
+                             "default: generated inputs")
+    parser.add_argument("--board", metavar="NAME", help="judge the fit for this board (e.g. nucleo_f446re)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--samples", type=int, default=64, help="generated inputs when --data is absent")
+    parser.add_argument("--mode", choices=("auto", "partitioned", "registered"), default="auto",
+                        help="how the RNNPool op runs on the host (auto: registered when TFLM_DIR is set)")
+    parser.add_argument("--min-top1", type=float, default=0.99, help="required top-1 agreement (default 0.99)")
+    parser.add_argument("--max-lsb", type=int, default=2, help="allowed max abs output error in LSB (default 2)")
+
+
+def run(args):
+    import json
+    import os
+    import sys
+
+    from ...check.checker import check_model
+    from ...core.errors import RNNPoolError
+
+    if not os.path.isfile(args.model):
+        raise RNNPoolError(f"model file {args.model} does not exist")
+    if args.keras and not os.path.exists(args.keras):
+        raise RNNPoolError(f"Keras model {args.keras} does not exist")
+    if args.data and not os.path.isfile(args.data):
+        raise RNNPoolError(f"data file {args.data} does not exist")
+    if args.board:
+        from ...core.boards import get_board
+        get_board(args.board)  # a bad name fails before the work
+    if args.samples <= 0:
+        raise RNNPoolError(f"--samples must be positive, got {args.samples}")
+    report = check_model(args.model, keras_model=args.keras, data=args.data, board=args.board,
+                         samples=args.samples, mode=args.mode, min_top1=args.min_top1, max_lsb=args.max_lsb)
+    if args.json:
+        print(json.dumps(report.as_json()))
+    else:
+        print(report.format())
+    if not report.ok:
+        print(f"rnnpool-tflm check: failed: {'; '.join(report.failures)}", file=sys.stderr)
+        return 1
+    return 0

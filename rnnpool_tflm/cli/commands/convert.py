@@ -1,0 +1,42 @@
+"""`rnnpool-tflm convert`: Keras model -> int8 .tflite with one RNNPool custom op per layer."""
+
+HELP = "convert a Keras model (QAT, or float with representative data) to an int8 .tflite"
+
+
+def add_arguments(parser):
+    parser.add_argument("model", help="Keras model: .keras / .h5 file or SavedModel directory")
+    parser.add_argument("-o", "--output", required=True, help="output .tflite path (written atomically)")
+    parser.add_argument("--representative", metavar="FILE.npz",
+                        help="representative inputs for post-training quantization of a float model "
+                             "(one array per model input, named like the input, or 'x')")
+    parser.add_argument("--float-io", action="store_true",
+                        help="float32 model input/output (QUANTIZE/DEQUANTIZE around the int8 graph)")
+
+
+def run(args):
+    import os
+
+    from ...convert.keras_converter import convert_model
+    from ...core.errors import RNNPoolError
+    from ...core.files import atomic_write_bytes, load_arrays
+    from ...quantize.model import load_model
+
+    if not os.path.exists(args.model):
+        raise RNNPoolError(f"model {args.model} does not exist")
+    data = None
+    if args.representative:
+        store = load_arrays(args.representative, "representative data file")
+        data = dict(store) if hasattr(store, "files") else store
+    try:
+        model = load_model(args.model)
+    except RNNPoolError:
+        raise
+    except Exception as exc:
+        raise RNNPoolError(f"cannot load Keras model {args.model}: {type(exc).__name__}: "
+                           f"{' '.join(str(exc).split())[:300]}") from None
+    result = convert_model(model, data, float_io=args.float_io)
+    atomic_write_bytes(args.output, result.tflite)
+    print(f"wrote {args.output}")
+    print(result.summary.format())
+    print(f"validated: {len(result.nodes)} RNNPool op(s) match the op contract")
+    return 0

@@ -1,0 +1,43 @@
+"""`rnnpool-tflm emulate`: the firmware on an emulated Cortex-M4 (QEMU), against the host."""
+
+HELP = "build the firmware for an emulated Cortex-M4 and run a model in QEMU (needs TFLM_DIR)"
+
+
+def add_arguments(parser):
+    parser.add_argument("model", help="the .tflite model")
+    parser.add_argument("--input", metavar="FILE.npy",
+                        help="test input (.npy, or .npz for several inputs); default: deterministic random data")
+    parser.add_argument("--machine", default="netduinoplus2", choices=("netduinoplus2", "mps2-an386"),
+                        help="netduinoplus2: STM32F405 (128 KB SRAM + 64 KB CCM, 1 MB flash); "
+                             "mps2-an386: Cortex-M4 with 4 MB for larger models")
+    parser.add_argument("--arena", type=int, metavar="BYTES",
+                        help="fixed arena size (default: the rest of the SRAM block)")
+    parser.add_argument("--keep", metavar="DIR", help="keep the generated sources, ELF and QEMU output here")
+    parser.add_argument("--timeout", type=float, default=600.0, help="QEMU time limit in seconds (default 600)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args):
+    import json
+    import pathlib
+    import sys
+
+    from ...deploy.emulate import emulate_model
+
+    if args.arena is not None and args.arena < 16:
+        raise ValueError(f"--arena must be at least 16 bytes, got {args.arena}")
+    log = (lambda text: print(text, file=sys.stderr)) if not args.json else None
+    result = emulate_model(pathlib.Path(args.model), pathlib.Path(args.input) if args.input else None,
+                           args.machine, pathlib.Path(args.keep) if args.keep else None, args.arena,
+                           args.timeout, log=log)
+    report = result.as_dict()
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"{args.model} on QEMU {report['machine']}:")
+        print(f"  output matches host: {'yes' if report['output_matches_host'] else 'NO'}")
+        print(f"  arena used: {report['arena_used_bytes']:,} B")
+        print(f"  instructions (Invoke): {report['instructions']:,}")
+        print(f"  flash: {report['flash_bytes']:,} B; RAM: {report['ram_bytes']:,} B "
+              f"(static {report['static_ram_bytes']:,} + arena; stack {report['stack_bytes']:,} B apart)")
+    return 0 if report["output_matches_host"] else 1

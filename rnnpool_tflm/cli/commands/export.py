@@ -1,0 +1,42 @@
+"""`rnnpool-tflm export`: a model's firmware sources (C array, operator list, test data)."""
+
+HELP = "write a .tflite model into the firmware's generated sources (C array, ops, arena, test data)"
+
+
+def add_arguments(parser):
+    parser.add_argument("model", help="the .tflite model")
+    parser.add_argument("--firmware", required=True, metavar="DIR",
+                        help="the firmware project folder (e.g. firmware); files go to DIR/generated")
+    parser.add_argument("--input", metavar="FILE.npy",
+                        help="test input (.npy, or .npz for several inputs; float data is quantized); "
+                             "default: deterministic random data")
+    parser.add_argument("--board", default="nucleo_f446re",
+                        help="board whose RAM/flash the model must fit (default: nucleo_f446re)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args):
+    import json
+    import pathlib
+
+    from ...deploy.export import export_model
+
+    generated, verdict = export_model(pathlib.Path(args.model), pathlib.Path(args.firmware),
+                                      pathlib.Path(args.input) if args.input else None, args.board)
+    m = generated.manifest
+    if args.json:
+        print(json.dumps({"directory": str(generated.directory), "files": [str(f) for f in generated.files],
+                          "ops": m["ops"], "arena_bytes": m["arena_bytes"], "arena_figure_bytes": m["arena_figure_bytes"],
+                          "arena_figure_source": m["arena_figure_source"], "model_bytes": m["model_bytes"],
+                          "emulated_output_matches_host": m.get("emulated_output_matches_host"),
+                          **{f"verdict_{k}": v for k, v in verdict.as_dict().items()}}))
+        return 0
+    print(f"exported {args.model} -> {generated.directory}")
+    print(f"  operators: {', '.join(m['ops'])}")
+    print(f"  model {m['model_bytes']:,} B; arena {m['arena_bytes']:,} B "
+          f"({m['arena_figure_source']} {m['arena_figure_bytes']:,} B + margin)")
+    if "emulated_output_matches_host" in m:
+        print(f"  emulated Cortex-M4 output equals the host's: {'yes' if m['emulated_output_matches_host'] else 'NO'}")
+    print(f"  {verdict.message()}")
+    print(f"  files: {', '.join(f.name for f in generated.files)}")
+    return 0

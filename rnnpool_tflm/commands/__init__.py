@@ -1,1 +1,0 @@
-"""Subcommands of `rnnpool-tflm` (see rnnpool_tflm.cli)."""

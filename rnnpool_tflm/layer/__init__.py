@@ -1,0 +1,1 @@
+"""The Keras RNNPool layer (tf-keras), its TensorFlow forward pass and EdgeML weight import."""

@@ -1,0 +1,1 @@
+"""The one TensorFlow-free reader, editor and writer of .tflite models and custom-op options."""
