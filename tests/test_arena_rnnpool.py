@@ -1,17 +1,14 @@
 """The arena model on models with the RNNPool custom op.
 
-The RNNPool op's prepared and scratch bytes come from the C core's own size functions
-(rnnpool_tflm.runtime.native), which are target-independent (tests/test_kernel_m4.py checks
-that on the emulated M4). Runtime: about 3 s.
+The expected sizes are worked out by hand from docs/kernel.md's buffer formulas (the C core's
+size functions are checked against them in test_kernel_host.py). Runtime: about 3 s.
 """
 
 import pytest
 
 from arena_models import rnnpool_model
-from rnnpool_tflm.runtime import native
 from rnnpool_tflm.arena import arena_report, estimate_arena
 from rnnpool_tflm.arena.graph import read_graph
-from rnnpool_tflm.arena.rnnpool_buffers import op_data_bytes
 from rnnpool_tflm.core.errors import RNNPoolError
 
 
@@ -24,30 +21,33 @@ def model():
     return rnnpool_model(size=32, channels=8, patch=8, stride=4, hidden1=16, hidden2=16)
 
 
-def _rnnpool_config():
-    # The op of rnnpool_model(): input [1, 16, 16, 8], patch 8, stride 4, valid, h1 = h2 = 16.
-    return native.CConfig(batch=1, in_rows=16, in_cols=16, channels=8, patch_rows=8, patch_cols=8, stride_rows=4,
-                          stride_cols=4, padding=0, hidden1=16, hidden2=16, gate_activation=0,
-                          update_activation=0)
+# The op of rnnpool_model(): input [1, 16, 16, 8], patch 8, stride 4, valid, h1 = h2 = 16, so
+# Wo = 3, Ac = Ar = 2, Wu = 16, hp1 = hp2 = hm = 16, kp = 8 in docs/kernel.md's buffer formulas:
+#   scratch  = A(16) + A(64) + A(256) + A(128) + A(64) + A(1024) + A(1536) + A(512)         = 3600
+#   prepared = 256 + A(256) + A(512) + A(512) + A(512) + A(64) + 48*16 + 48*16               = 3648
+# and the TFLM op's OpData (rnnpool_tflm.cc): int32 options[8], bool, char[96], bool, pointer,
+# size_t, int -> 160 B with 8-byte pointers, 144 B with 4-byte ones (test_arena_struct_sizes.py
+# checks the compilers agree).
+SCRATCH, PREPARED = 3600, 3648
+OP_DATA = {8: 160, 4: 144}
 
 
 @pytest.mark.parametrize("target, pointer", [("x86-64", 8), ("cortex-m4", 4)])
 def test_rnnpool_op_takes_opdata_prepared_and_scratch(model, target, pointer):
-    prepared, scratch = native.buffer_bytes(_rnnpool_config(), "int8")
     report = arena_report(model, target)
     graph = read_graph(model)
     index = next(op.index for op in graph.main.operators if op.name == "RNNPool")
     row = report.estimate.per_op[index]
-    assert row.scratch_bytes == scratch
+    assert row.scratch_bytes == SCRATCH
     # Tail: the OpData and the prepared parameters, each rounded to the arena's 16 bytes.
-    assert row.persistent_bytes == _align16(op_data_bytes(pointer)) + _align16(prepared)
+    assert row.persistent_bytes == _align16(OP_DATA[pointer]) + _align16(PREPARED)
     live = report.ops[index].live
-    assert [b.nbytes for b in live if b.kind == "scratch"] == [scratch]
+    assert [b.nbytes for b in live if b.kind == "scratch"] == [SCRATCH]
     op = graph.main.operators[index]
     tensors = {b.tensor for b in live if b.kind == "tensor"}
     assert {op.inputs[0], op.outputs[0]} <= tensors
-    assert report.ops[index].high_water_bytes >= _align16(scratch) + sum(
-        _align16(graph.main.tensors[t].nbytes) for t in (op.inputs[0], op.outputs[0]))
+    # Input 16x16x8 and output 3x3x64 int8 live next to the scratch.
+    assert report.ops[index].high_water_bytes >= _align16(SCRATCH) + _align16(16 * 16 * 8) + _align16(3 * 3 * 64)
 
 
 def test_host_and_m4_share_the_rnnpool_buffers_but_not_the_structs(model):

@@ -13,7 +13,6 @@ from rnnpool_tflm.tflite import model as tfm
 from rnnpool_tflm.core.errors import RNNPoolError
 from rnnpool_tflm.layer.rnnpool import find_rnnpool_layers
 from rnnpool_tflm.core.contract import contract
-from rnnpool_tflm.reference import quantize_rnnpool
 
 import models_for_tests as mft
 
@@ -38,17 +37,26 @@ def test_acceptance_model_converts_to_one_custom_op_per_rnnpool_and_follows_the_
     for spec, idx in zip(c.inputs, op.inputs):
         t = sg.tensors[idx]
         assert t.type == getattr(tfm.TensorType, spec.int8_type), spec.name
-    # The weights are quantize_rnnpool's for the quantization the converter gave the op's I/O.
+    # The weights are the layer's float weights quantized by docs/quantization.md's rules, checked
+    # from the floats (not through quantize_rnnpool): symmetric per output row, scale max|row| / 127,
+    # each value within half a step; biases in Q12, the FastGRNN sigmoid(zeta), sigmoid(nu) in Q14.
     layer = quantize.rnnpool_wrappers(acc.qat_model)[0].layer
-    s_x, zp_x = tfm.per_tensor(sg.tensors[op.inputs[0]], "input")
-    s_y, zp_y = tfm.per_tensor(sg.tensors[op.outputs[0]], "output")
-    want = quantize_rnnpool(layer.get_rnnpool_weights(), layer.rnnpool_config, float(s_x), zp_x, float(s_y), zp_y)
-    for (name, _, data, scales), idx in zip(tfm.weight_tensor_arrays(want), op.inputs[1:]):
-        t = sg.tensors[idx]
-        np.testing.assert_array_equal(tfm.constant_data(m, t), data, err_msg=name)
-        got_scales, got_zps, dim = tfm.quantization(t)
-        np.testing.assert_array_equal(got_scales, np.asarray(scales, np.float32), err_msg=name)
-        assert np.all(got_zps == 0) and dim == 0
+    floats = layer.get_rnnpool_weights()
+    data = {spec.name: (tfm.constant_data(m, sg.tensors[idx]), sg.tensors[idx])
+            for spec, idx in zip(c.inputs[1:], op.inputs[1:], strict=True)}
+    for name, w in (("w1", floats.rnn1.w), ("u1", floats.rnn1.u), ("w2", floats.rnn2.w), ("u2", floats.rnn2.u)):
+        rows = np.asarray(w, np.float64).T                    # the contract's [out, in]
+        q, tensor = data[name]
+        scales, zps, dim = tfm.quantization(tensor)
+        np.testing.assert_allclose(scales, np.abs(rows).max(axis=1) / 127, rtol=1e-6, err_msg=name)
+        assert np.all(zps == 0) and dim == 0 and q.dtype == np.int8 and q.min() >= -127
+        assert np.all(np.abs(q * scales[:, None].astype(np.float64) - rows) <= scales[:, None] * (0.5 + 1e-5)), name
+    for name, cell in (("bias1", floats.rnn1), ("bias2", floats.rnn2)):
+        want = np.stack([cell.bias_gate, cell.bias_update]).astype(np.float64)
+        assert np.all(np.abs(data[name][0] / 4096.0 - want) <= 0.5 / 4096 + 1e-9), name
+    sigmoid = lambda v: 1 / (1 + np.exp(-np.float64(v)))  # noqa: E731
+    want = np.array([[sigmoid(cell.zeta), sigmoid(cell.nu)] for cell in (floats.rnn1, floats.rnn2)])
+    assert np.all(np.abs(data["fastgrnn_scalars"][0] / 16384.0 - want) <= 0.5 / 16384 + 1e-9)
     assert tfm.decode_options(op.customOptions) == {
         "version": 1, "patch_rows": 8, "patch_cols": 8, "stride_rows": 4, "stride_cols": 4, "padding": 0,
         "gate_activation": 0, "update_activation": 0}
