@@ -12,11 +12,11 @@ from .. import __version__
 
 # Subcommand modules, imported on use so that `--help` does not load TensorFlow.
 # Each defines HELP (one line), add_arguments(parser) and run(args) -> int.
-COMMANDS = ("demo", "convert", "check", "export", "emulate", "profile", "bench")
+COMMANDS = ("demo", "convert", "check", "export", "emulate", "profile", "bench", "eval-face")
 
 
 def _load(name: str):
-    return importlib.import_module(f"rnnpool_tflm.cli.commands.{name}")
+    return importlib.import_module(f"rnnpool_tflm.cli.commands.{name.replace('-', '_')}")
 
 
 def build_parser(commands: Optional[List[str]] = None) -> argparse.ArgumentParser:
