@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from rnnpool_tflm.quantize import model as quantize
 from rnnpool_tflm.quantize import simulation as rnnpool_qat
+from rnnpool_tflm.quantize import tfmot_compat
 from rnnpool_tflm.core.keras import keras
 from rnnpool_tflm.core.config import RNNPoolConfig
 from rnnpool_tflm.core.errors import RNNPoolError
@@ -130,9 +131,10 @@ def test_quantize_model_wraps_rnnpool_with_its_config_and_links_the_input():
     wrapper = mft.find_layer(qat, "rp")
     assert isinstance(wrapper.quantize_config, quantize.RNNPoolQuantizeConfig)
     assert wrapper.quantize_config.input_grid.source == "quant_conv"  # the conv's fused-ReLU fake-quant
-    quantized = [v.name for v, _, _ in wrapper._weight_vars]
+    quantized = [v.name for v, _, _ in tfmot_compat.weight_quantizers(wrapper)]
     assert [n.split("/")[-1].split(":")[0] for n in quantized] == list(quantize.QUANTIZED_WEIGHTS)
-    assert wrapper._output_quantizers and isinstance(wrapper._output_quantizers[0], quantize.MovingAverageQuantizer)
+    output = quantize.output_range(wrapper)
+    assert output is not None and isinstance(output.quantizer, quantize.MovingAverageQuantizer)
 
 
 def test_wrapper_forward_is_the_int8_op_up_to_output_rounding():
@@ -149,7 +151,7 @@ def test_wrapper_forward_is_the_int8_op_up_to_output_rounding():
     grid = wrapper.quantize_config.input_grid
     s_x, zp_x = quantize.tflite_grid(grid.min_var.numpy(), grid.max_var.numpy())
     assert s_x == grid.scale().numpy()
-    out_vars = wrapper._output_quantizer_vars
+    out_vars = quantize.output_range(wrapper).variables
     s_y, zp_y = quantize.tflite_grid(out_vars["min_var"].numpy(), out_vars["max_var"].numpy())
     layer = wrapper.layer
     p = quantize_rnnpool(layer.get_rnnpool_weights(), layer.rnnpool_config, float(s_x), zp_x, float(s_y), zp_y)
@@ -205,7 +207,7 @@ def test_qat_model_saves_and_loads(tmp_path):
         loaded = quantize.load_model(tmp_path / name)
         np.testing.assert_array_equal(loaded.predict(x, verbose=0), expected)
     # Loaded without load_model's linking step, the RNNPool does not know its input grid: a clear error.
-    with quantize.quantize_scope(), quantize._loading_fixes():
+    with quantize.quantize_scope(), tfmot_compat.loading_fixes():
         raw = keras.models.load_model(tmp_path / "model.keras")
     with pytest.raises(Exception, match="not linked"):
         raw(x)

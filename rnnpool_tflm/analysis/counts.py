@@ -79,8 +79,9 @@ def layer_params(layer) -> int:
     weights = list(layer.weights)
     if inner is not layer:
         # tfmot detaches the quantized kernels from the wrapped layer and keeps them in the
-        # wrapper's _weight_vars, next to its quantizer variables (which are not parameters).
-        weights = list(inner.weights) + [entry[0] for entry in getattr(layer, "_weight_vars", [])]
+        # wrapper, next to its quantizer variables (which are not parameters).
+        from ..quantize import tfmot_compat  # a wrapped model: tfmot is loaded already
+        weights = list(inner.weights) + [weight for weight, _, _ in tfmot_compat.weight_quantizers(layer)]
         weights = list({id(w): w for w in weights}.values())
     skip = set()
     if isinstance(inner, L.BatchNormalization):

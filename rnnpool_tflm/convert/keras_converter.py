@@ -80,8 +80,8 @@ def _fake_quant_layer(min_var, max_var):
 
 
 def _unwrap(layer):
-    from ..quantize.model import _qwrapper
-    return (layer.layer, layer) if isinstance(layer, _qwrapper.QuantizeWrapper) else (layer, None)
+    from ..quantize.model import QuantizeWrapper
+    return (layer.layer, layer) if isinstance(layer, QuantizeWrapper) else (layer, None)
 
 
 def input_names(model) -> List[str]:
@@ -128,7 +128,7 @@ def split_builtin_part(model):
                 inputs.append(placeholder)
                 value = placeholder
                 if wrapper is not None:
-                    v = wrapper._output_quantizer_vars
+                    v = _output_range(wrapper).variables
                     value = _fake_quant_layer(v["min_var"], v["max_var"])(placeholder)
                 tensors[node.flat_output_ids[0]] = _Reuse(value)
                 continue
@@ -145,6 +145,15 @@ def split_builtin_part(model):
     builtin = keras.Model(inputs, [outputs[k] for k in keys], name=f"{model.name}_builtin_part")
     builtin.rnnpool_output_keys = keys
     return builtin, sites
+
+
+def _output_range(wrapper):
+    from ..quantize.model import output_range
+    fake_quant = output_range(wrapper)
+    if fake_quant is None:
+        raise RNNPoolError(f"RNNPool layer {wrapper.layer.name!r} has no output quantizer; quantize it with "
+                           "RNNPoolQuantizeConfig")
+    return fake_quant
 
 
 def _is_qat(model) -> bool:

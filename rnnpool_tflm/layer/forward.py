@@ -1,25 +1,14 @@
-"""Vectorised float RNNPool in TensorFlow ops (what the Keras layer runs).
-
-All patches of the batch are processed at once; Python loops run only over
-time steps. The work is organised like the C kernel:
-
-* ``x @ W1`` once per pixel, shared by row sweeps, column sweeps and every
-  patch that covers the pixel;
-* RNN1 runs once per row segment (image row x patch column) and once per column
-  segment (patch row x image column); overlapping patches (stride < patch)
-  reuse those summaries instead of recomputing them;
-* ``summary @ W2`` once per summary, shared by both RNN2 directions.
-
-The result equals Algorithm 1 evaluated patch by patch.
-"""
+"""The float FastGRNN cells in TensorFlow ops (what the Keras layer computes); the
+sweep over patches that feeds them is layer.sweep's."""
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, Sequence
 
 import tensorflow as tf
 
 from ..core.config import RNNPoolConfig
+from .sweep import Cells
 
 
 def hard_sigmoid(x):
@@ -61,48 +50,28 @@ def run_fastgrnn(steps: Sequence[tf.Tensor], cell: FastGRNNParams, gate: Callabl
     return h
 
 
-def _run_batched(groups: List[List[tf.Tensor]], cell: FastGRNNParams, gate, update) -> List[tf.Tensor]:
-    """Runs several independent sequence sets; sets of equal length share one loop."""
-    results: List[tf.Tensor] = [None] * len(groups)
-    by_length: Dict[int, List[int]] = {}
-    for idx, steps in enumerate(groups):
-        by_length.setdefault(len(steps), []).append(idx)
-    for length, members in by_length.items():
-        shapes = [tf.shape(groups[m][0]) for m in members]
-        flat = [[tf.reshape(s, [-1, s.shape[-1]]) for s in groups[m]] for m in members]
-        sizes = [tf.shape(f[0])[0] for f in flat]
-        steps = [tf.concat([f[t] for f in flat], axis=0) for t in range(length)]
-        final = run_fastgrnn(steps, cell, gate, update)
-        for m, part, shape in zip(members, tf.split(final, sizes, axis=0), shapes):
-            results[m] = tf.reshape(part, tf.concat([shape[:-1], [cell.u.shape[-1]]], axis=0))
-    return results
+class FloatCells(Cells):
+    """The float FastGRNNs: what the RNNPool layer computes unless a QuantizeConfig swaps in other cells."""
+
+    def __init__(self, rnn1: FastGRNNParams, rnn2: FastGRNNParams, config: RNNPoolConfig):
+        self.rnn1, self.rnn2 = rnn1, rnn2
+        self.gate = TF_ACTIVATIONS[config.gate_activation]
+        self.update = TF_ACTIVATIONS[config.update_activation]
+
+    def project_pixels(self, x):
+        return tf.tensordot(x, self.rnn1.w, axes=1)
+
+    def project_summaries(self, summaries):
+        return tf.tensordot(summaries, self.rnn2.w, axes=1)
+
+    def run(self, rnn, steps):
+        return run_fastgrnn(steps, self.rnn1 if rnn == 1 else self.rnn2, self.gate, self.update)
+
+    def output(self, finals):
+        return tf.concat(list(finals), axis=-1)
 
 
 def rnnpool_forward(x: tf.Tensor, rnn1: FastGRNNParams, rnn2: FastGRNNParams,
                     config: RNNPoolConfig) -> tf.Tensor:
     """[N, H, W, k] -> [N, out_rows, out_cols, 4*h2] in the order [rows fwd, rows bwd, cols fwd, cols bwd]."""
-    geo = config.geometry(int(x.shape[1]), int(x.shape[2]))
-    (r, c), (sr, sc) = config.patch_size, config.strides
-    gate, update = TF_ACTIVATIONS[config.gate_activation], TF_ACTIVATIONS[config.update_activation]
-    n_r, n_c = geo.out_rows, geo.out_cols
-    used_rows, used_cols = (n_r - 1) * sr + r, (n_c - 1) * sc + c
-
-    # Zero padding of x is zero padding of x @ W1, so project first, pad after.
-    wx = tf.tensordot(x, rnn1.w, axes=1)
-    wx = tf.pad(wx, [[0, 0], [geo.pad_top, geo.pad_bottom], [geo.pad_left, geo.pad_right], [0, 0]])
-    wx = wx[:, :used_rows, :used_cols, :]
-
-    # RNN1 segments: step t of row segment (y, j) is pixel (y, j*sc + t);
-    # step t of column segment (i, x) is pixel (i*sr + t, x).
-    row_steps = [wx[:, :, t:t + (n_c - 1) * sc + 1:sc, :] for t in range(c)]
-    col_steps = [wx[:, t:t + (n_r - 1) * sr + 1:sr, :, :] for t in range(r)]
-    row_summary, col_summary = _run_batched([row_steps, col_steps], rnn1, gate, update)
-
-    # RNN2 inputs, projected once per summary: patch (i, j) reads row summaries
-    # (i*sr + t, j) and column summaries (i, j*sc + t).
-    row_proj = tf.tensordot(row_summary, rnn2.w, axes=1)
-    col_proj = tf.tensordot(col_summary, rnn2.w, axes=1)
-    rows = [row_proj[:, t:t + (n_r - 1) * sr + 1:sr, :, :] for t in range(r)]
-    cols = [col_proj[:, :, t:t + (n_c - 1) * sc + 1:sc, :] for t in range(c)]
-    outs = _run_batched([rows, rows[::-1], cols, cols[::-1]], rnn2, gate, update)
-    return tf.concat(outs, axis=-1)
+    return FloatCells(rnn1, rnn2, config).pool(x, config)

@@ -7,7 +7,8 @@ import tensorflow as tf
 
 from ..core.keras import keras
 from ..core.config import RNNPoolConfig
-from .forward import FastGRNNParams, rnnpool_forward
+from .forward import FastGRNNParams, FloatCells
+from .sweep import Cells
 from ..core.weights import FastGRNNWeights, RNNPoolWeights
 
 # Weight names per cell, in the order they are created (and saved).
@@ -58,8 +59,9 @@ class RNNPool(keras.layers.Layer):
         self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.input_spec = keras.layers.InputSpec(ndim=4)
-        # Set by the QAT QuantizeConfig to run the integer simulation instead of float math.
-        self.quantized_forward = None
+        # The arithmetic of RNN1 and RNN2 (layer.sweep.Cells), made in build. Like a Dense
+        # layer's kernel, a tfmot QuantizeConfig may swap it for quantized cells.
+        self.cells: Cells = None
 
     # -- construction -------------------------------------------------------
     def build(self, input_shape):
@@ -73,6 +75,7 @@ class RNNPool(keras.layers.Layer):
         h1, h2 = self.rnnpool_config.hidden_dims
         for idx, (n_in, n_h) in ((1, (channels, h1)), (2, (h1, h2))):
             self._add_cell(idx, n_in, n_h)
+        self.cells = FloatCells(self.cell_params(1), self.cell_params(2), self.rnnpool_config)
         self.input_spec = keras.layers.InputSpec(ndim=4, axes={1: rows, 2: cols, 3: channels})
         super().build(input_shape)
 
@@ -97,10 +100,7 @@ class RNNPool(keras.layers.Layer):
         return FastGRNNParams(*(getattr(self, f"{name}{idx}") for name in CELL_WEIGHTS))
 
     def call(self, inputs):
-        if self.quantized_forward is not None:
-            return self.quantized_forward(self, inputs)
-        inputs = tf.cast(inputs, self.compute_dtype)
-        return rnnpool_forward(inputs, self.cell_params(1), self.cell_params(2), self.rnnpool_config)
+        return self.cells.pool(tf.cast(inputs, self.compute_dtype), self.rnnpool_config)
 
     def compute_output_shape(self, input_shape):
         input_shape = tf.TensorShape(input_shape)

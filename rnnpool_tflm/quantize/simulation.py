@@ -14,15 +14,16 @@ integer in real units but whose *gradient* is the float FastGRNN derivative at
 that point (``ste``). Training sees the integer op's values and the float op's
 gradients.
 
-The work is organised like rnnpool_tf.py (projection once per pixel, RNN1 once
-per row/column segment, RNN2 input projection once per summary, all patches of
-the batch in one tensor, Python loops only over time steps).
+`QuantizedCells` is this arithmetic behind the interface the layer's sweep uses
+(layer.sweep.Cells), so the float layer and the simulation share one sweep:
+projection once per pixel, RNN1 once per row/column segment, RNN2 input
+projection once per summary, all patches of the batch in one tensor.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, List, NamedTuple, Optional, Sequence
+from typing import Dict, NamedTuple, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -31,6 +32,7 @@ from ..core.config import RNNPoolConfig
 from ..reference.lut import SIGMOID_TABLE, TANH_TABLE
 from ..reference.quant_params import Q12_ONE, Q14_ONE, SAT25_MAX, SAT25_MIN
 from ..layer.forward import TF_ACTIVATIONS
+from ..layer.sweep import Cells, sweep
 
 _I64 = tf.int64
 _F64 = tf.float64
@@ -268,39 +270,47 @@ def _run(steps: Sequence[Fixed], cell: CellParams, gate: str, update: str) -> Fi
     return h
 
 
-def _map(fn, *values: Fixed) -> Fixed:
-    return Fixed(fn(*(v.q for v in values)), fn(*(v.f for v in values)))
-
-
-def _run_batched(groups: List[List[Fixed]], cell: CellParams, gate: str, update: str) -> List[Fixed]:
-    """Independent sequence sets; sets of equal length share one loop (as rnnpool_tf)."""
-    results: List[Optional[Fixed]] = [None] * len(groups)
-    by_length: Dict[int, List[int]] = {}
-    for idx, steps in enumerate(groups):
-        by_length.setdefault(len(steps), []).append(idx)
-    hidden = int(cell.u_t.shape[0])
-    for length, members in by_length.items():
-        shapes = [tf.shape(groups[m][0].q) for m in members]
-        flat = [[_map(lambda t: tf.reshape(t, [-1, t.shape[-1]]), s) for s in groups[m]] for m in members]
-        sizes = [tf.shape(f[0].q)[0] for f in flat]
-        steps = [_map(lambda *ts: tf.concat(ts, axis=0), *[f[t] for f in flat]) for t in range(length)]
-        final = _run(steps, cell, gate, update)
-        parts_q, parts_f = tf.split(final.q, sizes, axis=0), tf.split(final.f, sizes, axis=0)
-        for m, pq, pf, shape in zip(members, parts_q, parts_f, shapes):
-            out_shape = tf.concat([shape[:-1], [hidden]], axis=0)
-            results[m] = Fixed(tf.reshape(pq, out_shape), tf.reshape(pf, out_shape))
-    return results
-
-
-def _strided(v: Fixed, axis: int, start: int, count: int, step: int) -> Fixed:
-    def take(t):
-        index = [slice(None)] * 4
-        index[axis] = slice(start, start + (count - 1) * step + 1, step)
-        return t[tuple(index)]
-    return _map(take, v)
-
-
 # -- section 7: the layer ----------------------------------------------------------------------
+
+class QuantizedCells(Cells):
+    """RNN1 and RNN2 as the int8 kernel computes them, for the layer's sweep (layer.sweep):
+    every value is a `Fixed` pair. The QAT QuantizeConfig installs these on the layer.
+
+    input_scale: s_x (float32 scalar), the scale the int8 op stores for its input; the
+    input x is float32 on the grid s_x * (q - zp)."""
+
+    def __init__(self, rnn1: CellParams, rnn2: CellParams, input_scale, config: RNNPoolConfig):
+        self.rnn1, self.rnn2 = rnn1, rnn2
+        self.gate, self.update = config.gate_activation, config.update_activation
+        steps = max(config.patch_size)
+        rnn1.frac = state_frac_bits(rnn1.a_q, rnn1.b_q, steps)
+        rnn2.frac = state_frac_bits(rnn2.a_q, rnn2.b_q, steps)
+        q1, q2 = rnn1.frac, rnn2.frac
+        s_x = tf.cast(tf.cast(tf.convert_to_tensor(input_scale), tf.float32), _F64)
+        self.s_x_safe = tf.where(s_x > 0, s_x, tf.ones_like(s_x))
+        rnn1.mu = _multiplier(rnn1.u_scale, _pow2(tf.cast(12 - q1, _F64)))
+        rnn2.mu = _multiplier(rnn2.u_scale, _pow2(tf.cast(12 - q2, _F64)))
+        self.mx1 = _multiplier(rnn1.w_scale, s_x * 4096.0)
+        self.mx2 = _multiplier(rnn2.w_scale, _pow2(tf.cast(12 - q1, _F64)))
+
+    def project_pixels(self, x) -> Fixed:
+        """W1 (x - zp) in Q12; x - zp recovered exactly from the grid value."""
+        x = tf.cast(x, tf.float32)
+        x_centered = tf.stop_gradient(tf.round(tf.cast(x, _F64) / self.s_x_safe))
+        acc = int_tensordot(x_centered, tf.transpose(self.rnn1.w_t))
+        return fixed(tf.tensordot(x, self.rnn1.w_f, axes=1), sat25(rq(acc, *self.mx1)), 12)
+
+    def project_summaries(self, s: Fixed) -> Fixed:
+        return fixed(tf.tensordot(s.f, self.rnn2.w_f, axes=1),
+                     sat25(rq(int_tensordot(s.q, tf.transpose(self.rnn2.w_t)), *self.mx2)), 12)
+
+    def run(self, rnn: int, steps: Sequence[Fixed]) -> Fixed:
+        return _run(steps, self.rnn1 if rnn == 1 else self.rnn2, self.gate, self.update)
+
+    def output(self, finals: Sequence[Fixed]) -> tf.Tensor:
+        """The RNN2 final states in real units (g / 2^q2, float32, with gradients)."""
+        return tf.concat([f.f for f in finals], axis=-1)
+
 
 @dataclasses.dataclass
 class QATOutput:
@@ -317,43 +327,9 @@ def rnnpool_qat(x: tf.Tensor, input_scale, rnn1: CellParams, rnn2: CellParams,
                 config: RNNPoolConfig) -> QATOutput:
     """x: float32 [N, H, W, k] on the grid s_x * (q - zp); input_scale: s_x (float32 scalar,
     the scale the int8 op stores for its input)."""
-    geo = config.geometry(int(x.shape[1]), int(x.shape[2]))
-    (r, c), (sr, sc) = config.patch_size, config.strides
-    gate, update = config.gate_activation, config.update_activation
-    n_r, n_c = geo.out_rows, geo.out_cols
-    steps = max(r, c)
-    rnn1.frac = state_frac_bits(rnn1.a_q, rnn1.b_q, steps)
-    rnn2.frac = state_frac_bits(rnn2.a_q, rnn2.b_q, steps)
-    q1, q2 = rnn1.frac, rnn2.frac
-    s_x = tf.cast(tf.cast(tf.convert_to_tensor(input_scale), tf.float32), _F64)
-    s_x_safe = tf.where(s_x > 0, s_x, tf.ones_like(s_x))
-    rnn1.mu = _multiplier(rnn1.u_scale, _pow2(tf.cast(12 - q1, _F64)))
-    rnn2.mu = _multiplier(rnn2.u_scale, _pow2(tf.cast(12 - q2, _F64)))
-    mx1 = _multiplier(rnn1.w_scale, s_x * 4096.0)
-    mx2 = _multiplier(rnn2.w_scale, _pow2(tf.cast(12 - q1, _F64)))
-
-    # Once per pixel: W1 (x - zp) in Q12; x - zp recovered exactly from the grid value.
-    x = tf.cast(x, tf.float32)
-    x_centered = tf.stop_gradient(tf.round(tf.cast(x, _F64) / s_x_safe))
-    acc = int_tensordot(x_centered, tf.transpose(rnn1.w_t))
-    px1 = fixed(tf.tensordot(x, rnn1.w_f, axes=1), sat25(rq(acc, *mx1)), 12)
-    pads = [[0, 0], [geo.pad_top, geo.pad_bottom], [geo.pad_left, geo.pad_right], [0, 0]]
-    used = lambda t: tf.pad(t, pads)[:, :(n_r - 1) * sr + r, :(n_c - 1) * sc + c, :]  # noqa: E731
-    px1 = _map(used, px1)
-
-    row_steps = [_strided(px1, 2, t, n_c, sc) for t in range(c)]
-    col_steps = [_strided(px1, 1, t, n_r, sr) for t in range(r)]
-    row_summary, col_summary = _run_batched([row_steps, col_steps], rnn1, gate, update)
-
-    def project(s: Fixed) -> Fixed:
-        return fixed(tf.tensordot(s.f, rnn2.w_f, axes=1),
-                     sat25(rq(int_tensordot(s.q, tf.transpose(rnn2.w_t)), *mx2)), 12)
-
-    row_proj, col_proj = project(row_summary), project(col_summary)
-    rows = [_strided(row_proj, 1, t, n_r, sr) for t in range(r)]
-    cols = [_strided(col_proj, 2, t, n_c, sc) for t in range(c)]
-    finals = _run_batched([rows, rows[::-1], cols, cols[::-1]], rnn2, gate, update)
-    return QATOutput(tf.concat([f.f for f in finals], axis=-1), tf.concat([f.q for f in finals], axis=-1), q1, q2)
+    cells = QuantizedCells(rnn1, rnn2, input_scale, config)
+    finals = sweep(x, cells, config)
+    return QATOutput(cells.output(finals), tf.concat([f.q for f in finals], axis=-1), rnn1.frac, rnn2.frac)
 
 
 def layer_cells(weights: Dict[str, tf.Tensor], quantized: Optional[Dict[str, tf.Tensor]] = None):
