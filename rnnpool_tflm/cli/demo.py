@@ -17,6 +17,7 @@ from typing import Callable, Dict
 import numpy as np
 
 from .. import __version__
+from ..core import progress
 from ..core.errors import RNNPoolError
 from ..core.files import atomic_write_bytes, atomic_write_text
 
@@ -80,26 +81,6 @@ def demo_baseline(size: int):
 
 # -- stages --------------------------------------------------------------------------------------
 
-def _epoch_bar(stage: str, epochs: int):
-    """A Keras callback drawing one progress bar over a fit's epochs."""
-    from tqdm.auto import tqdm
-
-    from ..core.keras import keras
-
-    class EpochBar(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.bar = tqdm(total=epochs, desc=stage, unit="epoch", disable=None)
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            self.bar.set_postfix(loss=f"{logs.get('loss', 0):.3f}", acc=f"{logs.get('accuracy', 0):.3f}")
-            self.bar.update(1)
-
-        def on_train_end(self, logs=None):
-            self.bar.close()
-    return EpochBar()
-
-
 def _compile(model, learning_rate: float):
     from ..core.keras import keras
     model.compile(keras.optimizers.Adam(learning_rate),
@@ -130,7 +111,7 @@ def train_float(out: pathlib.Path, settings: DemoSettings, data):
     model = _compile(demo_model(settings.image_size, settings.seed), 1e-2)
     start = time.perf_counter()
     model.fit(x, y, epochs=settings.float_epochs, batch_size=64, verbose=0,
-              callbacks=[_epoch_bar("train (float)", settings.float_epochs)])
+              callbacks=progress.keras_callbacks("train (float)", settings.float_epochs))
     accuracy = float(model.evaluate(xv, yv, verbose=0, batch_size=256)[1])
     _save_keras(model, out / "float_model.keras")
     return model, {"model": "float_model.keras", "val_accuracy": accuracy, "epochs": settings.float_epochs,
@@ -145,7 +126,7 @@ def train_qat(out: pathlib.Path, settings: DemoSettings, data, float_model):
     quantize.calibrate_ranges(qat, x)
     _compile(qat, 1e-3)
     qat.fit(x, y, epochs=settings.qat_epochs, batch_size=64, verbose=0,
-            callbacks=[_epoch_bar("train (QAT)", settings.qat_epochs)])
+            callbacks=progress.keras_callbacks("train (QAT)", settings.qat_epochs))
     accuracy = float(qat.evaluate(xv, yv, verbose=0, batch_size=256)[1])
     _save_keras(qat, out / "qat_model.keras")
     return qat, {"model": "qat_model.keras", "val_accuracy": accuracy, "epochs": settings.qat_epochs,
@@ -164,7 +145,8 @@ def convert_stage(out: pathlib.Path, qat):
 def check_stage(tflite_path: pathlib.Path, qat, data):
     from ..check.checker import check_model
     _, _, xv, yv = data
-    report = check_model(tflite_path, keras_model=qat, data=([xv], yv), board=BOARD)
+    with progress.activity("check"):  # the arena may be measured on the emulated Cortex-M4
+        report = check_model(tflite_path, keras_model=qat, data=([xv], yv), board=BOARD)
     return report, report.as_json()
 
 
@@ -173,7 +155,8 @@ def export_stage(out: pathlib.Path, tflite_path: pathlib.Path, data):
     input_path = out / "test_input.npy"
     buffer = _npy_bytes(data[2][:1])
     atomic_write_bytes(input_path, buffer)
-    generated, verdict = export_model(tflite_path, out / "firmware", input_path, BOARD)
+    with progress.activity("export"):  # may build the firmware for the board
+        generated, verdict = export_model(tflite_path, out / "firmware", input_path, BOARD)
     m = generated.manifest
     return {"directory": str(generated.directory.relative_to(out)), "files": [f.name for f in generated.files],
             "board": verdict.board, "fits": verdict.fits, "arena_bytes_with_margin": m["arena_bytes"],
@@ -193,7 +176,8 @@ def emulate_stage(out: pathlib.Path, tflite_path: pathlib.Path) -> Dict:
     if not can_build_firmware():
         return {"ran": False, "reason": "needs TFLM sources (TFLM_DIR), arm-none-eabi-gcc and qemu-system-arm"}
     from ..deploy.emulate import measure_arena
-    emulation = measure_arena(tflite_path, out / "test_input.npy")
+    with progress.activity("emulate", echo_notes=True) as note:
+        emulation = measure_arena(tflite_path, out / "test_input.npy", log=note)
     return {"ran": True, **emulation.as_dict()}
 
 

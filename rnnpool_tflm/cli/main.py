@@ -30,6 +30,8 @@ def build_parser(commands: Optional[List[str]] = None) -> argparse.ArgumentParse
         module = _load(name)
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
+        p.add_argument("-q", "--quiet", action="store_true",
+                       help="no progress bars (bars show only on a terminal, and never with --json)")
         p.set_defaults(_module=module)
     return parser
 
@@ -56,9 +58,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    from ..core import progress
     try:
         _import_tensorflow_quietly()
-        return int(args._module.run(args) or 0)
+        # stdout carries the results; progress goes to stderr, and not at all with --quiet or --json.
+        with progress.shown(False if args.quiet or getattr(args, "json", False) else None):
+            return int(args._module.run(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

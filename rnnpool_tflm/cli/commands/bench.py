@@ -154,8 +154,14 @@ def _table(records, target: str) -> str:
 def run(args) -> int:
     import json
 
+    from ...core import progress
+
     cases = _cases(args.shape, args.activations)
-    records = _bench_m4(cases) if args.target == "m4" else _bench_host(cases, args.seconds)
+    if args.target == "m4":
+        with progress.activity("bench on the emulated Cortex-M4"):  # a firmware build and QEMU runs
+            records = _bench_m4(cases)
+    else:  # timed: nothing else draws meanwhile
+        records = _bench_host(cases, args.seconds)
     if args.json:
         for rec in records:
             print(json.dumps(rec))

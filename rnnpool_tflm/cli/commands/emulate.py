@@ -20,16 +20,18 @@ def add_arguments(parser):
 def run(args):
     import json
     import pathlib
-    import sys
 
+    from ...core import progress
     from ...deploy.emulate import emulate_model
 
     if args.arena is not None and args.arena < 16:
         raise ValueError(f"--arena must be at least 16 bytes, got {args.arena}")
-    log = (lambda text: print(text, file=sys.stderr)) if not args.json else None
-    result = emulate_model(pathlib.Path(args.model), pathlib.Path(args.input) if args.input else None,
-                           args.machine, pathlib.Path(args.keep) if args.keep else None, args.arena,
-                           args.timeout, log=log)
+    # Exporting, building (the TFLM library's first build takes minutes) and running QEMU:
+    # elapsed time, and the build's notes (as lines when stderr is not a terminal).
+    with progress.activity(f"emulate on {args.machine}", echo_notes=True) as note:
+        result = emulate_model(pathlib.Path(args.model), pathlib.Path(args.input) if args.input else None,
+                               args.machine, pathlib.Path(args.keep) if args.keep else None, args.arena,
+                               args.timeout, log=note)
     report = result.as_dict()
     if args.json:
         print(json.dumps(report))

@@ -19,10 +19,13 @@ def run(args):
     import json
     import pathlib
 
+    from ...core import progress
     from ...deploy.export import export_model
 
-    generated, verdict = export_model(pathlib.Path(args.model), pathlib.Path(args.firmware),
-                                      pathlib.Path(args.input) if args.input else None, args.board)
+    # With TFLM sources the arena is measured on the emulated Cortex-M4 and the firmware built: minutes.
+    with progress.activity("export"):
+        generated, verdict = export_model(pathlib.Path(args.model), pathlib.Path(args.firmware),
+                                          pathlib.Path(args.input) if args.input else None, args.board)
     m = generated.manifest
     if args.json:
         print(json.dumps({"directory": str(generated.directory), "files": [str(f) for f in generated.files],
