@@ -127,3 +127,26 @@ def test_representative_data_of_the_wrong_shape():
     model = mft.sequential_rnnpool_first()
     with pytest.raises(RNNPoolError, match="wrong shape"):
         convert.convert(model, representative_data=np.zeros((4, 8, 8, 3), np.float32))
+
+
+@pytest.mark.parametrize("qat", [False, True], ids=["float_with_representative_data", "qat"])
+def test_model_without_rnnpool_converts_like_any_keras_model(qat):
+    """zoo:face_m4_strided_conv (no RNNPool; an IndexError before): builtin int8 ops only,
+    as post-training quantization with representative data and as a QAT model."""
+    from rnnpool_tflm.analysis.zoo import face_m4_strided_conv_baseline
+    model = face_m4_strided_conv_baseline((32, 48, 1))
+    x = mft.random_images(model, 16)
+    if qat:
+        model = quantize.quantize_model(model)
+        quantize.calibrate_ranges(model, x)
+    result = convert.convert_model(model, representative_data=None if qat else x)
+    assert result.nodes == [] and result.summary.rnnpool_ops == 0
+    assert set(result.summary.ops) == {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD"}, result.summary.ops
+    m = tfm.read_model(result.tflite)
+    assert len(m.subgraphs[0].outputs) == 8  # the detector's loc/conf maps, in order
+    convert.check_int8(m, float_io=False)
+    report = check.check_model(result.tflite, keras_model=model, data=([x], None), measure_arena=False)
+    if qat:  # the fake-quants are the int8 model's grids
+        assert report.max_abs_err_lsb <= 2 and report.ok, report.failures
+    else:  # post-training quantization error only
+        assert report.cosine > 0.99

@@ -109,11 +109,12 @@ def test_without_a_converter_the_tflm_part_says_so(capsys, monkeypatch):
     assert p.as_dict()["tflm"] == {"available": False, "note": p.tflm.note}
 
 
-def test_baseline_without_rnnpool_converts_with_tensorflow(small_files):
+def test_baseline_without_rnnpool_converts_to_builtin_ops(small_files):
     loaded = prof.load(str(small_files / "small.keras"))
     p = prof.profile(loaded, target="x86-64")
     assert p.tflm.available and p.tflm.target == "x86-64"
     assert [op.op for op in p.tflm.report.ops][0] == "CONV_2D"
+    assert "RNNPool" not in {op.op for op in p.tflm.report.ops}
 
 
 def _png_size(path):

@@ -80,12 +80,18 @@ class Profile:
 
 # -- loading ------------------------------------------------------------------------------------
 
+ZOO_SEED = 0  # zoo models get random weights drawn with this seed: every command builds the same model
+
+
 def load(spec: str) -> LoadedModel:
-    """MODEL as the command takes it: `zoo:NAME`, a .keras/.h5 file or SavedModel folder, or a .tflite."""
+    """MODEL as the commands take it: `zoo:NAME` (a float zoo model, random weights drawn with
+    ZOO_SEED), a .keras/.h5 file or SavedModel folder, or a .tflite."""
     spec = str(spec)
     if spec.startswith(ZOO_PREFIX):
+        from ..core.keras import keras
         from .zoo import build_zoo_model
         name = spec[len(ZOO_PREFIX):]
+        keras.utils.set_random_seed(ZOO_SEED)
         return LoadedModel(f"{ZOO_PREFIX}{name}", keras_model=build_zoo_model(name))
     path = pathlib.Path(spec)
     if not path.exists():
@@ -119,42 +125,14 @@ def _calibration_data(keras_model, samples: int = 4) -> list:
             for shape in (tuple(t.shape) for t in keras_model.inputs)]
 
 
-def _plain_int8_tflite(keras_model, data) -> bytes:
-    """A model without RNNPool (a baseline): TensorFlow's own int8 conversion."""
-    import tensorflow as tf
-
-    def representative():
-        for i in range(len(data[0])):
-            yield [x[i:i + 1] for x in data]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    import warnings
-
-    from ..runtime.native_output import captured_stderr_fd
-    # The calibrator prints its settings on fd 2 and warns about input statistics: noise here.
-    with warnings.catch_warnings(), captured_stderr_fd():
-        warnings.simplefilter("ignore")
-        return converter.convert()
-
-
 def tflite_for(keras_model) -> Tuple[Optional[bytes], str]:
-    """The model's int8 .tflite, or (None, why not). Models with RNNPool go through the project's
-    converter (rnnpool_tflm.convert); a float model is calibrated on random data (the memory plan
-    does not depend on the ranges, the numerics would be meaningless). Models without RNNPool
-    (baselines) use TensorFlow's int8 conversion."""
-    from ..layer.rnnpool import find_rnnpool_layers
+    """The model's int8 .tflite from the project's converter (rnnpool_tflm.convert; a model without
+    RNNPool converts to builtin ops only), or (None, why not). A float model is calibrated on random
+    data: the memory plan does not depend on the ranges, the numerics would be meaningless."""
     from ..quantize.model import is_quantized_model
-    note = "" if is_quantized_model(keras_model) else "float model converted with random calibration data"
-    has_rnnpool = bool(find_rnnpool_layers(keras_model)) or any(
-        type(getattr(layer, "layer", None)).__name__ == "RNNPool" for layer in keras_model.layers)
+    qat = is_quantized_model(keras_model)
+    note = "" if qat else "float model converted with random calibration data"
     try:
-        if not has_rnnpool:
-            return _plain_int8_tflite(keras_model, _calibration_data(keras_model)), note
         try:
             from ..convert import keras_converter as convert_module
         except ImportError as exc:
@@ -165,7 +143,7 @@ def tflite_for(keras_model) -> Tuple[Optional[bytes], str]:
         convert = getattr(convert_module, "convert", None)
         if not callable(convert):
             return None, "rnnpool_tflm.convert has no convert(model, representative_data) function"
-        data = None if is_quantized_model(keras_model) else _calibration_data(keras_model)
+        data = None if qat else _calibration_data(keras_model)
         return bytes(convert(keras_model, representative_data=data)), note
     except Exception as exc:  # the converter's own message says what it could not handle
         return None, f"conversion failed: {exc}"

@@ -1,4 +1,5 @@
-"""Keras model with RNNPool layers -> int8 .tflite where each RNNPool is ONE custom op.
+"""Keras model -> int8 .tflite where each RNNPool layer is ONE custom op (a model without
+RNNPool converts like any Keras model: only builtin ops).
 
     tflite_bytes = rnnpool_tflm.convert.convert(model, representative_data=None, float_io=False)
 
@@ -28,8 +29,10 @@ from typing import Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
+from ..core import progress
 from ..core.errors import RNNPoolError
 from ..core.contract import contract
+from ..runtime.native_output import captured_stderr_fd
 from ..tflite import model as tfm
 
 
@@ -138,8 +141,6 @@ def split_builtin_part(model):
                 tensors[x_id] = _Reuse(y)
     for i, x in enumerate(model.outputs):
         outputs[f"output_{i}"] = tensors[str(id(x))].pop()
-    if not sites:
-        raise RNNPoolError("the model has no RNNPool layer; use tf.lite.TFLiteConverter directly")
     # Plain lists: the converter keeps their order (its output carries no signature to map names).
     keys = [f"output_{i}" for i in range(len(model.outputs))] + [s.input_key for s in sites]
     builtin = keras.Model(inputs, [outputs[k] for k in keys], name=f"{model.name}_builtin_part")
@@ -239,6 +240,8 @@ def calibrate(model, data: List[np.ndarray], limit: int = 256) -> Calibration:
     keras = _keras()
     layers = find_rnnpool_layers(model)
     data = [d[:limit] for d in data]
+    if not layers:  # a model without RNNPool: the converter calibrates everything itself
+        return Calibration(data, [])
     probe = keras.Model(model.inputs, [layer.get_output_at(0) for layer in layers])
     out = probe.predict(data if len(data) > 1 else data[0], batch_size=32, verbose=0)
     out = [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
@@ -262,8 +265,10 @@ def _convert_builtin(builtin, representative=None) -> bytes:
     if representative is not None:
         converter.representative_dataset = representative
     try:
-        with warnings.catch_warnings():  # "Statistics for quantized inputs were expected": the ranges come
-            warnings.simplefilter("ignore")  # from the fake-quants / calibration, not from input stats
+        # Warnings "Statistics for quantized inputs were expected": the ranges come from the fake-quants /
+        # calibration, not from input statistics. The calibrator prints its settings on fd 2.
+        with warnings.catch_warnings(), captured_stderr_fd():
+            warnings.simplefilter("ignore")
             return bytes(converter.convert())
     except Exception as exc:  # the converter's errors are long; keep the first lines
         text = " ".join(str(exc).split())[:600]
@@ -440,28 +445,47 @@ def check_int8(m: tfm.schema.ModelT, float_io: bool) -> None:
                                    "part of the model was not quantized to int8")
 
 
+def representative_hint(model) -> str:
+    """What --representative must hold for `model`: one array per input, named, with its shape."""
+    parts = [f"{name!r} [N, {', '.join(str(d) for d in t.shape[1:])}]" for name, t in zip(
+        input_names(model), model.inputs, strict=True)]
+    if len(parts) == 1:
+        return f"an array {parts[0]} (or named 'x') of typical inputs"
+    return "arrays " + ", ".join(parts) + " of typical inputs"
+
+
 def convert_model(model, representative_data=None, float_io: bool = False) -> ConversionResult:
     """The conversion with its validated summary (see `convert` for the arguments)."""
     from ..quantize.model import load_model
     if not hasattr(model, "layers"):
         model = load_model(model)
     qat = _is_qat(model)
-    representative = calibration = None
-    if not qat:
-        if representative_data is None:
-            raise RNNPoolError("a float model needs representative data for post-training quantization "
-                               "(--representative FILE.npz); or quantize it with QAT first")
-        calibration = calibrate(model, as_input_list(model, representative_data))
-    builtin, sites = split_builtin_part(model)
-    if calibration is not None:
-        representative = calibration.generator(model, builtin)
-    tflite = splice(_convert_builtin(builtin, representative), builtin, model, sites, float_io,
-                    calibration.ranges(model) if calibration else None)
-    m = tfm.read_model(tflite, "converted model")
-    nodes = tfm.validate_model(m, "converted model")
-    if len(nodes) != len(sites):
-        raise RNNPoolError(f"the converted model has {len(nodes)} RNNPool ops, the Keras model {len(sites)} layers")
-    check_int8(m, float_io)
+    if not qat and representative_data is None:
+        raise RNNPoolError("a float model needs representative data for post-training quantization: "
+                           f"--representative FILE.npz with {representative_hint(model)}; or quantize it "
+                           "with QAT first")
+    names = ([] if qat else ["calibrate"]) + ["split", "TFLite converter", "RNNPool ops", "validate"]
+    with progress.steps("convert", names) as step:
+        representative = calibration = None
+        if not qat:
+            step("calibrate")
+            calibration = calibrate(model, as_input_list(model, representative_data))
+        step("split")
+        builtin, sites = split_builtin_part(model)
+        if calibration is not None:
+            representative = calibration.generator(model, builtin)
+        step("TFLite converter")
+        builtin_bytes = _convert_builtin(builtin, representative)
+        step("RNNPool ops")
+        tflite = splice(builtin_bytes, builtin, model, sites, float_io,
+                        calibration.ranges(model) if calibration else None)
+        step("validate")
+        m = tfm.read_model(tflite, "converted model")
+        nodes = tfm.validate_model(m, "converted model")
+        if len(nodes) != len(sites):
+            raise RNNPoolError(f"the converted model has {len(nodes)} RNNPool ops, the Keras model {len(sites)} "
+                               "layers")
+        check_int8(m, float_io)
     return ConversionResult(tflite, tfm.summarize(m, len(tflite)), nodes)
 
 

@@ -5,7 +5,8 @@ HELP = "check an int8 .tflite: parity with the Keras model, RNNPool bit-exactnes
 
 def add_arguments(parser):
     parser.add_argument("model", help="the .tflite to check")
-    parser.add_argument("--keras", metavar="MODEL", help="the Keras (QAT) model it came from, for parity")
+    parser.add_argument("--keras", metavar="MODEL", help="the Keras model it came from, for parity: a .keras/.h5 "
+                                                        "file, a SavedModel folder or zoo:NAME (as `convert` built it)")
     parser.add_argument("--data", metavar="FILE.npz",
                         help="inputs (one array per model input, or 'x') and optional labels 'y'; "
                              "default: generated inputs")
@@ -23,12 +24,18 @@ def run(args):
     import os
     import sys
 
+    from ...analysis.profile import ZOO_PREFIX, load
     from ...check.checker import check_model
+    from ...core import progress
     from ...core.errors import RNNPoolError
 
+    if args.model.startswith(ZOO_PREFIX):
+        raise RNNPoolError(f"check takes a converted .tflite; convert {args.model} first: rnnpool-tflm convert "
+                           f"{args.model} -o MODEL.tflite --representative FILE.npz, then check MODEL.tflite "
+                           f"--keras {args.model}")
     if not os.path.isfile(args.model):
         raise RNNPoolError(f"model file {args.model} does not exist")
-    if args.keras and not os.path.exists(args.keras):
+    if args.keras and not args.keras.startswith(ZOO_PREFIX) and not os.path.exists(args.keras):
         raise RNNPoolError(f"Keras model {args.keras} does not exist")
     if args.data and not os.path.isfile(args.data):
         raise RNNPoolError(f"data file {args.data} does not exist")
@@ -37,8 +44,13 @@ def run(args):
         get_board(args.board)  # a bad name fails before the work
     if args.samples <= 0:
         raise RNNPoolError(f"--samples must be positive, got {args.samples}")
-    report = check_model(args.model, keras_model=args.keras, data=args.data, board=args.board,
-                         samples=args.samples, mode=args.mode, min_top1=args.min_top1, max_lsb=args.max_lsb)
+    keras_model = args.keras
+    if keras_model and keras_model.startswith(ZOO_PREFIX):
+        keras_model = load(keras_model).keras_model
+    # The arena may be measured on the emulated Cortex-M4: a firmware build and a QEMU run.
+    with progress.activity("check"):
+        report = check_model(args.model, keras_model=keras_model, data=args.data, board=args.board,
+                             samples=args.samples, mode=args.mode, min_top1=args.min_top1, max_lsb=args.max_lsb)
     if args.json:
         print(json.dumps(report.as_json()))
     else:

@@ -4,7 +4,8 @@ HELP = "convert a Keras model (QAT, or float with representative data) to an int
 
 
 def add_arguments(parser):
-    parser.add_argument("model", help="Keras model: .keras / .h5 file or SavedModel directory")
+    parser.add_argument("model", help="Keras model: .keras / .h5 file, SavedModel directory, or zoo:NAME (a float "
+                                      "zoo model with random weights, as `profile` takes it; needs --representative)")
     parser.add_argument("-o", "--output", required=True, help="output .tflite path (written atomically)")
     parser.add_argument("--representative", metavar="FILE.npz",
                         help="representative inputs for post-training quantization of a float model "
@@ -16,24 +17,25 @@ def add_arguments(parser):
 def run(args):
     import os
 
-    from ...convert.keras_converter import convert_model
+    from ...analysis.profile import ZOO_PREFIX, load
+    from ...convert.keras_converter import convert_model, representative_hint
     from ...core.errors import RNNPoolError
     from ...core.files import atomic_write_bytes, load_arrays
-    from ...quantize.model import load_model
 
-    if not os.path.exists(args.model):
+    zoo = args.model.startswith(ZOO_PREFIX)
+    if not zoo and not os.path.exists(args.model):
         raise RNNPoolError(f"model {args.model} does not exist")
     data = None
     if args.representative:
         store = load_arrays(args.representative, "representative data file")
         data = dict(store) if hasattr(store, "files") else store
-    try:
-        model = load_model(args.model)
-    except RNNPoolError:
-        raise
-    except Exception as exc:
-        raise RNNPoolError(f"cannot load Keras model {args.model}: {type(exc).__name__}: "
-                           f"{' '.join(str(exc).split())[:300]}") from None
+    model = load(args.model).keras_model
+    if model is None:
+        raise RNNPoolError(f"cannot load Keras model {args.model}: it is a .tflite already (convert takes a .keras/.h5 "
+                           f"file, a SavedModel folder or {ZOO_PREFIX}NAME)")
+    if zoo and data is None:
+        raise RNNPoolError(f"{args.model} is a float model with random weights: calibrate it with --representative "
+                           f"FILE.npz holding {representative_hint(model)}")
     result = convert_model(model, data, float_io=args.float_io)
     atomic_write_bytes(args.output, result.tflite)
     print(f"wrote {args.output}")
