@@ -12,6 +12,8 @@ import pytest
 from rnnpool_tflm.core.keras import keras
 from rnnpool_tflm.analysis import zoo as models
 from rnnpool_tflm.analysis.counts import KIB, MIB, analyze, rnnpool_patch_macs
+from rnnpool_tflm import convert
+from rnnpool_tflm.quantize import model as quantize
 
 L = keras.layers
 
@@ -403,8 +405,6 @@ def test_l2norm_converts_to_builtin_ops():
 
 
 def test_face_m4_quantizes_and_converts_to_one_rnnpool_op():
-    quantize = pytest.importorskip("rnnpool_tflm.quantize.model")
-    convert = pytest.importorskip("rnnpool_tflm.convert")
     qat = quantize.quantize_model(models.rnnpool_face_m4((48, 64, 1)))
     x = np.random.default_rng(6).random((2, 48, 64, 1), dtype=np.float32)
     assert all(np.isfinite(o).all() for o in _outputs(qat, x))

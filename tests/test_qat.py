@@ -17,7 +17,7 @@ from rnnpool_tflm.layer.rnnpool import CELL_WEIGHTS, RNNPool
 from rnnpool_tflm.reference import derive_multipliers, quantize_multiplier, quantize_rnnpool, rnnpool_int8
 from rnnpool_tflm.reference.int8_ref import rq as rq_reference
 from rnnpool_tflm.reference.quant_params import symmetric_quantize
-from rnnpool_tflm.layer.forward import FastGRNNParams, rnnpool_forward
+from rnnpool_tflm.layer.forward import FastGRNNParams, FloatCells, rnnpool_forward
 from rnnpool_tflm.core.weights import RNNPoolWeights
 
 import models_for_tests as mft
@@ -135,6 +135,20 @@ def test_quantize_model_wraps_rnnpool_with_its_config_and_links_the_input():
     assert [n.split("/")[-1].split(":")[0] for n in quantized] == list(quantize.QUANTIZED_WEIGHTS)
     output = quantize.output_range(wrapper)
     assert output is not None and isinstance(output.quantizer, quantize.MovingAverageQuantizer)
+
+
+def test_quantize_config_swaps_quantized_cells_into_the_qat_copy_only():
+    """tfmot's pattern: the config installs what the layer computes with (here its cells);
+    the float model keeps its float cells and its outputs."""
+    model = _small_model()
+    x = mft.random_images(model, 4)
+    before = model(x).numpy()
+    qat = quantize.quantize_model(model)
+    float_layer, wrapped = model.get_layer("rp"), mft.find_layer(qat, "rp").layer
+    assert wrapped is not float_layer
+    assert isinstance(float_layer.cells, FloatCells)
+    assert isinstance(wrapped.cells, rnnpool_qat.QuantizedCells)
+    np.testing.assert_array_equal(model(x).numpy(), before)
 
 
 def test_wrapper_forward_is_the_int8_op_up_to_output_rounding():
