@@ -54,6 +54,7 @@ class FloatCells(Cells):
     """The float FastGRNNs: what the RNNPool layer computes unless a QuantizeConfig swaps in other cells."""
 
     def __init__(self, rnn1: FastGRNNParams, rnn2: FastGRNNParams, config: RNNPoolConfig):
+        super().__init__(config)
         self.rnn1, self.rnn2 = rnn1, rnn2
         self.gate = TF_ACTIVATIONS[config.gate_activation]
         self.update = TF_ACTIVATIONS[config.update_activation]
@@ -74,4 +75,4 @@ class FloatCells(Cells):
 def rnnpool_forward(x: tf.Tensor, rnn1: FastGRNNParams, rnn2: FastGRNNParams,
                     config: RNNPoolConfig) -> tf.Tensor:
     """[N, H, W, k] -> [N, out_rows, out_cols, 4*h2] in the order [rows fwd, rows bwd, cols fwd, cols bwd]."""
-    return FloatCells(rnn1, rnn2, config).pool(x, config)
+    return FloatCells(rnn1, rnn2, config).pool(x)

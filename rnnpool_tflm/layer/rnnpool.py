@@ -59,8 +59,9 @@ class RNNPool(keras.layers.Layer):
         self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.input_spec = keras.layers.InputSpec(ndim=4)
-        # The arithmetic of RNN1 and RNN2 (layer.sweep.Cells), made in build. Like a Dense
-        # layer's kernel, a tfmot QuantizeConfig may swap it for quantized cells.
+        # What RNN1 and RNN2 compute with (layer.sweep.Cells): float cells over the weights,
+        # made in build. Like a Dense layer's kernel, it may be swapped from outside
+        # (quantization-aware training installs the int8 kernel's simulation).
         self.cells: Cells = None
 
     # -- construction -------------------------------------------------------
@@ -100,7 +101,7 @@ class RNNPool(keras.layers.Layer):
         return FastGRNNParams(*(getattr(self, f"{name}{idx}") for name in CELL_WEIGHTS))
 
     def call(self, inputs):
-        return self.cells.pool(tf.cast(inputs, self.compute_dtype), self.rnnpool_config)
+        return self.cells.pool(tf.cast(inputs, self.compute_dtype))
 
     def compute_output_shape(self, input_shape):
         input_shape = tf.TensorShape(input_shape)

@@ -34,6 +34,9 @@ from ..core.config import RNNPoolConfig
 class Cells(abc.ABC):
     """RNN1 and RNN2 of one RNNPool layer, as the sweep computes with them."""
 
+    def __init__(self, config: RNNPoolConfig):
+        self.config = config
+
     @abc.abstractmethod
     def project_pixels(self, x: tf.Tensor):
         """[N, H, W, k] input -> RNN1's input projection x @ W1 per pixel, [N, H, W, h1]."""
@@ -50,9 +53,9 @@ class Cells(abc.ABC):
     def output(self, finals: Sequence) -> tf.Tensor:
         """The layer output from RNN2's four final states (rows fwd, rows bwd, cols fwd, cols bwd)."""
 
-    def pool(self, x: tf.Tensor, config: RNNPoolConfig) -> tf.Tensor:
+    def pool(self, x: tf.Tensor) -> tf.Tensor:
         """[N, H, W, k] -> [N, out_rows, out_cols, 4*h2]."""
-        return self.output(sweep(x, self, config))
+        return self.output(sweep(x, self, self.config))
 
 
 def _map(fn, *values):

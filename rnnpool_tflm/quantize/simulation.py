@@ -280,6 +280,7 @@ class QuantizedCells(Cells):
     input x is float32 on the grid s_x * (q - zp)."""
 
     def __init__(self, rnn1: CellParams, rnn2: CellParams, input_scale, config: RNNPoolConfig):
+        super().__init__(config)
         self.rnn1, self.rnn2 = rnn1, rnn2
         self.gate, self.update = config.gate_activation, config.update_activation
         steps = max(config.patch_size)
