@@ -1,7 +1,6 @@
 """Inverted-residual blocks for the InvertedResidual op's tests.
 
-random_params(): int8 parameters of one block (weights, biases, per-channel scales,
-  every activation's quantization) drawn so that values spread over the int8 range.
+random_params(): int8 parameters of one block (reference.inverted_residual_random).
 unfused_model(): the block as the TF converter emits it -- CONV_2D 1x1 (fused
   activation) -> DEPTHWISE_CONV_2D 3x3 SAME -> CONV_2D 1x1 [-> ADD] -- written directly
   with the flatbuffer schema (fast: hypothesis builds hundreds).
@@ -13,59 +12,15 @@ keras_block_model(): a Keras block (analysis.zoo.inverted_residual) with random 
 from __future__ import annotations
 
 import functools
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
-from rnnpool_tflm.reference.inverted_residual import (ConvStage, Quantization, QuantizedInvertedResidual, geometry)
+from rnnpool_tflm.reference.inverted_residual import ConvStage, Quantization, QuantizedInvertedResidual, geometry
+from rnnpool_tflm.reference.inverted_residual_random import random_block
 
 
-def _quant(rng, scale_range=(0.004, 0.05)) -> Quantization:
-    return Quantization.of(np.float32(rng.uniform(*scale_range)), int(rng.integers(-30, 31)))
-
-
-def _weights(rng, shape, per_channel: bool, channel_axis: int, bias_channels: Optional[int], fan_in: int,
-             s_in: float, s_out: float, gain: float):
-    channels = shape[channel_axis]
-    w = rng.integers(-127, 128, size=shape).astype(np.int8)
-    if per_channel:
-        scales = rng.uniform(0.5, 1.5, channels).astype(np.float32)
-    else:
-        scales = np.ones(1, np.float32)
-    # Spread the results over the output range: an accumulator of fan_in products of int8 values
-    # (std ~ 73 * 74 each) becomes ~40 output steps at gain 1.
-    base = gain * s_out / (s_in * 135.0 * np.sqrt(fan_in))
-    scales = (scales * np.float32(base)).astype(np.float32)
-    bias = None
-    if bias_channels is not None:
-        bias = rng.integers(-4000, 4000, size=bias_channels).astype(np.int32) * int(np.sqrt(fan_in) + 1)
-    return w, bias, scales
-
-
-def random_params(rng, ci: int, ce: int, co: int, stride: int, expand: bool = True, residual: bool = False,
-                  activations: Sequence[int] = (3, 3, 0, 0), per_channel: bool = True, biases: bool = True,
-                  gain: float = 1.0) -> QuantizedInvertedResidual:
-    """One block's int8 parameters; activations = (expand, depthwise, project, add)."""
-    if not expand:
-        ce = ci
-    q_in = _quant(rng)
-    q_e = _quant(rng) if expand else None
-    q_d, q_o = _quant(rng), _quant(rng)
-    q_p = _quant(rng) if residual else None
-    q_proj = q_p if residual else q_o
-    e_stage = None
-    if expand:
-        w, b, s = _weights(rng, (ce, 1, 1, ci), per_channel, 0, ce if biases else None, ci, q_in.scale, q_e.scale,
-                           gain)
-        e_stage = ConvStage(w, b, s, activations[0])
-    s_e = q_e.scale if expand else q_in.scale
-    w, b, s = _weights(rng, (1, 3, 3, ce), per_channel, 3, ce if biases else None, 9, s_e, q_d.scale, gain)
-    d_stage = ConvStage(w, b, s, activations[1])
-    w, b, s = _weights(rng, (co, 1, 1, ce), per_channel, 0, co if biases else None, ce, q_d.scale, q_proj.scale,
-                       gain)
-    p_stage = ConvStage(w, b, s, activations[2])
-    return QuantizedInvertedResidual(stride, q_in, e_stage, q_e, d_stage, q_d, p_stage, q_p, q_o,
-                                     activations[3] if residual else 0)
+random_params = random_block  # (rng, ci, ce, co, stride, expand, residual, activations, per_channel, biases, gain)
 
 
 def _tensor(s, name: str, ttype: int, shape, buffer: int, q: Optional[Tuple], dim: int = 0):

@@ -121,3 +121,32 @@ def test_cmsis_nn_gives_the_same_bytes_as_the_reference_and_the_fused_kernel(tmp
         assert r.cmsis_ok and r.cmsis_mismatches == 0, r
         assert r.fused_ok, r
         assert r.cmsis_instructions["depthwise"] > 0 and r.cmsis_instructions["project"] > 0
+
+
+def test_bench_ir_host_prints_bit_exact_records(capsys):
+    import json
+
+    from rnnpool_tflm.cli import main as cli
+
+    assert cli.main(["bench", "ir", "--target", "host", "--json", "--block", "4", "--seconds", "0.01"]) == 0
+    (record,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert record["name"] == "Face-M4 block 4" and record["bit_exact"] is True and record["ns_per_block"] > 0
+    assert record["unfused_intermediate_bytes"] == 2 * 15 * 20 * 128
+    assert record["macs"] == {"expand": 15 * 20 * 64 * 128, "depthwise": 15 * 20 * 128 * 9,
+                              "project": 15 * 20 * 128 * 64}
+
+
+@needs_tflm
+def test_bench_ir_m4_compares_with_cmsis_nn(capsys):
+    import json
+
+    from rnnpool_tflm.cli import main as cli
+
+    assert cli.main(["bench", "ir", "--target", "m4", "--json", "--block", "3"]) == 0
+    (record,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    cmsis = record["cmsis_nn_instructions"]
+    assert record["bit_exact"] is True and record["target"] == "m4"
+    assert cmsis["total"] == cmsis["expand"] + cmsis["depthwise"] + cmsis["project"] + cmsis["add"]
+    assert cmsis["add"] == 0 and min(cmsis["expand"], cmsis["depthwise"], cmsis["project"]) > 0
+    assert record["fused_over_cmsis_nn"] == pytest.approx(record["fused_instructions"] / cmsis["total"], abs=1e-3)
+    assert isinstance(record["within_target"], bool)

@@ -250,3 +250,22 @@ def test_fused_and_unfused_models_give_the_same_bytes_on_the_emulated_m4(tmp_pat
     assert runs["fused"].generated.manifest["ops"] == ["InvertedResidual"]
     # The fused op holds no expanded map: its arena is below the unfused plan's.
     assert runs["fused"].arena_used_bytes < runs["unfused"].arena_used_bytes
+    # Instructions per operator (the firmware's OpProfiler): every operator, summing to the Invoke's.
+    for name, ops in (("unfused", ["CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D", "ADD"]), ("fused", ["InvertedResidual"])):
+        report = runs[name].as_dict()
+        assert [o["op"] for o in report["op_instructions"]] == ops
+        total = sum(o["instructions"] for o in report["op_instructions"])
+        assert 0.99 * report["instructions"] < total <= report["instructions"]
+
+
+def test_emulate_reads_the_instructions_of_every_operator():
+    from rnnpool_tflm.deploy.emulate import FirmwareRun, parse_output
+
+    text = ("calibration_instructions: 400000\ncalibration_ticks: 200000\ninvoke_ticks: 1000\n"
+            "op_ticks: 0 CONV_2D 300\nop_ticks: 1 InvertedResidual 650\nop_ticks: 2 ADD 7\n")
+    run = FirmwareRun(0, text, parse_output(text))
+    assert run.instructions == 2000
+    assert run.op_instructions() == [{"index": 0, "op": "CONV_2D", "instructions": 600},
+                                     {"index": 1, "op": "InvertedResidual", "instructions": 1300},
+                                     {"index": 2, "op": "ADD", "instructions": 14}]
+    assert FirmwareRun(0, "cycles: 5\nop_ticks: 0 ADD 3\n", parse_output("cycles: 5\n")).op_instructions() is None
