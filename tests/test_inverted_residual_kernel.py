@@ -29,7 +29,8 @@ def blocks(draw, max_channels: int = 24, max_side: int = 11):
     shape = (draw(st.integers(1, 3)), draw(st.integers(1, max_side)), draw(st.integers(1, max_side)), ci)
     rng = np.random.default_rng(draw(st.integers(0, 2**31)))
     p = im.random_params(rng, ci, ce, co, stride, expand, residual, acts, per_channel=draw(st.booleans()),
-                         biases=draw(st.booleans()), gain=draw(st.sampled_from([0.05, 0.5, 1.0, 3.0, 40.0])))
+                         biases=draw(st.booleans()), gain=draw(st.sampled_from([0.05, 0.5, 1.0, 3.0, 40.0])),
+                         calibrated=draw(st.booleans()))
     return p, im.random_input(rng, shape)
 
 

@@ -29,8 +29,8 @@ pytestmark = [
 
 
 def _case(rng, ci, ce, co, stride, expand, residual, shape, acts=(3, 3, 0, 0), gain=1.0, per_channel=True,
-          biases=True) -> HarnessCase:
-    p = im.random_params(rng, ci, ce, co, stride, expand, residual, acts, per_channel, biases, gain)
+          biases=True, calibrated=False) -> HarnessCase:
+    p = im.random_params(rng, ci, ce, co, stride, expand, residual, acts, per_channel, biases, gain, calibrated)
     x = im.random_input(rng, shape)
     return HarnessCase(p, x, inverted_residual_int8(x, p))
 
@@ -39,6 +39,8 @@ def _listed_cases():
     rng = np.random.default_rng(77)
     return [
         _case(rng, 16, 32, 16, 1, True, True, (1, 9, 12, 16)),          # groups of four everywhere, residual
+        _case(rng, 16, 48, 8, 2, True, False, (1, 8, 10, 16), calibrated=True),  # ReLU6 clamps of full range
+        _case(rng, 8, 16, 8, 1, True, True, (1, 7, 9, 8), (3, 3, 1, 0), calibrated=True),
         _case(rng, 8, 24, 12, 2, True, False, (1, 10, 9, 8)),           # stride 2, odd width
         _case(rng, 5, 13, 7, 1, True, False, (2, 6, 7, 5)),             # channel tails, batch 2
         _case(rng, 6, 6, 6, 1, False, True, (1, 5, 5, 6), (0, 1, 2, 3)),  # t = 1, every activation

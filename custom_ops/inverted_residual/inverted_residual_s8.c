@@ -257,42 +257,87 @@ static void build_records(invres_run* r) {
   }
 }
 
+/* A stage's output step (zero point, clamp), held in registers: the int8 stores of a row may
+ * alias anything, so values read from the records or the prepared buffer are copied into these
+ * before the stores, not re-read after each one. */
+typedef struct {
+  int32_t zero_point, lo, hi;
+} invres_clamp_info;
+
+INVRES_INLINE invres_clamp_info clamp_info(const invres_stage_info* s) {
+  invres_clamp_info c;
+  c.zero_point = s->zero_point_out;
+  c.lo = s->lo;
+  c.hi = s->hi;
+  return c;
+}
+
 /* MBQM in the stage's form, + the output zero point, the clamp. */
-INVRES_INLINE int32_t finish(int32_t acc, const invres_record* rec, const invres_stage_info* s, int form,
+INVRES_INLINE int32_t finish(int32_t acc, const invres_record rec, const invres_clamp_info k, int form,
                              int full_range) {
   int32_t v;
   if (form == INVRES_FORM_SMMLAR) {
-    v = invres_requant_smmlar(acc, rec) + s->zero_point_out;
+    v = invres_requant_smmlar(acc, &rec) + k.zero_point;
   } else {
-    v = invres_wrap_add(invres_requant_general(acc, rec), s->zero_point_out);
+    v = invres_wrap_add(invres_requant_general(acc, &rec), k.zero_point);
   }
 #if INVRES_DSP
   if (full_range) return __ssat(v, 8);
 #else
   if (full_range) return invres_clamp(v, -128, 127);
 #endif
-  return invres_clamp(v, s->lo, s->hi);
+  return invres_clamp(v, k.lo, k.hi);
 }
 
-/* The ADD's output step for the rescaled inputs' sum. */
-INVRES_INLINE int8_t add_output(const invres_add_info* a, int32_t sum, int form) {
-  int32_t v;
-  if (form == INVRES_FORM_SMMLAR) {
-    invres_record rec;
-    rec.multiplier = a->multiplier_out;
-    rec.shift = -a->shift_out;
-    rec.round = (int32_t)(1u << (rec.shift - 1));
-    v = invres_requant_smmlar(sum, &rec);
+/* Four pixels' results of one output channel, `step` bytes apart (count of them stored). */
+INVRES_INLINE void store4(int8_t* out, int32_t step, const int32_t acc[4], int32_t count, const invres_record rec,
+                          const invres_clamp_info k, int form, int full_range) {
+  if (count == 4) {
+    const int32_t v0 = finish(acc[0], rec, k, form, full_range), v1 = finish(acc[1], rec, k, form, full_range);
+    const int32_t v2 = finish(acc[2], rec, k, form, full_range), v3 = finish(acc[3], rec, k, form, full_range);
+    out[0] = (int8_t)v0;
+    out[step] = (int8_t)v1;
+    out[2 * step] = (int8_t)v2;
+    out[3 * step] = (int8_t)v3;
   } else {
-    v = invres_rounding_divide_by_pot(invres_srdhm(sum, a->multiplier_out), -a->shift_out);
+    int32_t p;
+    for (p = 0; p < count; ++p) out[p * step] = (int8_t)finish(acc[p], rec, k, form, full_range);
   }
-  return (int8_t)invres_clamp(v + a->zero_point_out, a->lo, a->hi);
+}
+
+/* The ADD's output step, held in registers (see invres_clamp_info). */
+typedef struct {
+  invres_record step;  /* multiplier, shift and round as a record of the add's form */
+  invres_clamp_info clamp;
+  int form;
+} invres_add_step;
+
+INVRES_INLINE invres_add_step add_step(const invres_add_info* a) {
+  invres_add_step q;
+  q.form = a->form;
+  q.step.bias = 0;
+  q.step.multiplier = a->multiplier_out;
+  q.step.shift = a->form == INVRES_FORM_SMMLAR ? -a->shift_out : a->shift_out;
+  q.step.round = a->form == INVRES_FORM_SMMLAR ? (int32_t)(1u << (-a->shift_out - 1)) : 0;
+  q.clamp.zero_point = a->zero_point_out;
+  q.clamp.lo = a->lo;
+  q.clamp.hi = a->hi;
+  return q;
+}
+
+/* The ADD's output for the rescaled inputs' sum (|sum| < 2^28: the SMMLAR form needs only a right
+ * shift; the general form is TFLM's MultiplyByQuantizedMultiplierSmallerThanOneExp). */
+INVRES_INLINE int32_t add_output(const invres_add_step q, int32_t sum, int form) {
+  const int32_t v = form == INVRES_FORM_SMMLAR ? invres_requant_smmlar(sum, &q.step)
+                                               : invres_rounding_divide_by_pot(invres_srdhm(sum, q.step.multiplier),
+                                                                               -q.step.shift);
+  return invres_clamp(v + q.clamp.zero_point, q.clamp.lo, q.clamp.hi);
 }
 
 /* One expanded row: the 1x1 expansion of `x` (W pixels) into `dst` (W * Ce int8). */
 INVRES_INLINE void expand_row_form(const invres_run* r, const int8_t* x, int8_t* dst, int form, int full_range) {
   const invres_config* cfg = &r->h->cfg;
-  const invres_stage_info* s = &r->h->stage[INVRES_STAGE_EXPAND];
+  const invres_clamp_info k = clamp_info(&r->h->stage[INVRES_STAGE_EXPAND]);
   const invres_record* rec = r->records[INVRES_STAGE_EXPAND];
   const int32_t ci = cfg->in_channels, ce = cfg->expanded_channels, width = cfg->in_cols;
   int32_t x0, p, c, acc[4];
@@ -306,9 +351,8 @@ INVRES_INLINE void expand_row_form(const invres_run* r, const int8_t* x, int8_t*
       }
     }
     for (c = 0; c < ce; ++c) {
-      int8_t* out = dst + (size_t)x0 * (size_t)ce + c;
       invres_dot4(r->k->expand_weights + (size_t)c * (size_t)ci, r->expand_buffer, ci, rec[c].bias, acc);
-      for (p = 0; p < count; ++p) out[p * ce] = (int8_t)finish(acc[p], &rec[c], s, form, full_range);
+      store4(dst + (size_t)x0 * (size_t)ce + c, ce, acc, count, rec[c], k, form, full_range);
     }
   }
 }
@@ -345,27 +389,115 @@ static void materialize(const invres_run* r, const int8_t* image, int32_t row) {
   }
 }
 
+#if INVRES_ASM
+/* The depthwise pixel on Cortex-M4 in the SMMLAR form: four channels per step, the three kernel
+ * rows as hand-scheduled taps (bias loaded straight from the records), the four results packed
+ * into the two words of the widened buffer. `full_range` is a constant at each call: the clamp
+ * is one saturation or two comparisons. */
+INVRES_INLINE void depthwise_groups_smmlar(const int8_t* const taps[3], const int8_t* w, int32_t ce,
+                                           const invres_record* rec, const invres_stage_info* s, int16_t* out,
+                                           int32_t groups, int full_range) {
+  const int32_t zp = s->zero_point_out, lo = s->lo, hi = s->hi;
+  int32_t g, ky;
+  for (g = 0; g < groups; ++g, rec += 4, w += 4, out += 16) {
+    int32_t a0 = rec[0].bias, a1 = rec[1].bias, a2 = rec[2].bias, a3 = rec[3].bias, v0, v1, v2, v3;
+    for (ky = 0; ky < 3; ++ky) {
+      const int8_t* in = taps[ky] + 4 * g;
+      const int8_t* wt = w + 3 * ky * ce;
+      uint32_t vi, vw, ti, tw;
+      __asm__ volatile(INVRES_DEPTHWISE_TAP("") INVRES_DEPTHWISE_TAP(", %[ce]") INVRES_DEPTHWISE_TAP(", %[ce], lsl #1")
+                       : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [vi] "=&r"(vi), [vw] "=&r"(vw),
+                         [ti] "=&r"(ti), [tw] "=&r"(tw)
+                       : [in] "r"(in), [wt] "r"(wt), [ce] "r"(ce)
+                       : "memory");
+    }
+    v0 = __ssat(invres_requant_smmlar(a0, &rec[0]) + zp, 8);
+    v1 = __ssat(invres_requant_smmlar(a1, &rec[1]) + zp, 8);
+    v2 = __ssat(invres_requant_smmlar(a2, &rec[2]) + zp, 8);
+    v3 = __ssat(invres_requant_smmlar(a3, &rec[3]) + zp, 8);
+    if (!full_range) {
+      v0 = invres_clamp(v0, lo, hi);
+      v1 = invres_clamp(v1, lo, hi);
+      v2 = invres_clamp(v2, lo, hi);
+      v3 = invres_clamp(v3, lo, hi);
+    }
+    invres_store32(out, (uint32_t)(v0 & 0xFFFF) | ((uint32_t)v2 << 16));
+    invres_store32(out + 2, (uint32_t)(v1 & 0xFFFF) | ((uint32_t)v3 << 16));
+  }
+}
+
+/* Out of line (own registers), one copy per clamp kind. */
+static __attribute__((noinline)) void depthwise_groups_smmlar_full(const int8_t* const taps[3], const int8_t* w,
+                                                                   int32_t ce, const invres_record* rec,
+                                                                   const invres_stage_info* s, int16_t* out,
+                                                                   int32_t groups) {
+  depthwise_groups_smmlar(taps, w, ce, rec, s, out, groups, 1);
+}
+
+static __attribute__((noinline)) void depthwise_groups_smmlar_clamped(const int8_t* const taps[3], const int8_t* w,
+                                                                      int32_t ce, const invres_record* rec,
+                                                                      const invres_stage_info* s, int16_t* out,
+                                                                      int32_t groups) {
+  depthwise_groups_smmlar(taps, w, ce, rec, s, out, groups, 0);
+}
+#endif
+
 /* Depthwise output pixel -> slot p of the projection's widened buffer. */
 INVRES_INLINE void depthwise_pixel(const invres_run* r, const int8_t* const rows[3], int32_t p, int form,
                                    int full_range) {
   const int32_t ce = r->h->cfg.expanded_channels;
   const invres_stage_info* s = &r->h->stage[INVRES_STAGE_DEPTHWISE];
+  const invres_clamp_info k = clamp_info(s);
   const invres_record* rec = r->records[INVRES_STAGE_DEPTHWISE];
   const int8_t* w = r->k->depthwise_weights;
   int16_t* out = r->project_buffer;
   int32_t c = 0, j, acc[4], init[4];
+#if INVRES_ASM
+  if (form == INVRES_FORM_SMMLAR) {
+    if (full_range) {
+      depthwise_groups_smmlar_full(rows, w, ce, rec, s, out + 4 * p, ce >> 2);
+    } else {
+      depthwise_groups_smmlar_clamped(rows, w, ce, rec, s, out + 4 * p, ce >> 2);
+    }
+    c = ce & ~3;
+  }
+#endif
   for (; c + 4 <= ce; c += 4) {
     int16_t* dst = out + 16 * (c >> 2) + 4 * p;
     for (j = 0; j < 4; ++j) init[j] = rec[c + j].bias;
     invres_depthwise4(rows, w, ce, c, init, acc);
-    dst[0] = (int16_t)finish(acc[0], &rec[c], s, form, full_range);
-    dst[2] = (int16_t)finish(acc[1], &rec[c + 1], s, form, full_range);
-    dst[1] = (int16_t)finish(acc[2], &rec[c + 2], s, form, full_range);
-    dst[3] = (int16_t)finish(acc[3], &rec[c + 3], s, form, full_range);
+    dst[0] = (int16_t)finish(acc[0], rec[c], k, form, full_range);
+    dst[2] = (int16_t)finish(acc[1], rec[c + 1], k, form, full_range);
+    dst[1] = (int16_t)finish(acc[2], rec[c + 2], k, form, full_range);
+    dst[3] = (int16_t)finish(acc[3], rec[c + 3], k, form, full_range);
   }
   for (; c < ce; ++c) {
-    out[invres_lane(c, p)] = (int16_t)finish(invres_depthwise1(rows, w, ce, c, rec[c].bias), &rec[c], s, form,
+    out[invres_lane(c, p)] = (int16_t)finish(invres_depthwise1(rows, w, ce, c, rec[c].bias), rec[c], k, form,
                                              full_range);
+  }
+}
+
+/* Projection and the residual ADD (TFLM's AddFunc: each input rescaled by a 256-entry table,
+ * then the output step) of four depthwise pixels into output pixels ox0.. */
+INVRES_INLINE void project_add(const invres_run* r, const int8_t* x_row, int8_t* out, int32_t ox0, int32_t count,
+                               const invres_clamp_info k, const invres_add_step q, int form, int full_range,
+                               int add_form) {
+  const invres_record* rec = r->records[INVRES_STAGE_PROJECT];
+  const int32_t ce = r->h->cfg.expanded_channels, co = r->h->cfg.out_channels;
+  const int32_t* t1 = r->tables + 128;
+  const int32_t* t2 = r->tables + 256 + 128;
+  const int8_t* x = x_row + (size_t)ox0 * (size_t)co;
+  int32_t o, p, acc[4], y[4];
+  for (o = 0; o < co; ++o) {
+    invres_dot4(r->k->project_weights + (size_t)o * (size_t)ce, r->project_buffer, ce, rec[o].bias, acc);
+    {
+      const invres_record step = rec[o];
+      for (p = 0; p < count; ++p) {
+        const int32_t projected = finish(acc[p], step, k, form, full_range);
+        y[p] = add_output(q, t1[x[p * co + o]] + t2[projected], add_form);
+      }
+    }
+    for (p = 0; p < count; ++p) out[p * co + o] = (int8_t)y[p];
   }
 }
 
@@ -373,30 +505,20 @@ INVRES_INLINE void depthwise_pixel(const invres_run* r, const int8_t* const rows
 INVRES_INLINE void project_pixels(const invres_run* r, const int8_t* x_row, int8_t* y_row, int32_t ox0,
                                   int32_t count, int form, int full_range) {
   const invres_config* cfg = &r->h->cfg;
-  const invres_stage_info* s = &r->h->stage[INVRES_STAGE_PROJECT];
+  const invres_clamp_info k = clamp_info(&r->h->stage[INVRES_STAGE_PROJECT]);
   const invres_record* rec = r->records[INVRES_STAGE_PROJECT];
   const int32_t ce = cfg->expanded_channels, co = cfg->out_channels;
-  int32_t o, p, acc[4];
+  int32_t o, acc[4];
   int8_t* out = y_row + (size_t)ox0 * (size_t)co;
   if (!cfg->residual) {
     for (o = 0; o < co; ++o) {
       invres_dot4(r->k->project_weights + (size_t)o * (size_t)ce, r->project_buffer, ce, rec[o].bias, acc);
-      for (p = 0; p < count; ++p) out[p * co + o] = (int8_t)finish(acc[p], &rec[o], s, form, full_range);
+      store4(out + o, co, acc, count, rec[o], k, form, full_range);
     }
+  } else if (r->h->add.form == INVRES_FORM_SMMLAR) {
+    project_add(r, x_row, out, ox0, count, k, add_step(&r->h->add), form, full_range, INVRES_FORM_SMMLAR);
   } else {
-    const invres_add_info* a = &r->h->add;
-    const int32_t* t1 = r->tables + 128;
-    const int32_t* t2 = r->tables + 256 + 128;
-    const int8_t* x = x_row + (size_t)ox0 * (size_t)co;
-    for (o = 0; o < co; ++o) {
-      invres_dot4(r->k->project_weights + (size_t)o * (size_t)ce, r->project_buffer, ce, rec[o].bias, acc);
-      for (p = 0; p < count; ++p) {
-        const int32_t projected = finish(acc[p], &rec[o], s, form, full_range);
-        const int32_t sum = t1[x[p * co + o]] + t2[projected];
-        out[p * co + o] = a->form == INVRES_FORM_SMMLAR ? add_output(a, sum, INVRES_FORM_SMMLAR)
-                                                        : add_output(a, sum, INVRES_FORM_GENERAL);
-      }
-    }
+    project_add(r, x_row, out, ox0, count, k, add_step(&r->h->add), form, full_range, INVRES_FORM_GENERAL);
   }
 }
 

@@ -12,10 +12,19 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .inverted_residual import ConvStage, Quantization, QuantizedInvertedResidual
+from .tflm_int8 import ACTIVATION_RELU, ACTIVATION_RELU6
 
 
 def _quant(rng, scale_range=(0.004, 0.05)) -> Quantization:
     return Quantization.of(np.float32(rng.uniform(*scale_range)), int(rng.integers(-30, 31)))
+
+
+def _calibrated(activation: int, rng) -> Quantization:
+    """What the TF converter gives a RELU6 / RELU output calibrated on data reaching 6:
+    [0, 6] over the int8 range (zero point -128)."""
+    if activation in (ACTIVATION_RELU, ACTIVATION_RELU6):
+        return Quantization.of(np.float32(6.0 / 255.0), -128)
+    return _quant(rng)
 
 
 def _weights(rng, shape, per_channel: bool, channel_axis: int, bias_channels: Optional[int], fan_in: int,
@@ -38,13 +47,16 @@ def _weights(rng, shape, per_channel: bool, channel_axis: int, bias_channels: Op
 
 def random_block(rng, ci: int, ce: int, co: int, stride: int, expand: bool = True, residual: bool = False,
                  activations: Sequence[int] = (3, 3, 0, 0), per_channel: bool = True, biases: bool = True,
-                 gain: float = 1.0) -> QuantizedInvertedResidual:
-    """One block's int8 parameters; activations = (expand, depthwise, project, add)."""
+                 gain: float = 1.0, calibrated: bool = False) -> QuantizedInvertedResidual:
+    """One block's int8 parameters; activations = (expand, depthwise, project, add).
+    calibrated: the expansion's and depthwise's outputs quantized as the TF converter quantizes
+    a calibrated RELU6 (scale 6/255, zero point -128) instead of at random."""
     if not expand:
         ce = ci
     q_in = _quant(rng)
-    q_e = _quant(rng) if expand else None
-    q_d, q_o = _quant(rng), _quant(rng)
+    q_e = (_calibrated(activations[0], rng) if calibrated else _quant(rng)) if expand else None
+    q_d = _calibrated(activations[1], rng) if calibrated else _quant(rng)
+    q_o = _quant(rng)
     q_p = _quant(rng) if residual else None
     q_proj = q_p if residual else q_o
     e_stage = None

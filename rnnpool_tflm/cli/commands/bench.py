@@ -184,7 +184,7 @@ def _ir_cases(blocks):
         if blocks and index not in blocks:
             continue
         rng = np.random.default_rng(index)
-        params = random_block(rng, shape[3], ce, co, stride, True, residual, (3, 3, 0, 0))
+        params = random_block(rng, shape[3], ce, co, stride, True, residual, (3, 3, 0, 0), calibrated=True)
         x = rng.integers(-128, 128, size=shape).astype(np.int8)
         out.append((name, HarnessCase(params, x, inverted_residual_int8(x, params))))
     return out
