@@ -8,7 +8,9 @@
 //   under -icount, with calibration_* to turn ticks into instructions, and
 //   instructions) or cycles (boards: DWT at the core clock), time_ms,
 //   output_bytes, output_fnv1a, output_first, output_mismatches,
-//   output_matches_expected.
+//   output_matches_expected; and one "op_ticks: <index> <operator> <ticks>"
+//   line per operator of the Invoke (OpProfiler, same counter: the sum is at
+//   most invoke_ticks).
 // Exit status (QEMU) / halt code (boards) -- see firmware/README.md:
 //   0 ok, 1 output differs, 2 bad model, 4 op registration, 5 AllocateTensors,
 //   6 tensors differ from the embedded test data, 7 Invoke failed.
@@ -21,6 +23,7 @@
 #include "model_config.h"
 #include "model_data.h"
 #include "model_ops.h"
+#include "op_profiler.h"
 #include "tensorflow/lite/micro/cortex_m_generic/debug_log_callback.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_log.h"
@@ -163,7 +166,8 @@ int main(void) {
   }
 
   console_printf("arena_bytes: %u\n", static_cast<unsigned>(ArenaBytes()));
-  static tflite::MicroInterpreter interpreter(model, resolver, ArenaStart(), ArenaBytes());
+  static OpProfiler profiler;
+  static tflite::MicroInterpreter interpreter(model, resolver, ArenaStart(), ArenaBytes(), nullptr, &profiler);
   if (interpreter.AllocateTensors() != kTfLiteOk) {
     console_printf("AllocateTensors failed with an arena of %u bytes (see the messages above: a too "
                    "small arena, an unsupported operator or an invalid model)\n",
@@ -194,6 +198,7 @@ int main(void) {
   console_write_u64(calibration);
   console_write("\n");
 #endif
+  profiler.Reset();
   const uint64_t start = StartTicks();
   const TfLiteStatus invoked = interpreter.Invoke();
   const uint64_t ticks = cycle_counter_read() - start;
@@ -216,6 +221,14 @@ int main(void) {
   console_write("\n");
   PrintTime(ticks, " (DWT cycle counter)");
 #endif
+  for (uint32_t i = 0; i < profiler.stored(); ++i) {
+    console_printf("op_ticks: %lu %s ", static_cast<unsigned long>(i), profiler.tag(i));
+    console_write_u64(profiler.ticks(i));
+    console_write("\n");
+  }
+  if (profiler.events() > profiler.stored()) {
+    console_printf("op_ticks_dropped: %lu\n", static_cast<unsigned long>(profiler.events() - profiler.stored()));
+  }
 
   size_t mismatches = 0, total = 0;
   for (int i = 0; i < g_expected_output_count; ++i) {

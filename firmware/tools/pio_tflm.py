@@ -5,7 +5,7 @@ tools/fetch_tflm.sh into ~/.cache/rnnpool-tflm (a connected machine). Its
 library sources and flags are the ones the emulated build uses
 (rnnpool_tflm.toolchain.tflm_tree / rnnpool_tflm.deploy.build: what TFLM's Makefile
 builds for cortex_m_generic with CMSIS-NN kernels); the RNNPool op is compiled
-from ../custom_ops/rnnpool, the model from generated/ (`rnnpool-tflm export`).
+from ../custom_ops/rnnpool and ../custom_ops/inverted_residual, the model from generated/ (`rnnpool-tflm export`).
 """
 import os
 import pathlib
@@ -52,7 +52,8 @@ def define(flag: str):
 # pre: script runs, so the library environments cloned below would miss them).
 env.Append(  # noqa: F821
     CPPPATH=[str(FIRMWARE / "src"), str(FIRMWARE / "generated"), str(REPO / "custom_ops" / "rnnpool"),
-             str(FIRMWARE / "platform"), *map(str, tflm_sources.include_dirs(ROOT))],
+             str(REPO / "custom_ops" / "inverted_residual"), str(FIRMWARE / "platform"),
+             *map(str, tflm_sources.include_dirs(ROOT))],
     CPPDEFINES=[define(d) for d in fb.TFLM_DEFINES],
     CCFLAGS=[*fb.CPU_FLAGS, *fb.COMMON_FLAGS],
     CFLAGS=list(fb.C_FLAGS),
@@ -78,9 +79,11 @@ for name, group, opt in (("tflm_core", SOURCES.core, fb.CORE_OPT), ("tflm_kernel
     libraries.append(lib_env.StaticLibrary(os.path.join("$BUILD_DIR", name), objects))
 env.Prepend(LIBS=libraries)  # noqa: F821
 
-# The RNNPool op (compiled from custom_ops/, not copied), the model, the board start-up/console.
+# The custom ops (compiled from custom_ops/, not copied), the model, the board start-up/console.
 env.BuildSources("$BUILD_DIR/rnnpool_op", str(REPO / "custom_ops" / "rnnpool"),  # noqa: F821
                  src_filter="-<*> +<*.c> +<rnnpool_tflm.cc>")
+env.BuildSources("$BUILD_DIR/inverted_residual_op", str(REPO / "custom_ops" / "inverted_residual"),  # noqa: F821
+                 src_filter="-<*> +<*.c> +<inverted_residual_tflm.cc> +<inverted_residual_options.cc>")
 env.BuildSources("$BUILD_DIR/generated", str(FIRMWARE / "generated"), src_filter="-<*> +<*.cc>")  # noqa: F821
 env.BuildSources("$BUILD_DIR/platform", str(FIRMWARE / "platform"),  # noqa: F821
                  src_filter="-<*> +<startup_cm4.c> +<boards/uart_stm32f4.c> +<cycle_counter.c>")

@@ -1,8 +1,17 @@
-"""The RNNPool custom-op contract, read from the C header that defines it.
+"""Custom-op contracts, read from the C headers that define them.
 
-``custom_ops/rnnpool/rnnpool_op_contract.h`` is the one definition of the op's
-name, version, inputs, outputs and options; the C kernel compiles it and this
-module parses it, so converter, checker and kernel cannot disagree.
+Each custom op has one contract header (X-macro lists of its name, version,
+inputs, outputs, options and limits) that its C kernel compiles and this module
+parses, so converter, checker and kernel cannot disagree:
+
+* RNNPool: ``custom_ops/rnnpool/rnnpool_op_contract.h`` (macros ``RNNPOOL_*``);
+* InvertedResidual: ``custom_ops/inverted_residual/inverted_residual_op_contract.h``
+  (macros ``INVRES_*``).
+
+One parser serves every header: a tensor line is
+``X(ENUM, index, "name", INT8_TYPE, FLOAT_TYPE, "shape"[, REQUIRED|OPTIONAL])``
+(FLOAT_TYPE ``NONE``: no float32 variant; no presence field: required), an
+option line ``X(ENUM, "key", min, max)``.
 """
 
 from __future__ import annotations
@@ -11,17 +20,28 @@ import dataclasses
 import functools
 import pathlib
 import re
-from typing import Dict, Mapping, Tuple
+from typing import Dict, Mapping, Optional, Tuple
 
 from . import sources as native_sources
 
 HEADER_NAME = "rnnpool_op_contract.h"
 
+
+@dataclasses.dataclass(frozen=True)
+class ContractSource:
+    """Where an op's contract lives: its header and the prefix of its macros."""
+    op: str          # the key of sources.OP_SOURCES
+    header: str
+    prefix: str
+
+
+RNNPOOL = ContractSource("rnnpool", HEADER_NAME, "RNNPOOL")
+INVERTED_RESIDUAL = ContractSource("inverted_residual", "inverted_residual_op_contract.h", "INVRES")
+
 _TENSOR_LINE = re.compile(
     r'X\((?P<enum>[A-Z0-9_]+), (?P<index>\d+), "(?P<name>[a-z0-9_]+)", '
-    r'(?P<int8>[A-Z0-9]+), (?P<float>[A-Z0-9]+), "(?P<shape>[^"]*)"\)')
+    r'(?P<int8>[A-Z0-9]+), (?P<float>[A-Z0-9]+), "(?P<shape>[^"]*)"(?:, (?P<presence>REQUIRED|OPTIONAL))?\)')
 _OPTION_LINE = re.compile(r'X\((?P<enum>[A-Z0-9_]+), "(?P<key>[a-z0-9_]+)", (?P<min>-?\d+), (?P<max>-?\d+)\)')
-_DEFINE = re.compile(r'#define (RNNPOOL_[A-Z0-9_]+) ("[^"]*"|-?\d+)\s*$')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,8 +49,9 @@ class TensorSpec:
     index: int
     name: str
     int8_type: str   # "INT8", "INT16", "INT32" or "FLOAT32"
-    float_type: str
+    float_type: str  # "NONE" when the op has no float32 variant
     shape: str
+    optional: bool = False  # the operator may list -1 in its place
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,59 +74,85 @@ class OpContract:
         for spec in self.inputs:
             if spec.name == name:
                 return spec.index
-        raise KeyError(f"the RNNPool op has no input named {name!r}")
+        raise KeyError(f"the {self.custom_code} op has no input named {name!r}")
 
     def check_options(self, options: Mapping[str, int]) -> None:
         """Raises ValueError naming the first missing, unknown or out-of-range option."""
+        op = self.custom_code
         known = {o.key: o for o in self.options}
         for key in options:
             if key not in known:
-                raise ValueError(f"unknown RNNPool option {key!r}")
+                raise ValueError(f"unknown {op} option {key!r}")
         for spec in self.options:
             if spec.key not in options:
-                raise ValueError(f"RNNPool option {spec.key!r} is missing")
+                raise ValueError(f"{op} option {spec.key!r} is missing")
             value = options[spec.key]
             if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"RNNPool option {spec.key!r} must be an integer, got {value!r}")
+                raise ValueError(f"{op} option {spec.key!r} must be an integer, got {value!r}")
             if not spec.minimum <= value <= spec.maximum:
-                raise ValueError(f"RNNPool option {spec.key!r}={value} is outside "
+                raise ValueError(f"{op} option {spec.key!r}={value} is outside "
                                  f"[{spec.minimum}, {spec.maximum}]")
 
 
-def _block(text: str, macro: str) -> str:
+def _block(text: str, macro: str, header: str) -> str:
     match = re.search(rf"#define {macro}\(X\)(.*?)(?:\n\s*\n|\n#)", text, re.S)
     if not match:
-        raise RuntimeError(f"{HEADER_NAME}: macro {macro} not found")
+        raise RuntimeError(f"{header}: macro {macro} not found")
     return match.group(1)
 
 
-def parse_contract(text: str) -> OpContract:
+def parse_contract(text: str, prefix: str = "RNNPOOL", header: str = HEADER_NAME) -> OpContract:
+    """The contract in a header's text whose macros start with `prefix`."""
+    define = re.compile(rf'#define ({prefix}_[A-Z0-9_]+) ("[^"]*"|-?\d+)\s*$')
     constants: Dict[str, object] = {}
     for line in text.splitlines():
-        m = _DEFINE.match(line.strip())
+        m = define.match(line.strip())
         if m:
             value = m.group(2)
             constants[m.group(1)] = value.strip('"') if value.startswith('"') else int(value)
+    for required in ("CUSTOM_CODE", "OP_VERSION", "NUM_INPUTS", "NUM_OUTPUTS", "NUM_OPTIONS"):
+        if f"{prefix}_{required}" not in constants:
+            raise RuntimeError(f"{header}: {prefix}_{required} is not defined")
 
     def tensors(macro: str, count_macro: str) -> Tuple[TensorSpec, ...]:
-        specs = tuple(TensorSpec(int(m["index"]), m["name"], m["int8"], m["float"], m["shape"])
-                      for m in _TENSOR_LINE.finditer(_block(text, macro)))
+        specs = tuple(TensorSpec(int(m["index"]), m["name"], m["int8"], m["float"], m["shape"],
+                                 m["presence"] == "OPTIONAL")
+                      for m in _TENSOR_LINE.finditer(_block(text, macro, header)))
         if [s.index for s in specs] != list(range(constants[count_macro])):
-            raise RuntimeError(f"{HEADER_NAME}: {macro} does not list indices 0..{constants[count_macro] - 1}")
+            raise RuntimeError(f"{header}: {macro} does not list indices 0..{constants[count_macro] - 1}")
         return specs
 
     options = tuple(OptionSpec(m["key"], int(m["min"]), int(m["max"]))
-                    for m in _OPTION_LINE.finditer(_block(text, "RNNPOOL_OPTIONS")))
-    if len(options) != constants["RNNPOOL_NUM_OPTIONS"]:
-        raise RuntimeError(f"{HEADER_NAME}: RNNPOOL_OPTIONS does not list {constants['RNNPOOL_NUM_OPTIONS']} options")
+                    for m in _OPTION_LINE.finditer(_block(text, f"{prefix}_OPTIONS", header)))
+    if len(options) != constants[f"{prefix}_NUM_OPTIONS"]:
+        raise RuntimeError(f"{header}: {prefix}_OPTIONS does not list {constants[f'{prefix}_NUM_OPTIONS']} options")
     return OpContract(
-        custom_code=str(constants["RNNPOOL_CUSTOM_CODE"]), version=int(constants["RNNPOOL_OP_VERSION"]),
-        inputs=tensors("RNNPOOL_INPUTS", "RNNPOOL_NUM_INPUTS"),
-        outputs=tensors("RNNPOOL_OUTPUTS", "RNNPOOL_NUM_OUTPUTS"),
+        custom_code=str(constants[f"{prefix}_CUSTOM_CODE"]), version=int(constants[f"{prefix}_OP_VERSION"]),
+        inputs=tensors(f"{prefix}_INPUTS", f"{prefix}_NUM_INPUTS"),
+        outputs=tensors(f"{prefix}_OUTPUTS", f"{prefix}_NUM_OUTPUTS"),
         options=options, constants={k: v for k, v in constants.items() if isinstance(v, int)})
 
 
-@functools.lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=None)
+def load_contract(source: ContractSource) -> OpContract:
+    path: pathlib.Path = native_sources.source_dir(source.op) / source.header
+    return parse_contract(path.read_text(), source.prefix, source.header)
+
+
 def contract() -> OpContract:
-    path: pathlib.Path = native_sources.source_dir() / HEADER_NAME
-    return parse_contract(path.read_text())
+    """The RNNPool op's contract."""
+    return load_contract(RNNPOOL)
+
+
+def inverted_residual_contract() -> OpContract:
+    """The InvertedResidual op's contract."""
+    return load_contract(INVERTED_RESIDUAL)
+
+
+def contract_for_code(custom_code: str) -> Optional[OpContract]:
+    """The contract of the custom op with this custom code, or None if no op of ours has it."""
+    for source in (RNNPOOL, INVERTED_RESIDUAL):
+        found = load_contract(source)
+        if found.custom_code == custom_code:
+            return found
+    return None

@@ -6,16 +6,24 @@ import pathlib
 
 _PACKAGE = pathlib.Path(__file__).resolve().parents[1]
 
+# Each custom op: its folder under custom_ops/ and a header that marks it (its contract).
+OP_SOURCES = {
+    "rnnpool": "rnnpool_op_contract.h",
+    "inverted_residual": "inverted_residual_op_contract.h",
+}
 
-def source_dir() -> pathlib.Path:
-    """custom_ops/rnnpool of the checkout, or the copy a wheel carries in _csrc/."""
-    for candidate in (_PACKAGE.parent / "custom_ops" / "rnnpool", _PACKAGE / "_csrc"):
-        if (candidate / "rnnpool_op_contract.h").is_file():
+
+def source_dir(op: str = "rnnpool") -> pathlib.Path:
+    """custom_ops/<op> of the checkout, or the copy a wheel carries in _csrc/ (all ops, flat)."""
+    marker = OP_SOURCES[op]
+    for candidate in (_PACKAGE.parent / "custom_ops" / op, _PACKAGE / "_csrc"):
+        if (candidate / marker).is_file():
             return candidate
     raise FileNotFoundError(
-        "the RNNPool C sources were not found next to the package (custom_ops/rnnpool) "
+        f"the {op} C sources were not found next to the package (custom_ops/{op}) "
         "nor inside it (_csrc); reinstall rnnpool-tflm")
 
 
-# The op's sources in a repository checkout (the firmware and the host registerer compile them there).
+# The ops' sources in a repository checkout (the firmware and the host registerer compile them there).
 OP_DIR = _PACKAGE.parent / "custom_ops" / "rnnpool"
+INVRES_DIR = _PACKAGE.parent / "custom_ops" / "inverted_residual"

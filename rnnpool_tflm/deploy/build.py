@@ -7,7 +7,8 @@ Three parts, linked into one ELF:
   the Makefile's flags and optimisation levels and cached outside the repository
   (``$RNNPOOL_TFLM_CACHE`` or ~/.cache/rnnpool-tflm), keyed by the checkout, its
   files, the compiler and the flags, so a repeat build takes seconds;
-* the RNNPool op: custom_ops/rnnpool/*.c and rnnpool_tflm.cc, compiled in place;
+* the custom ops: custom_ops/rnnpool and custom_ops/inverted_residual (C cores and
+  TFLM registrations), compiled in place;
 * the app (firmware/src), the generated sources of one model (see
   firmware_export) and a platform: the emulated STM32F405 (QEMU netduinoplus2),
   the emulated AN386 Cortex-M4 (QEMU mps2-an386), or one of the real boards'
@@ -30,7 +31,7 @@ import subprocess
 import time
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from ..core.sources import OP_DIR
+from ..core.sources import INVRES_DIR, OP_DIR
 from ..toolchain import tflm_tree as tflm_sources
 from ..toolchain.build_cache import cache_root, compiler_id, digest, locked
 from ..core.errors import RNNPoolError
@@ -250,8 +251,10 @@ class FirmwareBuild:
 
 
 def op_sources() -> List[pathlib.Path]:
-    """The RNNPool op compiled from custom_ops/ (the C core and its TFLM registration)."""
-    return sorted(OP_DIR.glob("*.c")) + [OP_DIR / "rnnpool_tflm.cc"]
+    """The custom ops compiled from custom_ops/: C cores and TFLM registrations (not the
+    host-only Python registerers)."""
+    return (sorted(OP_DIR.glob("*.c")) + [OP_DIR / "rnnpool_tflm.cc"] + sorted(INVRES_DIR.glob("*.c"))
+            + [INVRES_DIR / "inverted_residual_tflm.cc", INVRES_DIR / "inverted_residual_options.cc"])
 
 
 def app_sources() -> List[pathlib.Path]:
@@ -277,11 +280,11 @@ def build_firmware(generated_dir: pathlib.Path, platform: str, out_dir: pathlib.
         raise RNNPoolError(f"{generated_dir} holds no exported model (model_data.h is missing): "
                            "run `rnnpool-tflm export` first")
     library = tflm_library(tflm_root, jobs=jobs, log=log)
-    includes = [APP_DIR, generated_dir, OP_DIR, PLATFORM_DIR, *library.include_dirs]
+    includes = [APP_DIR, generated_dir, OP_DIR, INVRES_DIR, PLATFORM_DIR, *library.include_dirs]
     extra = (*APP_WARNINGS, *(f"-D{d}" for d in (*target.defines, *defines)))
     # Only the app and the generated sources see the generated headers: the op and the
     # platform objects stay cached from one model to the next.
-    project_headers = _header_fingerprint([APP_DIR, OP_DIR, PLATFORM_DIR])
+    project_headers = _header_fingerprint([APP_DIR, OP_DIR, INVRES_DIR, PLATFORM_DIR])
     model_headers = _header_fingerprint([generated_dir])
     obj_cache = cache_root() / "obj"
     sources = (app_sources() + op_sources() + sorted(generated_dir.glob("*.cc"))

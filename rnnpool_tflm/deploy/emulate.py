@@ -26,6 +26,7 @@ EXIT_MEANINGS = {0: "ok", 1: "output differs from the expected one", 2: "bad mod
                  4: "operator registration failed", 5: "AllocateTensors failed",
                  6: "tensors differ from the embedded test data", 7: "Invoke failed"}
 _LINE = re.compile(r"^([a-z_0-9]+): (.*)$")
+_OP_TICKS = re.compile(r"^op_ticks: (\d+) (\S+) (\d+)$", re.M)
 
 
 class DoesNotFit(RNNPoolError):
@@ -50,6 +51,15 @@ class FirmwareRun:
         if None in (ticks, cal_ins, cal_ticks) or cal_ticks == 0:
             return None
         return (ticks * cal_ins + cal_ticks // 2) // cal_ticks
+
+    def op_instructions(self) -> Optional[List[dict]]:
+        """Instructions per operator of the Invoke ({index, op, instructions}, from the firmware's
+        OpProfiler and the calibration); None without a calibration (boards: cycles)."""
+        cal_ins, cal_ticks = self.integer("calibration_instructions"), self.integer("calibration_ticks")
+        if cal_ins is None or not cal_ticks:
+            return None
+        return [{"index": int(m[1]), "op": m[2], "instructions": (int(m[3]) * cal_ins + cal_ticks // 2) // cal_ticks}
+                for m in _OP_TICKS.finditer(self.output)]
 
     @property
     def output_matches_expected(self) -> bool:
@@ -130,6 +140,7 @@ class Emulation:
             # Not a cycle count: QEMU is not cycle-accurate; instructions at 1 per cycle.
             "ms_at_core_clock_if_1_ipc": None if instructions is None else round(instructions / clock * 1e3, 3),
             "core_clock_hz": clock,
+            "op_instructions": self.run.op_instructions(),
         }
 
 

@@ -106,10 +106,11 @@ def load_inputs(path: Optional[pathlib.Path], info: ModelInfo, seed: int = 0) ->
 # ---- the host run (switchable: the RNNPool host path comes from check) -------------------------
 
 def host_outputs(model: bytes, inputs: Sequence[np.ndarray], info: ModelInfo) -> List[np.ndarray]:
-    """The model's outputs on the host: the tflite-micro Python interpreter; for RNNPool
-    models, check's host run (rnnpool_tflm.runtime.host: the op registered into the
-    interpreter when TFLM_DIR is set, else the graph partitioned around the C kernel)."""
-    if info.has_rnnpool:
+    """The model's outputs on the host: the tflite-micro Python interpreter; for models with
+    custom ops (RNNPool, InvertedResidual), check's host run (rnnpool_tflm.runtime.host: the ops
+    registered into the interpreter when TFLM_DIR is set, else the graph partitioned around
+    their C kernels)."""
+    if info.custom_ops:
         from ..runtime import host as host_runtime
         result = host_runtime.run(bytes(model), [np.asarray(x) for x in inputs])
         return [np.asarray(o).reshape(t.shape) for o, t in zip(result.outputs, info.outputs)]

@@ -1,5 +1,5 @@
 """Runs a .tflite with RNNPool ops on the host: TFLM's interpreter (tflite-micro wheel)
-plus the RNNPool kernel, in one of two ways.
+plus the RNNPool kernel, in one of two ways (InvertedResidual ops alike, with their kernel).
 
 * "partitioned" (always available): the model is cut at every RNNPool op into
   builtin segments, each a valid .tflite run in the tflite-micro interpreter; the
@@ -52,9 +52,21 @@ def rnnpool_kernel(params, input_shape):
 
 
 def registerer_name() -> str:
-    """The custom-op registerer for the tflite-micro interpreter (built against $TFLM_DIR)."""
+    """The RNNPool op's registerer for the tflite-micro interpreter (built against $TFLM_DIR)."""
     from . import registerer as tflm_registerer
     return tflm_registerer.load()
+
+
+def registerer_names() -> List[str]:
+    """Every custom op's registerer (RNNPool, InvertedResidual), from the same library."""
+    from . import registerer as tflm_registerer
+    return tflm_registerer.load_all()
+
+
+def inverted_residual_kernel(params, input_shape):
+    """A callable int8 NHWC -> int8 running the InvertedResidual C kernel, prepared once."""
+    from .invres_native import PreparedInvertedResidual
+    return PreparedInvertedResidual(params, input_shape)
 
 
 def registered_available() -> bool:
@@ -173,7 +185,7 @@ class HostModel:
         if mode == "partitioned":
             self._plan_partitions()
         else:
-            self._interp = _interpreter(self.data, [registerer_name()], preserve=True, arena_size=arena_size)
+            self._interp = _interpreter(self.data, registerer_names(), preserve=True, arena_size=arena_size)
 
     def _details(self, idx: int) -> dict:
         t = self.model.subgraphs[0].tensors[idx]
@@ -188,14 +200,23 @@ class HostModel:
 
     # -- partitioned ---------------------------------------------------------------------------------------
     def _plan_partitions(self) -> None:
+        from ..tflite import inverted_residual_op as irop
         m, sg = self.model, self.model.subgraphs[0]
         rnn_ops = {n.op_index: n for n in self.nodes}
         self._kernels = {n.op_index: rnnpool_kernel(n.params, n.input_shape) for n in self.nodes}
+        # InvertedResidual ops run in their C kernel too: (input tensor, output tensor, kernel).
+        self._fused = {}
+        for o_idx, op in enumerate(sg.operators):
+            if irop.is_inverted_residual(m, op):
+                node = irop.decode(m, 0, o_idx)
+                self._fused[o_idx] = (node.input_tensor, node.output_tensor,
+                                      inverted_residual_kernel(node.params, (1, *node.input_shape[1:])))
+        native_ops = set(rnn_ops) | set(self._fused)
         steps: List[List[int]] = []
         for o_idx in range(len(sg.operators)):
-            if o_idx in rnn_ops:
+            if o_idx in native_ops:
                 steps.append([o_idx])
-            elif steps and steps[-1][0] not in rnn_ops:
+            elif steps and steps[-1][0] not in native_ops:
                 steps[-1].append(o_idx)
             else:
                 steps.append([o_idx])
@@ -203,6 +224,9 @@ class HostModel:
         for s_idx, step in enumerate(steps):
             if step[0] in rnn_ops:
                 self._steps.append(("rnnpool", rnn_ops[step[0]]))
+                continue
+            if step[0] in self._fused:
+                self._steps.append(("fused", self._fused[step[0]]))
                 continue
             later = set(int(t) for t in sg.outputs)
             for other in steps[s_idx + 1:]:
@@ -225,6 +249,10 @@ class HostModel:
                 ys = [kernel(x) for x in xs]
                 values[node.output_tensor] = ys
                 traces.append(RNNPoolTrace(node, np.concatenate(xs), np.concatenate(ys)))
+                continue
+            if kind == "fused":
+                source, target, kernel = step
+                values[target] = [kernel(x) for x in values[source]]
                 continue
             seg = step
             outs = {t: [] for t in seg.outputs}
@@ -306,4 +334,5 @@ def dequantize_outputs(details: dict, y: np.ndarray) -> np.ndarray:
 
 
 __all__ = ["HostModel", "RunResult", "RNNPoolTrace", "run", "quantize_inputs", "dequantize_outputs",
-           "rnnpool_kernel", "registerer_name", "registered_available", "MODES"]
+           "rnnpool_kernel", "inverted_residual_kernel", "registerer_name", "registerer_names",
+           "registered_available", "MODES"]

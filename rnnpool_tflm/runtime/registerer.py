@@ -1,18 +1,19 @@
-"""The RNNPool op inside the tflite-micro Python interpreter (needs TFLM_DIR).
+"""The custom ops (RNNPool, InvertedResidual) inside the tflite-micro Python interpreter (needs TFLM_DIR).
 
 The wheel looks custom-op registerers up by name with ``dlsym(RTLD_DEFAULT, name)``
 (python/tflite_micro/interpreter_wrapper.cc), so the function must live in a
 library loaded with RTLD_GLOBAL. This module compiles one on the host with g++
-against the TFLM headers of ``$TFLM_DIR`` -- the RNNPool C core, its TFLM
-registration (custom_ops/rnnpool) and the few TFLM sources they call -- with the
-wheel's defines (TF_LITE_STATIC_MEMORY, USE_TFLM_COMPRESSION: the pypi build's),
-hidden visibility except the registerer, and no undefined symbols (-z defs), so it
+against the TFLM headers of ``$TFLM_DIR`` -- each op's C core, its TFLM
+registration and registerer (custom_ops/rnnpool, custom_ops/inverted_residual) and
+the few TFLM sources they call -- with the wheel's defines (TF_LITE_STATIC_MEMORY, USE_TFLM_COMPRESSION: the pypi build's),
+hidden visibility except the registerers, and no undefined symbols (-z defs), so it
 depends on nothing but the structs and virtual tables it shares with the wheel.
 The library is cached (toolchain.build_cache.cache_root()).
 
     from rnnpool_tflm import tflm_registerer
     name = tflm_registerer.load()          # "RNNPoolRegisterer"
-    runtime.Interpreter.from_bytes(model, custom_op_registerers=[name])
+    names = tflm_registerer.load_all()     # every op's registerer
+    runtime.Interpreter.from_bytes(model, custom_op_registerers=names)
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ from typing import List, Optional
 
 from ..toolchain import tflm_tree as tflm_sources
 from ..core.errors import RNNPoolError
-from ..core.sources import OP_DIR
+from ..core.sources import INVRES_DIR, OP_DIR
 from ..toolchain.build_cache import cache_root, compiler_id, digest, locked
 
 SYMBOL = "RNNPoolRegisterer"
+SYMBOLS = (SYMBOL, "InvertedResidualRegisterer")  # one per custom op, in the same library
+OP_DIRS = (OP_DIR, INVRES_DIR)
 HOST_CC, HOST_CXX = "gcc", "g++"
 # The wheel's build (tensorflow/lite/micro/build_def.bzl micro_copts, --//:with_compression).
 WHEEL_DEFINES = ("-DTF_LITE_STATIC_MEMORY=1", "-DUSE_TFLM_COMPRESSION=1", "-DNDEBUG")
@@ -51,12 +54,13 @@ TFLM_SOURCES = (
 
 
 def registerer_sources() -> List[pathlib.Path]:
-    return sorted(OP_DIR.glob("*.c")) + [OP_DIR / "rnnpool_tflm.cc", OP_DIR / "rnnpool_registerer.cc"]
+    """Every op's C core and C++ (TFLM registration, options, registerer)."""
+    return [f for d in OP_DIRS for f in sorted(d.glob("*.c")) + sorted(d.glob("*.cc"))]
 
 
 def _key(root: pathlib.Path) -> str:
-    files = registerer_sources() + sorted(OP_DIR.glob("*.h"))
-    return digest("registerer-v1", str(root), tflm_sources.tflm_commit(root), compiler_id(HOST_CXX),
+    files = registerer_sources() + [h for d in OP_DIRS for h in sorted(d.glob("*.h"))]
+    return digest("registerer-v2", str(root), tflm_sources.tflm_commit(root), compiler_id(HOST_CXX),
                    WHEEL_DEFINES, CXX_FLAGS, C_FLAGS, TFLM_SOURCES,
                    [(str(f), hashlib.sha256(f.read_bytes()).hexdigest()) for f in files])
 
@@ -74,7 +78,7 @@ def build(root: Optional[pathlib.Path] = None) -> pathlib.Path:
         if lib.is_file():
             return lib
         out.mkdir(parents=True, exist_ok=True)
-        includes = [f"-I{d}" for d in [OP_DIR, *tflm_sources.host_include_dirs(root)]]
+        includes = [f"-I{d}" for d in [*OP_DIRS, *tflm_sources.host_include_dirs(root)]]
         with tempfile.TemporaryDirectory(dir=out) as tmp:
             objs = []
             for i, source in enumerate(registerer_sources() + [root / s for s in TFLM_SOURCES]):
@@ -97,15 +101,22 @@ def build(root: Optional[pathlib.Path] = None) -> pathlib.Path:
 @functools.lru_cache(maxsize=None)
 def _load(path: str) -> ctypes.CDLL:
     handle = ctypes.CDLL(path, mode=os.RTLD_NOW | os.RTLD_GLOBAL)
-    getattr(handle, SYMBOL)  # fails loudly if the symbol is missing
+    for symbol in SYMBOLS:
+        getattr(handle, symbol)  # fails loudly if a symbol is missing
     return handle
 
 
 def load(root: Optional[pathlib.Path] = None) -> str:
-    """Builds (cached) and loads the registerer globally; returns the name to pass in
+    """Builds (cached) and loads the registerers globally; returns the RNNPool op's name to pass in
     custom_op_registerers. A clear error naming TFLM_DIR when it is unset."""
     _load(str(build(root)))
     return SYMBOL
+
+
+def load_all(root: Optional[pathlib.Path] = None) -> List[str]:
+    """As load(), but the names of every custom op's registerer."""
+    _load(str(build(root)))
+    return list(SYMBOLS)
 
 
 def available() -> bool:

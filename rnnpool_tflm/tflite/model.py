@@ -418,12 +418,19 @@ def _weight_scales(tensor, what: str) -> np.ndarray:
 # -- whole-model validation and summary --------------------------------------------------------------
 
 def validate_model(model: schema.ModelT, name: str = "model") -> List[RNNPoolNode]:
-    """Every custom op known, every RNNPool op valid; returns the RNNPool nodes."""
+    """Every custom op known, every RNNPool and InvertedResidual op valid; returns the RNNPool nodes."""
     nodes = []
     for s_idx, sg in enumerate(model.subgraphs):
         for o_idx, op in enumerate(sg.operators or []):
             code = model.operatorCodes[op.opcodeIndex]
             if builtin_code(code) != BuiltinOperator.CUSTOM:
+                continue
+            from . import inverted_residual_op  # imports this module
+            if inverted_residual_op.is_inverted_residual(model, op):
+                try:
+                    inverted_residual_op.decode(model, s_idx, o_idx)
+                except ModelError as exc:
+                    raise ModelError(f"{name}: {exc}") from None
                 continue
             if not is_rnnpool(model, op):
                 raise ModelError(f"{name}: unknown custom operator {_text(code.customCode)!r} (op #{o_idx}); "

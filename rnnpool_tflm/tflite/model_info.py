@@ -134,10 +134,18 @@ def supported_resolver_methods(tflm_root: pathlib.Path) -> List[str]:
     return re.findall(r"TfLiteStatus (Add\w+)\(", header.read_text())
 
 
+def firmware_custom_ops() -> Tuple[str, ...]:
+    """The custom codes the firmware registers (deploy/sources.py has their registrations)."""
+    from ..core.contract import inverted_residual_contract
+    return (RNNPOOL_CODE, inverted_residual_contract().custom_code)
+
+
 def check_ops_supported(info: ModelInfo, tflm_root: Optional[pathlib.Path]) -> None:
+    known = firmware_custom_ops()
     for op in info.custom_ops:
-        if op != RNNPOOL_CODE:
-            raise RNNPoolError(f"custom operator {op!r} is not supported by the firmware (only {RNNPOOL_CODE!r})")
+        if op not in known:
+            raise RNNPoolError(f"custom operator {op!r} is not supported by the firmware "
+                               f"(only {', '.join(map(repr, known))})")
     if tflm_root is not None:
         known = set(supported_resolver_methods(tflm_root))
         for op in info.ops:

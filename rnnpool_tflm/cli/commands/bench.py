@@ -1,4 +1,6 @@
 """`rnnpool-tflm bench kernel`: speed of the int8 C kernel on the paper's RNNPool shapes.
+`rnnpool-tflm bench ir`: the fused InvertedResidual kernel against the CMSIS-NN kernels TFLM
+runs for the unfused block, on Face-M4's four inverted residuals.
 
 --target m4: the harness (tests/m4) cross-compiled with the DSP path and run in
 qemu-system-arm -icount shift=0; instructions counted with SysTick, calibrated
@@ -9,7 +11,7 @@ against the golden reference. Prints, never gates.
 
 from __future__ import annotations
 
-HELP = "benchmark the int8 RNNPool C kernel (emulated Cortex-M4 instructions or host time)"
+HELP = "benchmark the int8 C kernels: RNNPool, and the fused inverted residual against CMSIS-NN"
 
 # name, input map [N, H, W, k], patch, stride, (h1, h2), padding. Maps as in the paper's models
 # (Face-M4: RNNPool on the 120x160 first-layer map; VWW and MobileNetV2: on 112x112 maps).
@@ -34,6 +36,25 @@ def add_arguments(parser):
     kernel.add_argument("--activations", choices=("smooth", "hard", "both"), default="both",
                         help="sigmoid/tanh, hard_sigmoid/hard_tanh, or both (default)")
     kernel.add_argument("--seconds", type=float, default=1.0, help="host: time spent per shape (default 1)")
+    ir = sub.add_parser("ir", help="the fused inverted-residual op against TFLM's CMSIS-NN kernels "
+                                   "(Face-M4's blocks; m4 needs TFLM_DIR)")
+    ir.add_argument("--target", choices=("m4", "host"), default="m4",
+                    help="m4: instructions under QEMU, fused vs CMSIS-NN (default); host: ns per block")
+    ir.add_argument("--json", action="store_true", help="one JSON object per line")
+    ir.add_argument("--block", action="append", type=int, choices=range(1, len(IR_BLOCKS) + 1),
+                    help="only this block (1-4, repeatable; default: all)")
+    ir.add_argument("--seconds", type=float, default=1.0, help="host: time spent per block (default 1)")
+
+
+# Face-M4's inverted residuals (analysis.zoo.rnnpool_face_m4, t = 2, ReLU6 after the expansion and
+# the depthwise conv) on their input maps: name, input [N, H, W, Ci], Ce, Co, stride, residual.
+IR_BLOCKS = (
+    ("Face-M4 block 1", (1, 30, 40, 64), 128, 32, 1, False),
+    ("Face-M4 block 2", (1, 30, 40, 32), 64, 32, 1, True),
+    ("Face-M4 block 3", (1, 30, 40, 32), 64, 64, 2, False),
+    ("Face-M4 block 4", (1, 15, 20, 64), 128, 64, 1, True),
+)
+IR_TARGET_RATIO = 1.05  # the issue's target: within 5 % of CMSIS-NN (fewer is better)
 
 
 def macs_per_patch(k: int, r: int, c: int, h1: int, h2: int) -> int:
@@ -151,20 +172,121 @@ def _table(records, target: str) -> str:
     return "\n".join([line(head), *(line(r) for r in rows), note])
 
 
+def _ir_cases(blocks):
+    import numpy as np
+
+    from ...reference.inverted_residual import inverted_residual_int8
+    from ...reference.inverted_residual_random import random_block
+    from ...runtime.m4_harness import HarnessCase
+
+    out = []
+    for index, (name, shape, ce, co, stride, residual) in enumerate(IR_BLOCKS, start=1):
+        if blocks and index not in blocks:
+            continue
+        rng = np.random.default_rng(index)
+        params = random_block(rng, shape[3], ce, co, stride, True, residual, (3, 3, 0, 0), calibrated=True)
+        x = rng.integers(-128, 128, size=shape).astype(np.int8)
+        out.append((name, HarnessCase(params, x, inverted_residual_int8(x, params))))
+    return out
+
+
+def _ir_record(name, case, **measures):
+    n, h, w, ci = case.x.shape
+    p = case.params
+    ho, wo = case.expected.shape[1:3]
+    macs = {"expand": n * h * w * ci * p.expanded_channels, "depthwise": n * ho * wo * p.expanded_channels * 9,
+            "project": n * ho * wo * p.expanded_channels * p.out_channels}
+    # The unfused graph's intermediate activations (the expanded map, the depthwise output).
+    intermediate = n * h * w * p.expanded_channels + n * ho * wo * p.expanded_channels
+    return {"name": name, "input": [n, h, w, ci], "expanded_channels": p.expanded_channels,
+            "output_channels": p.out_channels, "stride": p.stride, "residual": p.residual, "macs": macs,
+            "unfused_intermediate_bytes": intermediate, **measures}
+
+
+def _bench_ir_m4(cases):
+    from ...core.errors import RNNPoolError
+    from ...deploy import invres_bench
+
+    records = []
+    for (name, case), r in zip(cases, invres_bench.compare([c for _, c in cases]), strict=True):
+        if not (r.cmsis_ok and r.fused_ok):
+            raise RNNPoolError(f"{name}: an output differs from the golden reference (CMSIS-NN ok: {r.cmsis_ok}, "
+                               f"fused ok: {r.fused_ok})")
+        cmsis = {**r.cmsis_instructions, "total": round(r.cmsis_total)}
+        records.append(_ir_record(
+            name, case, target="m4", bit_exact=True, cmsis_nn_instructions=cmsis,
+            fused_instructions=round(r.fused_instructions), fused_over_cmsis_nn=round(r.ratio, 4),
+            within_target=r.ratio <= IR_TARGET_RATIO, fused_scratch_bytes=r.fused_scratch_bytes,
+            fused_prepared_bytes=r.fused_prepared_bytes))
+    return records
+
+
+def _bench_ir_host(cases, seconds: float):
+    import time
+
+    import numpy as np
+
+    from ...core.errors import RNNPoolError
+    from ...runtime.invres_native import PreparedInvertedResidual
+
+    records = []
+    for name, case in cases:
+        kernel = PreparedInvertedResidual(case.params, case.x.shape)
+        if not np.array_equal(kernel(case.x), case.expected):
+            raise RNNPoolError(f"{name}: the host kernel's output differs from the golden reference")
+        runs, start = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < seconds or runs == 0:
+            kernel(case.x)
+            runs += 1
+        records.append(_ir_record(name, case, target="host", bit_exact=True,
+                                  ns_per_block=round(elapsed / runs * 1e9), runs=runs,
+                                  fused_scratch_bytes=kernel.scratch_bytes,
+                                  fused_prepared_bytes=kernel.prepared_bytes))
+    return records
+
+
+def _ir_table(records, target: str) -> str:
+    if target == "m4":
+        head = ("block", "input", "Ce", "Co", "s", "res", "CMSIS-NN", "(exp/dw/proj/add)", "fused", "fused/CMSIS",
+                "scratch B", "unfused maps B")
+    else:
+        head = ("block", "input", "Ce", "Co", "s", "res", "ns/block", "scratch B", "unfused maps B")
+    rows = []
+    for r in records:
+        row = (r["name"], "x".join(map(str, r["input"])), r["expanded_channels"], r["output_channels"], r["stride"],
+               "yes" if r["residual"] else "no")
+        if target == "m4":
+            c = r["cmsis_nn_instructions"]
+            row += (f"{c['total']:,}", "/".join(f"{c[k] / 1e6:.2f}M" for k in ("expand", "depthwise", "project", "add")),
+                    f"{r['fused_instructions']:,}", f"{r['fused_over_cmsis_nn']:.3f}")
+        else:
+            row += (f"{r['ns_per_block']:,}",)
+        row += (f"{r['fused_scratch_bytes']:,}", f"{r['unfused_intermediate_bytes']:,}")
+        rows.append([str(v) for v in row])
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
+    line = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths))  # noqa: E731
+    note = ("instructions counted in qemu-system-arm -M mps2-an386 -icount shift=0 (SysTick, calibrated): CMSIS-NN "
+            "as TFLM's cmsis_nn kernels call it (TFLM's library build), the fused kernel with the firmware's flags; "
+            f"target: fused/CMSIS <= {IR_TARGET_RATIO}; every output bit-exact with the golden reference"
+            if target == "m4" else "host build via ctypes, wall clock; outputs bit-exact with the golden reference")
+    return "\n".join([line(head), *(line(r) for r in rows), note])
+
+
 def run(args) -> int:
     import json
 
     from ...core import progress
 
-    cases = _cases(args.shape, args.activations)
+    ir = args.what == "ir"
+    cases = _ir_cases(args.block) if ir else _cases(args.shape, args.activations)
     if args.target == "m4":
         with progress.activity("bench on the emulated Cortex-M4"):  # a firmware build and QEMU runs
-            records = _bench_m4(cases)
+            records = _bench_ir_m4(cases) if ir else _bench_m4(cases)
     else:  # timed: nothing else draws meanwhile
-        records = _bench_host(cases, args.seconds)
+        records = _bench_ir_host(cases, args.seconds) if ir else _bench_host(cases, args.seconds)
     if args.json:
         for rec in records:
             print(json.dumps(rec))
     else:
-        print(_table(records, args.target))
+        print((_ir_table if ir else _table)(records, args.target))
     return 0

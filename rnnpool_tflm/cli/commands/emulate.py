@@ -42,4 +42,6 @@ def run(args):
         print(f"  instructions (Invoke): {report['instructions']:,}")
         print(f"  flash: {report['flash_bytes']:,} B; RAM: {report['ram_bytes']:,} B "
               f"(static {report['static_ram_bytes']:,} + arena; stack {report['stack_bytes']:,} B apart)")
+        for op in report["op_instructions"] or []:
+            print(f"    op {op['index']:3d} {op['op']:<24} {op['instructions']:>12,} instructions")
     return 0 if report["output_matches_host"] else 1
