@@ -5,7 +5,6 @@ arena_used_bytes(); the estimate must be within 5 % of it (issue 4/5 acceptance;
 exact on every model measured while building the model, see docs/arena.md).
 """
 
-import importlib.util
 import json
 import os
 

@@ -12,7 +12,6 @@ import pathlib
 import shutil
 import subprocess
 
-import numpy as np
 import pytest
 
 from rnnpool_tflm.core.sources import source_dir
