@@ -1,5 +1,5 @@
-"""Builds the custom ops' C kernels (RNNPool, InvertedResidual) into one host shared
-library loaded with ctypes.
+"""Builds the custom ops' C kernels (RNNPool, InvertedResidual) and the detector
+post-processing into one host shared library loaded with ctypes.
 
 The kernel is plain C99 with no Python API; it is built as an extension so
 that `pip install` compiles it for the host. Wheels also carry the C sources
@@ -13,8 +13,9 @@ from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
 
 ROOT = pathlib.Path(__file__).resolve().parent
-# Every custom op's portable C core (its TFLM registration, .cc, is not part of the host library).
-CSRC_DIRS = [ROOT / "custom_ops" / "rnnpool", ROOT / "custom_ops" / "inverted_residual"]
+# Every custom op's portable C core (its TFLM registration, .cc, is not part of the host library),
+# and the detector post-processing.
+CSRC_DIRS = [ROOT / "custom_ops" / "rnnpool", ROOT / "custom_ops" / "inverted_residual", ROOT / "custom_ops" / "detection"]
 SOURCES = sorted(str(p.relative_to(ROOT)) for d in CSRC_DIRS for p in d.glob("*.c"))
 
 

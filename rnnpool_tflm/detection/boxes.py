@@ -54,10 +54,11 @@ def encode(corners, priors, variances: Sequence[float], xp=np):
     return xp.concatenate([centre, size], axis=-1)
 
 
-def decode(offsets, priors, variances: Sequence[float], xp=np):
-    """Corner-form boxes from predicted offsets [..., 4] and centre-size priors [..., 4]."""
+def decode(offsets, priors, variances: Sequence[float], xp=np, exp=None):
+    """Corner-form boxes from predicted offsets [..., 4] and centre-size priors [..., 4].
+    `exp` replaces xp.exp (the host post-processing passes its platform-independent exp32)."""
     centre = priors[..., :2] + offsets[..., :2] * variances[0] * priors[..., 2:]
-    size = priors[..., 2:] * xp.exp(offsets[..., 2:] * variances[1])
+    size = priors[..., 2:] * (exp or xp.exp)(offsets[..., 2:] * variances[1])
     return to_corners(xp.concatenate([centre, size], axis=-1), xp)
 
 

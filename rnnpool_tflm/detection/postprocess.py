@@ -2,14 +2,16 @@
 
 For one image (EdgeML's Detect with its QVGA configuration):
   1. flatten the heads and apply the max-out background (heads.py);
-  2. class scores = softmax over the classes (float32: exp(x - max) / sum);
+  2. class scores = softmax over the classes (float32: exp(x - max) / sum, summed in class order);
   3. boxes = decode(offsets, priors) (boxes.py), in normalised corner form, not clipped;
+  (exp is exp32.exp32, the same on every platform; docs/detection.md specifies every operation)
   4. per class c >= 1: keep priors with score > conf_threshold; order them by score,
      highest first, ties by prior index (lowest first); keep the first nms_top_k;
   5. greedy NMS: walk that order, keep a box unless its IoU with an already kept box of the
      same class is > nms_iou (IoU computed in float32 as boxes.iou_matrix);
   6. all classes' kept boxes, ordered by score then (class, prior index), cut to top_k.
-Every step has a fixed order, so a C version can reproduce the boxes exactly.
+Every step has a fixed order, so the C version (custom_ops/detection, bound in
+rnnpool_tflm.runtime.detection_native) reproduces the boxes and scores bit for bit.
 
 int8 head outputs are first dequantized per tensor: real = scale * (q - zero_point).
 """
@@ -23,6 +25,7 @@ import numpy as np
 
 from ..core.errors import RNNPoolError
 from .boxes import decode, iou_matrix
+from .exp32 import exp32
 from .heads import HeadLayout, flatten_heads
 from .priors import Priors
 
@@ -59,8 +62,11 @@ class Detections:
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     logits = np.asarray(logits, np.float32)
-    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    e = exp32(logits - logits.max(axis=-1, keepdims=True))
+    total = e[..., 0]
+    for c in range(1, e.shape[-1]):  # in class order, as the C version sums
+        total = total + e[..., c]
+    return e / total[..., None]
 
 
 def score_order(scores: np.ndarray, indices: np.ndarray) -> np.ndarray:
@@ -100,7 +106,7 @@ def detect_from_flat(loc: np.ndarray, conf: np.ndarray, priors: Priors,
         raise RNNPoolError(f"expected loc [{priors.count}, 4] and conf [{priors.count}, classes], "
                            f"got {loc.shape} and {conf.shape}")
     scores = softmax(conf)
-    boxes = decode(loc, priors.boxes, priors.variances).astype(np.float32)
+    boxes = decode(loc, priors.boxes, priors.variances, exp=exp32).astype(np.float32)
     found = []
     for label in range(1, conf.shape[1]):
         candidates = np.flatnonzero(scores[:, label] > config.conf_threshold)
