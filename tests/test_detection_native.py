@@ -298,3 +298,30 @@ def test_setup_refuses_anchors_that_are_not_float32_values():
     priors = make_priors((16, 16), ((2, 2),), PriorConfig(anchor_sizes=(8.1,)))
     with pytest.raises(RNNPoolError, match="float32 values"):
         on_device.setup_from(layout, priors)
+
+
+# -- a converted Face-M4 on the synthetic faces ---------------------------------------------------------------
+
+@pytest.mark.slow
+def test_converted_face_m4_outputs_on_synthetic_faces_give_the_reference_boxes():
+    """The int8 head outputs of a converted Face-M4 (face_models: 96x128, rescaled random heads)
+    on synthetic faces: C and NumPy agree on every image, with the device's and the host's
+    configurations."""
+    import face_models
+    from rnnpool_tflm.runtime import host
+
+    tflite = face_models.face_m4_tflite()
+    model = host.HostModel(tflite)
+    images = face_models.synthetic_images()[0]
+    x = host.quantize_inputs(model.input_details[0], images.astype(np.float32) / 255.0)
+    outputs = model.run([x]).outputs
+    scales = [d["scale"] for d in model.output_details]
+    zeros = [d["zero_point"] for d in model.output_details]
+    for config in (on_device.DEVICE_CONFIG, PostprocessConfig()):
+        setup = on_device.tflite_setup(tflite, config)
+        assert setup.image_size == (96, 128) and [h.stride for h in setup.heads] == [8, 8, 16, 16]
+        for i in range(len(images)):
+            one = [o[i] for o in outputs]
+            native = on_device.native_detect(setup, one, scales, zeros)
+            assert len(native) > 1
+            _assert_same(native, on_device.reference_detect(setup, one, scales, zeros))

@@ -42,8 +42,8 @@ def test_export_writes_model_ops_test_data_and_manifest(conv_path, tmp_path):
     generated, verdict = firmware_export.export_model(conv_path, tmp_path / "fw")
     out = tmp_path / "fw" / "generated"
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["manifest.json", "model_config.h", "model_data.cc", "model_data.h", "model_ops.h",
-                     "test_data.cc", "test_data.h"]
+    assert names == ["detector_config.h", "manifest.json", "model_config.h", "model_data.cc", "model_data.h",
+                     "model_ops.h", "test_data.cc", "test_data.h"]
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
 
     model = conv_path.read_bytes()

@@ -8,18 +8,21 @@
 //   under -icount, with calibration_* to turn ticks into instructions, and
 //   instructions) or cycles (boards: DWT at the core clock), time_ms,
 //   output_bytes, output_fnv1a, output_first, output_mismatches,
-//   output_matches_expected; and one "op_ticks: <index> <operator> <ticks>"
+//   output_matches_expected; one "op_ticks: <index> <operator> <ticks>"
 //   line per operator of the Invoke (OpProfiler, same counter: the sum is at
-//   most invoke_ticks).
+//   most invoke_ticks); for a detector (detection_report.h) detection_ticks,
+//   detections and one box line per box.
 // Exit status (QEMU) / halt code (boards) -- see firmware/README.md:
 //   0 ok, 1 output differs, 2 bad model, 4 op registration, 5 AllocateTensors,
-//   6 tensors differ from the embedded test data, 7 Invoke failed.
+//   6 tensors differ from the embedded test data, 7 Invoke failed,
+//   8 detector post-processing failed.
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "console.h"
 #include "cycle_counter.h"
+#include "detection_report.h"
 #include "model_config.h"
 #include "model_data.h"
 #include "model_ops.h"
@@ -40,6 +43,7 @@ enum ExitStatus {
   kAllocateFailed = 5,
   kTensorMismatch = 6,
   kInvokeFailed = 7,
+  kDetectionFailed = 8,
 };
 
 #if defined(RNNPOOL_ARENA_FILL_SRAM)
@@ -250,6 +254,14 @@ int main(void) {
   console_printf("output_mismatches: %u of %u bytes\n", static_cast<unsigned>(mismatches),
                  static_cast<unsigned>(total));
   console_printf("output_matches_expected: %s\n", mismatches == 0 ? "yes" : "no");
+  if (detection_report::Enabled()) {
+    uint64_t detection_ticks = 0;
+    if (!detection_report::Run(interpreter, &detection_ticks)) Fail(kDetectionFailed, "detector post-processing failed");
+    console_write("detection_ticks: ");
+    console_write_u64(detection_ticks);
+    console_write("\n");
+    detection_report::Print();
+  }
   console_printf("status: %d\n", mismatches == 0 ? kOk : kOutputDiffers);
   return mismatches == 0 ? kOk : kOutputDiffers;
 }

@@ -5,7 +5,8 @@ tools/fetch_tflm.sh into ~/.cache/rnnpool-tflm (a connected machine). Its
 library sources and flags are the ones the emulated build uses
 (rnnpool_tflm.toolchain.tflm_tree / rnnpool_tflm.deploy.build: what TFLM's Makefile
 builds for cortex_m_generic with CMSIS-NN kernels); the RNNPool op is compiled
-from ../custom_ops/rnnpool and ../custom_ops/inverted_residual, the model from generated/ (`rnnpool-tflm export`).
+from ../custom_ops/rnnpool and ../custom_ops/inverted_residual, the detector post-processing
+from ../custom_ops/detection, the model from generated/ (`rnnpool-tflm export`).
 """
 import os
 import pathlib
@@ -52,8 +53,8 @@ def define(flag: str):
 # pre: script runs, so the library environments cloned below would miss them).
 env.Append(  # noqa: F821
     CPPPATH=[str(FIRMWARE / "src"), str(FIRMWARE / "generated"), str(REPO / "custom_ops" / "rnnpool"),
-             str(REPO / "custom_ops" / "inverted_residual"), str(FIRMWARE / "platform"),
-             *map(str, tflm_sources.include_dirs(ROOT))],
+             str(REPO / "custom_ops" / "inverted_residual"), str(REPO / "custom_ops" / "detection"),
+             str(FIRMWARE / "platform"), *map(str, tflm_sources.include_dirs(ROOT))],
     CPPDEFINES=[define(d) for d in fb.TFLM_DEFINES],
     CCFLAGS=[*fb.CPU_FLAGS, *fb.COMMON_FLAGS],
     CFLAGS=list(fb.C_FLAGS),
@@ -84,6 +85,8 @@ env.BuildSources("$BUILD_DIR/rnnpool_op", str(REPO / "custom_ops" / "rnnpool"), 
                  src_filter="-<*> +<*.c> +<rnnpool_tflm.cc>")
 env.BuildSources("$BUILD_DIR/inverted_residual_op", str(REPO / "custom_ops" / "inverted_residual"),  # noqa: F821
                  src_filter="-<*> +<*.c> +<inverted_residual_tflm.cc> +<inverted_residual_options.cc>")
+env.BuildSources("$BUILD_DIR/detection", str(REPO / "custom_ops" / "detection"),  # noqa: F821
+                 src_filter="-<*> +<*.c>")
 env.BuildSources("$BUILD_DIR/generated", str(FIRMWARE / "generated"), src_filter="-<*> +<*.cc>")  # noqa: F821
 env.BuildSources("$BUILD_DIR/platform", str(FIRMWARE / "platform"),  # noqa: F821
                  src_filter="-<*> +<startup_cm4.c> +<boards/uart_stm32f4.c> +<cycle_counter.c>")

@@ -27,3 +27,5 @@ def source_dir(op: str = "rnnpool") -> pathlib.Path:
 # The ops' sources in a repository checkout (the firmware and the host registerer compile them there).
 OP_DIR = _PACKAGE.parent / "custom_ops" / "rnnpool"
 INVRES_DIR = _PACKAGE.parent / "custom_ops" / "inverted_residual"
+# The detector post-processing (docs/detection.md), compiled into the firmware the same way.
+DETECTION_DIR = _PACKAGE.parent / "custom_ops" / "detection"

@@ -31,7 +31,7 @@ import subprocess
 import time
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from ..core.sources import INVRES_DIR, OP_DIR
+from ..core.sources import DETECTION_DIR, INVRES_DIR, OP_DIR
 from ..toolchain import tflm_tree as tflm_sources
 from ..toolchain.build_cache import cache_root, compiler_id, digest, locked
 from ..core.errors import RNNPoolError
@@ -252,9 +252,10 @@ class FirmwareBuild:
 
 def op_sources() -> List[pathlib.Path]:
     """The custom ops compiled from custom_ops/: C cores and TFLM registrations (not the
-    host-only Python registerers)."""
+    host-only Python registerers); and the detector post-processing (custom_ops/detection)."""
     return (sorted(OP_DIR.glob("*.c")) + [OP_DIR / "rnnpool_tflm.cc"] + sorted(INVRES_DIR.glob("*.c"))
-            + [INVRES_DIR / "inverted_residual_tflm.cc", INVRES_DIR / "inverted_residual_options.cc"])
+            + [INVRES_DIR / "inverted_residual_tflm.cc", INVRES_DIR / "inverted_residual_options.cc"]
+            + sorted(DETECTION_DIR.glob("*.c")))
 
 
 def app_sources() -> List[pathlib.Path]:
@@ -280,11 +281,11 @@ def build_firmware(generated_dir: pathlib.Path, platform: str, out_dir: pathlib.
         raise RNNPoolError(f"{generated_dir} holds no exported model (model_data.h is missing): "
                            "run `rnnpool-tflm export` first")
     library = tflm_library(tflm_root, jobs=jobs, log=log)
-    includes = [APP_DIR, generated_dir, OP_DIR, INVRES_DIR, PLATFORM_DIR, *library.include_dirs]
+    includes = [APP_DIR, generated_dir, OP_DIR, INVRES_DIR, DETECTION_DIR, PLATFORM_DIR, *library.include_dirs]
     extra = (*APP_WARNINGS, *(f"-D{d}" for d in (*target.defines, *defines)))
     # Only the app and the generated sources see the generated headers: the op and the
     # platform objects stay cached from one model to the next.
-    project_headers = _header_fingerprint([APP_DIR, OP_DIR, INVRES_DIR, PLATFORM_DIR])
+    project_headers = _header_fingerprint([APP_DIR, OP_DIR, INVRES_DIR, DETECTION_DIR, PLATFORM_DIR])
     model_headers = _header_fingerprint([generated_dir])
     obj_cache = cache_root() / "obj"
     sources = (app_sources() + op_sources() + sorted(generated_dir.glob("*.cc"))

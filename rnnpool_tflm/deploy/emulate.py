@@ -4,6 +4,8 @@ The firmware (firmware/src/main.cc) prints "key: value" lines; under
 ``-icount shift=0`` QEMU executes one instruction per virtual nanosecond, so
 SysTick ticks are a deterministic function of executed instructions, and the
 firmware's calibration loop (2 instructions per iteration) gives the ratio.
+For a detector the firmware also prints its boxes (docs/detection.md), which are
+compared with the host's bit for bit.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import dataclasses
 import pathlib
 import re
 import shutil
+import struct
 import subprocess
 import tempfile
 from typing import Dict, List, Optional
@@ -24,7 +27,8 @@ from ..core.errors import RNNPoolError
 QEMU = "qemu-system-arm"
 EXIT_MEANINGS = {0: "ok", 1: "output differs from the expected one", 2: "bad model", 3: "hard fault",
                  4: "operator registration failed", 5: "AllocateTensors failed",
-                 6: "tensors differ from the embedded test data", 7: "Invoke failed"}
+                 6: "tensors differ from the embedded test data", 7: "Invoke failed",
+                 8: "detector post-processing failed"}
 _LINE = re.compile(r"^([a-z_0-9]+): (.*)$")
 _OP_TICKS = re.compile(r"^op_ticks: (\d+) (\S+) (\d+)$", re.M)
 
@@ -46,8 +50,12 @@ class FirmwareRun:
 
     @property
     def instructions(self) -> Optional[int]:
+        return self.instructions_of("invoke_ticks")
+
+    def instructions_of(self, key: str) -> Optional[int]:
+        """Instructions executed during a printed tick count (QEMU's calibration ratio)."""
         ticks, cal_ins, cal_ticks = (self.integer(k) for k in
-                                     ("invoke_ticks", "calibration_instructions", "calibration_ticks"))
+                                     (key, "calibration_instructions", "calibration_ticks"))
         if None in (ticks, cal_ins, cal_ticks) or cal_ticks == 0:
             return None
         return (ticks * cal_ins + cal_ticks // 2) // cal_ticks
@@ -62,6 +70,14 @@ class FirmwareRun:
                 for m in _OP_TICKS.finditer(self.output)]
 
     @property
+    def boxes(self) -> Optional[List[tuple]]:
+        """The detector's boxes as the firmware printed them, (x1, y1, x2, y2, score, label, prior)
+        with the floats read from their bit patterns; None when it printed none."""
+        if "detections" not in self.values:
+            return None
+        return [parse_box(line) for line in re.findall(r"^box: (.*)$", self.output, re.M)]
+
+    @property
     def output_matches_expected(self) -> bool:
         return self.values.get("output_matches_expected") == "yes"
 
@@ -73,6 +89,16 @@ class FirmwareRun:
                 and (line.startswith("error:") or not _LINE.match(line.strip()))]
         return f"the firmware stopped: {meaning} (status {self.exit_code})" + \
             (f"; it printed: {' | '.join(s.strip() for s in said[-6:])}" if said else "")
+
+
+def parse_box(line: str) -> tuple:
+    """"0x3e0a3d71 0x3e4ccccd 0x3e8f5c29 0x3eb33333 0x3f7ae148 1 1234 (px ...)" -> floats and ints."""
+    fields = line.split()
+    try:
+        floats = [struct.unpack("<f", struct.pack("<I", int(f, 16)))[0] for f in fields[:5]]
+        return (*floats, int(fields[5]), int(fields[6]))
+    except (ValueError, IndexError):
+        raise RNNPoolError(f"the firmware printed a malformed box line: {line!r}") from None
 
 
 def parse_output(text: str) -> Dict[str, str]:
@@ -121,6 +147,26 @@ class Emulation:
         return self.run.output_matches_expected and digests == expected
 
     @property
+    def boxes_match_host(self) -> Optional[bool]:
+        """The firmware's boxes equal the host's (C post-processing of the host's outputs) exactly;
+        None when the model is not a detector."""
+        detector = self.generated.manifest.get("detector")
+        if detector is None:
+            return None
+        printed = self.run.boxes
+        return printed is not None and self.run.integer("detections") == len(printed) and \
+            [list(b) for b in printed] == detector["host_boxes"]
+
+    def boxes_in_pixels(self) -> Optional[List[List[float]]]:
+        """[x1, y1, x2, y2, score] per printed box, coordinates in pixels of the model's input."""
+        detector = self.generated.manifest.get("detector")
+        if detector is None or self.run.boxes is None:
+            return None
+        rows, cols = detector["image_size"]
+        return [[round(b[0] * cols, 3), round(b[1] * rows, 3), round(b[2] * cols, 3), round(b[3] * rows, 3),
+                 round(b[4], 6)] for b in self.run.boxes]
+
+    @property
     def ram_bytes(self) -> int:
         """.data + .bss + .ccm of the ELF plus the arena at its measured size (stack excluded)."""
         return self.build.static_ram_bytes + (self.arena_used_bytes + 15) // 16 * 16
@@ -141,16 +187,20 @@ class Emulation:
             "ms_at_core_clock_if_1_ipc": None if instructions is None else round(instructions / clock * 1e3, 3),
             "core_clock_hz": clock,
             "op_instructions": self.run.op_instructions(),
+            **({} if self.boxes_match_host is None else {
+                "boxes": self.boxes_in_pixels(), "boxes_match_host": self.boxes_match_host,
+                "detection_instructions": self.run.instructions_of("detection_ticks")}),
         }
 
 
 def emulate_model(model_path: pathlib.Path, input_path: Optional[pathlib.Path] = None,
                   machine: str = "netduinoplus2", keep_dir: Optional[pathlib.Path] = None,
                   arena_bytes: Optional[int] = None, timeout: float = 600.0, log=None,
-                  host_run=firmware_export.host_outputs) -> Emulation:
+                  host_run=firmware_export.host_outputs, detector=None) -> Emulation:
     """Exports `model_path` into a build folder, builds the firmware for the QEMU
     `machine` and runs it. The arena is the rest of the SRAM block (so every model
-    that fits gets a measured arena) unless `arena_bytes` fixes it."""
+    that fits gets a measured arena) unless `arena_bytes` fixes it. `detector` (a
+    runtime.detection_native.DetectorSetup): the firmware also prints the boxes."""
     platform = firmware_build.get_platform(machine)
     if platform.qemu_machine is None:
         raise RNNPoolError(f"{machine} is not an emulated machine; choose from {', '.join(firmware_build.QEMU_MACHINES)}")
@@ -167,7 +217,8 @@ def emulate_model(model_path: pathlib.Path, input_path: Optional[pathlib.Path] =
     with tempfile.TemporaryDirectory(prefix="rnnpool-emulate-") as tmp:
         work = pathlib.Path(keep_dir) if keep_dir else pathlib.Path(tmp)
         generated = firmware_sources.write_sources(work / "generated", model, info, inputs, expected,
-                                                  arena_bytes or 16, model_path.stem, platform.board)
+                                                  arena_bytes or 16, model_path.stem, platform.board,
+                                                  detector=detector)
         defines: List[str] = [] if arena_bytes else ["RNNPOOL_ARENA_FILL_SRAM"]
         try:
             build = firmware_build.build_firmware(generated.directory, platform.name, work / "build", defines, log=log)

@@ -171,12 +171,20 @@ def with_margin(arena_bytes: int) -> int:
     return (arena_bytes + margin + 15) // 16 * 16
 
 
-def board_verdict(board_name: str, arena_bytes: int, model: bytes, info: ModelInfo) -> boards.Verdict:
+def detector_ram(detector) -> int:
+    """Static RAM of the firmware's detector post-processing: its scratch and top_k boxes (28 B each)."""
+    if detector is None:
+        return 0
+    from ..runtime import detection_native
+    return detection_native.scratch_bytes(detector) + 28 * detector.top_k
+
+
+def board_verdict(board_name: str, arena_bytes: int, model: bytes, info: ModelInfo, detector=None) -> boards.Verdict:
     """The fit with an estimated firmware around the model (no build)."""
     board = boards.get_board(board_name)
     stack_in_sram = board.ccm_bytes == 0
     return boards.verdict(board, arena_bytes, len(model),
-                          other_ram=FIRMWARE_STATIC_RAM + (FIRMWARE_STACK if stack_in_sram else 0),
+                          other_ram=FIRMWARE_STATIC_RAM + detector_ram(detector) + (FIRMWARE_STACK if stack_in_sram else 0),
                           other_flash=FIRMWARE_FLASH_BASE + FIRMWARE_FLASH_PER_OP * len(info.ops))
 
 
@@ -219,8 +227,10 @@ def can_build_firmware() -> bool:
 
 
 def export_model(model_path: pathlib.Path, firmware_dir: pathlib.Path, input_path: Optional[pathlib.Path] = None,
-                 board: str = "nucleo_f446re") -> Tuple[Generated, boards.Verdict]:
+                 board: str = "nucleo_f446re", detector=None) -> Tuple[Generated, boards.Verdict]:
     """The `export` command: refuses a model that does not fit `board`, else writes the sources.
+    `detector` (a runtime.detection_native.DetectorSetup): the firmware also post-processes the
+    outputs into boxes and prints them (docs/detection.md).
 
     With TFLM_DIR (and the Arm toolchain and QEMU) the arena is the one measured on the
     emulated Cortex-M4 (as `check` reports it), the firmware is built for the board and
@@ -243,7 +253,7 @@ def export_model(model_path: pathlib.Path, firmware_dir: pathlib.Path, input_pat
                                f"(arena {arena:,} B = {label} {figure:,} B + margin; {how})")
 
     if not exact:
-        verdict = board_verdict(board, arena, model, info)
+        verdict = board_verdict(board, arena, model, info, detector)
         refuse(verdict, "firmware code and data estimated")
     info, inputs, expected = prepare(model, input_path)
     if exact:
@@ -257,14 +267,14 @@ def export_model(model_path: pathlib.Path, firmware_dir: pathlib.Path, input_pat
         from . import build as firmware_build
         with tempfile.TemporaryDirectory(prefix="rnnpool-export-") as tmp:
             trial = write_sources(pathlib.Path(tmp) / GENERATED, model, info, inputs, expected, arena,
-                                  model_path.stem, board, extra)
+                                  model_path.stem, board, extra, detector)
             try:
                 build = firmware_build.build_firmware(trial.directory, firmware_platform_for(board),
                                                       pathlib.Path(tmp) / "build")
             except RNNPoolError as exc:
                 if "overflow" not in str(exc):
                     raise
-                refuse(board_verdict(board, arena, model, info), "the linker reports an overflow")
+                refuse(board_verdict(board, arena, model, info, detector), "the linker reports an overflow")
                 overflow = [line for line in str(exc).splitlines() if "overflow" in line]
                 raise RNNPoolError(f"the model does not fit {board}: the firmware built for it does not link: "
                                    f"{overflow[-1].strip()} (arena {arena:,} B)") from None
@@ -273,5 +283,5 @@ def export_model(model_path: pathlib.Path, firmware_dir: pathlib.Path, input_pat
         extra.update({"firmware_flash_bytes": build.flash_bytes, "firmware_sections": build.sections})
     generated = write_sources(pathlib.Path(firmware_dir) / GENERATED, model, info, inputs, expected, arena,
                               model_path.stem, board, {**extra, "fit_judged_on": "built firmware" if exact
-                                                       else "estimated firmware"})
+                                                       else "estimated firmware"}, detector)
     return generated, verdict

@@ -137,8 +137,10 @@ class DetectorSetup:
         return shapes
 
     def as_dict(self) -> dict:
+        """JSON-ready (lists, not tuples); from_dict reads it back."""
         d = dataclasses.asdict(self)
-        d["heads"] = [dataclasses.asdict(h) for h in self.heads]
+        d.update(image_size=list(self.image_size), variances=list(self.variances),
+                 heads=[dataclasses.asdict(h) for h in self.heads])
         return d
 
     @classmethod

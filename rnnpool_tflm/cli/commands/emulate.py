@@ -14,7 +14,12 @@ def add_arguments(parser):
                         help="fixed arena size (default: the rest of the SRAM block)")
     parser.add_argument("--keep", metavar="DIR", help="keep the generated sources, ELF and QEMU output here")
     parser.add_argument("--timeout", type=float, default=600.0, help="QEMU time limit in seconds (default 600)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--no-boxes", action="store_true",
+                        help="for a detector (outputs: a zoo face detector's heads), do not post-process its "
+                             "outputs on the device (default: the firmware prints the boxes and they are "
+                             "compared with the host's)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (with \"boxes\": [[x1, y1, "
+                                                            "x2, y2, score], ...] in input pixels for a detector)")
 
 
 def run(args):
@@ -23,15 +28,18 @@ def run(args):
 
     from ...core import progress
     from ...deploy.emulate import emulate_model
+    from ...detection.on_device import detector_setup_or_none
 
     if args.arena is not None and args.arena < 16:
         raise ValueError(f"--arena must be at least 16 bytes, got {args.arena}")
+    model = pathlib.Path(args.model)
+    detector = None if args.no_boxes or not model.is_file() else detector_setup_or_none(model.read_bytes())
     # Exporting, building (the TFLM library's first build takes minutes) and running QEMU:
     # elapsed time, and the build's notes (as lines when stderr is not a terminal).
     with progress.activity(f"emulate on {args.machine}", echo_notes=True) as note:
-        result = emulate_model(pathlib.Path(args.model), pathlib.Path(args.input) if args.input else None,
+        result = emulate_model(model, pathlib.Path(args.input) if args.input else None,
                                args.machine, pathlib.Path(args.keep) if args.keep else None, args.arena,
-                               args.timeout, log=note)
+                               args.timeout, log=note, detector=detector)
     report = result.as_dict()
     if args.json:
         print(json.dumps(report))
@@ -44,4 +52,12 @@ def run(args):
               f"(static {report['static_ram_bytes']:,} + arena; stack {report['stack_bytes']:,} B apart)")
         for op in report["op_instructions"] or []:
             print(f"    op {op['index']:3d} {op['op']:<24} {op['instructions']:>12,} instructions")
-    return 0 if report["output_matches_host"] else 1
+        if "boxes" in report:
+            print(f"  detector: {len(report['boxes'])} box(es) on the device, equal to the host's: "
+                  f"{'yes' if report['boxes_match_host'] else 'NO'} (post-processing "
+                  f"{report['detection_instructions']:,} instructions)")
+            for x1, y1, x2, y2, score in report["boxes"][:10]:
+                print(f"    ({x1:.1f}, {y1:.1f}) - ({x2:.1f}, {y2:.1f})  score {score:.3f}")
+            if len(report["boxes"]) > 10:
+                print(f"    ... {len(report['boxes']) - 10} more")
+    return 0 if report["output_matches_host"] and report.get("boxes_match_host", True) else 1
