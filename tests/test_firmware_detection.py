@@ -3,7 +3,6 @@ firmware prints, and (with TFLM_DIR) the emulated Cortex-M4's boxes against the 
 
 import json
 import os
-import pathlib
 import shutil
 import struct
 

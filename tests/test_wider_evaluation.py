@@ -341,7 +341,10 @@ def test_eval_face_errors_are_one_line(submission, tmp_path):
                                   f"{tmp_path / 'absent.txt'} does not exist"
     done = _cli("model.keras", "--data", tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "post-processing" in done.stderr and "--predictions DIR --gt FILE" in done.stderr
+    assert "--data must be 'synthetic' or 'wider:DIR'" in done.stderr
+    done = _cli(tmp_path / "absent.keras", "--data", "synthetic")
+    assert done.returncode == 2 and done.stderr.strip() == \
+        f"rnnpool-tflm eval-face: error: model {tmp_path / 'absent.keras'} does not exist"
 
 
 def _official_loops(faces, predictions, keep):
