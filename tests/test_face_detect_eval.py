@@ -143,6 +143,7 @@ def keras_path(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_eval_face_on_a_keras_model_file(keras_path, capsys):
     assert cli.main(["eval-face", str(keras_path), "--data", "synthetic", "--count", "6", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -152,6 +153,7 @@ def test_eval_face_on_a_keras_model_file(keras_path, capsys):
     assert direct.ap["all"] == pytest.approx(report["ap"]["all"]) and direct.detections == report["detections"]
 
 
+@pytest.mark.slow
 def test_detect_draws_pngs_and_reports_what_it_changed(keras_path, tmp_path, capsys):
     image = face_models.synthetic_images()[0][0]
     Image.fromarray(np.repeat(image, 3, axis=2)).resize((256, 192)).save(tmp_path / "big.png")
@@ -164,19 +166,27 @@ def test_detect_draws_pngs_and_reports_what_it_changed(keras_path, tmp_path, cap
     assert Image.open(big["output"]).size == (256, 192) and Image.open(exact["output"]).size == (128, 96)
     assert all(box[4] >= 0.3 for box in big["boxes"] + exact["boxes"]) and exact["boxes"]
     # the boxes are the runner's detections above the threshold, in the original's pixels
-    found = runners.open_detector(keras_path).detect(face_models.synthetic_images()[0][:1].astype(np.float32) / 255)
+    found = runners.open_detector(face_models.face_m4()).detect(  # the saved model's weights
+        face_models.synthetic_images()[0][:1].astype(np.float32) / 255)
     keep = found[0].scores >= np.float32(0.3)
     np.testing.assert_allclose([b[:4] for b in exact["boxes"]], found[0].boxes[keep] * [128, 96, 128, 96], atol=0.01)
 
 
-def test_detect_errors_are_one_line(keras_path, tmp_path, capsys):
+def test_detect_errors_are_one_line(tmp_path, capsys):
+    keras_path = tmp_path / "model.keras"      # never loaded: each error comes first
+    keras_path.write_bytes(b"not loaded")
     (tmp_path / "broken.jpg").write_bytes(b"nope")
-    assert cli.main(["detect", str(keras_path), str(tmp_path / "broken.jpg"), "-o", str(tmp_path / "o")]) == 2
-    assert "cannot read image" in capsys.readouterr().err
-    assert cli.main(["detect", str(tmp_path / "broken.jpg"), str(tmp_path / "broken.jpg"), "-o", str(tmp_path)]) == 2
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "good.png")
+    # images are read before the model loads: a bad one stops the command at once
+    assert cli.main(["detect", str(keras_path), str(tmp_path / "good.png"), str(tmp_path / "broken.jpg"),
+                     "-o", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.startswith(f"rnnpool-tflm detect: error: cannot read image {tmp_path / 'broken.jpg'}")
+    assert cli.main(["detect", str(tmp_path / "broken.jpg"), str(tmp_path / "good.png"), "-o", str(tmp_path)]) == 2
     assert "neither a .tflite flatbuffer nor a Keras model" in capsys.readouterr().err
-    assert cli.main(["detect", str(keras_path), str(tmp_path / "x.png"), "-o", str(tmp_path), "--emulate"]) == 2
+    assert cli.main(["detect", str(keras_path), str(tmp_path / "good.png"), "-o", str(tmp_path), "--emulate"]) == 2
     assert "converted .tflite" in capsys.readouterr().err
+    assert cli.main(["detect", str(keras_path), str(tmp_path / "good.png"), "-o", str(tmp_path), "--threshold", "2"]) == 2
+    assert "--threshold must be a score" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 

@@ -75,11 +75,15 @@ def prepare(rgb: np.ndarray, input_shape: Sequence[int], grey_source: bool = Fal
     return np.asarray(image, np.float32), notes
 
 
-def load_image(path, input_shape: Sequence[int]) -> LoadedImage:
-    rgb, read_notes = read_rgb(path)
+def fit_to_model(path, rgb: np.ndarray, read_notes: Sequence[str], input_shape: Sequence[int]) -> LoadedImage:
+    """A LoadedImage from read_rgb's result."""
     model_input, notes = prepare(rgb, input_shape, grey_source="grey" in read_notes)
     return LoadedImage(pathlib.Path(path), rgb, model_input,
                        tuple([n for n in read_notes if n != "grey"] + notes))
+
+
+def load_image(path, input_shape: Sequence[int]) -> LoadedImage:
+    return fit_to_model(path, *read_rgb(path), input_shape)
 
 
 def draw_detections(rgb: np.ndarray, boxes_px: np.ndarray, scores: np.ndarray, colour=(255, 40, 40)):
@@ -107,4 +111,4 @@ def save_png(image, path) -> pathlib.Path:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-__all__ = ["LoadedImage", "read_rgb", "prepare", "load_image", "draw_detections", "save_png"]
+__all__ = ["LoadedImage", "read_rgb", "prepare", "fit_to_model", "load_image", "draw_detections", "save_png"]

@@ -27,7 +27,7 @@ def run(args):
     import numpy as np
 
     from ...core.errors import RNNPoolError
-    from ...detection.images import draw_detections, load_image, save_png
+    from ...detection.images import draw_detections, fit_to_model, read_rgb, save_png
     from ...detection.runners import open_detector, runner_kind_label
 
     if not 0.0 <= args.threshold <= 1.0:
@@ -35,8 +35,9 @@ def run(args):
     if args.machine and not args.emulate:
         raise RNNPoolError("--machine goes with --emulate")
     log = (lambda text: print(text, file=sys.stderr)) if not args.json else None
+    read = [(path, *read_rgb(path)) for path in args.images]   # an unreadable image stops us before the model loads
     runner = open_detector(args.model, emulate=args.emulate, machine=args.machine, log=log)
-    loaded = [load_image(path, runner.input_shape) for path in args.images]
+    loaded = [fit_to_model(path, rgb, notes, runner.input_shape) for path, rgb, notes in read]
     found = runner.detect(np.stack([image.model_input for image in loaded]))
     out_dir = pathlib.Path(args.out)
     report, used = [], set()
