@@ -241,3 +241,31 @@ def test_detect_on_the_emulated_m4_gives_the_hosts_boxes(tmp_path, capsys):
     np.testing.assert_allclose([b[:4] for b in report["images"][0]["boxes"]], host.boxes * [128, 96, 128, 96],
                                atol=0.006)
     np.testing.assert_allclose([b[4] for b in report["images"][0]["boxes"]], host.scores, atol=5e-5)
+
+
+def _cell(items):
+    cell = np.empty((len(items), 1), dtype=object)
+    for i, item in enumerate(items):
+        cell[i, 0] = item
+    return cell
+
+
+def test_wider_subsets_leave_out_the_faces_they_do_not_list(tmp_path):
+    from scipy.io import savemat
+
+    root = _wider_folder(tmp_path)
+    splits = tmp_path / "ground_truth"
+    splits.mkdir()
+    # easy: only 0_a's first face; medium: 0_a's faces; hard: every face (1-based indices, as the official files)
+    keep = {"easy": ([1], [], []), "medium": ([1, 2], [], []), "hard": ([1, 2], [1], [1])}
+    for subset, faces in keep.items():
+        savemat(str(splits / f"wider_{subset}_val.mat"),
+                {"event_list": _cell(["0--Parade"]), "file_list": _cell([_cell(["0_a", "0_b", "0_c"])]),
+                 "gt_list": _cell([_cell([np.array(k, float).reshape(-1, 1) for k in faces])])})
+    # only 0_a's second face is found
+    answers = [[[50 / 80, 5 / 60, 70 / 80, 35 / 60]], []]
+    result = face_evaluation.evaluate_wider(Oracle((24, 32, 1), answers), root, splits_dir=splits)
+    assert result.results["easy"].faces == 1 and result.ap["easy"] == 0.0   # its hit is on a face easy leaves out
+    assert result.ap["medium"] == pytest.approx(0.5) and result.ap["hard"] == pytest.approx(0.25)
+    with pytest.raises(RNNPoolError, match="for the val split"):
+        face_evaluation.evaluate_wider(Oracle((24, 32, 1), []), root, split="train", splits_dir=splits)

@@ -112,6 +112,8 @@ def evaluate_wider(runner: DetectorRunner, root, split: str = "val", count: Opti
     from .wider_annotations import read_annotations
     from .wider_data import split_paths
 
+    if splits_dir is not None and split != "val":
+        raise RNNPoolError("the easy/medium/hard split files are for the val split")
     gt_file, images_dir = split_paths(root, split)
     truth = read_ground_truth(gt_file)
     names = [image.name for image in read_annotations(gt_file).images]
@@ -123,8 +125,6 @@ def evaluate_wider(runner: DetectorRunner, root, split: str = "val", count: Opti
     faces = {stem: truth.faces[stem] for stem in stems}
     subsets = None
     if splits_dir is not None:
-        if split != "val":
-            raise RNNPoolError("the easy/medium/hard split files are for the val split")
         subsets = {subset: {s: keep[s] for s in stems if s in keep}
                    for subset, keep in read_subsets(splits_dir, truth).items()}
     predictions, unreadable, total = {}, [], 0
