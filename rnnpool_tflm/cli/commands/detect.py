@@ -22,10 +22,10 @@ def add_arguments(parser):
 def run(args):
     import json
     import pathlib
-    import sys
 
     import numpy as np
 
+    from ...core import progress
     from ...core.errors import RNNPoolError
     from ...detection.images import draw_detections, fit_to_model, read_rgb, save_png
     from ...detection.runners import open_detector, runner_kind_label
@@ -34,11 +34,12 @@ def run(args):
         raise RNNPoolError(f"--threshold must be a score in [0, 1], got {args.threshold}")
     if args.machine and not args.emulate:
         raise RNNPoolError("--machine goes with --emulate")
-    log = (lambda text: print(text, file=sys.stderr)) if not args.json else None
     read = [(path, *read_rgb(path)) for path in args.images]   # an unreadable image stops us before the model loads
-    runner = open_detector(args.model, emulate=args.emulate, machine=args.machine, log=log)
-    loaded = [fit_to_model(path, rgb, notes, runner.input_shape) for path, rgb, notes in read]
-    found = runner.detect(np.stack([image.model_input for image in loaded]))
+    # The emulated firmware builds and runs once per image: elapsed time and the build's notes.
+    with progress.activity("detect", echo_notes=args.emulate) as note:
+        runner = open_detector(args.model, emulate=args.emulate, machine=args.machine, log=note)
+        loaded = [fit_to_model(path, rgb, notes, runner.input_shape) for path, rgb, notes in read]
+        found = runner.detect(np.stack([image.model_input for image in loaded]))
     out_dir = pathlib.Path(args.out)
     report, used = [], set()
     for image, dets in zip(loaded, found, strict=True):

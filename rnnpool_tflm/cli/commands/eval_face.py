@@ -72,6 +72,7 @@ def _evaluate_model(args):
     import json
     import sys
 
+    from ...core import progress
     from ...core.errors import RNNPoolError
     from ...detection.face_evaluation import evaluate_face_model
 
@@ -80,16 +81,14 @@ def _evaluate_model(args):
     if args.predictions is not None or args.gt is not None:
         raise RNNPoolError("--predictions and --gt score saved detections; they do not go with a MODEL")
 
-    printed = [0]
+    with progress.bar(desc="eval-face", unit="image", leave=False) as images:
+        def advance(done, total):
+            images.total = total
+            images.update(done - images.n)
 
-    def progress(done, total):  # a line every 100 images or so, on stderr
-        if not args.json and (done == total or done - printed[0] >= 100):
-            printed[0] = done
-            print(f"  {done}/{total} images", file=sys.stderr)
-
-    result = evaluate_face_model(args.model, args.data, count=args.count, seed=args.seed, split=args.split,
-                                 splits_dir=args.splits, save_predictions=args.save_predictions,
-                                 emulate=args.emulate, progress=progress)
+        result = evaluate_face_model(args.model, args.data, count=args.count, seed=args.seed, split=args.split,
+                                     splits_dir=args.splits, save_predictions=args.save_predictions,
+                                     emulate=args.emulate, progress=advance)
     if args.json:
         print(json.dumps(result.as_json()))
         return 0
