@@ -53,6 +53,8 @@ def rnnpool_options(config) -> bytes:
         "gate_activation": 1 if config.gate_activation == "hard_sigmoid" else 0,
         "update_activation": 1 if config.update_activation == "hard_tanh" else 0,
     }
+    if any(config.output_padding):  # optional keys (default 0): written only when used
+        values.update(output_pad_bottom=config.output_padding[0], output_pad_right=config.output_padding[1])
     return bytes(flexbuffers.Dumps(values))
 
 
@@ -104,8 +106,7 @@ def rnnpool_model(params, input_shape, options: bytes = None) -> bytes:
     from tflite_micro.tensorflow.lite.python import schema_py_generated as s
 
     p = params
-    geo = p.config.geometry(input_shape[1], input_shape[2])
-    out_shape = (input_shape[0], geo.out_rows, geo.out_cols, p.config.output_channels)
+    out_shape = p.config.output_shape(input_shape)
     T = s.TensorType
     return _single_op_model([
         ("input", T.INT8, input_shape, None, p.input_scale, p.input_zero_point),
@@ -125,8 +126,7 @@ def rnnpool_float_model(weights, config, input_shape, options: bytes = None) -> 
     from tflite_micro.tensorflow.lite.python import schema_py_generated as s
 
     c1, c2 = weights.rnn1, weights.rnn2
-    geo = config.geometry(input_shape[1], input_shape[2])
-    out_shape = (input_shape[0], geo.out_rows, geo.out_cols, config.output_channels)
+    out_shape = config.output_shape(input_shape)
     sig = lambda v: 1.0 / (1.0 + np.exp(-np.float64(v)))  # noqa: E731
     f32 = lambda a: np.ascontiguousarray(a, np.float32)  # noqa: E731
     T = s.TensorType

@@ -5,6 +5,7 @@ import re
 
 import numpy as np
 import pytest
+from flatbuffers import flexbuffers
 
 from rnnpool_tflm.check import checker as check
 from rnnpool_tflm.convert import keras_converter as convert
@@ -57,9 +58,11 @@ def test_acceptance_model_converts_to_one_custom_op_per_rnnpool_and_follows_the_
     sigmoid = lambda v: 1 / (1 + np.exp(-np.float64(v)))  # noqa: E731
     want = np.array([[sigmoid(cell.zeta), sigmoid(cell.nu)] for cell in (floats.rnn1, floats.rnn2)])
     assert np.all(np.abs(data["fastgrnn_scalars"][0] / 16384.0 - want) <= 0.5 / 16384 + 1e-9)
-    assert tfm.decode_options(op.customOptions) == {
-        "version": 1, "patch_rows": 8, "patch_cols": 8, "stride_rows": 4, "stride_cols": 4, "padding": 0,
-        "gate_activation": 0, "update_activation": 0}
+    stored = {"version": 1, "patch_rows": 8, "patch_cols": 8, "stride_rows": 4, "stride_cols": 4, "padding": 0,
+              "gate_activation": 0, "update_activation": 0}
+    # Optional options at their default are not written (older kernels load the model); decoding fills them in.
+    assert flexbuffers.Loads(bytes(op.customOptions)) == stored
+    assert tfm.decode_options(op.customOptions) == {**stored, "output_pad_bottom": 0, "output_pad_right": 0}
     # Every other op is an int8 builtin; graph I/O int8.
     builtin = {tfm.opcode_name(m, o.opcodeIndex) for o in sg.operators} - {"RNNPool"}
     assert builtin <= {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MEAN", "FULLY_CONNECTED"}, builtin

@@ -39,9 +39,9 @@ class KernelCase:
 def random_case(rng: np.random.Generator, *, channels: int, hidden: tuple, patch: tuple, strides: tuple,
                 padding: str, gate: str, update: str, per_channel: bool, shape: tuple, zeta: float, nu: float,
                 input_scale: float, output_scale: float, weight_gain: float, bias_gain: float,
-                zeta2: float | None = None, nu2: float | None = None) -> KernelCase:
+                zeta2: float | None = None, nu2: float | None = None, output_padding=(0, 0)) -> KernelCase:
     """Random int8 parameters (through quantize_rnnpool) and input for one configuration."""
-    cfg = RNNPoolConfig.create(patch, strides, hidden, padding, gate, update)
+    cfg = RNNPoolConfig.create(patch, strides, hidden, padding, gate, update, output_padding)
     weights = RNNPoolWeights.random(channels, hidden[0], hidden[1], rng, scale=weight_gain, zeta=zeta, nu=nu)
     weights.rnn2.zeta = zeta if zeta2 is None else zeta2
     weights.rnn2.nu = nu if nu2 is None else nu2
@@ -69,7 +69,8 @@ def random_cases(rng: np.random.Generator, count: int):
             per_channel=bool(i % 3), shape=shape, zeta=float(rng.normal(0, 4)), nu=float(rng.normal(-2, 4)),
             zeta2=float(rng.normal(0, 4)), nu2=float(rng.normal(-2, 4)),
             input_scale=float(10 ** rng.uniform(-3, 0)), output_scale=float(10 ** rng.uniform(-3, 0.5)),
-            weight_gain=float(10 ** rng.uniform(-1.5, 2.5)), bias_gain=float(10 ** rng.uniform(-1, 1.5)))
+            weight_gain=float(10 ** rng.uniform(-1.5, 2.5)), bias_gain=float(10 ** rng.uniform(-1, 1.5)),
+            output_padding=(i // 3 % 3, i // 5 % 2))
 
 
 
@@ -90,7 +91,8 @@ def kernel_cases(draw, max_channels: int = 32, max_hidden: int = 16, max_side: i
         nu2=draw(scalar),
         # Wide ranges on purpose: multipliers above 1/2 take the kernel's general requantization path.
         input_scale=10.0 ** draw(st.floats(-3.0, 0.0)), output_scale=10.0 ** draw(st.floats(-3.0, 0.5)),
-        weight_gain=10.0 ** draw(st.floats(-1.5, 2.5)), bias_gain=10.0 ** draw(st.floats(-1.0, 1.5)))
+        weight_gain=10.0 ** draw(st.floats(-1.5, 2.5)), bias_gain=10.0 ** draw(st.floats(-1.0, 1.5)),
+        output_padding=(draw(st.integers(0, 4)), draw(st.integers(0, 4))))
 
 
 # -- int8 --------------------------------------------------------------------------------------------
@@ -137,6 +139,26 @@ def test_int8_kernel_on_model_shapes(shape, patch, strides, hidden, padding):
     np.testing.assert_array_equal(native.rnnpool_s8(case.x, case.params), case.expected)
 
 
+@pytest.mark.parametrize("padding", [(1, 1), (2, 0), (0, 3), (4, 4)])
+def test_output_padding_appends_copies_of_the_last_row_and_column(padding):
+    rng = np.random.default_rng(31)
+    kwargs = dict(channels=4, hidden=(6, 5), patch=(3, 4), strides=(2, 3), padding="valid", gate="sigmoid",
+                  update="tanh", per_channel=True, shape=(2, 9, 13, 4), zeta=1.0, nu=-2.0, input_scale=0.03,
+                  output_scale=0.01, weight_gain=1.0, bias_gain=1.0)
+    plain = random_case(np.random.default_rng(31), **kwargs)
+    padded = random_case(rng, **kwargs, output_padding=padding)
+    base = native.rnnpool_s8(plain.x, plain.params)
+    out = native.rnnpool_s8(padded.x, padded.params)
+    n, ho, wo, ch = base.shape
+    assert out.shape == (n, ho + padding[0], wo + padding[1], ch)
+    np.testing.assert_array_equal(out[:, :ho, :wo], base)
+    for t in range(padding[1]):
+        np.testing.assert_array_equal(out[:, :ho, wo + t], base[:, :, wo - 1])
+    for t in range(padding[0]):
+        np.testing.assert_array_equal(out[:, ho + t, :wo], base[:, ho - 1])
+        np.testing.assert_array_equal(out[:, ho + t, wo:], np.repeat(base[:, ho - 1, wo - 1:], padding[1], axis=1))
+
+
 # -- float32 -------------------------------------------------------------------------------------------
 
 @settings(max_examples=150)
@@ -150,7 +172,8 @@ def test_float_kernel_matches_the_float_reference(data):
     config = RNNPoolConfig.create((r, c), (data.draw(st.integers(1, 7)), data.draw(st.integers(1, 7))),
                                   (data.draw(st.integers(1, 10)), data.draw(st.integers(1, 10))), padding,
                                   data.draw(st.sampled_from(["sigmoid", "hard_sigmoid"])),
-                                  data.draw(st.sampled_from(["tanh", "hard_tanh"])))
+                                  data.draw(st.sampled_from(["tanh", "hard_tanh"])),
+                                  (data.draw(st.integers(0, 2)), data.draw(st.integers(0, 2))))
     scalar = st.one_of(st.sampled_from([100.0, -100.0]), st.floats(-6.0, 6.0))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     # Weight scales up to 1: larger recurrent gains amplify float32 rounding past 1e-5.
@@ -179,12 +202,12 @@ def documented_sizes(cfg: native.CConfig, variant: str):
     if variant == "int8":
         scratch = (_a8(2 * kp) + _a8(4 * hp1) + _a8(16 * hm) + _a8(8 * hp2) + _a8(2 * hp1 * ac)
                    + _a8(2 * hp1 * ar * wu) + _a8(4 * hp2 * r * wo) + _a8(4 * hp2 * c))
-        prepared = (256 + _a8(2 * hp1 * kp) + _a8(2 * hp1 * hp1) + _a8(2 * hp2 * hp1) + _a8(2 * hp2 * hp2)
+        prepared = (320 + _a8(2 * hp1 * kp) + _a8(2 * hp1 * hp1) + _a8(2 * hp2 * hp1) + _a8(2 * hp2 * hp2)
                     + _a8(4 * hp1) + 48 * hp1 + 48 * hp2)
     else:
         scratch = (_a8(4 * h1) + _a8(8 * hm) + _a8(4 * h1 * ac) + _a8(4 * h1 * ar * wu) + _a8(4 * h2 * r * wo)
                    + _a8(4 * h2 * c) + _a8(16 * h2))
-        prepared = (256 + _a8(4 * h1 * k) + _a8(4 * h1 * h1) + _a8(8 * h1) + _a8(4 * h2 * h1) + _a8(4 * h2 * h2)
+        prepared = (320 + _a8(4 * h1 * k) + _a8(4 * h1 * h1) + _a8(8 * h1) + _a8(4 * h2 * h1) + _a8(4 * h2 * h2)
                     + _a8(8 * h2))
     return prepared, scratch
 
@@ -244,6 +267,8 @@ CONFIG_FAULTS = [
     ("padding", 2, "RNNPOOL_ERR_BAD_PADDING"),
     ("gate_activation", 2, "RNNPOOL_ERR_BAD_ACTIVATION"),
     ("update_activation", -1, "RNNPOOL_ERR_BAD_ACTIVATION"),
+    ("output_pad_bottom", -1, "RNNPOOL_ERR_BAD_OUTPUT_PAD"),
+    ("output_pad_right", 5, "RNNPOOL_ERR_BAD_OUTPUT_PAD"),
     ("in_rows", 2, "RNNPOOL_ERR_PATCH_TOO_LARGE"),
     ("in_cols", 1, "RNNPOOL_ERR_PATCH_TOO_LARGE"),
 ]

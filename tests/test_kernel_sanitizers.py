@@ -60,7 +60,7 @@ def _array(values, dtype) -> bytes:
 
 
 def _header(variant: int, cfg: native.CConfig) -> bytes:
-    return b"RPV1" + np.int32(variant).tobytes() + bytes(cfg)
+    return b"RPV2" + np.int32(variant).tobytes() + bytes(cfg)
 
 
 def write_int8_vectors(path: pathlib.Path, case: KernelCase, expected: np.ndarray | None = None) -> pathlib.Path:

@@ -59,7 +59,7 @@ extern "C" {
 
 /* Status codes. The validator reports the first problem in this order:
  * pointers, dims, channels, hidden sizes, patch/stride, padding, activations,
- * input size, patch vs input, output size, then (params) pointers, scales,
+ * output padding, input size, patch vs input, output size, then (params) pointers, scales,
  * zero points, scale counts, scalars, biases, multipliers, buffer sizes. */
 typedef enum {
   RNNPOOL_OK = 0,
@@ -81,20 +81,26 @@ typedef enum {
   RNNPOOL_ERR_BUFFER_TOO_SMALL = 16,/* prepared or scratch buffer smaller than its size function says */
   RNNPOOL_ERR_MISALIGNED = 17,      /* prepared/scratch not 8-byte aligned, or float data not 4-byte aligned */
   RNNPOOL_ERR_NOT_PREPARED = 18,    /* eval on a buffer that prepare did not fill (or of the other variant) */
-  RNNPOOL_STATUS_COUNT = 19
+  RNNPOOL_ERR_BAD_OUTPUT_PAD = 19,  /* output_pad_bottom/right outside the contract's range */
+  RNNPOOL_STATUS_COUNT = 20
 } rnnpool_status;
 
 /* The fixed part of a prepared buffer (an internal header). */
-#define RNNPOOL_PREPARED_HEADER_BYTES 256
+#define RNNPOOL_PREPARED_HEADER_BYTES 320
 
 /* Limits: every tensor (input and output) holds at most this many elements,
  * so its float32 byte count fits int32 (TFLM sizes tensors in int). */
 #define RNNPOOL_MAX_ELEMENTS (INT32_MAX / 4)
 
 /* One RNNPool layer applied to a fixed input shape. Geometry as
- * rnnpool_tflm/config.py: "valid" gives Ho = (H - r)/sr + 1; "same" gives
+ * rnnpool_tflm/core/config.py: "valid" gives Ho = (H - r)/sr + 1; "same" gives
  * Ho = ceil(H/sr) with max((Ho - 1)*sr + r - H, 0) padding rows, the smaller
- * half on top (columns alike); padding is real zero (x = zero point). */
+ * half on top (columns alike); padding is real zero (x = zero point).
+ * The output tensor is [N, Ho + output_pad_bottom, Wo + output_pad_right, 4*h2]:
+ * the Ho x Wo pooled pixels, then copies of the last column and of the last
+ * (padded) row. Fields added after update_activation are zero when a caller
+ * initialises the struct positionally with the older field list, which is
+ * their default. */
 typedef struct {
   int32_t batch;             /* N >= 1 */
   int32_t in_rows;           /* H >= 1 */
@@ -109,15 +115,19 @@ typedef struct {
   int32_t hidden2;           /* h2 (RNN2 state size), 1..RNNPOOL_MAX_HIDDEN; output has 4*h2 channels */
   int32_t gate_activation;   /* RNNPOOL_GATE_SIGMOID or RNNPOOL_GATE_HARD_SIGMOID */
   int32_t update_activation; /* RNNPOOL_UPDATE_TANH or RNNPOOL_UPDATE_HARD_TANH */
+  int32_t output_pad_bottom; /* copies of the last output row appended, 0..4 (contract range) */
+  int32_t output_pad_right;  /* copies of the last output column appended, 0..4 */
 } rnnpool_config;
 
 typedef struct {
-  int32_t out_rows;   /* Ho: output is [N, Ho, Wo, 4*h2] */
-  int32_t out_cols;   /* Wo */
-  int32_t pad_top;    /* zero padding ("same" only; 0 for "valid") */
+  int32_t out_rows;   /* Ho: patches down the map */
+  int32_t out_cols;   /* Wo: patches across */
+  int32_t pad_top;    /* input zero padding ("same" only; 0 for "valid") */
   int32_t pad_bottom;
   int32_t pad_left;
   int32_t pad_right;
+  int32_t padded_out_rows; /* Ho + output_pad_bottom: the output tensor is [N, these two, 4*h2] */
+  int32_t padded_out_cols; /* Wo + output_pad_right */
 } rnnpool_geometry;
 
 /* Checks cfg alone; fills *geo (if not NULL) when it is valid. */
@@ -165,7 +175,7 @@ size_t rnnpool_s8_scratch_bytes(const rnnpool_config* cfg);
  * rnnpool_s8_prepared_bytes(cfg) bytes). Nothing is written on failure. */
 rnnpool_status rnnpool_s8_prepare(const rnnpool_config* cfg, const rnnpool_s8_params* params,
                                   void* prepared, size_t prepared_bytes);
-/* input int8 [N, H, W, k] -> output int8 [N, Ho, Wo, 4*h2], NHWC, all N. */
+/* input int8 [N, H, W, k] -> output int8 [N, Ho + pad_b, Wo + pad_r, 4*h2], NHWC, all N. */
 rnnpool_status rnnpool_s8_eval(const void* prepared, const int8_t* input, int8_t* output,
                                void* scratch, size_t scratch_bytes);
 

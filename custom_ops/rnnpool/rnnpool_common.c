@@ -21,7 +21,8 @@
   X(RNNPOOL_ERR_MULTIPLIER_RANGE, "a derived requantization multiplier is too large")       \
   X(RNNPOOL_ERR_BUFFER_TOO_SMALL, "prepared or scratch buffer too small")                   \
   X(RNNPOOL_ERR_MISALIGNED, "buffer not aligned")                                           \
-  X(RNNPOOL_ERR_NOT_PREPARED, "buffer was not filled by this variant's prepare")
+  X(RNNPOOL_ERR_NOT_PREPARED, "buffer was not filled by this variant's prepare")                \
+  X(RNNPOOL_ERR_BAD_OUTPUT_PAD, "output padding outside the contract's range")
 
 const char* rnnpool_status_str(rnnpool_status status) {
 #define RNNPOOL_STATUS_TEXT_(code, text) \
@@ -82,6 +83,10 @@ rnnpool_status rnnpool_validate_config(const rnnpool_config* cfg, rnnpool_geomet
       (cfg->update_activation != RNNPOOL_UPDATE_TANH && cfg->update_activation != RNNPOOL_UPDATE_HARD_TANH)) {
     return RNNPOOL_ERR_BAD_ACTIVATION;
   }
+  if (!in_range(cfg->output_pad_bottom, RNNPOOL_OPTION_MIN_OUTPUT_PAD_BOTTOM, RNNPOOL_OPTION_MAX_OUTPUT_PAD_BOTTOM) ||
+      !in_range(cfg->output_pad_right, RNNPOOL_OPTION_MIN_OUTPUT_PAD_RIGHT, RNNPOOL_OPTION_MAX_OUTPUT_PAD_RIGHT)) {
+    return RNNPOOL_ERR_BAD_OUTPUT_PAD;
+  }
   if (!elements_ok(cfg->batch, cfg->in_rows, cfg->in_cols, cfg->channels)) return RNNPOOL_ERR_SIZE_OVERFLOW;
   /* From here every size is below 2^29: no int32 expression below overflows. */
   if (cfg->padding == RNNPOOL_PADDING_VALID) {
@@ -102,7 +107,9 @@ rnnpool_status rnnpool_validate_config(const rnnpool_config* cfg, rnnpool_geomet
     g.pad_left = pad_c / 2;
     g.pad_right = pad_c - g.pad_left;
   }
-  if (!elements_ok(cfg->batch, g.out_rows, g.out_cols, 4 * (int64_t)cfg->hidden2)) {
+  g.padded_out_rows = g.out_rows + cfg->output_pad_bottom;
+  g.padded_out_cols = g.out_cols + cfg->output_pad_right;
+  if (!elements_ok(cfg->batch, g.padded_out_rows, g.padded_out_cols, 4 * (int64_t)cfg->hidden2)) {
     return RNNPOOL_ERR_SIZE_OVERFLOW;
   }
   if (geo != NULL) *geo = g;

@@ -25,7 +25,7 @@
 
 /* X(ENUM, index, "name", int8-op type, float-op type, "shape") */
 #define RNNPOOL_OUTPUTS(X)                                                   \
-  X(OUTPUT, 0, "output", INT8, FLOAT32, "[N, Ho, Wo, 4*h2]")
+  X(OUTPUT, 0, "output", INT8, FLOAT32, "[N, Ho + pad_b, Wo + pad_r, 4*h2]")
 
 #define RNNPOOL_NUM_INPUTS 8
 #define RNNPOOL_NUM_OUTPUTS 1
@@ -40,9 +40,19 @@
   X(STRIDE_COLS, "stride_cols", 1, 255)                                      \
   X(PADDING, "padding", 0, 1)                                                \
   X(GATE_ACTIVATION, "gate_activation", 0, 1)                                \
-  X(UPDATE_ACTIVATION, "update_activation", 0, 1)
+  X(UPDATE_ACTIVATION, "update_activation", 0, 1)                            \
+  X(OUTPUT_PAD_BOTTOM, "output_pad_bottom", 0, 4)                            \
+  X(OUTPUT_PAD_RIGHT, "output_pad_right", 0, 4)
 
-#define RNNPOOL_NUM_OPTIONS 8
+#define RNNPOOL_NUM_OPTIONS 10
+
+/* Options a model may leave out, and the value they then take; every other
+ * option is required. Writers omit an option that equals its default, so a
+ * model that does not use a later option still loads where it is unknown.
+ * X(ENUM, default) */
+#define RNNPOOL_OPTION_DEFAULTS(X)                                           \
+  X(OUTPUT_PAD_BOTTOM, 0)                                                    \
+  X(OUTPUT_PAD_RIGHT, 0)
 
 /* Values of the enumerated options. */
 #define RNNPOOL_PADDING_VALID 0
@@ -51,6 +61,9 @@
 #define RNNPOOL_GATE_HARD_SIGMOID 1
 #define RNNPOOL_UPDATE_TANH 0
 #define RNNPOOL_UPDATE_HARD_TANH 1
+/* output_pad_bottom / output_pad_right: that many copies of the last output
+ * row / column appended (replicate padding, as PyTorch's F.pad(x, (0, pad_r,
+ * 0, pad_b), mode="replicate")); the output is [N, Ho + pad_b, Wo + pad_r, 4*h2]. */
 
 /* Limits that keep every int32 accumulator exact (docs/quantization.md, 4). */
 #define RNNPOOL_MAX_CHANNELS 16384

@@ -11,7 +11,9 @@
  *   - a finished row summary is W2-projected once into a ring of r image
  *     rows (`ring[r][Wo]`); a finished column summary into a ring of c
  *     columns (`col_ring[c]`);
- *   - a patch is pooled (RNN2) as soon as its last pixel is done.
+ *   - a patch is pooled (RNN2) as soon as its last pixel is done; after the
+ *     last patch of a patch row its output_pad_right copies are written, after
+ *     the last patch of the image the output_pad_bottom copies of the last row.
  * Every segment and summary is computed exactly once, whatever the overlap of
  * the patches. */
 #include <string.h>
@@ -84,6 +86,21 @@ static void batch_add(step_batch* b, uint8_t* state, int fresh) {
   }
 }
 
+/* Replicate padding of one finished output row (pad_right copies of its last
+ * pixel) and, after the last row, of the whole image (pad_bottom copies of the
+ * last padded row). */
+static void pad_right(uint8_t* row, int32_t wo, int32_t copies, size_t pixel_bytes) {
+  const uint8_t* last = row + (size_t)(wo - 1) * pixel_bytes;
+  int32_t t;
+  for (t = 1; t <= copies; ++t) memcpy(row + (size_t)(wo - 1 + t) * pixel_bytes, last, pixel_bytes);
+}
+
+static void pad_bottom(uint8_t* image, int32_t ho, int32_t copies, size_t row_bytes) {
+  const uint8_t* last = image + (size_t)(ho - 1) * row_bytes;
+  int32_t t;
+  for (t = 1; t <= copies; ++t) memcpy(image + (size_t)(ho - 1 + t) * row_bytes, last, row_bytes);
+}
+
 rnnpool_status rnnpool_stream_run(const rnnpool_layout* l, const rnnpool_stream_ops* ops, const void* prepared,
                                   const void* input, void* output, void* scratch, size_t scratch_bytes) {
   const rnnpool_config* cfg = &l->cfg;
@@ -92,7 +109,9 @@ rnnpool_status rnnpool_stream_run(const rnnpool_layout* l, const rnnpool_stream_
   const int32_t ho = l->geo.out_rows, wo = l->geo.out_cols;
   const size_t sbytes = ops->state_bytes, pbytes = ops->proj_bytes;
   const size_t in_image = (size_t)cfg->in_rows * (size_t)cfg->in_cols * ops->in_pixel_bytes;
-  const size_t out_image = (size_t)ho * (size_t)wo * ops->out_pixel_bytes;
+  const int32_t wpo = l->geo.padded_out_cols; /* output row length, right padding included */
+  const size_t out_row = (size_t)wpo * ops->out_pixel_bytes;
+  const size_t out_image = (size_t)l->geo.padded_out_rows * out_row;
   const stream_regions s = regions(l, ops);
   uint8_t* const base = (uint8_t*)scratch;
   uint8_t *row_states, *col_states, *ring, *col_ring;
@@ -161,8 +180,12 @@ rnnpool_status rnnpool_stream_run(const rnnpool_layout* l, const rnnpool_stream_
             view.col_slot_bytes = pbytes;
             view.col_first = (j_done * sc) % c;
             view.cols = c;
-            ops->patch(prepared, &view, out + ((size_t)i_done * (size_t)wo + (size_t)j_done) * ops->out_pixel_bytes,
+            ops->patch(prepared, &view, out + (size_t)i_done * out_row + (size_t)j_done * ops->out_pixel_bytes,
                        batch.work);
+            if (j_done == wo - 1) {
+              pad_right(out + (size_t)i_done * out_row, wo, cfg->output_pad_right, ops->out_pixel_bytes);
+              if (i_done == ho - 1) pad_bottom(out, ho, cfg->output_pad_bottom, out_row);
+            }
           }
         }
       }

@@ -1,8 +1,8 @@
 // TFLM registration of the RNNPool custom op (see rnnpool_tflm.h).
 //
 // Everything the model supplies is checked before the kernel sees it: the
-// options (Init: a flexbuffer map holding exactly the contract's keys, each an
-// integer in range), then in Prepare the input/output counts, the types (the
+// options (Init: a flexbuffer map holding the contract's keys, those with a
+// default optional, each an integer in range), then in Prepare the input/output counts, the types (the
 // int8 or the float32 column of the contract, never mixed), ranks and dims,
 // that the weights are constant, the quantization (per tensor for input and
 // output, 1 or one-per-row symmetric scales for the matrices), and the options
@@ -72,6 +72,17 @@ constexpr OptionRule kOptionRules[RNNPOOL_NUM_OPTIONS] = {
 #define RNNPOOL_X_OPTION_RULE(ENUM, KEY, MIN, MAX) {KEY, MIN, MAX},
     RNNPOOL_OPTIONS(RNNPOOL_X_OPTION_RULE)
 #undef RNNPOOL_X_OPTION_RULE
+};
+
+// Options a model may omit (RNNPOOL_OPTION_DEFAULTS), and their values.
+struct OptionDefault {
+  int index;
+  int32_t value;
+};
+constexpr OptionDefault kOptionDefaults[] = {
+#define RNNPOOL_X_OPTION_DEFAULT(ENUM, VALUE) {kOption##ENUM, VALUE},
+    RNNPOOL_OPTION_DEFAULTS(RNNPOOL_X_OPTION_DEFAULT)
+#undef RNNPOOL_X_OPTION_DEFAULT
 };
 
 // ---- per-node state ---------------------------------------------------------
@@ -146,6 +157,12 @@ void ParseOptions(const uint8_t* buffer, size_t length, OpData* data) {
       return SetOptionsError(data, "option out of range:", key);
     }
     data->options[index] = static_cast<int32_t>(v);
+  }
+  for (const OptionDefault& d : kOptionDefaults) {
+    if (!seen[d.index]) {
+      data->options[d.index] = d.value;
+      seen[d.index] = true;
+    }
   }
   for (int k = 0; k < RNNPOOL_NUM_OPTIONS; ++k) {
     if (!seen[k]) return SetOptionsError(data, "missing option", kOptionRules[k].key);
@@ -368,10 +385,12 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
   cfg.hidden2 = h2;
   cfg.gate_activation = o[kOptionGATE_ACTIVATION];
   cfg.update_activation = o[kOptionUPDATE_ACTIVATION];
+  cfg.output_pad_bottom = o[kOptionOUTPUT_PAD_BOTTOM];
+  cfg.output_pad_right = o[kOptionOUTPUT_PAD_RIGHT];
   rnnpool_geometry geo;
   TF_LITE_ENSURE_OK(context, CoreStatus(rnnpool_validate_config(&cfg, &geo), "options do not fit the input"));
   if (4 * h2 > INT32_MAX / 4) return Fail("output channel count overflows", "output");
-  const int output_shape[] = {cfg.batch, geo.out_rows, geo.out_cols, 4 * h2};
+  const int output_shape[] = {cfg.batch, geo.padded_out_rows, geo.padded_out_cols, 4 * h2};
   if (CheckShape(output, "output", 4, output_shape) != kTfLiteOk) {
     MicroPrintf("RNNPool: the options give an output of [%d, %d, %d, %d]", output_shape[0], output_shape[1],
                 output_shape[2], output_shape[3]);

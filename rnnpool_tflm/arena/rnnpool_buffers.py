@@ -42,14 +42,16 @@ def op_data_bytes(pointer_bytes: int) -> int:
 
 
 def _options(o) -> dict:
+    """The op's options, omitted optional ones at their contract default."""
     from flatbuffers import flexbuffers
+    from ..core.contract import contract
     try:
         options = flexbuffers.Loads(o.op.custom_options or b"")
     except Exception as exc:
         raise RNNPoolError(f"RNNPool operator {o.op.index}: unreadable options ({exc})") from None
     if not isinstance(options, dict):
         raise RNNPoolError(f"RNNPool operator {o.op.index}: options are not a flexbuffer map")
-    return options
+    return contract().with_defaults(options)
 
 
 def c_config(o):
@@ -66,7 +68,8 @@ def c_config(o):
             patch_rows=int(options["patch_rows"]), patch_cols=int(options["patch_cols"]),
             stride_rows=int(options["stride_rows"]), stride_cols=int(options["stride_cols"]),
             padding=int(options["padding"]), hidden1=w1.shape[0], hidden2=w2.shape[0],
-            gate_activation=int(options["gate_activation"]), update_activation=int(options["update_activation"]))
+            gate_activation=int(options["gate_activation"]), update_activation=int(options["update_activation"]),
+            output_pad_bottom=int(options["output_pad_bottom"]), output_pad_right=int(options["output_pad_right"]))
     except KeyError as exc:
         raise RNNPoolError(f"RNNPool operator {o.op.index}: option {exc} missing") from None
     return cfg, ("int8" if inp.dtype == 9 else "float32")

@@ -18,7 +18,10 @@ How (docs/custom_op.md has the op itself):
    (reference.quantize_rnnpool), add the weight tensors and one CUSTOM operator
    joining the two tensors, drop both from the graph I/O, sort the operators, and
    for float I/O add QUANTIZE/DEQUANTIZE at the real inputs and outputs.
-4. Validate: re-read the flatbuffer and check every RNNPool op against the contract.
+4. Fuse (on by default, `fuse=False` / `--no-fuse` keeps the plain graph): a replicate
+   pad after an RNNPool op (slice + concatenation ops that only copy bytes) becomes
+   the op's output_pad_* options (convert/pad_fold.py). The output bytes do not change.
+5. Validate: re-read the flatbuffer and check every RNNPool op against the contract.
 """
 
 from __future__ import annotations
@@ -454,7 +457,7 @@ def representative_hint(model) -> str:
     return "arrays " + ", ".join(parts) + " of typical inputs"
 
 
-def convert_model(model, representative_data=None, float_io: bool = False) -> ConversionResult:
+def convert_model(model, representative_data=None, float_io: bool = False, fuse: bool = True) -> ConversionResult:
     """The conversion with its validated summary (see `convert` for the arguments)."""
     from ..quantize.model import load_model
     if not hasattr(model, "layers"):
@@ -464,7 +467,8 @@ def convert_model(model, representative_data=None, float_io: bool = False) -> Co
         raise RNNPoolError("a float model needs representative data for post-training quantization: "
                            f"--representative FILE.npz with {representative_hint(model)}; or quantize it "
                            "with QAT first")
-    names = ([] if qat else ["calibrate"]) + ["split", "TFLite converter", "RNNPool ops", "validate"]
+    names = ([] if qat else ["calibrate"]) + ["split", "TFLite converter", "RNNPool ops"] + (["fuse"] if fuse else []) \
+        + ["validate"]
     with progress.steps("convert", names) as step:
         representative = calibration = None
         if not qat:
@@ -479,6 +483,10 @@ def convert_model(model, representative_data=None, float_io: bool = False) -> Co
         step("RNNPool ops")
         tflite = splice(builtin_bytes, builtin, model, sites, float_io,
                         calibration.ranges(model) if calibration else None)
+        if fuse:
+            from .pad_fold import fold_replicate_pads
+            step("fuse")
+            tflite, _ = fold_replicate_pads(tflite)
         step("validate")
         m = tfm.read_model(tflite, "converted model")
         nodes = tfm.validate_model(m, "converted model")
@@ -489,10 +497,12 @@ def convert_model(model, representative_data=None, float_io: bool = False) -> Co
     return ConversionResult(tflite, tfm.summarize(m, len(tflite)), nodes)
 
 
-def convert(model, representative_data=None, float_io: bool = False) -> bytes:
+def convert(model, representative_data=None, float_io: bool = False, fuse: bool = True) -> bytes:
     """An int8 .tflite (bytes) of `model` (a Keras model or a path to .keras/.h5/SavedModel).
 
     QAT models take every range from their fake-quants (representative data is not
     used); a float model needs `representative_data` (an array, list or dict of arrays, or an NpzFile).
-    `float_io`: float32 input/output through QUANTIZE/DEQUANTIZE; else int8."""
-    return convert_model(model, representative_data, float_io).tflite
+    `float_io`: float32 input/output through QUANTIZE/DEQUANTIZE; else int8.
+    `fuse`: fold op chains into the custom ops where the result is byte-identical (step 4
+    of the module docstring); False keeps the plain graph."""
+    return convert_model(model, representative_data, float_io, fuse).tflite

@@ -17,23 +17,24 @@ PADDINGS = ("valid", "same")
 IntOrPair = Union[int, Sequence[int]]
 
 
-def _pair(name: str, value: IntOrPair) -> Tuple[int, int]:
+def _pair(name: str, value: IntOrPair, allow_zero: bool = False) -> Tuple[int, int]:
+    kind = "non-negative" if allow_zero else "positive"
     if isinstance(value, bool):
-        raise ValueError(f"{name} must be a positive int or a pair of them, got {value!r}")
+        raise ValueError(f"{name} must be a {kind} int or a pair of them, got {value!r}")
     if isinstance(value, int):
         pair = (value, value)
     else:
         try:
             pair = tuple(value)
         except TypeError:
-            raise ValueError(f"{name} must be a positive int or a pair of them, got {value!r}") from None
+            raise ValueError(f"{name} must be a {kind} int or a pair of them, got {value!r}") from None
         if len(pair) != 2:
-            raise ValueError(f"{name} must be a positive int or a pair of them, got {value!r}")
+            raise ValueError(f"{name} must be a {kind} int or a pair of them, got {value!r}")
     for v in pair:
         if isinstance(v, bool) or not isinstance(v, int) and not (hasattr(v, "__index__")):
-            raise ValueError(f"{name} must be a positive int or a pair of them, got {value!r}")
-        if int(v) <= 0:
-            raise ValueError(f"{name} must be positive, got {value!r}")
+            raise ValueError(f"{name} must be a {kind} int or a pair of them, got {value!r}")
+        if int(v) < 0 or (int(v) == 0 and not allow_zero):
+            raise ValueError(f"{name} must be {kind}, got {value!r}")
     return int(pair[0]), int(pair[1])
 
 
@@ -61,7 +62,11 @@ class Geometry:
 
 @dataclasses.dataclass(frozen=True)
 class RNNPoolConfig:
-    """Hyper-parameters of one RNNPool layer (validated on construction)."""
+    """Hyper-parameters of one RNNPool layer (validated on construction).
+
+    `output_padding` = (rows, cols) belongs to the custom op rather than the Keras
+    layer: that many copies of the last output row / column appended (replicate
+    padding, what a model does after RNNPool when the converter folds it in)."""
 
     patch_size: Tuple[int, int]
     strides: Tuple[int, int]
@@ -69,14 +74,16 @@ class RNNPoolConfig:
     padding: str = "valid"
     gate_activation: str = "sigmoid"
     update_activation: str = "tanh"
+    output_padding: Tuple[int, int] = (0, 0)
 
     @classmethod
     def create(cls, patch_size: IntOrPair, strides: IntOrPair | None, hidden_dims: IntOrPair,
                padding: str = "valid", gate_activation: str = "sigmoid",
-               update_activation: str = "tanh") -> "RNNPoolConfig":
+               update_activation: str = "tanh", output_padding: IntOrPair = (0, 0)) -> "RNNPoolConfig":
         patch = _pair("patch_size", patch_size)
         stride = patch if strides is None else _pair("strides", strides)
         hidden = _pair("hidden_dims", hidden_dims)
+        out_pad = _pair("output_padding", output_padding, allow_zero=True)
         if not isinstance(padding, str) or padding.lower() not in PADDINGS:
             raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
         if gate_activation not in GATE_ACTIVATIONS:
@@ -84,7 +91,7 @@ class RNNPoolConfig:
         if update_activation not in UPDATE_ACTIVATIONS:
             raise ValueError(
                 f"update_activation must be one of {UPDATE_ACTIVATIONS}, got {update_activation!r}")
-        return cls(patch, stride, hidden, padding.lower(), gate_activation, update_activation)
+        return cls(patch, stride, hidden, padding.lower(), gate_activation, update_activation, out_pad)
 
     @property
     def hard_gate(self) -> bool:
@@ -97,6 +104,13 @@ class RNNPoolConfig:
     @property
     def output_channels(self) -> int:
         return 4 * self.hidden_dims[1]
+
+    def output_shape(self, input_shape) -> Tuple[int, int, int, int]:
+        """[N, Ho + pad_bottom, Wo + pad_right, 4*h2] of an NHWC input shape (raises like geometry)."""
+        n, rows, cols = (int(v) for v in input_shape[:3])
+        geo = self.geometry(rows, cols)
+        return (n, geo.out_rows + self.output_padding[0], geo.out_cols + self.output_padding[1],
+                self.output_channels)
 
     def geometry(self, in_rows: int, in_cols: int) -> Geometry:
         """Output size and zero padding for an input of in_rows x in_cols.

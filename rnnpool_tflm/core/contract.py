@@ -11,7 +11,8 @@ parses, so converter, checker and kernel cannot disagree:
 One parser serves every header: a tensor line is
 ``X(ENUM, index, "name", INT8_TYPE, FLOAT_TYPE, "shape"[, REQUIRED|OPTIONAL])``
 (FLOAT_TYPE ``NONE``: no float32 variant; no presence field: required), an
-option line ``X(ENUM, "key", min, max)``.
+option line ``X(ENUM, "key", min, max)``; an optional ``PREFIX_OPTION_DEFAULTS``
+block lists ``X(ENUM, default)`` for the options a model may leave out.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ _TENSOR_LINE = re.compile(
     r'X\((?P<enum>[A-Z0-9_]+), (?P<index>\d+), "(?P<name>[a-z0-9_]+)", '
     r'(?P<int8>[A-Z0-9]+), (?P<float>[A-Z0-9]+), "(?P<shape>[^"]*)"(?:, (?P<presence>REQUIRED|OPTIONAL))?\)')
 _OPTION_LINE = re.compile(r'X\((?P<enum>[A-Z0-9_]+), "(?P<key>[a-z0-9_]+)", (?P<min>-?\d+), (?P<max>-?\d+)\)')
+_DEFAULT_LINE = re.compile(r'X\((?P<enum>[A-Z0-9_]+), (?P<default>-?\d+)\)')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +61,7 @@ class OptionSpec:
     key: str
     minimum: int
     maximum: int
+    default: Optional[int] = None  # None: the option is required
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +80,8 @@ class OpContract:
         raise KeyError(f"the {self.custom_code} op has no input named {name!r}")
 
     def check_options(self, options: Mapping[str, int]) -> None:
-        """Raises ValueError naming the first missing, unknown or out-of-range option."""
+        """Raises ValueError naming the first missing, unknown or out-of-range option
+        (an option with a default may be left out)."""
         op = self.custom_code
         known = {o.key: o for o in self.options}
         for key in options:
@@ -85,6 +89,8 @@ class OpContract:
                 raise ValueError(f"unknown {op} option {key!r}")
         for spec in self.options:
             if spec.key not in options:
+                if spec.default is not None:
+                    continue
                 raise ValueError(f"{op} option {spec.key!r} is missing")
             value = options[spec.key]
             if isinstance(value, bool) or not isinstance(value, int):
@@ -92,6 +98,15 @@ class OpContract:
             if not spec.minimum <= value <= spec.maximum:
                 raise ValueError(f"{op} option {spec.key!r}={value} is outside "
                                  f"[{spec.minimum}, {spec.maximum}]")
+
+    def with_defaults(self, options: Mapping[str, int]) -> Dict[str, int]:
+        """The options with every omitted optional key at its default."""
+        return {**{o.key: o.default for o in self.options if o.default is not None}, **options}
+
+    def without_defaults(self, options: Mapping[str, int]) -> Dict[str, int]:
+        """The options minus optional keys that equal their default (what writers store)."""
+        defaults = {o.key: o.default for o in self.options if o.default is not None}
+        return {k: v for k, v in options.items() if k not in defaults or v != defaults[k]}
 
 
 def _block(text: str, macro: str, header: str) -> str:
@@ -122,10 +137,20 @@ def parse_contract(text: str, prefix: str = "RNNPOOL", header: str = HEADER_NAME
             raise RuntimeError(f"{header}: {macro} does not list indices 0..{constants[count_macro] - 1}")
         return specs
 
-    options = tuple(OptionSpec(m["key"], int(m["min"]), int(m["max"]))
-                    for m in _OPTION_LINE.finditer(_block(text, f"{prefix}_OPTIONS", header)))
+    has_defaults = re.search(rf"#define {prefix}_OPTION_DEFAULTS\(X\)", text) is not None
+    defaults = {m["enum"]: int(m["default"]) for m in _DEFAULT_LINE.finditer(
+        _block(text, f"{prefix}_OPTION_DEFAULTS", header))} if has_defaults else {}
+    lines = list(_OPTION_LINE.finditer(_block(text, f"{prefix}_OPTIONS", header)))
+    options = tuple(OptionSpec(m["key"], int(m["min"]), int(m["max"]), defaults.get(m["enum"])) for m in lines)
     if len(options) != constants[f"{prefix}_NUM_OPTIONS"]:
         raise RuntimeError(f"{header}: {prefix}_OPTIONS does not list {constants[f'{prefix}_NUM_OPTIONS']} options")
+    unknown = set(defaults) - {m["enum"] for m in lines}
+    if unknown:
+        raise RuntimeError(f"{header}: {prefix}_OPTION_DEFAULTS names options not in {prefix}_OPTIONS: "
+                           f"{sorted(unknown)}")
+    for spec in options:
+        if spec.default is not None and not spec.minimum <= spec.default <= spec.maximum:
+            raise RuntimeError(f"{header}: default of {spec.key!r} is outside its range")
     return OpContract(
         custom_code=str(constants[f"{prefix}_CUSTOM_CODE"]), version=int(constants[f"{prefix}_OP_VERSION"]),
         inputs=tensors(f"{prefix}_INPUTS", f"{prefix}_NUM_INPUTS"),

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..core.config import RNNPoolConfig
 from ..core.weights import FastGRNNWeights, RNNPoolWeights
+from .output_pad import replicate_pad
 
 
 def _sigmoid(x):
@@ -50,7 +51,8 @@ def rnnpool_patch(weights: RNNPoolWeights, patch: np.ndarray, gate: str = "sigmo
 
 
 def rnnpool_float(x: np.ndarray, weights: RNNPoolWeights, config: RNNPoolConfig) -> np.ndarray:
-    """RNNPoolLayer: the operator strided over an NHWC batch -> [N, out_rows, out_cols, 4*h2]."""
+    """RNNPoolLayer: the operator strided over an NHWC batch -> [N, out_rows, out_cols, 4*h2]
+    (plus the config's output replicate padding, if any)."""
     x = np.asarray(x, np.float64)
     if x.ndim != 4:
         raise ValueError(f"input must be NHWC (rank 4), got shape {x.shape}")
@@ -64,4 +66,4 @@ def rnnpool_float(x: np.ndarray, weights: RNNPoolWeights, config: RNNPoolConfig)
                 patch = xp[n, i * sr:i * sr + r, j * sc:j * sc + c, :]
                 out[n, i, j] = rnnpool_patch(weights, patch, config.gate_activation,
                                              config.update_activation)
-    return out
+    return replicate_pad(out, config.output_padding)

@@ -12,6 +12,7 @@ from typing import List, Tuple
 import numpy as np
 
 from .lut import SIGMOID_TABLE, TANH_TABLE
+from .output_pad import replicate_pad
 from .quant_params import Q14_ONE, SAT25_MAX, SAT25_MIN, QuantizedRNNPool, quantize_multiplier
 
 _S = SIGMOID_TABLE.astype(np.int64)
@@ -128,7 +129,7 @@ def _strided(arr, axis: int, start: int, count: int, step: int):
 
 # -- section 7: the layer ----------------------------------------------------------
 def rnnpool_int8(x_q: np.ndarray, p: QuantizedRNNPool, mult: Multipliers | None = None) -> np.ndarray:
-    """int8 NHWC input -> int8 [N, Ho, Wo, 4*h2] output, bit-exact per the spec."""
+    """int8 NHWC input -> int8 [N, Ho + pad_bottom, Wo + pad_right, 4*h2] output, bit-exact per the spec."""
     x_q = np.asarray(x_q)
     if x_q.ndim != 4 or x_q.shape[3] != p.channels:
         raise ValueError(f"input must be [N, H, W, {p.channels}], got {x_q.shape}")
@@ -157,4 +158,4 @@ def rnnpool_int8(x_q: np.ndarray, p: QuantizedRNNPool, mult: Multipliers | None 
     rnn2 = lambda steps: fastgrnn_q(steps, p.u2, mult.u2, p.bias2, a2, b2, mult.q2, gate, update)
     finals = [rnn2(rows), rnn2(rows[::-1]), rnn2(cols), rnn2(cols[::-1])]
     out = rq(np.concatenate(finals, axis=-1), *mult.y) + p.output_zero_point
-    return np.clip(out, -128, 127).astype(np.int8)
+    return replicate_pad(np.clip(out, -128, 127).astype(np.int8), cfg.output_padding)

@@ -28,7 +28,8 @@ _I16P = ctypes.POINTER(ctypes.c_int16)
 _I32P = ctypes.POINTER(ctypes.c_int32)
 
 CONFIG_FIELDS = ("batch", "in_rows", "in_cols", "channels", "patch_rows", "patch_cols", "stride_rows",
-                 "stride_cols", "padding", "hidden1", "hidden2", "gate_activation", "update_activation")
+                 "stride_cols", "padding", "hidden1", "hidden2", "gate_activation", "update_activation",
+                 "output_pad_bottom", "output_pad_right")
 MULTIPLIER_KINDS = {"x1": 0, "u1": 1, "x2": 2, "u2": 3, "y": 4}  # rnnpool_multiplier_kind
 
 
@@ -39,7 +40,8 @@ class CConfig(ctypes.Structure):
 
 class CGeometry(ctypes.Structure):
     _fields_ = [(name, ctypes.c_int32) for name in (
-        "out_rows", "out_cols", "pad_top", "pad_bottom", "pad_left", "pad_right")]
+        "out_rows", "out_cols", "pad_top", "pad_bottom", "pad_left", "pad_right", "padded_out_rows",
+        "padded_out_cols")]
 
 
 class CS8Params(ctypes.Structure):
@@ -154,7 +156,8 @@ def make_config(config: RNNPoolConfig, input_shape) -> CConfig:
         padding=consts["RNNPOOL_PADDING_SAME" if config.padding == "same" else "RNNPOOL_PADDING_VALID"],
         hidden1=config.hidden_dims[0], hidden2=config.hidden_dims[1],
         gate_activation=consts["RNNPOOL_GATE_HARD_SIGMOID" if config.hard_gate else "RNNPOOL_GATE_SIGMOID"],
-        update_activation=consts["RNNPOOL_UPDATE_HARD_TANH" if config.hard_update else "RNNPOOL_UPDATE_TANH"])
+        update_activation=consts["RNNPOOL_UPDATE_HARD_TANH" if config.hard_update else "RNNPOOL_UPDATE_TANH"],
+        output_pad_bottom=config.output_padding[0], output_pad_right=config.output_padding[1])
 
 
 def geometry(cfg: CConfig) -> CGeometry:
@@ -165,7 +168,7 @@ def geometry(cfg: CConfig) -> CGeometry:
 
 def output_shape(cfg: CConfig) -> Tuple[int, int, int, int]:
     geo = geometry(cfg)
-    return cfg.batch, geo.out_rows, geo.out_cols, 4 * cfg.hidden2
+    return cfg.batch, geo.padded_out_rows, geo.padded_out_cols, 4 * cfg.hidden2
 
 
 # -- parameters as C structs ---------------------------------------------------------------
@@ -344,7 +347,8 @@ class PreparedF32:
 
 
 def rnnpool_s8(x_q: np.ndarray, params: QuantizedRNNPool) -> np.ndarray:
-    """int8 NHWC map -> int8 [N, Ho, Wo, 4*h2] through the C kernel (bit-exact with the golden reference)."""
+    """int8 NHWC map -> int8 [N, Ho + pad_b, Wo + pad_r, 4*h2] through the C kernel (bit-exact with the golden
+    reference)."""
     return PreparedS8(params, np.shape(x_q))(x_q)
 
 

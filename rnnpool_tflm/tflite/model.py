@@ -226,7 +226,8 @@ def opcode_index(model: schema.ModelT, builtin: int, custom_code: Optional[str] 
 # -- the RNNPool op: options --------------------------------------------------------------------
 
 def encode_options(config: RNNPoolConfig) -> bytes:
-    """The op's flexbuffer map (keys and value ranges from the contract)."""
+    """The op's flexbuffer map (keys and value ranges from the contract; optional keys
+    that equal their default are left out, so the model loads where they are unknown)."""
     c = contract()
     consts = c.constants
     options = {
@@ -236,13 +237,15 @@ def encode_options(config: RNNPoolConfig) -> bytes:
         "padding": consts["RNNPOOL_PADDING_SAME" if config.padding == "same" else "RNNPOOL_PADDING_VALID"],
         "gate_activation": consts["RNNPOOL_GATE_HARD_SIGMOID" if config.hard_gate else "RNNPOOL_GATE_SIGMOID"],
         "update_activation": consts["RNNPOOL_UPDATE_HARD_TANH" if config.hard_update else "RNNPOOL_UPDATE_TANH"],
+        "output_pad_bottom": config.output_padding[0], "output_pad_right": config.output_padding[1],
     }
     c.check_options(options)
-    return bytes(flexbuffers.Dumps(options))
+    return bytes(flexbuffers.Dumps(c.without_defaults(options)))
 
 
 def decode_options(raw) -> Dict[str, int]:
-    """The RNNPool options map, checked against the contract (ModelError otherwise)."""
+    """The RNNPool options map, checked against the contract (ModelError otherwise),
+    omitted optional keys filled in with their defaults."""
     try:
         root = flexbuffers.GetRoot(bytes(bytearray(raw if raw is not None else b"")))
         if not root.IsMap:
@@ -256,7 +259,7 @@ def decode_options(raw) -> Dict[str, int]:
         contract().check_options(options)
     except ValueError as exc:
         raise ModelError(str(exc)) from None
-    return options
+    return contract().with_defaults(options)
 
 
 def options_config(options: Dict[str, int], hidden: Tuple[int, int]) -> RNNPoolConfig:
@@ -265,7 +268,8 @@ def options_config(options: Dict[str, int], hidden: Tuple[int, int]) -> RNNPoolC
         (options["patch_rows"], options["patch_cols"]), (options["stride_rows"], options["stride_cols"]), hidden,
         "same" if options["padding"] == consts["RNNPOOL_PADDING_SAME"] else "valid",
         "hard_sigmoid" if options["gate_activation"] == consts["RNNPOOL_GATE_HARD_SIGMOID"] else "sigmoid",
-        "hard_tanh" if options["update_activation"] == consts["RNNPOOL_UPDATE_HARD_TANH"] else "tanh")
+        "hard_tanh" if options["update_activation"] == consts["RNNPOOL_UPDATE_HARD_TANH"] else "tanh",
+        (options["output_pad_bottom"], options["output_pad_right"]))
 
 
 # -- the RNNPool op: validation and decoding --------------------------------------------------------
@@ -356,14 +360,13 @@ def decode_rnnpool(model: schema.ModelT, subgraph_index: int, op_index: int) -> 
                  f"(input channels k={k}, h1={h1}, h2={h2})")
     try:
         config = options_config(options, (h1, h2))
-        geo = config.geometry(rows, cols)
+        want_out = config.output_shape(in_shape)
     except ValueError as exc:
         fail(f"options inconsistent with the input shape {list(in_shape)}: {exc}")
-    want_out = (n, geo.out_rows, geo.out_cols, 4 * h2)
     if out_shape != want_out:
         fail(f"output shape {list(out_shape)} does not match the options and input shape "
              f"(patch {config.patch_size}, stride {config.strides}, padding {config.padding!r}, "
-             f"hidden {h1},{h2} on {list(in_shape)} give {list(want_out)})")
+             f"output padding {config.output_padding}, hidden {h1},{h2} on {list(in_shape)} give {list(want_out)})")
 
     values = {}
     for name in _expected_shapes(k, h1, h2):

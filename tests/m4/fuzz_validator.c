@@ -136,7 +136,7 @@ static void run_s8(const rnnpool_config* cfg, stream* s, uint32_t seed) {
     void* prep = malloc(prepared);
     void* scr = malloc(scratch);
     const size_t in_n = (size_t)cfg->batch * (size_t)cfg->in_rows * (size_t)cfg->in_cols * (size_t)k;
-    const size_t out_n = (size_t)cfg->batch * (size_t)geo.out_rows * (size_t)geo.out_cols * 4u * (size_t)h2;
+    const size_t out_n = (size_t)cfg->batch * (size_t)geo.padded_out_rows * (size_t)geo.padded_out_cols * 4u * (size_t)h2;
     int8_t* in = (int8_t*)filled(in_n, &seed);
     int8_t* out = (int8_t*)malloc(out_n);
     if (rnnpool_s8_prepare(cfg, &p, prep, prepared) != RNNPOOL_OK) abort(); /* validate said OK */
@@ -187,7 +187,8 @@ static void run_f32(const rnnpool_config* cfg, stream* s, uint32_t seed) {
     void* prep = malloc(prepared);
     void* scr = malloc(scratch);
     const size_t in_n = (size_t)cfg->batch * (size_t)cfg->in_rows * (size_t)cfg->in_cols * (size_t)cfg->channels;
-    const size_t out_n = (size_t)cfg->batch * (size_t)geo.out_rows * (size_t)geo.out_cols * 4u * (size_t)cfg->hidden2;
+    const size_t out_n =
+        (size_t)cfg->batch * (size_t)geo.padded_out_rows * (size_t)geo.padded_out_cols * 4u * (size_t)cfg->hidden2;
     float* in = (float*)malloc(in_n * sizeof(float));
     float* out = (float*)malloc(out_n * sizeof(float));
     size_t j;
@@ -225,6 +226,8 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   cfg.hidden2 = next_dim(&s);
   cfg.gate_activation = next_in(&s, 0, 1);
   cfg.update_activation = next_in(&s, 0, 1);
+  cfg.output_pad_bottom = next_in(&s, 0, 2);
+  cfg.output_pad_right = next_in(&s, 0, 2);
   (void)rnnpool_validate_config(&cfg, &geo);
   (void)rnnpool_validate_config(&cfg, NULL);
   (void)rnnpool_status_name((rnnpool_status)next_u32(&s));

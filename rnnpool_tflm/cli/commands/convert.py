@@ -12,6 +12,9 @@ def add_arguments(parser):
                              "(one array per model input, named like the input, or 'x')")
     parser.add_argument("--float-io", action="store_true",
                         help="float32 model input/output (QUANTIZE/DEQUANTIZE around the int8 graph)")
+    parser.add_argument("--no-fuse", action="store_true",
+                        help="keep the plain graph: do not fold op chains into custom ops (e.g. the replicate "
+                             "pad after RNNPool); the outputs are the same bytes either way")
 
 
 def run(args):
@@ -36,7 +39,7 @@ def run(args):
     if zoo and data is None:
         raise RNNPoolError(f"{args.model} is a float model with random weights: calibrate it with --representative "
                            f"FILE.npz holding {representative_hint(model)}")
-    result = convert_model(model, data, float_io=args.float_io)
+    result = convert_model(model, data, float_io=args.float_io, fuse=not args.no_fuse)
     atomic_write_bytes(args.output, result.tflite)
     print(f"wrote {args.output}")
     print(result.summary.format())
