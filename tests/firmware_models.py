@@ -55,6 +55,8 @@ def rnnpool_options(config) -> bytes:
     }
     if any(config.output_padding):  # optional keys (default 0): written only when used
         values.update(output_pad_bottom=config.output_padding[0], output_pad_right=config.output_padding[1])
+    if config.rnn1_mode == "recompute":
+        values.update(rnn1_mode=1)
     return bytes(flexbuffers.Dumps(values))
 
 

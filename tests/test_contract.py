@@ -13,11 +13,11 @@ def _header() -> str:
 def test_optional_options_carry_their_default_and_the_rest_are_required():
     c = contract_module.contract()
     defaults = {o.key: o.default for o in c.options}
-    assert defaults["output_pad_bottom"] == 0 and defaults["output_pad_right"] == 0
+    assert defaults["output_pad_bottom"] == 0 and defaults["output_pad_right"] == 0 and defaults["rnn1_mode"] == 0
     assert defaults["patch_rows"] is None and defaults["padding"] is None
     required = {k: 1 for k, d in defaults.items() if d is None}
     c.check_options(required)  # the optional keys may be left out
-    assert c.with_defaults(required) == {**required, "output_pad_bottom": 0, "output_pad_right": 0}
+    assert c.with_defaults(required) == {**required, "output_pad_bottom": 0, "output_pad_right": 0, "rnn1_mode": 0}
     assert c.without_defaults({**required, "output_pad_bottom": 0, "output_pad_right": 2}) == {
         **required, "output_pad_right": 2}
     with pytest.raises(ValueError, match="'padding' is missing"):
@@ -27,7 +27,7 @@ def test_optional_options_carry_their_default_and_the_rest_are_required():
 
 
 def test_a_default_for_an_unknown_option_is_refused():
-    text = _header().replace("X(OUTPUT_PAD_RIGHT, 0)", "X(OUTPUT_PAD_RIGHT, 0)                                                    \\\n"
+    text = _header().replace("X(RNN1_MODE, 0)", "X(RNN1_MODE, 0)                                                    \\\n"
                              "  X(NO_SUCH_OPTION, 0)")
     with pytest.raises(RuntimeError, match="NO_SUCH_OPTION"):
         contract_module.parse_contract(text)

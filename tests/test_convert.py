@@ -62,7 +62,8 @@ def test_acceptance_model_converts_to_one_custom_op_per_rnnpool_and_follows_the_
               "gate_activation": 0, "update_activation": 0}
     # Optional options at their default are not written (older kernels load the model); decoding fills them in.
     assert flexbuffers.Loads(bytes(op.customOptions)) == stored
-    assert tfm.decode_options(op.customOptions) == {**stored, "output_pad_bottom": 0, "output_pad_right": 0}
+    assert tfm.decode_options(op.customOptions) == {**stored, "output_pad_bottom": 0, "output_pad_right": 0,
+                                                    "rnn1_mode": 0}
     # Every other op is an int8 builtin; graph I/O int8.
     builtin = {tfm.opcode_name(m, o.opcodeIndex) for o in sg.operators} - {"RNNPool"}
     assert builtin <= {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MEAN", "FULLY_CONNECTED"}, builtin

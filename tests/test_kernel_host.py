@@ -39,9 +39,10 @@ class KernelCase:
 def random_case(rng: np.random.Generator, *, channels: int, hidden: tuple, patch: tuple, strides: tuple,
                 padding: str, gate: str, update: str, per_channel: bool, shape: tuple, zeta: float, nu: float,
                 input_scale: float, output_scale: float, weight_gain: float, bias_gain: float,
-                zeta2: float | None = None, nu2: float | None = None, output_padding=(0, 0)) -> KernelCase:
+                zeta2: float | None = None, nu2: float | None = None, output_padding=(0, 0),
+                rnn1_mode: str = "cached") -> KernelCase:
     """Random int8 parameters (through quantize_rnnpool) and input for one configuration."""
-    cfg = RNNPoolConfig.create(patch, strides, hidden, padding, gate, update, output_padding)
+    cfg = RNNPoolConfig.create(patch, strides, hidden, padding, gate, update, output_padding, rnn1_mode)
     weights = RNNPoolWeights.random(channels, hidden[0], hidden[1], rng, scale=weight_gain, zeta=zeta, nu=nu)
     weights.rnn2.zeta = zeta if zeta2 is None else zeta2
     weights.rnn2.nu = nu if nu2 is None else nu2
@@ -70,7 +71,7 @@ def random_cases(rng: np.random.Generator, count: int):
             zeta2=float(rng.normal(0, 4)), nu2=float(rng.normal(-2, 4)),
             input_scale=float(10 ** rng.uniform(-3, 0)), output_scale=float(10 ** rng.uniform(-3, 0.5)),
             weight_gain=float(10 ** rng.uniform(-1.5, 2.5)), bias_gain=float(10 ** rng.uniform(-1, 1.5)),
-            output_padding=(i // 3 % 3, i // 5 % 2))
+            output_padding=(i // 3 % 3, i // 5 % 2), rnn1_mode=("cached", "recompute")[i // 7 % 2])
 
 
 
@@ -92,7 +93,8 @@ def kernel_cases(draw, max_channels: int = 32, max_hidden: int = 16, max_side: i
         # Wide ranges on purpose: multipliers above 1/2 take the kernel's general requantization path.
         input_scale=10.0 ** draw(st.floats(-3.0, 0.0)), output_scale=10.0 ** draw(st.floats(-3.0, 0.5)),
         weight_gain=10.0 ** draw(st.floats(-1.5, 2.5)), bias_gain=10.0 ** draw(st.floats(-1.0, 1.5)),
-        output_padding=(draw(st.integers(0, 4)), draw(st.integers(0, 4))))
+        output_padding=(draw(st.integers(0, 4)), draw(st.integers(0, 4))),
+        rnn1_mode=draw(st.sampled_from(["cached", "recompute"])))
 
 
 # -- int8 --------------------------------------------------------------------------------------------
@@ -125,17 +127,18 @@ def test_prepared_kernel_is_reusable_and_scratch_carries_nothing():
     np.testing.assert_array_equal(first, case.expected)
 
 
+@pytest.mark.parametrize("mode", ["cached", "recompute"])
 @pytest.mark.parametrize("shape, patch, strides, hidden, padding", [
     ((1, 120, 160, 4), (8, 8), (4, 4), (16, 16), "valid"),   # Face-M4
     ((1, 24, 24, 8), (6, 6), (4, 4), (8, 8), "same"),         # VWW-like
     ((1, 14, 14, 32), (6, 6), (4, 4), (16, 16), "valid"),     # MobileNetV2-like
     ((2, 3, 2, 3), (5, 4), (1, 1), (3, 5), "same"),           # patch larger than the input
 ])
-def test_int8_kernel_on_model_shapes(shape, patch, strides, hidden, padding):
+def test_int8_kernel_on_model_shapes(shape, patch, strides, hidden, padding, mode):
     rng = np.random.default_rng(sum(shape))
     case = random_case(rng, channels=shape[3], hidden=hidden, patch=patch, strides=strides, padding=padding,
                        gate="sigmoid", update="tanh", per_channel=True, shape=shape, zeta=2.0, nu=-3.0,
-                       input_scale=0.02, output_scale=0.005, weight_gain=0.7, bias_gain=1.0)
+                       input_scale=0.02, output_scale=0.005, weight_gain=0.7, bias_gain=1.0, rnn1_mode=mode)
     np.testing.assert_array_equal(native.rnnpool_s8(case.x, case.params), case.expected)
 
 
@@ -173,7 +176,8 @@ def test_float_kernel_matches_the_float_reference(data):
                                   (data.draw(st.integers(1, 10)), data.draw(st.integers(1, 10))), padding,
                                   data.draw(st.sampled_from(["sigmoid", "hard_sigmoid"])),
                                   data.draw(st.sampled_from(["tanh", "hard_tanh"])),
-                                  (data.draw(st.integers(0, 2)), data.draw(st.integers(0, 2))))
+                                  (data.draw(st.integers(0, 2)), data.draw(st.integers(0, 2))),
+                                  data.draw(st.sampled_from(["cached", "recompute"])))
     scalar = st.one_of(st.sampled_from([100.0, -100.0]), st.floats(-6.0, 6.0))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     # Weight scales up to 1: larger recurrent gains amplify float32 rounding past 1e-5.
@@ -199,25 +203,32 @@ def documented_sizes(cfg: native.CConfig, variant: str):
     ac, ar = -(-c // cfg.stride_cols), -(-r // cfg.stride_rows)
     wo = geo.out_cols
     wu = (wo - 1) * cfg.stride_cols + c
+    recompute = cfg.rnn1_mode == 1
     if variant == "int8":
-        scratch = (_a8(2 * kp) + _a8(4 * hp1) + _a8(16 * hm) + _a8(8 * hp2) + _a8(2 * hp1 * ac)
-                   + _a8(2 * hp1 * ar * wu) + _a8(4 * hp2 * r * wo) + _a8(4 * hp2 * c))
+        work = _a8(2 * kp) + _a8(16 * hm) + _a8(4 * hp2)
+        state, inp, proj = 2 * hp1, 4 * hp1, 4 * hp2
         prepared = (320 + _a8(2 * hp1 * kp) + _a8(2 * hp1 * hp1) + _a8(2 * hp2 * hp1) + _a8(2 * hp2 * hp2)
                     + _a8(4 * hp1) + 48 * hp1 + 48 * hp2)
     else:
-        scratch = (_a8(4 * h1) + _a8(8 * hm) + _a8(4 * h1 * ac) + _a8(4 * h1 * ar * wu) + _a8(4 * h2 * r * wo)
-                   + _a8(4 * h2 * c) + _a8(16 * h2))
+        work = _a8(8 * hm) + _a8(8 * h2)
+        state, inp, proj = 4 * h1, 4 * h1, 4 * h2
         prepared = (320 + _a8(4 * h1 * k) + _a8(4 * h1 * h1) + _a8(8 * h1) + _a8(4 * h2 * h1) + _a8(4 * h2 * h2)
                     + _a8(8 * h2))
+    if recompute:
+        scratch = work + _a8(2 * state) + _a8(2 * inp) + _a8(max(r, c) * proj)
+    else:
+        scratch = (work + _a8(inp) + _a8(ac * state) + _a8(ar * wu * state) + _a8(r * wo * proj)
+                   + _a8(c * proj))
     return prepared, scratch
 
 
-@settings(max_examples=200)
+@settings(max_examples=300)
 @given(n=st.integers(1, 4), rows=st.integers(1, 300), cols=st.integers(1, 300), k=st.integers(1, 64),
        r=st.integers(1, 20), c=st.integers(1, 20), sr=st.integers(1, 20), sc=st.integers(1, 20),
-       h1=st.integers(1, 256), h2=st.integers(1, 256), same=st.booleans(), variant=st.sampled_from(["int8", "float32"]))
-def test_buffer_sizes_follow_the_documented_formulas(n, rows, cols, k, r, c, sr, sc, h1, h2, same, variant):
-    config = RNNPoolConfig.create((r, c), (sr, sc), (h1, h2), "same" if same else "valid")
+       h1=st.integers(1, 256), h2=st.integers(1, 256), same=st.booleans(), variant=st.sampled_from(["int8", "float32"]),
+       mode=st.sampled_from(["cached", "recompute"]))
+def test_buffer_sizes_follow_the_documented_formulas(n, rows, cols, k, r, c, sr, sc, h1, h2, same, variant, mode):
+    config = RNNPoolConfig.create((r, c), (sr, sc), (h1, h2), "same" if same else "valid", rnn1_mode=mode)
     cfg = native.make_config(config, (n, rows, cols, k))
     if native.validate(cfg) != 0:
         assert not same and (rows < r or cols < c)
@@ -230,6 +241,30 @@ def test_scratch_does_not_grow_with_rows_or_batch():
     small = native.layer_buffer_bytes(config, (1, 16, 160, 4))
     assert native.layer_buffer_bytes(config, (3, 480, 160, 4)) == small
     assert small[1] < 40 * 1024  # Face-M4 at 160 columns: about 31 KB
+
+
+def test_recompute_mode_needs_about_a_kilobyte_whatever_the_map():
+    config = RNNPoolConfig.create(8, 4, 16, rnn1_mode="recompute")
+    face_m4 = native.layer_buffer_bytes(config, (1, 120, 160, 4))[1]
+    assert native.layer_buffer_bytes(config, (2, 480, 640, 4))[1] == face_m4 < 1200
+    cached = native.layer_buffer_bytes(RNNPoolConfig.create(8, 4, 16), (1, 120, 160, 4))[1]
+    assert cached > 25 * face_m4
+
+
+@pytest.mark.parametrize("padding, shape, patch, strides", [
+    ("valid", (2, 13, 17, 5), (4, 3), (2, 2)),   # overlapping patches
+    ("same", (1, 9, 11, 3), (3, 5), (4, 6)),     # strides above the patch: rows/columns skipped
+    ("same", (1, 3, 2, 2), (5, 4), (1, 1)),      # patch larger than the input
+])
+def test_recompute_and_cached_modes_give_the_same_bytes(padding, shape, patch, strides):
+    kwargs = dict(channels=shape[3], hidden=(7, 6), patch=patch, strides=strides, padding=padding, gate="sigmoid",
+                  update="tanh", per_channel=True, shape=shape, zeta=1.0, nu=-2.0, input_scale=0.03,
+                  output_scale=0.01, weight_gain=1.0, bias_gain=1.0, output_padding=(1, 2))
+    cached = random_case(np.random.default_rng(8), **kwargs)
+    recompute = random_case(np.random.default_rng(8), **kwargs, rnn1_mode="recompute")
+    out = native.rnnpool_s8(recompute.x, recompute.params)
+    np.testing.assert_array_equal(out, native.rnnpool_s8(cached.x, cached.params))
+    np.testing.assert_array_equal(out, cached.expected)
 
 
 # -- validation: one fault at a time, each with its own status -------------------------------------------
@@ -269,6 +304,7 @@ CONFIG_FAULTS = [
     ("update_activation", -1, "RNNPOOL_ERR_BAD_ACTIVATION"),
     ("output_pad_bottom", -1, "RNNPOOL_ERR_BAD_OUTPUT_PAD"),
     ("output_pad_right", 5, "RNNPOOL_ERR_BAD_OUTPUT_PAD"),
+    ("rnn1_mode", 2, "RNNPOOL_ERR_BAD_RNN1_MODE"),
     ("in_rows", 2, "RNNPOOL_ERR_PATCH_TOO_LARGE"),
     ("in_cols", 1, "RNNPOOL_ERR_PATCH_TOO_LARGE"),
 ]
@@ -443,10 +479,11 @@ def test_bench_host_prints_one_record_per_shape_and_activation_pair(capsys):
 
     from rnnpool_tflm.cli.commands import bench
     args = argparse.Namespace(what="kernel", target="host", json=True, shape=["VWW"], activations="both",
-                              seconds=0.01)
+                              seconds=0.01, rnn1_mode="cached")
     assert bench.run(args) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["activations"] for r in records] == ["sigmoid/tanh", "hard_sigmoid/hard_tanh"]
+    assert {r["rnn1_mode"] for r in records} == {"cached"}
     for r in records:
         assert r["shape"] == {"k": 8, "patch": 6, "stride": 4, "h1": 8, "h2": 8} and r["bit_exact"]
         assert r["macs_per_patch"] == 2 * 36 * (8 * 8 + 64) + 2 * 12 * (64 + 64) and r["ns_per_patch"] > 0

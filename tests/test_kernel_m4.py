@@ -115,9 +115,16 @@ def test_bench_m4_counts_instructions_per_patch(capsys):
     import json
 
     from rnnpool_tflm.cli.commands import bench
-    args = argparse.Namespace(what="kernel", target="m4", json=True, shape=["VWW"], activations="hard", seconds=1.0)
+    args = argparse.Namespace(what="kernel", target="m4", json=True, shape=["VWW"], activations="hard", seconds=1.0,
+                              rnn1_mode="both")
     assert bench.run(args) == 0
-    (record,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert record["shape"] == {"k": 8, "patch": 6, "stride": 4, "h1": 8, "h2": 8} and record["bit_exact"]
-    assert record["macs_per_patch"] == 12288 and record["patches"] == 729
-    assert record["instructions_per_mac"] == round(record["instructions_per_patch"] / 12288, 3) > 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["rnn1_mode"] for r in records] == ["cached", "recompute"]
+    for record in records:
+        assert record["shape"] == {"k": 8, "patch": 6, "stride": 4, "h1": 8, "h2": 8} and record["bit_exact"]
+        assert record["macs_per_patch"] == 12288 and record["patches"] == 729
+        assert record["instructions_per_mac"] == round(record["instructions_per_patch"] / 12288, 3) > 0
+    cached, recompute = records
+    # Recomputing RNN1 per patch costs instructions and saves scratch (VWW: stride 4 < patch 6).
+    assert recompute["instructions_per_patch"] > cached["instructions_per_patch"]
+    assert recompute["scratch_bytes"] < cached["scratch_bytes"] / 10

@@ -40,9 +40,10 @@ GOOD_OPTIONS = dict(version=1, patch_rows=4, patch_cols=4, stride_rows=2, stride
 
 
 def _case(seed, patch=(4, 4), strides=(2, 2), hidden=(8, 6), channels=5, shape=(1, 10, 9, 5), padding="valid",
-          gate="sigmoid", update="tanh", per_channel=True, zeta=100.0, nu=-100.0, output_padding=(0, 0)):
+          gate="sigmoid", update="tanh", per_channel=True, zeta=100.0, nu=-100.0, output_padding=(0, 0),
+          rnn1_mode="cached"):
     rng = np.random.default_rng(seed)
-    config = RNNPoolConfig.create(patch, strides, hidden, padding, gate, update, output_padding)
+    config = RNNPoolConfig.create(patch, strides, hidden, padding, gate, update, output_padding, rnn1_mode)
     weights = RNNPoolWeights.random(channels, hidden[0], hidden[1], rng, zeta=zeta, nu=nu)
     params = quantize_rnnpool(weights, config, 0.02, int(rng.integers(-20, 20)), 0.015, int(rng.integers(-20, 20)),
                               per_channel=per_channel)
@@ -63,6 +64,7 @@ def test_load_without_tflm_dir_names_it(monkeypatch):
     dict(patch=(3, 5), strides=(4, 1), hidden=(16, 16), channels=12, shape=(1, 12, 13, 12), zeta=1.5, nu=-0.5),
     dict(output_padding=(1, 1), shape=(2, 10, 9, 5)),
     dict(output_padding=(3, 0), padding="same"),
+    dict(rnn1_mode="recompute", output_padding=(1, 1), shape=(2, 11, 10, 5)),
 ])
 def test_int8_op_in_the_interpreter_is_bit_exact_with_the_golden_reference(kwargs):
     params, x = _case(11, **kwargs)
@@ -93,6 +95,7 @@ def test_float_op_in_the_interpreter_follows_the_float_reference():
     ({**GOOD_OPTIONS, "padding": 2}, "option out of range: 'padding'"),
     ({**GOOD_OPTIONS, "version": 2}, "option out of range: 'version'"),
     ({**GOOD_OPTIONS, "output_pad_bottom": 5}, "option out of range: 'output_pad_bottom'"),
+    ({**GOOD_OPTIONS, "rnn1_mode": 2}, "option out of range: 'rnn1_mode'"),
     ({**GOOD_OPTIONS, "output_pad_right": 1}, "tensor 'output' dim 2 is 3, the contract needs 4"),
     ({**GOOD_OPTIONS, "patch_rows": 1.0}, "option is not an integer: 'patch_rows'"),
     ({**GOOD_OPTIONS, "patch_rows": 40}, "patch larger than the input"),

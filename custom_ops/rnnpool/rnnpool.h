@@ -29,14 +29,17 @@
  * Ar = ceil(r/sr) (segments alive at once); Wo = output columns and
  * Wu = (Wo - 1)*sc + c (input columns the patches reach, padding included).
  *
- *   int8 scratch  = A(2*kp) + A(4*hp1) + A(16*hm) + A(8*hp2) + A(2*hp1*Ac)
- *                 + A(2*hp1*Ar*Wu) + A(4*hp2*r*Wo) + A(4*hp2*c)
- *   float scratch = A(4*h1) + A(8*hm) + A(4*h1*Ac)
- *                 + A(4*h1*Ar*Wu) + A(4*h2*r*Wo) + A(4*h2*c) + A(16*h2)
+ * The scratch is a work area, then the driver's regions (rnn1_mode):
+ *   int8 work     = A(2*kp) + A(16*hm) + A(4*hp2);   S = 2*hp1, I = 4*hp1, P = 4*hp2
+ *   float work    = A(8*hm) + A(8*h2);               S = 4*h1,  I = 4*h1,  P = 4*h2
+ *   cached        = work + A(I) + A(S*Ac) + A(S*Ar*Wu) + A(P*r*Wo) + A(P*c)
+ *   recompute     = work + A(2*S) + A(2*I) + A(P*max(r, c))
+ * (S: one RNN1 state, I: one projected pixel, P: one projected summary.)
  *
- * The dominant terms are the column-segment states (Ar*Wu*h1 states) and
- * the ring of W2-projected row summaries (r*Wo*hp2 values): O(W*h1 + r*Wo*h2),
- * independent of the number of input rows and of the batch.
+ * In cached mode the dominant terms are the column-segment states (Ar*Wu
+ * states) and the ring of W2-projected row summaries (r*Wo of them):
+ * O(W*h1 + r*Wo*h2), independent of the number of input rows and of the
+ * batch. Recompute mode is independent of the map: about 1 KB for h = 16.
  *
  *   int8 prepared  = RNNPOOL_PREPARED_HEADER_BYTES + A(2*hp1*kp) + A(2*hp1*hp1)
  *                  + A(2*hp2*hp1) + A(2*hp2*hp2) + A(4*hp1) + 48*hp1 + 48*hp2
@@ -59,7 +62,7 @@ extern "C" {
 
 /* Status codes. The validator reports the first problem in this order:
  * pointers, dims, channels, hidden sizes, patch/stride, padding, activations,
- * output padding, input size, patch vs input, output size, then (params) pointers, scales,
+ * output padding, RNN1 mode, input size, patch vs input, output size, then (params) pointers, scales,
  * zero points, scale counts, scalars, biases, multipliers, buffer sizes. */
 typedef enum {
   RNNPOOL_OK = 0,
@@ -82,7 +85,8 @@ typedef enum {
   RNNPOOL_ERR_MISALIGNED = 17,      /* prepared/scratch not 8-byte aligned, or float data not 4-byte aligned */
   RNNPOOL_ERR_NOT_PREPARED = 18,    /* eval on a buffer that prepare did not fill (or of the other variant) */
   RNNPOOL_ERR_BAD_OUTPUT_PAD = 19,  /* output_pad_bottom/right outside the contract's range */
-  RNNPOOL_STATUS_COUNT = 20
+  RNNPOOL_ERR_BAD_RNN1_MODE = 20,   /* rnn1_mode not RNNPOOL_RNN1_CACHED/_RECOMPUTE */
+  RNNPOOL_STATUS_COUNT = 21
 } rnnpool_status;
 
 /* The fixed part of a prepared buffer (an internal header). */
@@ -117,6 +121,7 @@ typedef struct {
   int32_t update_activation; /* RNNPOOL_UPDATE_TANH or RNNPOOL_UPDATE_HARD_TANH */
   int32_t output_pad_bottom; /* copies of the last output row appended, 0..4 (contract range) */
   int32_t output_pad_right;  /* copies of the last output column appended, 0..4 */
+  int32_t rnn1_mode;         /* RNNPOOL_RNN1_CACHED (0) or RNNPOOL_RNN1_RECOMPUTE: scratch vs instructions */
 } rnnpool_config;
 
 typedef struct {

@@ -22,7 +22,8 @@
   X(RNNPOOL_ERR_BUFFER_TOO_SMALL, "prepared or scratch buffer too small")                   \
   X(RNNPOOL_ERR_MISALIGNED, "buffer not aligned")                                           \
   X(RNNPOOL_ERR_NOT_PREPARED, "buffer was not filled by this variant's prepare")                \
-  X(RNNPOOL_ERR_BAD_OUTPUT_PAD, "output padding outside the contract's range")
+  X(RNNPOOL_ERR_BAD_OUTPUT_PAD, "output padding outside the contract's range")               \
+  X(RNNPOOL_ERR_BAD_RNN1_MODE, "unknown RNN1 mode")
 
 const char* rnnpool_status_str(rnnpool_status status) {
 #define RNNPOOL_STATUS_TEXT_(code, text) \
@@ -86,6 +87,9 @@ rnnpool_status rnnpool_validate_config(const rnnpool_config* cfg, rnnpool_geomet
   if (!in_range(cfg->output_pad_bottom, RNNPOOL_OPTION_MIN_OUTPUT_PAD_BOTTOM, RNNPOOL_OPTION_MAX_OUTPUT_PAD_BOTTOM) ||
       !in_range(cfg->output_pad_right, RNNPOOL_OPTION_MIN_OUTPUT_PAD_RIGHT, RNNPOOL_OPTION_MAX_OUTPUT_PAD_RIGHT)) {
     return RNNPOOL_ERR_BAD_OUTPUT_PAD;
+  }
+  if (cfg->rnn1_mode != RNNPOOL_RNN1_CACHED && cfg->rnn1_mode != RNNPOOL_RNN1_RECOMPUTE) {
+    return RNNPOOL_ERR_BAD_RNN1_MODE;
   }
   if (!elements_ok(cfg->batch, cfg->in_rows, cfg->in_cols, cfg->channels)) return RNNPOOL_ERR_SIZE_OVERFLOW;
   /* From here every size is below 2^29: no int32 expression below overflows. */

@@ -18,9 +18,8 @@ typedef struct {
   int32_t hard_gate, hard_update;
   rnnpool_layout layout;
   f32_cell_offsets rnn1, rnn2;
-  uint32_t work_px;  /* [h1] projected pixel */
   uint32_t work_pre; /* [2][hm] U.h of two states */
-  uint32_t work_g;   /* [4][h2] RNN2 states */
+  uint32_t work_g;   /* [2][h2] RNN2 forward and backward states */
   uint32_t work_bytes;
 } f32_prepared;
 
@@ -77,9 +76,10 @@ static void cell_update(const f32_view* v, const f32_cell* c, const float* px, c
   }
 }
 
-static void f32_project(const void* prepared, const void* pixel, void* work) {
+static void f32_project(const void* prepared, const void* pixel, void* input, void* work) {
   const f32_view* v = (const f32_view*)prepared;
-  float* px = WORK(v, work, work_px);
+  float* px = (float*)input;
+  (void)work;
   if (pixel == NULL) {
     memset(px, 0, (size_t)v->rnn1.h * sizeof(float));
     return;
@@ -87,20 +87,20 @@ static void f32_project(const void* prepared, const void* pixel, void* work) {
   matvec(v->rnn1.w, v->rnn1.h, v->rnn1.in, (const float*)pixel, px);
 }
 
-static void f32_fresh(const void* prepared, void* state, void* work) {
+static void f32_fresh(const void* prepared, const void* input, void* state, void* work) {
   const f32_view* v = (const f32_view*)prepared;
-  cell_update(v, &v->rnn1, WORK(v, work, work_px), NULL, (float*)state);
+  (void)work;
+  cell_update(v, &v->rnn1, (const float*)input, NULL, (float*)state);
 }
 
-static void f32_step(const void* prepared, void* a, void* b, void* work) {
+static void f32_step(const void* prepared, void* a, const void* ia, void* b, const void* ib, void* work) {
   const f32_view* v = (const f32_view*)prepared;
-  const float* px = WORK(v, work, work_px);
   float* pre = WORK(v, work, work_pre);
   matvec(v->rnn1.u, v->rnn1.h, v->rnn1.h, (const float*)a, pre);
-  cell_update(v, &v->rnn1, px, pre, (float*)a);
+  cell_update(v, &v->rnn1, (const float*)ia, pre, (float*)a);
   if (b != NULL) {
     matvec(v->rnn1.u, v->rnn1.h, v->rnn1.h, (const float*)b, pre);
-    cell_update(v, &v->rnn1, px, pre, (float*)b);
+    cell_update(v, &v->rnn1, (const float*)ib, pre, (float*)b);
   }
 }
 
@@ -120,25 +120,23 @@ static void rnn2_step(const f32_view* v, const float* p, float* g, int first, fl
   }
 }
 
-static void f32_patch(const void* prepared, const rnnpool_patch_view* view, void* out_pixel, void* work) {
+/* RNN2 forward and backward over one sequence -> 2*h2 outputs. */
+static void f32_pool(const void* prepared, const rnnpool_sequence* seq, void* out_half, void* work) {
   const f32_view* v = (const f32_view*)prepared;
-  const int32_t h2 = v->rnn2.h, r = view->rows, c = view->cols;
+  const int32_t h2 = v->rnn2.h, n = seq->steps;
   float* g = WORK(v, work, work_g);
   float* pre = WORK(v, work, work_pre);
   int32_t t;
-  for (t = 0; t < r; ++t) {
-    rnn2_step(v, (const float*)rnnpool_view_row(view, t), g, t == 0, pre);
-    rnn2_step(v, (const float*)rnnpool_view_row(view, r - 1 - t), g + h2, t == 0, pre);
+  for (t = 0; t < n; ++t) {
+    rnn2_step(v, (const float*)rnnpool_sequence_at(seq, t), g, t == 0, pre);
+    rnn2_step(v, (const float*)rnnpool_sequence_at(seq, n - 1 - t), g + h2, t == 0, pre);
   }
-  for (t = 0; t < c; ++t) {
-    rnn2_step(v, (const float*)rnnpool_view_col(view, t), g + 2 * h2, t == 0, pre);
-    rnn2_step(v, (const float*)rnnpool_view_col(view, c - 1 - t), g + 3 * h2, t == 0, pre);
-  }
-  memcpy(out_pixel, g, 4u * (size_t)h2 * sizeof(float));
+  memcpy(out_half, g, 2u * (size_t)h2 * sizeof(float));
 }
 
 static void f32_ops(const f32_prepared* p, rnnpool_stream_ops* ops) {
   ops->state_bytes = (size_t)p->rnn1.h * sizeof(float);
+  ops->input_bytes = (size_t)p->rnn1.h * sizeof(float);
   ops->proj_bytes = (size_t)p->rnn2.h * sizeof(float);
   ops->in_pixel_bytes = (size_t)p->layout.cfg.channels * sizeof(float);
   ops->out_pixel_bytes = 4u * (size_t)p->rnn2.h * sizeof(float);
@@ -147,12 +145,12 @@ static void f32_ops(const f32_prepared* p, rnnpool_stream_ops* ops) {
   ops->fresh = f32_fresh;
   ops->step = f32_step;
   ops->summarize = f32_summarize;
-  ops->patch = f32_patch;
+  ops->pool = f32_pool;
 }
 
 typedef struct {
   size_t w1, u1, bias1, w2, u2, bias2, total;
-  size_t work_px, work_pre, work_g, work_bytes;
+  size_t work_pre, work_g, work_bytes;
   int ok;
 } f32_sizes;
 
@@ -174,9 +172,8 @@ static f32_sizes sizes(const rnnpool_config* cfg) {
 #if SIZE_MAX > UINT32_MAX
   if (cursor > UINT32_MAX) s.ok = 0; /* offsets are 32-bit */
 #endif
-  s.work_px = rnnpool_take(&work, 4 * h1, &s.ok);
   s.work_pre = rnnpool_take(&work, 8 * hm, &s.ok);
-  s.work_g = rnnpool_take(&work, 16 * h2, &s.ok);
+  s.work_g = rnnpool_take(&work, 8 * h2, &s.ok);
   s.work_bytes = work;
   return s;
 }
@@ -262,7 +259,6 @@ rnnpool_status rnnpool_f32_prepare(const rnnpool_config* cfg, const rnnpool_f32_
   p.hard_update = cfg->update_activation == RNNPOOL_UPDATE_HARD_TANH;
   set_cell(&p.rnn1, s.w1, s.u1, s.bias1, cfg->hidden1, cfg->channels, params->scalars[0], params->scalars[1]);
   set_cell(&p.rnn2, s.w2, s.u2, s.bias2, cfg->hidden2, cfg->hidden1, params->scalars[2], params->scalars[3]);
-  p.work_px = (uint32_t)s.work_px;
   p.work_pre = (uint32_t)s.work_pre;
   p.work_g = (uint32_t)s.work_g;
   p.work_bytes = (uint32_t)s.work_bytes;

@@ -62,53 +62,46 @@ typedef struct {
 
 rnnpool_status rnnpool_layout_init(const rnnpool_config* cfg, rnnpool_layout* layout);
 
-/* What one patch's RNN2 reads: its r W2-projected row summaries (ring slots
- * row_first, row_first + 1, ... modulo r, already offset to the patch's
- * column) and its c projected column summaries (slots modulo c). */
+/* A sequence of projected summaries for RNN2: element t (t = 0..steps-1) is
+ * slot (first + t) mod slots of a ring of `slots` entries `slot_bytes` apart
+ * (a plain array: first = 0, slots = steps). */
 typedef struct {
-  const uint8_t* row_ring;
-  size_t row_slot_bytes;
-  int32_t row_first;
-  int32_t rows;
-  const uint8_t* col_ring;
-  size_t col_slot_bytes;
-  int32_t col_first;
-  int32_t cols;
-} rnnpool_patch_view;
+  const uint8_t* ring;
+  size_t slot_bytes;
+  int32_t first;
+  int32_t slots;
+  int32_t steps;
+} rnnpool_sequence;
 
-static inline const void* rnnpool_view_row(const rnnpool_patch_view* v, int32_t t) {
-  int32_t slot = v->row_first + t;
-  if (slot >= v->rows) slot -= v->rows;
-  return v->row_ring + (size_t)slot * v->row_slot_bytes;
+static inline const void* rnnpool_sequence_at(const rnnpool_sequence* s, int32_t t) {
+  int32_t slot = s->first + t;
+  if (slot >= s->slots) slot -= s->slots;
+  return s->ring + (size_t)slot * s->slot_bytes;
 }
 
-static inline const void* rnnpool_view_col(const rnnpool_patch_view* v, int32_t t) {
-  int32_t slot = v->col_first + t;
-  if (slot >= v->cols) slot -= v->cols;
-  return v->col_ring + (size_t)slot * v->col_slot_bytes;
-}
-
-/* The element-type specific work, called by the driver. `work` is the
+/* The element-type specific work, called by the drivers. `work` is the
  * variant's own scratch area (work_bytes at the start of the scratch). */
 typedef struct {
   size_t state_bytes;     /* one RNN1 state (a multiple of 4) */
-  size_t proj_bytes;      /* one W2-projected summary */
+  size_t input_bytes;     /* one projected pixel: RNN1's step input (a multiple of 4) */
+  size_t proj_bytes;      /* one W2-projected summary: RNN2's step input (a multiple of 4) */
   size_t in_pixel_bytes;  /* k input elements */
   size_t out_pixel_bytes; /* 4*h2 output elements */
   size_t work_bytes;
-  /* W1-projects one input pixel (NULL: padding) into the work area. */
-  void (*project)(const void* prepared, const void* pixel, void* work);
-  /* The first step of a segment (from state 0) on the projected pixel. */
-  void (*fresh)(const void* prepared, void* state, void* work);
-  /* One step of each of two segments (b may be NULL) on the projected pixel. */
-  void (*step)(const void* prepared, void* a, void* b, void* work);
+  /* W1-projects one input pixel (NULL: padding) into `input`. */
+  void (*project)(const void* prepared, const void* pixel, void* input, void* work);
+  /* The first step of a sequence (from state 0) on a projected pixel. */
+  void (*fresh)(const void* prepared, const void* input, void* state, void* work);
+  /* One step of state a on input ia and, unless b is NULL, of state b on ib (ib may be ia). */
+  void (*step)(const void* prepared, void* a, const void* ia, void* b, const void* ib, void* work);
   /* W2-projects a finished RNN1 summary. */
   void (*summarize)(const void* prepared, const void* state, void* proj, void* work);
-  /* RNN2 over one patch's summaries -> one output pixel. */
-  void (*patch)(const void* prepared, const rnnpool_patch_view* view, void* out_pixel, void* work);
+  /* RNN2 forward and backward over one sequence of summaries -> 2*h2 output elements. */
+  void (*pool)(const void* prepared, const rnnpool_sequence* seq, void* out_half, void* work);
 } rnnpool_stream_ops;
 
-/* Scratch bytes of the driver's regions plus ops->work_bytes; 0 on overflow. */
+/* Scratch bytes of the driver's regions plus ops->work_bytes; 0 on overflow.
+ * The driver (and so the size) depends on cfg.rnn1_mode. */
 size_t rnnpool_stream_scratch_bytes(const rnnpool_layout* layout, const rnnpool_stream_ops* ops);
 
 /* Runs the whole layer over all N (see docs/kernel.md, "Work organisation"). */

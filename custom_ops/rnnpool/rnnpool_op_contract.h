@@ -42,9 +42,10 @@
   X(GATE_ACTIVATION, "gate_activation", 0, 1)                                \
   X(UPDATE_ACTIVATION, "update_activation", 0, 1)                            \
   X(OUTPUT_PAD_BOTTOM, "output_pad_bottom", 0, 4)                            \
-  X(OUTPUT_PAD_RIGHT, "output_pad_right", 0, 4)
+  X(OUTPUT_PAD_RIGHT, "output_pad_right", 0, 4)                             \
+  X(RNN1_MODE, "rnn1_mode", 0, 1)
 
-#define RNNPOOL_NUM_OPTIONS 10
+#define RNNPOOL_NUM_OPTIONS 11
 
 /* Options a model may leave out, and the value they then take; every other
  * option is required. Writers omit an option that equals its default, so a
@@ -52,7 +53,8 @@
  * X(ENUM, default) */
 #define RNNPOOL_OPTION_DEFAULTS(X)                                           \
   X(OUTPUT_PAD_BOTTOM, 0)                                                    \
-  X(OUTPUT_PAD_RIGHT, 0)
+  X(OUTPUT_PAD_RIGHT, 0)                                                     \
+  X(RNN1_MODE, 0)
 
 /* Values of the enumerated options. */
 #define RNNPOOL_PADDING_VALID 0
@@ -64,6 +66,12 @@
 /* output_pad_bottom / output_pad_right: that many copies of the last output
  * row / column appended (replicate padding, as PyTorch's F.pad(x, (0, pad_r,
  * 0, pad_b), mode="replicate")); the output is [N, Ho + pad_b, Wo + pad_r, 4*h2]. */
+/* rnn1_mode: how the kernel organises RNN1, never what it computes (same output
+ * bytes): CACHED keeps RNN1 results shared by overlapping patches in scratch
+ * (fewest instructions), RECOMPUTE recomputes them per patch (scratch of about
+ * a kilobyte, independent of the map width). */
+#define RNNPOOL_RNN1_CACHED 0
+#define RNNPOOL_RNN1_RECOMPUTE 1
 
 /* Limits that keep every int32 accumulator exact (docs/quantization.md, 4). */
 #define RNNPOOL_MAX_CHANNELS 16384

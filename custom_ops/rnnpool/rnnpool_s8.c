@@ -38,9 +38,8 @@ typedef struct {
   rnnpool_rq y;        /* RNN2 state -> output */
   /* Work area (start of the scratch) */
   uint32_t work_pixel; /* [kp] int16: the input pixel, widened and permuted like W1's columns */
-  uint32_t work_px;    /* [hp1] int32: the projected pixel, Q12 */
   uint32_t work_gv;    /* [hm][4] int32: (g_a, v_a, g_b, v_b) pre-activations of a step pair */
-  uint32_t work_g;     /* [4][hp2] int16: the four RNN2 states of a patch */
+  uint32_t work_g;     /* [2][hp2] int16: RNN2 forward and backward states */
   uint32_t work_bytes;
 } s8_prepared;
 
@@ -321,9 +320,9 @@ static void widen_pixel(const int8_t* x, int32_t k, int16_t* out) {
   if (k & 1) out[k] = 0;
 }
 
-static void s8_project(const void* prepared, const void* pixel, void* work) {
+static void s8_project(const void* prepared, const void* pixel, void* input, void* work) {
   const s8_view* v = (const s8_view*)prepared;
-  int32_t* px = WORK(v, work, work_px, int32_t);
+  int32_t* px = (int32_t*)input;
   int16_t* x16 = WORK(v, work, work_pixel, int16_t);
   if (pixel == NULL) { /* padding is x = zp: its projection is exactly 0 */
     memset(px, 0, (size_t)v->rnn1.hp * sizeof(int32_t));
@@ -333,15 +332,16 @@ static void s8_project(const void* prepared, const void* pixel, void* work) {
   project(v->rnn1.w, v->rnn1.hp, v->rnn1.inp, v->rnn1.wq, v->x1_offset, x16, px, v->rnn1.w_class);
 }
 
-static void s8_fresh(const void* prepared, void* state, void* work) {
+static void s8_fresh(const void* prepared, const void* input, void* state, void* work) {
   const s8_view* v = (const s8_view*)prepared;
-  first_any(&v->rnn1, WORK(v, work, work_px, int32_t), (int16_t*)state, v->p->activations);
+  (void)work;
+  first_any(&v->rnn1, (const int32_t*)input, (int16_t*)state, v->p->activations);
 }
 
-static void s8_step(const void* prepared, void* a, void* b, void* work) {
+static void s8_step(const void* prepared, void* a, const void* ia, void* b, const void* ib, void* work) {
   const s8_view* v = (const s8_view*)prepared;
-  const int32_t* px = WORK(v, work, work_px, int32_t);
-  step_any(&v->rnn1, px, px, (int16_t*)a, (int16_t*)b, WORK(v, work, work_gv, int32_t), v->p->activations);
+  step_any(&v->rnn1, (const int32_t*)ia, (const int32_t*)(b != NULL ? ib : ia), (int16_t*)a, (int16_t*)b,
+           WORK(v, work, work_gv, int32_t), v->p->activations);
 }
 
 static void s8_summarize(const void* prepared, const void* state, void* proj, void* work) {
@@ -351,27 +351,23 @@ static void s8_summarize(const void* prepared, const void* state, void* proj, vo
           v->rnn2.w_class);
 }
 
-static void s8_patch(const void* prepared, const rnnpool_patch_view* view, void* out_pixel, void* work) {
+/* RNN2 forward (state g) and backward (g + hp2) over one sequence, stepped as a
+ * pair; the final states requantized to 2*h2 int8 outputs. */
+static void s8_pool(const void* prepared, const rnnpool_sequence* seq, void* out_half, void* work) {
   const s8_view* v = (const s8_view*)prepared;
   const s8_cell* c2 = &v->rnn2;
-  const int32_t h2 = c2->h, hp2 = c2->hp, r = view->rows, c = view->cols, act = v->p->activations;
-  int16_t* g = WORK(v, work, work_g, int16_t); /* rows fwd, rows bwd, cols fwd, cols bwd */
+  const int32_t h2 = c2->h, hp2 = c2->hp, n = seq->steps, act = v->p->activations;
+  int16_t* g = WORK(v, work, work_g, int16_t);
   int32_t* tmp = WORK(v, work, work_gv, int32_t);
-  int8_t* out = (int8_t*)out_pixel;
+  int8_t* out = (int8_t*)out_half;
   int32_t t, m;
-  first_any(c2, (const int32_t*)rnnpool_view_row(view, 0), g, act);
-  first_any(c2, (const int32_t*)rnnpool_view_row(view, r - 1), g + hp2, act);
-  first_any(c2, (const int32_t*)rnnpool_view_col(view, 0), g + 2 * hp2, act);
-  first_any(c2, (const int32_t*)rnnpool_view_col(view, c - 1), g + 3 * hp2, act);
-  for (t = 1; t < r; ++t) {
-    step_any(c2, (const int32_t*)rnnpool_view_row(view, t), (const int32_t*)rnnpool_view_row(view, r - 1 - t), g,
+  first_any(c2, (const int32_t*)rnnpool_sequence_at(seq, 0), g, act);
+  first_any(c2, (const int32_t*)rnnpool_sequence_at(seq, n - 1), g + hp2, act);
+  for (t = 1; t < n; ++t) {
+    step_any(c2, (const int32_t*)rnnpool_sequence_at(seq, t), (const int32_t*)rnnpool_sequence_at(seq, n - 1 - t), g,
              g + hp2, tmp, act);
   }
-  for (t = 1; t < c; ++t) {
-    step_any(c2, (const int32_t*)rnnpool_view_col(view, t), (const int32_t*)rnnpool_view_col(view, c - 1 - t),
-             g + 2 * hp2, g + 3 * hp2, tmp, act);
-  }
-  for (t = 0; t < 4; ++t) {
+  for (t = 0; t < 2; ++t) {
     for (m = 0; m < h2; ++m) {
       out[t * h2 + m] = (int8_t)rnnpool_sat8(rnnpool_requant(g[t * hp2 + m], &v->p->y) + v->p->output_zero_point);
     }
@@ -380,6 +376,7 @@ static void s8_patch(const void* prepared, const rnnpool_patch_view* view, void*
 
 static void s8_ops(const s8_prepared* p, rnnpool_stream_ops* ops) {
   ops->state_bytes = (size_t)p->rnn1.hp * sizeof(int16_t);
+  ops->input_bytes = (size_t)p->rnn1.hp * sizeof(int32_t);
   ops->proj_bytes = (size_t)p->rnn2.hp * sizeof(int32_t);
   ops->in_pixel_bytes = (size_t)p->layout.cfg.channels;
   ops->out_pixel_bytes = 4u * (size_t)p->rnn2.h;
@@ -388,14 +385,14 @@ static void s8_ops(const s8_prepared* p, rnnpool_stream_ops* ops) {
   ops->fresh = s8_fresh;
   ops->step = s8_step;
   ops->summarize = s8_summarize;
-  ops->patch = s8_patch;
+  ops->pool = s8_pool;
 }
 
 /* ---- sizes (the formulas in rnnpool.h) ------------------------------------------------ */
 
 typedef struct {
   size_t w1, u1, w2, u2, x1_offset, wq1, ur1, wq2, ur2, total;
-  size_t work_pixel, work_px, work_gv, work_g, work_bytes;
+  size_t work_pixel, work_gv, work_g, work_bytes;
   int ok;
 } s8_sizes;
 
@@ -420,9 +417,8 @@ static s8_sizes sizes(const rnnpool_config* cfg) {
   if (cursor > UINT32_MAX) s.ok = 0; /* offsets are 32-bit */
 #endif
   s.work_pixel = rnnpool_take(&work, 2 * kp, &s.ok);
-  s.work_px = rnnpool_take(&work, 4 * hp1, &s.ok);
   s.work_gv = rnnpool_take(&work, 16 * hm, &s.ok);
-  s.work_g = rnnpool_take(&work, 8 * hp2, &s.ok);
+  s.work_g = rnnpool_take(&work, 4 * hp2, &s.ok);
   s.work_bytes = work;
   return s;
 }
@@ -728,7 +724,6 @@ rnnpool_status rnnpool_s8_prepare(const rnnpool_config* cfg, const rnnpool_s8_pa
   p.input_zero_point = params->input_zero_point;
   p.output_zero_point = params->output_zero_point;
   p.work_pixel = (uint32_t)s.work_pixel;
-  p.work_px = (uint32_t)s.work_px;
   p.work_gv = (uint32_t)s.work_gv;
   p.work_g = (uint32_t)s.work_g;
   p.work_bytes = (uint32_t)s.work_bytes;

@@ -1,7 +1,9 @@
-/* The streaming driver shared by the int8 and float32 kernels.
+/* The drivers shared by the int8 and float32 kernels: what is computed when
+ * (docs/kernel.md, "Work organisation"). Two organisations of the same values,
+ * chosen by cfg.rnn1_mode:
  *
- * Walks the (padded) map once, row by row, pixel by pixel, and keeps only
- * what later pixels need (docs/kernel.md, "Work organisation"):
+ * RNNPOOL_RNN1_CACHED walks the (padded) map once, row by row, pixel by pixel,
+ * and keeps only what later pixels need:
  *   - each pixel is W1-projected once, then steps every RNN1 segment that
  *     contains it: the row segments of the patch columns covering it
  *     (at most Ac = ceil(c/sc), states in `row_states`) and the column
@@ -11,25 +13,43 @@
  *   - a finished row summary is W2-projected once into a ring of r image
  *     rows (`ring[r][Wo]`); a finished column summary into a ring of c
  *     columns (`col_ring[c]`);
- *   - a patch is pooled (RNN2) as soon as its last pixel is done; after the
- *     last patch of a patch row its output_pad_right copies are written, after
- *     the last patch of the image the output_pad_bottom copies of the last row.
+ *   - a patch is pooled (RNN2) as soon as its last pixel is done.
  * Every segment and summary is computed exactly once, whatever the overlap of
- * the patches. */
+ * the patches.
+ *
+ * RNNPOOL_RNN1_RECOMPUTE pools one patch after the other (row-major) and
+ * keeps nothing between patches: the patch's r row sequences (two at a time),
+ * their summaries, RNN2 over them; then its c column sequences. Scratch: two
+ * RNN1 states and inputs, max(r, c) projected summaries and the work area.
+ *
+ * Both write the output replicate padding the same way: after the last patch
+ * of a patch row its output_pad_right copies, after the image's last patch the
+ * output_pad_bottom copies of the last (padded) row. */
 #include <string.h>
 
 #include "rnnpool_internal.h"
 
 typedef struct {
-  size_t work, row_states, col_states, ring, col_ring, total;
+  size_t work, input, row_states, col_states, ring, col_ring, total; /* cached */
+  size_t states, inputs, summaries;                                  /* recompute */
   int ok;
 } stream_regions;
 
 static stream_regions regions(const rnnpool_layout* l, const rnnpool_stream_ops* ops) {
   stream_regions s;
   size_t cursor = 0;
+  memset(&s, 0, sizeof(s));
   s.ok = 1;
   s.work = rnnpool_take(&cursor, ops->work_bytes, &s.ok);
+  if (l->cfg.rnn1_mode == RNNPOOL_RNN1_RECOMPUTE) {
+    const size_t longest = (size_t)(l->cfg.patch_rows > l->cfg.patch_cols ? l->cfg.patch_rows : l->cfg.patch_cols);
+    s.states = rnnpool_take(&cursor, rnnpool_mul(2, ops->state_bytes, &s.ok), &s.ok);
+    s.inputs = rnnpool_take(&cursor, rnnpool_mul(2, ops->input_bytes, &s.ok), &s.ok);
+    s.summaries = rnnpool_take(&cursor, rnnpool_mul(longest, ops->proj_bytes, &s.ok), &s.ok);
+    s.total = cursor;
+    return s;
+  }
+  s.input = rnnpool_take(&cursor, ops->input_bytes, &s.ok);
   s.row_states = rnnpool_take(&cursor, rnnpool_mul((size_t)l->row_slots, ops->state_bytes, &s.ok), &s.ok);
   s.col_states = rnnpool_take(
       &cursor, rnnpool_mul(rnnpool_mul((size_t)l->col_slots, (size_t)l->used_cols, &s.ok), ops->state_bytes, &s.ok),
@@ -60,35 +80,8 @@ static int32_t window_ending_at(int32_t v, int32_t p, int32_t s) {
   return d >= 0 && d % s == 0 ? d / s : -1;
 }
 
-/* Collects the segments stepped at one pixel: the first fresh one gets the
- * first step computed, the others copy it; continuing ones go in pairs. */
-typedef struct {
-  const rnnpool_stream_ops* ops;
-  const void* prepared;
-  void* work;
-  void* fresh_done;
-  void* pending;
-} step_batch;
-
-static void batch_add(step_batch* b, uint8_t* state, int fresh) {
-  if (fresh) {
-    if (b->fresh_done == NULL) {
-      b->ops->fresh(b->prepared, state, b->work);
-      b->fresh_done = state;
-    } else {
-      memcpy(state, b->fresh_done, b->ops->state_bytes);
-    }
-  } else if (b->pending == NULL) {
-    b->pending = state;
-  } else {
-    b->ops->step(b->prepared, b->pending, state, b->work);
-    b->pending = NULL;
-  }
-}
-
-/* Replicate padding of one finished output row (pad_right copies of its last
- * pixel) and, after the last row, of the whole image (pad_bottom copies of the
- * last padded row). */
+/* Replicate padding: pad_right copies of a finished output row's last pixel;
+ * pad_bottom copies of the last (padded) row of a finished image. */
 static void pad_right(uint8_t* row, int32_t wo, int32_t copies, size_t pixel_bytes) {
   const uint8_t* last = row + (size_t)(wo - 1) * pixel_bytes;
   int32_t t;
@@ -101,94 +94,194 @@ static void pad_bottom(uint8_t* image, int32_t ho, int32_t copies, size_t row_by
   for (t = 1; t <= copies; ++t) memcpy(image + (size_t)(ho - 1 + t) * row_bytes, last, row_bytes);
 }
 
-rnnpool_status rnnpool_stream_run(const rnnpool_layout* l, const rnnpool_stream_ops* ops, const void* prepared,
-                                  const void* input, void* output, void* scratch, size_t scratch_bytes) {
+/* Output patch (i, j) is written: pad what it completes. */
+static void pad_after(const rnnpool_layout* l, uint8_t* image, int32_t i, int32_t j, size_t pixel_bytes) {
+  const size_t row_bytes = (size_t)l->geo.padded_out_cols * pixel_bytes;
+  if (j != l->geo.out_cols - 1) return;
+  pad_right(image + (size_t)i * row_bytes, l->geo.out_cols, l->cfg.output_pad_right, pixel_bytes);
+  if (i == l->geo.out_rows - 1) pad_bottom(image, l->geo.out_rows, l->cfg.output_pad_bottom, row_bytes);
+}
+
+/* The input pixel at padded coordinates (y, x), or NULL for zero padding. */
+static const void* pixel_at(const rnnpool_layout* l, const uint8_t* image, int32_t y, int32_t x, size_t pixel_bytes) {
+  const int32_t yi = y - l->geo.pad_top, xi = x - l->geo.pad_left;
+  if (yi < 0 || yi >= l->cfg.in_rows || xi < 0 || xi >= l->cfg.in_cols) return NULL;
+  return image + ((size_t)yi * (size_t)l->cfg.in_cols + (size_t)xi) * pixel_bytes;
+}
+
+/* ---- RNNPOOL_RNN1_CACHED ----------------------------------------------------------- */
+
+/* Collects the segments stepped at one pixel: the first fresh one gets the
+ * first step computed, the others copy it; continuing ones go in pairs. */
+typedef struct {
+  const rnnpool_stream_ops* ops;
+  const void* prepared;
+  const void* input;
+  void* work;
+  void* fresh_done;
+  void* pending;
+} step_batch;
+
+static void batch_add(step_batch* b, uint8_t* state, int fresh) {
+  if (fresh) {
+    if (b->fresh_done == NULL) {
+      b->ops->fresh(b->prepared, b->input, state, b->work);
+      b->fresh_done = state;
+    } else {
+      memcpy(state, b->fresh_done, b->ops->state_bytes);
+    }
+  } else if (b->pending == NULL) {
+    b->pending = state;
+  } else {
+    b->ops->step(b->prepared, b->pending, b->input, state, b->input, b->work);
+    b->pending = NULL;
+  }
+}
+
+static void run_cached(const rnnpool_layout* l, const rnnpool_stream_ops* ops, const void* prepared,
+                       const uint8_t* in, uint8_t* out, uint8_t* base, const stream_regions* s) {
   const rnnpool_config* cfg = &l->cfg;
   const int32_t r = cfg->patch_rows, c = cfg->patch_cols;
   const int32_t sr = cfg->stride_rows, sc = cfg->stride_cols;
   const int32_t ho = l->geo.out_rows, wo = l->geo.out_cols;
   const size_t sbytes = ops->state_bytes, pbytes = ops->proj_bytes;
-  const size_t in_image = (size_t)cfg->in_rows * (size_t)cfg->in_cols * ops->in_pixel_bytes;
-  const int32_t wpo = l->geo.padded_out_cols; /* output row length, right padding included */
-  const size_t out_row = (size_t)wpo * ops->out_pixel_bytes;
-  const size_t out_image = (size_t)l->geo.padded_out_rows * out_row;
-  const stream_regions s = regions(l, ops);
-  uint8_t* const base = (uint8_t*)scratch;
-  uint8_t *row_states, *col_states, *ring, *col_ring;
+  const size_t out_row = (size_t)l->geo.padded_out_cols * ops->out_pixel_bytes;
+  const size_t half = ops->out_pixel_bytes / 2;
+  uint8_t* const row_states = base + s->row_states;
+  uint8_t* const col_states = base + s->col_states;
+  uint8_t* const ring = base + s->ring;
+  uint8_t* const col_ring = base + s->col_ring;
   step_batch batch;
-  int32_t n, y, x, i, j;
+  int32_t y, x, i, j;
+  batch.ops = ops;
+  batch.prepared = prepared;
+  batch.input = base + s->input;
+  batch.work = base + s->work;
+  for (y = 0; y < l->used_rows; ++y) {
+    const int32_t i_lo = first_window(y, r, sr);
+    const int32_t i_hi = y / sr < ho - 1 ? y / sr : ho - 1;
+    const int32_t i_done = window_ending_at(y, r, sr); /* patch row completed by this row */
+    uint8_t* const ring_row = ring + (size_t)(y % r) * (size_t)wo * pbytes;
+    if (i_lo > i_hi) continue; /* between patch rows (stride > patch) */
+    for (x = 0; x < l->used_cols; ++x) {
+      const int32_t j_lo = first_window(x, c, sc);
+      const int32_t j_hi = x / sc < wo - 1 ? x / sc : wo - 1;
+      const int32_t j_done = window_ending_at(x, c, sc); /* row segment completed at this pixel */
+      if (j_lo > j_hi) continue;                          /* between patch columns */
+      ops->project(prepared, pixel_at(l, in, y, x, ops->in_pixel_bytes), base + s->input, batch.work);
+      batch.fresh_done = NULL;
+      batch.pending = NULL;
+      for (j = j_lo; j <= j_hi; ++j) {
+        batch_add(&batch, row_states + (size_t)(j % l->row_slots) * sbytes, x == j * sc);
+      }
+      for (i = i_lo; i <= i_hi; ++i) {
+        batch_add(&batch, col_states + ((size_t)(i % l->col_slots) * (size_t)l->used_cols + (size_t)x) * sbytes,
+                  y == i * sr);
+      }
+      if (batch.pending != NULL) ops->step(prepared, batch.pending, batch.input, NULL, NULL, batch.work);
+      if (j_done >= 0) {
+        ops->summarize(prepared, row_states + (size_t)(j_done % l->row_slots) * sbytes,
+                       ring_row + (size_t)j_done * pbytes, batch.work);
+      }
+      if (i_done >= 0) {
+        ops->summarize(prepared,
+                       col_states + ((size_t)(i_done % l->col_slots) * (size_t)l->used_cols + (size_t)x) * sbytes,
+                       col_ring + (size_t)(x % c) * pbytes, batch.work);
+        if (j_done >= 0) { /* the last pixel of patch (i_done, j_done) */
+          uint8_t* const pixel = out + (size_t)i_done * out_row + (size_t)j_done * ops->out_pixel_bytes;
+          rnnpool_sequence rows, cols;
+          rows.ring = ring + (size_t)j_done * pbytes;
+          rows.slot_bytes = (size_t)wo * pbytes;
+          rows.first = (i_done * sr) % r;
+          rows.slots = rows.steps = r;
+          cols.ring = col_ring;
+          cols.slot_bytes = pbytes;
+          cols.first = (j_done * sc) % c;
+          cols.slots = cols.steps = c;
+          ops->pool(prepared, &rows, pixel, batch.work);
+          ops->pool(prepared, &cols, pixel + half, batch.work);
+          pad_after(l, out, i_done, j_done, ops->out_pixel_bytes);
+        }
+      }
+    }
+  }
+}
 
+/* ---- RNNPOOL_RNN1_RECOMPUTE ---------------------------------------------------------- */
+
+/* The `count` sequences of one patch in one direction (rows: sequence t is
+ * padded row y0 + t over columns x0 .. x0 + c - 1; columns: transposed), two
+ * at a time, their summaries into `summaries`, then RNN2 over them. */
+static void recompute_direction(const rnnpool_layout* l, const rnnpool_stream_ops* ops, const void* prepared,
+                                const uint8_t* in, uint8_t* base, const stream_regions* s, int32_t y0, int32_t x0,
+                                int columns, void* out_half) {
+  const int32_t count = columns ? l->cfg.patch_cols : l->cfg.patch_rows;
+  const int32_t steps = columns ? l->cfg.patch_rows : l->cfg.patch_cols;
+  uint8_t* const a = base + s->states;
+  uint8_t* const b = a + ops->state_bytes;
+  uint8_t* const ia = base + s->inputs;
+  uint8_t* const ib = ia + ops->input_bytes;
+  uint8_t* const summaries = base + s->summaries;
+  void* const work = base + s->work;
+  rnnpool_sequence seq;
+  int32_t t, u;
+  for (t = 0; t < count; t += 2) {
+    const int two = t + 1 < count;
+    for (u = 0; u < steps; ++u) {
+      const int32_t ya = columns ? y0 + u : y0 + t, xa = columns ? x0 + t : x0 + u;
+      ops->project(prepared, pixel_at(l, in, ya, xa, ops->in_pixel_bytes), ia, work);
+      if (two) ops->project(prepared, pixel_at(l, in, ya + !columns, xa + columns, ops->in_pixel_bytes), ib, work);
+      if (u == 0) {
+        ops->fresh(prepared, ia, a, work);
+        if (two) ops->fresh(prepared, ib, b, work);
+      } else {
+        ops->step(prepared, a, ia, two ? b : NULL, ib, work);
+      }
+    }
+    ops->summarize(prepared, a, summaries + (size_t)t * ops->proj_bytes, work);
+    if (two) ops->summarize(prepared, b, summaries + (size_t)(t + 1) * ops->proj_bytes, work);
+  }
+  seq.ring = summaries;
+  seq.slot_bytes = ops->proj_bytes;
+  seq.first = 0;
+  seq.slots = seq.steps = count;
+  ops->pool(prepared, &seq, out_half, work);
+}
+
+static void run_recompute(const rnnpool_layout* l, const rnnpool_stream_ops* ops, const void* prepared,
+                          const uint8_t* in, uint8_t* out, uint8_t* base, const stream_regions* s) {
+  const size_t out_row = (size_t)l->geo.padded_out_cols * ops->out_pixel_bytes;
+  const size_t half = ops->out_pixel_bytes / 2;
+  int32_t i, j;
+  for (i = 0; i < l->geo.out_rows; ++i) {
+    for (j = 0; j < l->geo.out_cols; ++j) {
+      uint8_t* const pixel = out + (size_t)i * out_row + (size_t)j * ops->out_pixel_bytes;
+      const int32_t y0 = i * l->cfg.stride_rows, x0 = j * l->cfg.stride_cols;
+      recompute_direction(l, ops, prepared, in, base, s, y0, x0, 0, pixel);
+      recompute_direction(l, ops, prepared, in, base, s, y0, x0, 1, pixel + half);
+      pad_after(l, out, i, j, ops->out_pixel_bytes);
+    }
+  }
+}
+
+rnnpool_status rnnpool_stream_run(const rnnpool_layout* l, const rnnpool_stream_ops* ops, const void* prepared,
+                                  const void* input, void* output, void* scratch, size_t scratch_bytes) {
+  const rnnpool_config* cfg = &l->cfg;
+  const size_t in_image = (size_t)cfg->in_rows * (size_t)cfg->in_cols * ops->in_pixel_bytes;
+  const size_t out_image = (size_t)l->geo.padded_out_rows * (size_t)l->geo.padded_out_cols * ops->out_pixel_bytes;
+  const stream_regions s = regions(l, ops);
+  int32_t n;
   if (input == NULL || output == NULL || scratch == NULL) return RNNPOOL_ERR_NULL_POINTER;
   if (!s.ok) return RNNPOOL_ERR_SIZE_OVERFLOW;
   if (scratch_bytes < s.total) return RNNPOOL_ERR_BUFFER_TOO_SMALL;
   if (!rnnpool_is_aligned(scratch, RNNPOOL_ALIGN)) return RNNPOOL_ERR_MISALIGNED;
-  row_states = base + s.row_states;
-  col_states = base + s.col_states;
-  ring = base + s.ring;
-  col_ring = base + s.col_ring;
-  batch.ops = ops;
-  batch.prepared = prepared;
-  batch.work = base + s.work;
-
   for (n = 0; n < cfg->batch; ++n) {
     const uint8_t* in = (const uint8_t*)input + (size_t)n * in_image;
     uint8_t* out = (uint8_t*)output + (size_t)n * out_image;
-    for (y = 0; y < l->used_rows; ++y) {
-      const int32_t i_lo = first_window(y, r, sr);
-      const int32_t i_hi = y / sr < ho - 1 ? y / sr : ho - 1;
-      const int32_t i_done = window_ending_at(y, r, sr); /* patch row completed by this row */
-      const int32_t yi = y - l->geo.pad_top;
-      const int real_row = yi >= 0 && yi < cfg->in_rows;
-      uint8_t* const ring_row = ring + (size_t)(y % r) * (size_t)wo * pbytes;
-      if (i_lo > i_hi) continue; /* between patch rows (stride > patch) */
-      for (x = 0; x < l->used_cols; ++x) {
-        const int32_t j_lo = first_window(x, c, sc);
-        const int32_t j_hi = x / sc < wo - 1 ? x / sc : wo - 1;
-        const int32_t j_done = window_ending_at(x, c, sc); /* row segment completed at this pixel */
-        const int32_t xi = x - l->geo.pad_left;
-        if (j_lo > j_hi) continue; /* between patch columns */
-        ops->project(prepared,
-                     real_row && xi >= 0 && xi < cfg->in_cols
-                         ? in + ((size_t)yi * (size_t)cfg->in_cols + (size_t)xi) * ops->in_pixel_bytes
-                         : NULL,
-                     batch.work);
-        batch.fresh_done = NULL;
-        batch.pending = NULL;
-        for (j = j_lo; j <= j_hi; ++j) {
-          batch_add(&batch, row_states + (size_t)(j % l->row_slots) * sbytes, x == j * sc);
-        }
-        for (i = i_lo; i <= i_hi; ++i) {
-          batch_add(&batch, col_states + ((size_t)(i % l->col_slots) * (size_t)l->used_cols + (size_t)x) * sbytes,
-                    y == i * sr);
-        }
-        if (batch.pending != NULL) ops->step(prepared, batch.pending, NULL, batch.work);
-        if (j_done >= 0) {
-          ops->summarize(prepared, row_states + (size_t)(j_done % l->row_slots) * sbytes,
-                         ring_row + (size_t)j_done * pbytes, batch.work);
-        }
-        if (i_done >= 0) {
-          ops->summarize(prepared,
-                         col_states + ((size_t)(i_done % l->col_slots) * (size_t)l->used_cols + (size_t)x) * sbytes,
-                         col_ring + (size_t)(x % c) * pbytes, batch.work);
-          if (j_done >= 0) { /* the last pixel of patch (i_done, j_done) */
-            rnnpool_patch_view view;
-            view.row_ring = ring + (size_t)j_done * pbytes;
-            view.row_slot_bytes = (size_t)wo * pbytes;
-            view.row_first = (i_done * sr) % r;
-            view.rows = r;
-            view.col_ring = col_ring;
-            view.col_slot_bytes = pbytes;
-            view.col_first = (j_done * sc) % c;
-            view.cols = c;
-            ops->patch(prepared, &view, out + (size_t)i_done * out_row + (size_t)j_done * ops->out_pixel_bytes,
-                       batch.work);
-            if (j_done == wo - 1) {
-              pad_right(out + (size_t)i_done * out_row, wo, cfg->output_pad_right, ops->out_pixel_bytes);
-              if (i_done == ho - 1) pad_bottom(out, ho, cfg->output_pad_bottom, out_row);
-            }
-          }
-        }
-      }
+    if (cfg->rnn1_mode == RNNPOOL_RNN1_RECOMPUTE) {
+      run_recompute(l, ops, prepared, in, out, (uint8_t*)scratch, &s);
+    } else {
+      run_cached(l, ops, prepared, in, out, (uint8_t*)scratch, &s);
     }
   }
   return RNNPOOL_OK;

@@ -387,6 +387,7 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
   cfg.update_activation = o[kOptionUPDATE_ACTIVATION];
   cfg.output_pad_bottom = o[kOptionOUTPUT_PAD_BOTTOM];
   cfg.output_pad_right = o[kOptionOUTPUT_PAD_RIGHT];
+  cfg.rnn1_mode = o[kOptionRNN1_MODE];
   rnnpool_geometry geo;
   TF_LITE_ENSURE_OK(context, CoreStatus(rnnpool_validate_config(&cfg, &geo), "options do not fit the input"));
   if (4 * h2 > INT32_MAX / 4) return Fail("output channel count overflows", "output");

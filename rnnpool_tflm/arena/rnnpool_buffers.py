@@ -69,7 +69,8 @@ def c_config(o):
             stride_rows=int(options["stride_rows"]), stride_cols=int(options["stride_cols"]),
             padding=int(options["padding"]), hidden1=w1.shape[0], hidden2=w2.shape[0],
             gate_activation=int(options["gate_activation"]), update_activation=int(options["update_activation"]),
-            output_pad_bottom=int(options["output_pad_bottom"]), output_pad_right=int(options["output_pad_right"]))
+            output_pad_bottom=int(options["output_pad_bottom"]), output_pad_right=int(options["output_pad_right"]),
+            rnn1_mode=int(options["rnn1_mode"]))
     except KeyError as exc:
         raise RNNPoolError(f"RNNPool operator {o.op.index}: option {exc} missing") from None
     return cfg, ("int8" if inp.dtype == 9 else "float32")

@@ -457,7 +457,8 @@ def representative_hint(model) -> str:
     return "arrays " + ", ".join(parts) + " of typical inputs"
 
 
-def convert_model(model, representative_data=None, float_io: bool = False, fuse: bool = True) -> ConversionResult:
+def convert_model(model, representative_data=None, float_io: bool = False, fuse: bool = True,
+                  rnn1_mode: str = "cached") -> ConversionResult:
     """The conversion with its validated summary (see `convert` for the arguments)."""
     from ..quantize.model import load_model
     if not hasattr(model, "layers"):
@@ -487,6 +488,8 @@ def convert_model(model, representative_data=None, float_io: bool = False, fuse:
             from .pad_fold import fold_replicate_pads
             step("fuse")
             tflite, _ = fold_replicate_pads(tflite)
+        if rnn1_mode != "cached":
+            tflite = tfm.set_rnn1_mode(tflite, rnn1_mode)
         step("validate")
         m = tfm.read_model(tflite, "converted model")
         nodes = tfm.validate_model(m, "converted model")
@@ -497,12 +500,15 @@ def convert_model(model, representative_data=None, float_io: bool = False, fuse:
     return ConversionResult(tflite, tfm.summarize(m, len(tflite)), nodes)
 
 
-def convert(model, representative_data=None, float_io: bool = False, fuse: bool = True) -> bytes:
+def convert(model, representative_data=None, float_io: bool = False, fuse: bool = True,
+            rnn1_mode: str = "cached") -> bytes:
     """An int8 .tflite (bytes) of `model` (a Keras model or a path to .keras/.h5/SavedModel).
 
     QAT models take every range from their fake-quants (representative data is not
     used); a float model needs `representative_data` (an array, list or dict of arrays, or an NpzFile).
     `float_io`: float32 input/output through QUANTIZE/DEQUANTIZE; else int8.
     `fuse`: fold op chains into the custom ops where the result is byte-identical (step 4
-    of the module docstring); False keeps the plain graph."""
-    return convert_model(model, representative_data, float_io, fuse).tflite
+    of the module docstring); False keeps the plain graph.
+    `rnn1_mode`: every RNNPool op's rnn1_mode, "cached" (fewest instructions) or "recompute"
+    (about a kilobyte of scratch instead of tens); tflite.model.set_rnn1_mode changes it per op later."""
+    return convert_model(model, representative_data, float_io, fuse, rnn1_mode).tflite

@@ -27,7 +27,6 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-from flatbuffers import flexbuffers
 
 from ..core.contract import contract
 from ..tflite import model as tfm
@@ -75,10 +74,7 @@ def _fold_after(m, sg, rnnpool_op) -> int:
         current = result
     if current == start:
         return 0
-    options.update(output_pad_bottom=pads[0], output_pad_right=pads[1])
-    contract().check_options(options)
-    rnnpool_op.customOptions = np.frombuffer(bytes(flexbuffers.Dumps(contract().without_defaults(options))),
-                                             np.uint8)
+    tfm.write_options(rnnpool_op, {**options, "output_pad_bottom": pads[0], "output_pad_right": pads[1]})
     rnnpool_op.outputs = [current]
     if current not in graph_io:  # keep the convention: the op's output is named after its layer
         sg.tensors[current].name = sg.tensors[start].name

@@ -13,6 +13,7 @@ from typing import Sequence, Tuple, Union
 GATE_ACTIVATIONS = ("sigmoid", "hard_sigmoid")
 UPDATE_ACTIVATIONS = ("tanh", "hard_tanh")
 PADDINGS = ("valid", "same")
+RNN1_MODES = ("cached", "recompute")  # the op's rnn1_mode option, in the contract's order
 
 IntOrPair = Union[int, Sequence[int]]
 
@@ -64,9 +65,13 @@ class Geometry:
 class RNNPoolConfig:
     """Hyper-parameters of one RNNPool layer (validated on construction).
 
-    `output_padding` = (rows, cols) belongs to the custom op rather than the Keras
-    layer: that many copies of the last output row / column appended (replicate
-    padding, what a model does after RNNPool when the converter folds it in)."""
+    Two fields belong to the custom op rather than the Keras layer:
+    `output_padding` = (rows, cols): that many copies of the last output row / column
+    appended (replicate padding, what a model does after RNNPool when the converter
+    folds it in); `rnn1_mode`: how the C kernel organises RNN1 ("cached": RNN1
+    results shared by overlapping patches kept in scratch, fewest instructions;
+    "recompute": recomputed per patch, about a kilobyte of scratch). The mode never
+    changes the result."""
 
     patch_size: Tuple[int, int]
     strides: Tuple[int, int]
@@ -75,11 +80,13 @@ class RNNPoolConfig:
     gate_activation: str = "sigmoid"
     update_activation: str = "tanh"
     output_padding: Tuple[int, int] = (0, 0)
+    rnn1_mode: str = "cached"
 
     @classmethod
     def create(cls, patch_size: IntOrPair, strides: IntOrPair | None, hidden_dims: IntOrPair,
                padding: str = "valid", gate_activation: str = "sigmoid",
-               update_activation: str = "tanh", output_padding: IntOrPair = (0, 0)) -> "RNNPoolConfig":
+               update_activation: str = "tanh", output_padding: IntOrPair = (0, 0),
+               rnn1_mode: str = "cached") -> "RNNPoolConfig":
         patch = _pair("patch_size", patch_size)
         stride = patch if strides is None else _pair("strides", strides)
         hidden = _pair("hidden_dims", hidden_dims)
@@ -91,7 +98,9 @@ class RNNPoolConfig:
         if update_activation not in UPDATE_ACTIVATIONS:
             raise ValueError(
                 f"update_activation must be one of {UPDATE_ACTIVATIONS}, got {update_activation!r}")
-        return cls(patch, stride, hidden, padding.lower(), gate_activation, update_activation, out_pad)
+        if rnn1_mode not in RNN1_MODES:
+            raise ValueError(f"rnn1_mode must be one of {RNN1_MODES}, got {rnn1_mode!r}")
+        return cls(patch, stride, hidden, padding.lower(), gate_activation, update_activation, out_pad, rnn1_mode)
 
     @property
     def hard_gate(self) -> bool:

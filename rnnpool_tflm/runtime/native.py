@@ -29,7 +29,7 @@ _I32P = ctypes.POINTER(ctypes.c_int32)
 
 CONFIG_FIELDS = ("batch", "in_rows", "in_cols", "channels", "patch_rows", "patch_cols", "stride_rows",
                  "stride_cols", "padding", "hidden1", "hidden2", "gate_activation", "update_activation",
-                 "output_pad_bottom", "output_pad_right")
+                 "output_pad_bottom", "output_pad_right", "rnn1_mode")
 MULTIPLIER_KINDS = {"x1": 0, "u1": 1, "x2": 2, "u2": 3, "y": 4}  # rnnpool_multiplier_kind
 
 
@@ -157,7 +157,8 @@ def make_config(config: RNNPoolConfig, input_shape) -> CConfig:
         hidden1=config.hidden_dims[0], hidden2=config.hidden_dims[1],
         gate_activation=consts["RNNPOOL_GATE_HARD_SIGMOID" if config.hard_gate else "RNNPOOL_GATE_SIGMOID"],
         update_activation=consts["RNNPOOL_UPDATE_HARD_TANH" if config.hard_update else "RNNPOOL_UPDATE_TANH"],
-        output_pad_bottom=config.output_padding[0], output_pad_right=config.output_padding[1])
+        output_pad_bottom=config.output_padding[0], output_pad_right=config.output_padding[1],
+        rnn1_mode=consts["RNNPOOL_RNN1_RECOMPUTE" if config.rnn1_mode == "recompute" else "RNNPOOL_RNN1_CACHED"])
 
 
 def geometry(cfg: CConfig) -> CGeometry:

@@ -238,6 +238,7 @@ def encode_options(config: RNNPoolConfig) -> bytes:
         "gate_activation": consts["RNNPOOL_GATE_HARD_SIGMOID" if config.hard_gate else "RNNPOOL_GATE_SIGMOID"],
         "update_activation": consts["RNNPOOL_UPDATE_HARD_TANH" if config.hard_update else "RNNPOOL_UPDATE_TANH"],
         "output_pad_bottom": config.output_padding[0], "output_pad_right": config.output_padding[1],
+        "rnn1_mode": consts["RNNPOOL_RNN1_RECOMPUTE" if config.rnn1_mode == "recompute" else "RNNPOOL_RNN1_CACHED"],
     }
     c.check_options(options)
     return bytes(flexbuffers.Dumps(c.without_defaults(options)))
@@ -262,6 +263,36 @@ def decode_options(raw) -> Dict[str, int]:
     return contract().with_defaults(options)
 
 
+def write_options(op: schema.OperatorT, options: Dict[str, int]) -> None:
+    """Stores an RNNPool op's options (checked against the contract, defaults left out)."""
+    c = contract()
+    try:
+        c.check_options(options)
+    except ValueError as exc:
+        raise ModelError(str(exc)) from None
+    op.customOptions = np.frombuffer(bytes(flexbuffers.Dumps(c.without_defaults(options))), np.uint8)
+    op.customOptionsFormat = schema.CustomOptionsFormat.FLEXBUFFERS
+
+
+def set_rnn1_mode(tflite: bytes, mode: str, op_indices: Optional[Sequence[int]] = None) -> bytes:
+    """The model with the rnn1_mode option of its RNNPool ops (all, or those at these operator
+    indices of subgraph 0) set to "cached" or "recompute" (same outputs, other scratch size)."""
+    from ..core.config import RNN1_MODES
+    if mode not in RNN1_MODES:
+        raise ModelError(f"rnn1_mode must be one of {RNN1_MODES}, got {mode!r}")
+    m = read_model(tflite)
+    value = contract().constants["RNNPOOL_RNN1_RECOMPUTE" if mode == "recompute" else "RNNPOOL_RNN1_CACHED"]
+    ops = m.subgraphs[0].operators or []
+    chosen = range(len(ops)) if op_indices is None else op_indices
+    for index in chosen:
+        if not 0 <= index < len(ops) or not is_rnnpool(m, ops[index]):
+            if op_indices is None:
+                continue
+            raise ModelError(f"operator {index} is not an RNNPool op")
+        write_options(ops[index], {**decode_options(ops[index].customOptions), "rnn1_mode": value})
+    return write_model(m)
+
+
 def options_config(options: Dict[str, int], hidden: Tuple[int, int]) -> RNNPoolConfig:
     consts = contract().constants
     return RNNPoolConfig.create(
@@ -269,7 +300,8 @@ def options_config(options: Dict[str, int], hidden: Tuple[int, int]) -> RNNPoolC
         "same" if options["padding"] == consts["RNNPOOL_PADDING_SAME"] else "valid",
         "hard_sigmoid" if options["gate_activation"] == consts["RNNPOOL_GATE_HARD_SIGMOID"] else "sigmoid",
         "hard_tanh" if options["update_activation"] == consts["RNNPOOL_UPDATE_HARD_TANH"] else "tanh",
-        (options["output_pad_bottom"], options["output_pad_right"]))
+        (options["output_pad_bottom"], options["output_pad_right"]),
+        "recompute" if options["rnn1_mode"] == consts["RNNPOOL_RNN1_RECOMPUTE"] else "cached")
 
 
 # -- the RNNPool op: validation and decoding --------------------------------------------------------

@@ -228,6 +228,7 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   cfg.update_activation = next_in(&s, 0, 1);
   cfg.output_pad_bottom = next_in(&s, 0, 2);
   cfg.output_pad_right = next_in(&s, 0, 2);
+  cfg.rnn1_mode = next_in(&s, 0, 1);
   (void)rnnpool_validate_config(&cfg, &geo);
   (void)rnnpool_validate_config(&cfg, NULL);
   (void)rnnpool_status_name((rnnpool_status)next_u32(&s));

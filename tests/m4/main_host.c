@@ -4,7 +4,7 @@
  * exactly the size the kernel asks for, so AddressSanitizer sees any access
  * outside them. Prints one line per file; exit status 1 if any case fails.
  *
- * File format (little-endian): "RPV2", int32 variant, the rnnpool_config (15 int32 fields);
+ * File format (little-endian): "RPV2", int32 variant, the rnnpool_config (16 int32 fields);
  * int8: float s_x, int32 zp_x, float s_y, int32 zp_y, then arrays w1, w1_scale,
  * u1, u1_scale, bias1, w2, w2_scale, u2, u2_scale, bias2, scalars, input,
  * expected; float32: float tolerance, then arrays w1, u1, bias1, w2, u2,

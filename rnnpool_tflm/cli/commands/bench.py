@@ -23,6 +23,9 @@ SHAPES = (
 # Both activation pairs of the op: the smooth one (tables) and the hard one the paper's
 # quantized models were trained with.
 ACTIVATIONS = (("sigmoid", "tanh"), ("hard_sigmoid", "hard_tanh"))
+# The op's rnn1_mode: RNN1 results cached across overlapping patches, or recomputed per patch
+# (about a kilobyte of scratch); same output bytes.
+RNN1_MODES = ("cached", "recompute")
 
 
 def add_arguments(parser):
@@ -35,6 +38,9 @@ def add_arguments(parser):
                         help="only this shape (repeatable; default: all)")
     kernel.add_argument("--activations", choices=("smooth", "hard", "both"), default="both",
                         help="sigmoid/tanh, hard_sigmoid/hard_tanh, or both (default)")
+    kernel.add_argument("--rnn1-mode", choices=(*RNN1_MODES, "both"), default="both",
+                        help="the op's rnn1_mode: cached (RNN1 shared by overlapping patches), recompute "
+                             "(small scratch), or both (default)")
     kernel.add_argument("--seconds", type=float, default=1.0, help="host: time spent per shape (default 1)")
     ir = sub.add_parser("ir", help="the fused inverted-residual op against TFLM's CMSIS-NN kernels "
                                    "(Face-M4's blocks; m4 needs TFLM_DIR)")
@@ -62,7 +68,7 @@ def macs_per_patch(k: int, r: int, c: int, h1: int, h2: int) -> int:
     return 2 * r * c * (k * h1 + h1 * h1) + 2 * (r + c) * (h1 * h2 + h2 * h2)
 
 
-def _cases(names, activations: str):
+def _cases(names, activations: str, rnn1_mode: str = "both"):
     import numpy as np
 
     from ...core.config import RNNPoolConfig
@@ -71,17 +77,21 @@ def _cases(names, activations: str):
     from ...core.weights import RNNPoolWeights
 
     pairs = {"smooth": ACTIVATIONS[:1], "hard": ACTIVATIONS[1:], "both": ACTIVATIONS}[activations]
+    modes = RNN1_MODES if rnn1_mode == "both" else (rnn1_mode,)
     out = []
     for name, shape, patch, stride, hidden, padding in SHAPES:
         if names and name not in names:
             continue
         for gate, update in pairs:
-            rng = np.random.default_rng(0)
-            config = RNNPoolConfig.create(patch, stride, hidden, padding, gate, update)
-            weights = RNNPoolWeights.random(shape[3], *hidden, rng, zeta=2.0, nu=-4.0)
-            params = quantize_rnnpool(weights, config, 0.05, -3, 0.01, 2)
-            x = rng.integers(-128, 128, size=shape).astype(np.int8)
-            out.append((name, config, HarnessCase(params, x, rnnpool_int8(x, params))))
+            expected = None
+            for mode in modes:  # same weights and map in every mode (the harness stores them once)
+                rng = np.random.default_rng(0)
+                config = RNNPoolConfig.create(patch, stride, hidden, padding, gate, update, rnn1_mode=mode)
+                weights = RNNPoolWeights.random(shape[3], *hidden, rng, zeta=2.0, nu=-4.0)
+                params = quantize_rnnpool(weights, config, 0.05, -3, 0.01, 2)
+                x = rng.integers(-128, 128, size=shape).astype(np.int8)
+                expected = rnnpool_int8(x, params) if expected is None else expected
+                out.append((name, config, HarnessCase(params, x, expected)))
     return out
 
 
@@ -91,7 +101,8 @@ def _record(name, config, case, **measures):
     geo = config.geometry(case.x.shape[1], case.x.shape[2])
     patches = case.x.shape[0] * geo.out_rows * geo.out_cols
     return {"name": name, "shape": {"k": k, "patch": r, "stride": sr, "h1": h1, "h2": h2},
-            "activations": f"{config.gate_activation}/{config.update_activation}", "map": list(case.x.shape), "patches": patches, "macs_per_patch": macs_per_patch(k, r, c, h1, h2),
+            "activations": f"{config.gate_activation}/{config.update_activation}", "rnn1_mode": config.rnn1_mode,
+            "map": list(case.x.shape), "patches": patches, "macs_per_patch": macs_per_patch(k, r, c, h1, h2),
             **measures}
 
 
@@ -149,7 +160,7 @@ def _bench_host(cases, seconds: float):
 
 
 def _table(records, target: str) -> str:
-    head = ("shape", "k", "patch", "stride", "h1", "h2", "activations", "map", "patches", "MACs/patch")
+    head = ("shape", "k", "patch", "stride", "h1", "h2", "activations", "RNN1", "map", "patches", "MACs/patch")
     if target == "m4":
         head += ("instr/patch", "instr/MAC", "scratch B")
     else:
@@ -157,7 +168,7 @@ def _table(records, target: str) -> str:
     rows = []
     for r in records:
         s = r["shape"]
-        row = (r["name"], s["k"], s["patch"], s["stride"], s["h1"], s["h2"], r["activations"],
+        row = (r["name"], s["k"], s["patch"], s["stride"], s["h1"], s["h2"], r["activations"], r["rnn1_mode"],
                "x".join(map(str, r["map"])), r["patches"], r["macs_per_patch"])
         if target == "m4":
             row += (f"{r['instructions_per_patch']:.0f}", f"{r['instructions_per_mac']:.3f}", r["scratch_bytes"])
@@ -278,7 +289,7 @@ def run(args) -> int:
     from ...core import progress
 
     ir = args.what == "ir"
-    cases = _ir_cases(args.block) if ir else _cases(args.shape, args.activations)
+    cases = _ir_cases(args.block) if ir else _cases(args.shape, args.activations, getattr(args, "rnn1_mode", "both"))
     if args.target == "m4":
         with progress.activity("bench on the emulated Cortex-M4"):  # a firmware build and QEMU runs
             records = _bench_ir_m4(cases) if ir else _bench_m4(cases)

@@ -15,6 +15,9 @@ def add_arguments(parser):
     parser.add_argument("--no-fuse", action="store_true",
                         help="keep the plain graph: do not fold op chains into custom ops (e.g. the replicate "
                              "pad after RNNPool); the outputs are the same bytes either way")
+    parser.add_argument("--rnn1-mode", choices=("cached", "recompute"), default="cached",
+                        help="RNNPool ops: cache RNN1 results across overlapping patches (default, fewest "
+                             "instructions) or recompute them per patch (scratch of about 1 KB instead of tens)")
 
 
 def run(args):
@@ -39,7 +42,8 @@ def run(args):
     if zoo and data is None:
         raise RNNPoolError(f"{args.model} is a float model with random weights: calibrate it with --representative "
                            f"FILE.npz holding {representative_hint(model)}")
-    result = convert_model(model, data, float_io=args.float_io, fuse=not args.no_fuse)
+    result = convert_model(model, data, float_io=args.float_io, fuse=not args.no_fuse,
+                           rnn1_mode=getattr(args, "rnn1_mode", "cached"))
     atomic_write_bytes(args.output, result.tflite)
     print(f"wrote {args.output}")
     print(result.summary.format())
