@@ -30,7 +30,7 @@
  * Wu = (Wo - 1)*sc + c (input columns the patches reach, padding included).
  *
  * The scratch is a work area, then the driver's regions (rnn1_mode):
- *   int8 work     = A(2*kp) + A(16*hm) + A(4*hp2);   S = 2*hp1, I = 4*hp1, P = 4*hp2
+ *   int8 work     = A(2*kp) + A(16*hm) + A(4*hp2);   S = 2*hp1, I = 8*hp1, P = 4*hp2
  *   float work    = A(8*hm) + A(8*h2);               S = 4*h1,  I = 4*h1,  P = 4*h2
  *   cached        = work + A(I) + A(S*Ac) + A(S*Ar*Wu) + A(P*r*Wo) + A(P*c)
  *   recompute     = work + A(2*S) + A(2*I) + A(P*max(r, c))
@@ -42,7 +42,7 @@
  * batch. Recompute mode is independent of the map: about 1 KB for h = 16.
  *
  *   int8 prepared  = RNNPOOL_PREPARED_HEADER_BYTES + A(2*hp1*kp) + A(2*hp1*hp1)
- *                  + A(2*hp2*hp1) + A(2*hp2*hp2) + A(4*hp1) + 48*hp1 + 48*hp2
+ *                  + A(2*hp2*hp1) + A(2*hp2*hp2) + 48*hp1 + 48*hp2
  *   float prepared = RNNPOOL_PREPARED_HEADER_BYTES + A(4*h1*k) + A(4*h1*h1)
  *                  + A(8*h1) + A(4*h2*h1) + A(4*h2*h2) + A(8*h2)
  *

@@ -26,6 +26,7 @@ typedef struct {
   int32_t h, hp, inp;
   int32_t a, b, q;
   int32_t w_class, u_class;    /* RNNPOOL_RQ_*: how W's and U's multipliers are applied */
+  int32_t fast;                /* Q14 states, U in form S that never saturates: the specialised step */
 } s8_cell_offsets;
 
 typedef struct {
@@ -33,7 +34,6 @@ typedef struct {
   int32_t activations; /* 2*hard_gate + hard_update */
   rnnpool_layout layout;
   s8_cell_offsets rnn1, rnn2;
-  uint32_t x1_offset;  /* [hp1] int32: -zp_x * sum_i w1[j][i] (the zero point folded, docs section 4) */
   int32_t input_zero_point, output_zero_point;
   rnnpool_rq y;        /* RNN2 state -> output */
   /* Work area (start of the scratch) */
@@ -55,6 +55,7 @@ typedef struct {
   const rnnpool_urow* ur; /* [hp] U.h -> Q12, and the biases */
   int32_t h, hp, inp;
   int32_t w_class, u_class; /* RNNPOOL_RQ_*: how W's and U's multipliers are applied */
+  int32_t fast;             /* see s8_cell_offsets */
   rnnpool_unit_consts k;
 } s8_cell;
 
@@ -62,125 +63,121 @@ typedef struct {
 typedef struct {
   const s8_prepared* p;
   s8_cell rnn1, rnn2;
-  const int32_t* x1_offset;
 } s8_view;
 
 #define WORK(view, work, field, type) ((type*)(void*)((uint8_t*)(work) + (view)->p->field))
 
 /* ---- kernels -------------------------------------------------------------------- */
 
-/* out[j] = sat25(rq(offset[j] + W[j] . x)) for all hp rows (offset may be
- * NULL); two rows per pass, multipliers applied as `cls` allows. */
+/* out[j] = sat25(rq(W[j] . x)) for all hp rows; two rows per pass,
+ * multipliers applied as `cls` allows. With `bias`
+ * (RNN1's pixel projection) the output is the pair (out + gate bias, out +
+ * update bias) per unit: the pre-activations of a first step, and the input
+ * half of every later one (the biases are added once per pixel, not per step). */
+RNNPOOL_INLINE void store_projection(int32_t v, const rnnpool_urow* bias, int32_t* out, int32_t j) {
+  if (bias != NULL) {
+    out[2 * j] = v + bias[j].bias_gate;
+    out[2 * j + 1] = v + bias[j].bias_update;
+  } else {
+    out[j] = v;
+  }
+}
+
 RNNPOOL_INLINE void project_rows(const int16_t* w, int32_t hp, int32_t inp, const rnnpool_rq* q,
-                                 const int32_t* offset, const int16_t* x, int32_t* out, const int cls) {
+                                 const rnnpool_urow* bias, const int16_t* x, int32_t* out, const int cls) {
   int32_t j;
   for (j = 0; j < hp; j += 2) {
-    int32_t acc[2];
-    acc[0] = offset != NULL ? offset[j] : 0;
-    acc[1] = offset != NULL ? offset[j + 1] : 0;
+    int32_t acc[2] = {0, 0};
     w = rnnpool_dot2x1(w, x, inp >> 1, acc);
-    out[j] = rnnpool_requant_class(acc[0], &q[j], cls);
-    out[j + 1] = rnnpool_requant_class(acc[1], &q[j + 1], cls);
+    store_projection(rnnpool_requant_class(acc[0], &q[j], cls), bias, out, j);
+    store_projection(rnnpool_requant_class(acc[1], &q[j + 1], cls), bias, out, j + 1);
   }
 }
 
 /* project_rows for inputs of one or two int16 pairs (W1 of a map with
  * k <= 4): the input pairs stay in registers across all rows. */
-RNNPOOL_INLINE void project_rows_short(const int16_t* w, int32_t hp, const rnnpool_rq* q, const int32_t* offset,
+RNNPOOL_INLINE void project_rows_short(const int16_t* w, int32_t hp, const rnnpool_rq* q, const rnnpool_urow* bias,
                                        const int16_t* x, int32_t* out, const int words, const int cls) {
   rnnpool_pair xv[2];
   int32_t j, m;
   for (m = 0; m < words; ++m) xv[m] = rnnpool_load_pair(x + 2 * m);
   for (j = 0; j < hp; j += 2, w += 4 * words) {
-    int32_t a0 = offset != NULL ? offset[j] : 0, a1 = offset != NULL ? offset[j + 1] : 0;
+    int32_t a0 = 0, a1 = 0;
     for (m = 0; m < words; ++m) {
       rnnpool_pair w0, w1;
       rnnpool_load_pairs(w + 4 * m, &w0, &w1);
       a0 = rnnpool_mac2(w0, xv[m], a0);
       a1 = rnnpool_mac2(w1, xv[m], a1);
     }
-    out[j] = rnnpool_requant_class(a0, &q[j], cls);
-    out[j + 1] = rnnpool_requant_class(a1, &q[j + 1], cls);
+    store_projection(rnnpool_requant_class(a0, &q[j], cls), bias, out, j);
+    store_projection(rnnpool_requant_class(a1, &q[j + 1], cls), bias, out, j + 1);
   }
 }
 
-#define PROJECT_SHORT(cls)                                                              \
-  switch (inp >> 1) {                                                                   \
-    case 1: project_rows_short(w, hp, q, offset, x, out, 1, cls); return;               \
-    case 2: project_rows_short(w, hp, q, offset, x, out, 2, cls); return;               \
-    default: project_rows(w, hp, inp, q, offset, x, out, cls); return;                  \
+#define PROJECT_SHORT(cls)                                                                     \
+  switch (inp >> 1) {                                                                          \
+    case 1: project_rows_short(w, hp, q, bias, x, out, 1, cls); return;                        \
+    case 2: project_rows_short(w, hp, q, bias, x, out, 2, cls); return;                        \
+    default: project_rows(w, hp, inp, q, bias, x, out, cls); return;                           \
   }
 
-static void project(const int16_t* w, int32_t hp, int32_t inp, const rnnpool_rq* q, const int32_t* offset,
+static void project(const int16_t* w, int32_t hp, int32_t inp, const rnnpool_rq* q, const rnnpool_urow* bias,
                     const int16_t* x, int32_t* out, int32_t cls) {
   switch (cls) {
     case RNNPOOL_RQ_SMALL: PROJECT_SHORT(RNNPOOL_RQ_SMALL)
     case RNNPOOL_RQ_UNCLAMPED: PROJECT_SHORT(RNNPOOL_RQ_UNCLAMPED)
-    default: project_rows(w, hp, inp, q, offset, x, out, RNNPOOL_RQ_MIXED); return;
+    default: project_rows(w, hp, inp, q, bias, x, out, RNNPOOL_RQ_MIXED); return;
   }
 }
 
-/* U[j] . h_a (and . h_b when `two`) for all hp rows, two rows by two states
- * per pass over the weights, stored as acc[2j] = a, acc[2j + 1] = b. */
-RNNPOOL_INLINE void recurrent_dots(const int16_t* w, int32_t hp, const int16_t* sa, const int16_t* sb, int32_t* acc,
-                                   const int two) {
-  int32_t j;
-  for (j = 0; j < hp; j += 2, acc += 4) {
-    int32_t d[4] = {0, 0, 0, 0};
-    if (two) {
-      w = rnnpool_dot2x2(w, sa, sb, hp >> 1, d);
-      acc[1] = d[2];
-      acc[3] = d[3];
-    } else {
-      w = rnnpool_dot2x1(w, sa, hp >> 1, d);
-    }
-    acc[0] = d[0];
-    acc[2] = d[1];
-  }
-}
-
-/* gv[4j .. 4j+3] = (g_a, v_a, g_b, v_b): pre + gate bias, pre + update bias
- * with pre = px[j] + sat25(rq(acc)), for state a (and b when `two`). The
- * accumulators are read from acc = gv + 2*hp, the buffer's upper half:
- * unit j writes gv[4j + 3] < gv + 2*hp + 2j' for every unit j' > j still to
- * be read. */
-RNNPOOL_INLINE void gate_inputs(const s8_cell* cell, const int32_t* pxa, const int32_t* pxb, int32_t* gv,
-                                const int two, const int cls) {
+/* Phase 1 of a step of state a (input ia) and, if `two`, of state b (input
+ * ib): per pair of U rows the dot products with the states (one weight load
+ * feeds both), requantized and added to the input halves of the
+ * pre-activations, stored as gv[4u .. 4u+3] = (g_a, v_a, g_b, v_b). Inputs are
+ * `biased` pairs (RNN1's pixel projections, the biases already added) or one
+ * projected value per unit (RNN2's summaries: the biases come with the row's
+ * multiplier). `fast`: every U row in form S and unable to saturate (checked
+ * when prepared): no clamp, no saturation. */
+RNNPOOL_INLINE void pre_activations(const s8_cell* cell, const int16_t* sa, const int32_t* ia, const int16_t* sb,
+                                    const int32_t* ib, int32_t* gv, const int two, const int biased, const int shared,
+                                    const int fast, const int fixed_words) {
+  const int16_t* w = cell->u;
   const rnnpool_urow* row = cell->ur;
   const rnnpool_urow* const end = row + cell->hp;
-  const int32_t* acc = gv + 2 * cell->hp;
-  for (; row < end; ++row, acc += 2, gv += 4, ++pxa, ++pxb) {
-    /* Everything is read before the first store: gv could alias the records
-     * as far as the compiler knows, and would force reloads. */
-    const rnnpool_rq q = row->q;
-    const int32_t bg = row->bias_gate, bu = row->bias_update;
-    const int32_t ra = rnnpool_requant_class(acc[0], &q, cls) + *pxa;
-    const int32_t rb = two ? rnnpool_requant_class(acc[1], &q, cls) + *pxb : 0;
-    gv[0] = ra + bg;
-    gv[1] = ra + bu;
+  const int32_t words = fixed_words ? fixed_words : cell->hp >> 1; /* fixed: the unrolled kernels */
+  for (; row < end; row += 2, gv += 8, ia += biased ? 4 : 2, ib += biased ? 4 : 2) {
+    int32_t acc[4];
+    int32_t t;
     if (two) {
-      gv[2] = rb + bg;
-      gv[3] = rb + bu;
+      w = rnnpool_dot2x2_zero(w, sa, sb, words, acc);
+    } else {
+      acc[0] = acc[1] = 0;
+      w = rnnpool_dot2x1(w, sa, words, acc);
     }
-  }
-}
-
-#define GATE_INPUTS(two)                                                                 \
-  switch (cell->u_class) {                                                               \
-    case RNNPOOL_RQ_SMALL: gate_inputs(cell, pxa, pxb, gv, two, RNNPOOL_RQ_SMALL); break; \
-    default: gate_inputs(cell, pxa, pxb, gv, two, RNNPOOL_RQ_MIXED); break;              \
-  }
-
-/* Phase 1 of a step: the (gate, update) pre-activations of state a (input
- * pxa) and, if sb is not NULL, of state b (input pxb), into gv. */
-static void pre_activations(const s8_cell* cell, const int32_t* pxa, const int32_t* pxb, const int16_t* sa,
-                            const int16_t* sb, int32_t* gv) {
-  if (sb != NULL) {
-    recurrent_dots(cell->u, cell->hp, sa, sb, gv + 2 * cell->hp, 1);
-    GATE_INPUTS(1)
-  } else {
-    recurrent_dots(cell->u, cell->hp, sa, sa, gv + 2 * cell->hp, 0);
-    GATE_INPUTS(0)
+    for (t = 0; t < 2; ++t) { /* acc: row j.a, row j+1.a, row j.b, row j+1.b */
+      const rnnpool_rq q = row[t].q;
+      const int32_t ra = fast ? rnnpool_rq_small(acc[t], &q) : rnnpool_requant_sat25(acc[t], &q);
+      const int32_t rb = two ? (fast ? rnnpool_rq_small(acc[2 + t], &q) : rnnpool_requant_sat25(acc[2 + t], &q)) : 0;
+      int32_t ga, ua, gb, ub; /* input halves of (gate, update) for a and b */
+      if (biased) {
+        ga = ia[2 * t];
+        ua = ia[2 * t + 1];
+        gb = shared ? ga : ib[2 * t];
+        ub = shared ? ua : ib[2 * t + 1];
+      } else {
+        const int32_t bg = row[t].bias_gate, bu = row[t].bias_update;
+        ga = ia[t] + bg;
+        ua = ia[t] + bu;
+        gb = ib[t] + bg;
+        ub = ib[t] + bu;
+      }
+      gv[4 * t] = ra + ga;
+      gv[4 * t + 1] = ra + ua;
+      if (two) {
+        gv[4 * t + 2] = rb + gb;
+        gv[4 * t + 3] = rb + ub;
+      }
+    }
   }
 }
 
@@ -200,8 +197,8 @@ RNNPOOL_INLINE int32_t unit_update(int32_t g, int32_t v, int32_t h, const int32_
 
 /* Phase 2: the unit updates of one state, in place (U.h was formed from the
  * old state in phase 1), two units per iteration (hp is even); the state's
- * (g, v) pairs are every fourth value of gv. q14: the
- * state format is Q14 (the usual case), both roundings are (x + 8192) >> 14. */
+ * (g, v) pairs are every fourth value of gv. q14: the state format is Q14
+ * (the usual case), both roundings are (x + 8192) >> 14. */
 RNNPOOL_INLINE void update_units(const s8_cell* cell, const int32_t* gv, int16_t* state, const int gate_hard,
                                  const int update_hard, const int q14) {
   const int32_t* sig = rnnpool_sigmoid_lut_packed + 256;
@@ -223,49 +220,107 @@ RNNPOOL_INLINE void update_units(const s8_cell* cell, const int32_t* gv, int16_t
   }
 }
 
-static void update_any(const s8_cell* cell, const int32_t* gv, int16_t* state, int32_t activations) {
-  if (cell->k.c_shift == 14) {
-    switch (activations) {
-      case 0: update_units(cell, gv, state, 0, 0, 1); break;
-      case 1: update_units(cell, gv, state, 0, 1, 1); break;
-      case 2: update_units(cell, gv, state, 1, 0, 1); break;
-      default: update_units(cell, gv, state, 1, 1, 1); break;
+/* Phase 2 of one state, specialised on the activations and the state format
+ * (one copy of each loop, shared by every kind of step). */
+static void update_any(const s8_cell* cell, const int32_t* gv, int16_t* state, int32_t activations, int q14) {
+#define RNNPOOL_UPDATE(g, u)                               \
+  if (q14) {                                               \
+    update_units(cell, gv, state, g, u, 1);                \
+  } else {                                                 \
+    update_units(cell, gv, state, g, u, 0);                \
+  }
+  switch (activations) {
+    case 0: RNNPOOL_UPDATE(0, 0) break;
+    case 1: RNNPOOL_UPDATE(0, 1) break;
+    case 2: RNNPOOL_UPDATE(1, 0) break;
+    default: RNNPOOL_UPDATE(1, 1) break;
+  }
+#undef RNNPOOL_UPDATE
+}
+
+/* One FastGRNN step (section 6) of state a on input ia and, unless sb is
+ * NULL, of state b on ib; gv: work of 4*hp values. Phase 1 is specialised
+ * on `fast` (and, for the cached driver's same-pixel pairs, on h = 16, 8). */
+RNNPOOL_INLINE void step_cell(const s8_cell* cell, int16_t* sa, const int32_t* ia, int16_t* sb, const int32_t* ib,
+                              int32_t* gv, int32_t activations, const int biased, const int fast) {
+  if (sb == NULL) {
+    pre_activations(cell, sa, ia, sa, ia, gv, 0, biased, 1, fast, 0);
+    update_any(cell, gv, sa, activations, fast);
+    return;
+  }
+  if (biased && ia == ib) { /* cached mode: two segments through the same pixel, the hottest loop */
+    switch (fast ? cell->hp : 0) { /* the unrolled dot kernels' sizes (h = 16, 8) get their own loops */
+      case 16: pre_activations(cell, sa, ia, sb, ia, gv, 1, 1, 1, fast, 8); break;
+      case 8: pre_activations(cell, sa, ia, sb, ia, gv, 1, 1, 1, fast, 4); break;
+      default: pre_activations(cell, sa, ia, sb, ia, gv, 1, 1, 1, fast, 0); break;
     }
   } else {
-    switch (activations) {
-      case 0: update_units(cell, gv, state, 0, 0, 0); break;
-      case 1: update_units(cell, gv, state, 0, 1, 0); break;
-      case 2: update_units(cell, gv, state, 1, 0, 0); break;
-      default: update_units(cell, gv, state, 1, 1, 0); break;
-    }
+    pre_activations(cell, sa, ia, sb, ib, gv, 1, biased, 0, fast, 0);
+  }
+  update_any(cell, gv, sa, activations, fast);
+  update_any(cell, gv + 2, sb, activations, fast);
+}
+
+/* The first step of a sequence (h = 0: U.h = 0 and z*h = 0), in place, from
+ * biased pairs or (RNN2) raw inputs. */
+RNNPOOL_INLINE void first_cell(const s8_cell* cell, const int32_t* in, int16_t* state, const int biased,
+                               const int gate_hard, const int update_hard) {
+  const rnnpool_urow* row = cell->ur;
+  const int32_t* sig = rnnpool_sigmoid_lut_packed + 256;
+  const int32_t* tnh = rnnpool_tanh_lut_packed + 256;
+  int32_t a = cell->k.a, b = cell->k.b, a_round = cell->k.a_round, h128 = 128, h64 = 64;
+  const int32_t c_round = cell->k.c_round, c_shift = cell->k.c_shift;
+  int16_t* const end = state + cell->hp;
+  RNNPOOL_IN_REGISTER(sig);
+  RNNPOOL_IN_REGISTER(tnh);
+  RNNPOOL_IN_REGISTER(h128);
+  RNNPOOL_IN_REGISTER(h64);
+  for (; state < end; ++state, ++row, in += biased ? 2 : 1) {
+    const int32_t g = biased ? in[0] : in[0] + row->bias_gate;
+    const int32_t v = biased ? in[1] : in[0] + row->bias_update;
+    const int32_t z = gate_hard ? rnnpool_hard_sigmoid_q(g) : rnnpool_sigmoid_at(g, sig, h128);
+    const int32_t c = update_hard ? rnnpool_hard_tanh_q(v) : rnnpool_tanh_at(v, tnh, h64);
+    const int32_t coef = b + ((a_round - a * z) >> 14);
+    *state = (int16_t)rnnpool_sat16((coef * c + c_round) >> c_shift);
   }
 }
 
-/* One FastGRNN step (section 6) of state a (input pxa) and, if b is not
- * NULL, of state b (input pxb). gv: work of 4*hp values. */
-static void step_any(const s8_cell* cell, const int32_t* pxa, const int32_t* pxb, int16_t* sa, int16_t* sb,
-                     int32_t* gv, int32_t activations) {
-  pre_activations(cell, pxa, pxb, sa, sb, gv);
-  update_any(cell, gv, sa, activations);
-  if (sb != NULL) update_any(cell, gv + 2, sb, activations);
-}
+/* First steps specialised on the activations (2*hard_gate + hard_update). */
+#define RNNPOOL_ACTIVATION_CASES(call)  \
+  switch (activations) {               \
+    case 0: call(0, 0); break;          \
+    case 1: call(0, 1); break;          \
+    case 2: call(1, 0); break;          \
+    default: call(1, 1); break;         \
+  }
 
-/* The first step of a sequence (h = 0: U.h = 0 and z*h = 0), in place. */
-RNNPOOL_INLINE void first(const s8_cell* cell, const int32_t* px, int16_t* state, const int gate_hard,
-                          const int update_hard) {
-  int32_t j;
-  for (j = 0; j < cell->hp; ++j) {
-    state[j] = (int16_t)rnnpool_unit_first(px[j], &cell->ur[j], &cell->k, gate_hard, update_hard);
+static void rnn1_step(const s8_cell* cell, int16_t* sa, const int32_t* ia, int16_t* sb, const int32_t* ib,
+                      int32_t* gv, int32_t activations) {
+  if (cell->fast) {
+    step_cell(cell, sa, ia, sb, ib, gv, activations, 1, 1);
+  } else {
+    step_cell(cell, sa, ia, sb, ib, gv, activations, 1, 0);
   }
 }
 
-static void first_any(const s8_cell* cell, const int32_t* px, int16_t* state, int32_t activations) {
-  switch (activations) {
-    case 0: first(cell, px, state, 0, 0); break;
-    case 1: first(cell, px, state, 0, 1); break;
-    case 2: first(cell, px, state, 1, 0); break;
-    default: first(cell, px, state, 1, 1); break;
+static void rnn2_step(const s8_cell* cell, int16_t* sa, const int32_t* ia, int16_t* sb, const int32_t* ib,
+                      int32_t* gv, int32_t activations) {
+  if (cell->fast) {
+    step_cell(cell, sa, ia, sb, ib, gv, activations, 0, 1);
+  } else {
+    step_cell(cell, sa, ia, sb, ib, gv, activations, 0, 0);
   }
+}
+
+static void first_any(const s8_cell* cell, const int32_t* in, int16_t* state, int biased, int32_t activations) {
+#define RNNPOOL_FIRST(g, u)                       \
+  if (biased) {                                   \
+    first_cell(cell, in, state, 1, g, u);         \
+  } else {                                        \
+    first_cell(cell, in, state, 0, g, u);         \
+  }
+  RNNPOOL_ACTIVATION_CASES(RNNPOOL_FIRST)
+#undef RNNPOOL_FIRST
 }
 
 /* ---- prepared buffer --------------------------------------------------------------- */
@@ -280,6 +335,7 @@ static void resolve_cell(const uint8_t* base, const s8_cell_offsets* o, s8_cell*
   c->inp = o->inp;
   c->w_class = o->w_class;
   c->u_class = o->u_class;
+  c->fast = o->fast;
   c->k.a = o->a;
   c->k.b = o->b;
   c->k.a_round = o->a * RNNPOOL_Q14_ONE + 8192;
@@ -292,56 +348,60 @@ static void make_view(const s8_prepared* p, s8_view* v) {
   v->p = p;
   resolve_cell(base, &p->rnn1, &v->rnn1);
   resolve_cell(base, &p->rnn2, &v->rnn2);
-  v->x1_offset = (const int32_t*)(const void*)(base + p->x1_offset);
 }
 
 /* ---- driver callbacks ------------------------------------------------------------------ */
 
-/* Widens k int8 channels into int16, permuted like W1's columns. */
-static void widen_pixel(const int8_t* x, int32_t k, int16_t* out) {
+/* x - zp for k int8 channels, in int16 (|x - zp| <= 255, docs section 4),
+ * permuted like W1's columns; the padding channel of an odd k is 0. */
+static void widen_pixel(const int8_t* x, int32_t k, int32_t zp, int16_t* out) {
   int32_t i = 0;
 #if RNNPOOL_DSP
+  const uint32_t zp2 = ((uint32_t)zp & 0xFFFFu) | ((uint32_t)zp << 16);
   for (; i + 4 <= k; i += 4) {
     uint32_t word, pair[2];
     memcpy(&word, x + i, 4);
-    pair[0] = (uint32_t)__sxtb16((int32_t)word);                     /* channels 0, 2 */
-    pair[1] = (uint32_t)__sxtb16((int32_t)((word >> 8) | (word << 24))); /* channels 1, 3 */
+    pair[0] = __ssub16(__sxtb16((int32_t)word), zp2);                     /* channels 0, 2 */
+    pair[1] = __ssub16(__sxtb16((int32_t)((word >> 8) | (word << 24))), zp2); /* channels 1, 3 */
     memcpy(out + i, pair, 8);
   }
 #else
   for (; i + 4 <= k; i += 4) {
-    out[i] = x[i];
-    out[i + 1] = x[i + 2];
-    out[i + 2] = x[i + 1];
-    out[i + 3] = x[i + 3];
+    out[i] = (int16_t)(x[i] - zp);
+    out[i + 1] = (int16_t)(x[i + 2] - zp);
+    out[i + 2] = (int16_t)(x[i + 1] - zp);
+    out[i + 3] = (int16_t)(x[i + 3] - zp);
   }
 #endif
-  for (; i < k; ++i) out[i] = x[i];
+  for (; i < k; ++i) out[i] = (int16_t)(x[i] - zp);
   if (k & 1) out[k] = 0;
 }
 
+/* RNN1's input: per unit the pair (W1 projection + gate bias, + update bias). */
 static void s8_project(const void* prepared, const void* pixel, void* input, void* work) {
   const s8_view* v = (const s8_view*)prepared;
-  int32_t* px = (int32_t*)input;
+  const s8_cell* c1 = &v->rnn1;
+  int32_t* in = (int32_t*)input;
   int16_t* x16 = WORK(v, work, work_pixel, int16_t);
-  if (pixel == NULL) { /* padding is x = zp: its projection is exactly 0 */
-    memset(px, 0, (size_t)v->rnn1.hp * sizeof(int32_t));
+  if (pixel == NULL) { /* padding is x = zp: its projection is exactly 0, leaving the biases */
+    int32_t j;
+    for (j = 0; j < c1->hp; ++j) store_projection(0, c1->ur, in, j);
     return;
   }
-  widen_pixel((const int8_t*)pixel, v->p->layout.cfg.channels, x16);
-  project(v->rnn1.w, v->rnn1.hp, v->rnn1.inp, v->rnn1.wq, v->x1_offset, x16, px, v->rnn1.w_class);
+  widen_pixel((const int8_t*)pixel, v->p->layout.cfg.channels, v->p->input_zero_point, x16);
+  project(c1->w, c1->hp, c1->inp, c1->wq, c1->ur, x16, in, c1->w_class);
 }
 
 static void s8_fresh(const void* prepared, const void* input, void* state, void* work) {
   const s8_view* v = (const s8_view*)prepared;
   (void)work;
-  first_any(&v->rnn1, (const int32_t*)input, (int16_t*)state, v->p->activations);
+  first_any(&v->rnn1, (const int32_t*)input, (int16_t*)state, 1, v->p->activations);
 }
 
 static void s8_step(const void* prepared, void* a, const void* ia, void* b, const void* ib, void* work) {
   const s8_view* v = (const s8_view*)prepared;
-  step_any(&v->rnn1, (const int32_t*)ia, (const int32_t*)(b != NULL ? ib : ia), (int16_t*)a, (int16_t*)b,
-           WORK(v, work, work_gv, int32_t), v->p->activations);
+  rnn1_step(&v->rnn1, (int16_t*)a, (const int32_t*)ia, (int16_t*)b, (const int32_t*)ib,
+            WORK(v, work, work_gv, int32_t), v->p->activations);
 }
 
 static void s8_summarize(const void* prepared, const void* state, void* proj, void* work) {
@@ -358,25 +418,25 @@ static void s8_pool(const void* prepared, const rnnpool_sequence* seq, void* out
   const s8_cell* c2 = &v->rnn2;
   const int32_t h2 = c2->h, hp2 = c2->hp, n = seq->steps, act = v->p->activations;
   int16_t* g = WORK(v, work, work_g, int16_t);
-  int32_t* tmp = WORK(v, work, work_gv, int32_t);
+  int32_t* gv = WORK(v, work, work_gv, int32_t);
   int8_t* out = (int8_t*)out_half;
+  const rnnpool_rq y = v->p->y;
+  const int32_t zp = v->p->output_zero_point;
   int32_t t, m;
-  first_any(c2, (const int32_t*)rnnpool_sequence_at(seq, 0), g, act);
-  first_any(c2, (const int32_t*)rnnpool_sequence_at(seq, n - 1), g + hp2, act);
+  first_any(c2, (const int32_t*)rnnpool_sequence_at(seq, 0), g, 0, act);
+  first_any(c2, (const int32_t*)rnnpool_sequence_at(seq, n - 1), g + hp2, 0, act);
   for (t = 1; t < n; ++t) {
-    step_any(c2, (const int32_t*)rnnpool_sequence_at(seq, t), (const int32_t*)rnnpool_sequence_at(seq, n - 1 - t), g,
-             g + hp2, tmp, act);
+    rnn2_step(c2, g, (const int32_t*)rnnpool_sequence_at(seq, t), g + hp2,
+              (const int32_t*)rnnpool_sequence_at(seq, n - 1 - t), gv, act);
   }
   for (t = 0; t < 2; ++t) {
-    for (m = 0; m < h2; ++m) {
-      out[t * h2 + m] = (int8_t)rnnpool_sat8(rnnpool_requant(g[t * hp2 + m], &v->p->y) + v->p->output_zero_point);
-    }
+    for (m = 0; m < h2; ++m) out[t * h2 + m] = (int8_t)rnnpool_sat8(rnnpool_requant(g[t * hp2 + m], &y) + zp);
   }
 }
 
 static void s8_ops(const s8_prepared* p, rnnpool_stream_ops* ops) {
   ops->state_bytes = (size_t)p->rnn1.hp * sizeof(int16_t);
-  ops->input_bytes = (size_t)p->rnn1.hp * sizeof(int32_t);
+  ops->input_bytes = 2u * (size_t)p->rnn1.hp * sizeof(int32_t);
   ops->proj_bytes = (size_t)p->rnn2.hp * sizeof(int32_t);
   ops->in_pixel_bytes = (size_t)p->layout.cfg.channels;
   ops->out_pixel_bytes = 4u * (size_t)p->rnn2.h;
@@ -391,7 +451,7 @@ static void s8_ops(const s8_prepared* p, rnnpool_stream_ops* ops) {
 /* ---- sizes (the formulas in rnnpool.h) ------------------------------------------------ */
 
 typedef struct {
-  size_t w1, u1, w2, u2, x1_offset, wq1, ur1, wq2, ur2, total;
+  size_t w1, u1, w2, u2, wq1, ur1, wq2, ur2, total;
   size_t work_pixel, work_gv, work_g, work_bytes;
   int ok;
 } s8_sizes;
@@ -407,7 +467,6 @@ static s8_sizes sizes(const rnnpool_config* cfg) {
   s.u1 = rnnpool_take(&cursor, 2 * hp1 * hp1, &s.ok);
   s.w2 = rnnpool_take(&cursor, 2 * hp2 * hp1, &s.ok);
   s.u2 = rnnpool_take(&cursor, 2 * hp2 * hp2, &s.ok);
-  s.x1_offset = rnnpool_take(&cursor, 4 * hp1, &s.ok);
   s.wq1 = rnnpool_take(&cursor, hp1 * sizeof(rnnpool_rq), &s.ok);   /* 16 bytes each */
   s.ur1 = rnnpool_take(&cursor, hp1 * sizeof(rnnpool_urow), &s.ok); /* 32 bytes each */
   s.wq2 = rnnpool_take(&cursor, hp2 * sizeof(rnnpool_rq), &s.ok);
@@ -690,6 +749,32 @@ static int32_t classify(rnnpool_rq* first, size_t stride, int32_t rows_p, const 
   return RNNPOOL_RQ_UNCLAMPED;
 }
 
+/* Form S applied to v exactly (64-bit): (floor(v*M / 2^32) + round) >> post. */
+static int64_t rq_small_exact(int64_t v, const rnnpool_rq* q) {
+  return (((v * q->mult) >> 32) + q->round_or_lo) >> q->post; /* as rnnpool_smmla's portable form */
+}
+
+/* Whether a form-S matrix (class RNNPOOL_RQ_SMALL) applied to inputs of
+ * magnitude <= x_max can reach the 25-bit saturation: rq is monotonic, so
+ * the accumulator bounds +-sum|w|*x_max of each row decide. */
+static int never_saturates(const rnnpool_rq* first, size_t stride, const int8_t* w, int32_t rows, int32_t cols,
+                           int64_t x_max) {
+  int32_t j;
+  for (j = 0; j < rows; ++j) {
+    const rnnpool_rq* q = rq_at((rnnpool_rq*)(uintptr_t)first, stride, j);
+    const int64_t bound = row_bound(w, cols, j, x_max, NULL);
+    if (rq_small_exact(bound, q) > RNNPOOL_SAT25_MAX || rq_small_exact(-bound, q) < RNNPOOL_SAT25_MIN) return 0;
+  }
+  return 1;
+}
+
+/* The specialised step applies to the cell: Q14 states and U rows that form S
+ * serves without the saturation. */
+static int32_t fast_cell(const s8_cell_offsets* c, const rnnpool_rq* first, const int8_t* u) {
+  return c->q == 14 && c->u_class == RNNPOOL_RQ_SMALL &&
+         never_saturates(first, sizeof(rnnpool_urow), u, c->h, c->h, 32768);
+}
+
 rnnpool_status rnnpool_s8_prepare(const rnnpool_config* cfg, const rnnpool_s8_params* params, void* prepared,
                                   size_t prepared_bytes) {
   rnnpool_layout layout;
@@ -700,9 +785,8 @@ rnnpool_status rnnpool_s8_prepare(const rnnpool_config* cfg, const rnnpool_s8_pa
   uint8_t* base = (uint8_t*)prepared;
   rnnpool_rq *wq1, *wq2;
   rnnpool_urow *ur1, *ur2;
-  int32_t* offset;
   rnnpool_status st;
-  int32_t h1, h2, j, i;
+  int32_t h1, h2, j;
 
   if ((st = rnnpool_s8_validate(cfg, params)) != RNNPOOL_OK) return st;
   if (prepared == NULL) return RNNPOOL_ERR_NULL_POINTER;
@@ -720,7 +804,6 @@ rnnpool_status rnnpool_s8_prepare(const rnnpool_config* cfg, const rnnpool_s8_pa
   f = formats(cfg, params);
   set_cell(&p.rnn1, s.w1, s.u1, s.wq1, s.ur1, h1, cfg->channels, params->scalars[0], params->scalars[1], f.q1);
   set_cell(&p.rnn2, s.w2, s.u2, s.wq2, s.ur2, h2, h1, params->scalars[2], params->scalars[3], f.q2);
-  p.x1_offset = (uint32_t)s.x1_offset;
   p.input_zero_point = params->input_zero_point;
   p.output_zero_point = params->output_zero_point;
   p.work_pixel = (uint32_t)s.work_pixel;
@@ -734,12 +817,6 @@ rnnpool_status rnnpool_s8_prepare(const rnnpool_config* cfg, const rnnpool_s8_pa
   widen(params->u1, h1, h1, p.rnn1.hp, p.rnn1.hp, 0, (int16_t*)(void*)(base + s.u1));
   widen(params->w2, h2, h1, p.rnn2.hp, p.rnn2.inp, 0, (int16_t*)(void*)(base + s.w2));
   widen(params->u2, h2, h2, p.rnn2.hp, p.rnn2.hp, 0, (int16_t*)(void*)(base + s.u2));
-  offset = (int32_t*)(void*)(base + s.x1_offset);
-  for (j = 0; j < h1; ++j) {
-    int32_t sum = 0;
-    for (i = 0; i < cfg->channels; ++i) sum += params->w1[(size_t)j * (size_t)cfg->channels + (size_t)i];
-    offset[j] = -params->input_zero_point * sum; /* |.| <= 128 * 128 * 16384 = 2^28 */
-  }
   wq1 = (rnnpool_rq*)(void*)(base + s.wq1);
   wq2 = (rnnpool_rq*)(void*)(base + s.wq2);
   ur1 = (rnnpool_urow*)(void*)(base + s.ur1);
@@ -754,10 +831,12 @@ rnnpool_status rnnpool_s8_prepare(const rnnpool_config* cfg, const rnnpool_s8_pa
   mult_out.u2 = &ur2[0].q;
   mult_out.y = &p.y;
   (void)check_params(cfg, params, &mult_out); /* validated above: cannot fail now */
-  p.rnn1.w_class = classify(wq1, sizeof(rnnpool_rq), p.rnn1.hp, params->w1, h1, cfg->channels, 128, offset);
+  p.rnn1.w_class = classify(wq1, sizeof(rnnpool_rq), p.rnn1.hp, params->w1, h1, cfg->channels, 255, NULL);
   p.rnn1.u_class = classify(&ur1[0].q, sizeof(rnnpool_urow), p.rnn1.hp, params->u1, h1, h1, 32768, NULL);
   p.rnn2.w_class = classify(wq2, sizeof(rnnpool_rq), p.rnn2.hp, params->w2, h2, h1, 32768, NULL);
   p.rnn2.u_class = classify(&ur2[0].q, sizeof(rnnpool_urow), p.rnn2.hp, params->u2, h2, h2, 32768, NULL);
+  p.rnn1.fast = fast_cell(&p.rnn1, &ur1[0].q, params->u1);
+  p.rnn2.fast = fast_cell(&p.rnn2, &ur2[0].q, params->u2);
   memcpy(base, &p, sizeof(p));
   return RNNPOOL_OK;
 }

@@ -146,6 +146,50 @@ RNNPOOL_DOT2X1_FIXED(4)
 RNNPOOL_DOT2X1_FIXED(8)
 #endif
 
+#if RNNPOOL_ASM
+/* U.h from zero (no accumulator to start from) for 4 or 8 words: the first
+ * products are SMUAD, the state words come two at a time by LDRD at fixed
+ * offsets (no pointer updates), and two weight rows feed both states: per
+ * two words 2 + 2 weight/state loads and 8 SMLADs. 13 registers. */
+#define RNNPOOL_Z2X2_MAC(op, x, y, acc0, acc1, acc2, acc3)                        \
+  #op " %[a0], %[w0], %[" #x "]" acc0 "\n\t"                                      \
+  #op " %[a1], %[w1], %[" #x "]" acc1 "\n\t"                                      \
+  #op " %[b0], %[w0], %[" #y "]" acc2 "\n\t"                                      \
+  #op " %[b1], %[w1], %[" #y "]" acc3 "\n\t"
+#define RNNPOOL_Z2X2_ACC RNNPOOL_Z2X2_MAC(smlad, x0, y0, ", %[a0]", ", %[a1]", ", %[b0]", ", %[b1]")
+#define RNNPOOL_Z2X2_ACC1 RNNPOOL_Z2X2_MAC(smlad, x1, y1, ", %[a0]", ", %[a1]", ", %[b0]", ", %[b1]")
+#define RNNPOOL_Z2X2_LOADS(off)                                                   \
+  "ldrd %[w0], %[w1], [%[w]], #8\n\t"                                           \
+  "ldrd %[x0], %[x1], [%[xa], #" #off "]\n\t"                                    \
+  "ldrd %[y0], %[y1], [%[xb], #" #off "]\n\t"
+#define RNNPOOL_Z2X2_FIRST                                                        \
+  RNNPOOL_Z2X2_LOADS(0) RNNPOOL_Z2X2_MAC(smuad, x0, y0, "", "", "", "")           \
+  "ldrd %[w0], %[w1], [%[w]], #8\n\t" RNNPOOL_Z2X2_ACC1
+#define RNNPOOL_Z2X2_NEXT(off)                                                    \
+  RNNPOOL_Z2X2_LOADS(off) RNNPOOL_Z2X2_ACC "ldrd %[w0], %[w1], [%[w]], #8\n\t" RNNPOOL_Z2X2_ACC1
+#define RNNPOOL_Z2X2_BODY_4 RNNPOOL_Z2X2_FIRST RNNPOOL_Z2X2_NEXT(8)
+#define RNNPOOL_Z2X2_BODY_8 RNNPOOL_Z2X2_BODY_4 RNNPOOL_Z2X2_NEXT(16) RNNPOOL_Z2X2_NEXT(24)
+#define RNNPOOL_DOT2X2_ZERO_FIXED(words)                                                                     \
+  RNNPOOL_INLINE const int16_t* rnnpool_dot2x2_zero_##words(const int16_t* w, const int16_t* xa,              \
+                                                          const int16_t* xb, int32_t acc[4]) {               \
+    int32_t a0, a1, b0, b1;                                                                                 \
+    uint32_t w0, w1, x0, x1, y0, y1;                                                                        \
+    __asm__ volatile(RNNPOOL_Z2X2_BODY_##words                                                              \
+                     : [w] "+r"(w), [a0] "=&r"(a0), [a1] "=&r"(a1), [b0] "=&r"(b0), [b1] "=&r"(b1),          \
+                       [w0] "=&r"(w0), [w1] "=&r"(w1), [x0] "=&r"(x0), [x1] "=&r"(x1), [y0] "=&r"(y0),       \
+                       [y1] "=&r"(y1)                                                                       \
+                     : [xa] "r"(xa), [xb] "r"(xb)                                                           \
+                     : "memory");                                                                           \
+    acc[0] = a0;                                                                                            \
+    acc[1] = a1;                                                                                            \
+    acc[2] = b0;                                                                                            \
+    acc[3] = b1;                                                                                            \
+    return w;                                                                                               \
+  }
+RNNPOOL_DOT2X2_ZERO_FIXED(4)
+RNNPOOL_DOT2X2_ZERO_FIXED(8)
+#endif
+
 RNNPOOL_INLINE const int16_t* rnnpool_dot2x2(const int16_t* w, const int16_t* xa, const int16_t* xb, int32_t words,
                                             int32_t acc[4]) {
 #if RNNPOOL_ASM
@@ -221,6 +265,17 @@ RNNPOOL_INLINE const int16_t* rnnpool_dot2x1(const int16_t* w, const int16_t* xa
   }
 #endif
   return w;
+}
+
+/* rnnpool_dot2x2 from zero accumulators (U.h: nothing to start from). */
+RNNPOOL_INLINE const int16_t* rnnpool_dot2x2_zero(const int16_t* w, const int16_t* xa, const int16_t* xb,
+                                                 int32_t words, int32_t acc[4]) {
+#if RNNPOOL_ASM
+  if (words == 8) return rnnpool_dot2x2_zero_8(w, xa, xb, acc);
+  if (words == 4) return rnnpool_dot2x2_zero_4(w, xa, xb, acc);
+#endif
+  acc[0] = acc[1] = acc[2] = acc[3] = 0;
+  return rnnpool_dot2x2(w, xa, xb, words, acc);
 }
 
 /* ---- requantization (section 3) -------------------------------------------------------- */
