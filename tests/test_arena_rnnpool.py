@@ -69,3 +69,16 @@ def test_damaged_rnnpool_options_are_reported(model):
     damaged = model.replace(b"patch_rows", b"patch_xxxx")
     with pytest.raises(RNNPoolError, match="RNNPool operator 1: option 'patch_rows' missing"):
         estimate_arena(damaged, "cortex-m4")
+
+
+def test_the_planner_reads_the_ops_in_place_lag(model):
+    """rnnpool_model()'s op (input rows of 16 x 8 B, 64 B output pixels, 3x3 patches, cached): patch
+    (i, j) ends at 64(3i + j + 1) while its last pixel (4i + 7, 4j + 7) is read; the next read is
+    8(16(4i + 7) + 4j + 8), or row 4i + 8 for j = 2: 512i + 1024. Largest end - next at (0, 2):
+    192 - 1024 = -832 (j < 2: 64j - 32j - 896 at most -864; the last patch comes after the last read)."""
+    from rnnpool_tflm.arena.kernels import _Op
+    from rnnpool_tflm.arena.rnnpool_buffers import rnnpool_inplace_lag
+    from rnnpool_tflm.arena.targets import get_target
+    graph = read_graph(model)
+    op = next(op for op in graph.main.operators if op.name == "RNNPool")
+    assert rnnpool_inplace_lag(_Op(graph, op, get_target("cortex-m4"))) == -832

@@ -206,16 +206,16 @@ def documented_sizes(cfg: native.CConfig, variant: str):
     recompute = cfg.rnn1_mode == 1
     if variant == "int8":
         work = _a8(2 * kp) + _a8(16 * hm) + _a8(4 * hp2)
-        state, inp, proj = 2 * hp1, 8 * hp1, 4 * hp2
+        state, inp, proj, half = 2 * hp1, 8 * hp1, 4 * hp2, 2 * h2
         prepared = (320 + _a8(2 * hp1 * kp) + _a8(2 * hp1 * hp1) + _a8(2 * hp2 * hp1) + _a8(2 * hp2 * hp2)
                     + 48 * hp1 + 48 * hp2)
     else:
         work = _a8(8 * hm) + _a8(8 * h2)
-        state, inp, proj = 4 * h1, 4 * h1, 4 * h2
+        state, inp, proj, half = 4 * h1, 4 * h1, 4 * h2, 8 * h2
         prepared = (320 + _a8(4 * h1 * k) + _a8(4 * h1 * h1) + _a8(8 * h1) + _a8(4 * h2 * h1) + _a8(4 * h2 * h2)
                     + _a8(8 * h2))
     if recompute:
-        scratch = work + _a8(2 * state) + _a8(2 * inp) + _a8(max(r, c) * proj)
+        scratch = work + _a8(2 * state) + _a8(2 * inp) + _a8(max(r, c) * proj) + _a8(half)
     else:
         scratch = (work + _a8(inp) + _a8(ac * state) + _a8(ar * wu * state) + _a8(r * wo * proj)
                    + _a8(c * proj))

@@ -47,10 +47,28 @@ def _listed_cases():
                           weight_gain=scales[2], bias_gain=3.0)
 
 
+INPLACE_CASES = [  # (patch, strides, padding, output padding, rnn1_mode, shape): run overlapped at the lag
+    ((8, 8), (4, 4), "valid", (1, 1), "cached", (1, 20, 24, 4)),
+    ((8, 8), (4, 4), "valid", (1, 1), "recompute", (1, 20, 24, 4)),
+    ((4, 3), (2, 2), "same", (0, 2), "cached", (2, 13, 11, 3)),
+    ((3, 2), (5, 4), "valid", (2, 0), "recompute", (2, 17, 19, 5)),
+]
+
+
+def _inplace_cases():
+    rng = np.random.default_rng(45)
+    for patch, strides, padding, out_pad, mode, shape in INPLACE_CASES:
+        case = random_case(rng, channels=shape[3], hidden=(16, 16), patch=patch, strides=strides, padding=padding,
+                           gate="sigmoid", update="tanh", per_channel=True, shape=shape, zeta=2.0, nu=-3.0,
+                           input_scale=0.02, output_scale=0.01, weight_gain=0.7, bias_gain=1.0,
+                           output_padding=out_pad, rnn1_mode=mode)
+        yield HarnessCase(case.params, case.x, case.expected, inplace=True)
+
+
 @pytest.fixture(scope="module")
 def vector_cases():
     cases = [*_listed_cases(), *random_cases(np.random.default_rng(4242), 40)]
-    return [HarnessCase(c.params, c.x, c.expected) for c in cases]
+    return [HarnessCase(c.params, c.x, c.expected) for c in cases] + list(_inplace_cases())
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +77,9 @@ def harness_run(vector_cases, tmp_path_factory):
 
 
 def test_kernel_on_the_emulated_m4_is_bit_exact(vector_cases, harness_run):
+    """Every case, the in-place ones (output overlapping the input at the lag) included."""
     assert harness_run.exit_code == 0, harness_run.output[-3000:]
+    assert sum(case.inplace for case in vector_cases) == len(INPLACE_CASES)
     assert len(harness_run.results) == len(vector_cases)
     for i, result in enumerate(harness_run.results):
         assert result.ok and result.status == "RNNPOOL_OK" and result.mismatches == 0, (i, result)

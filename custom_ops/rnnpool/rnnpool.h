@@ -33,8 +33,9 @@
  *   int8 work     = A(2*kp) + A(16*hm) + A(4*hp2);   S = 2*hp1, I = 8*hp1, P = 4*hp2
  *   float work    = A(8*hm) + A(8*h2);               S = 4*h1,  I = 4*h1,  P = 4*h2
  *   cached        = work + A(I) + A(S*Ac) + A(S*Ar*Wu) + A(P*r*Wo) + A(P*c)
- *   recompute     = work + A(2*S) + A(2*I) + A(P*max(r, c))
- * (S: one RNN1 state, I: one projected pixel, P: one projected summary.)
+ *   recompute     = work + A(2*S) + A(2*I) + A(P*max(r, c)) + A(O/2)
+ * (S: one RNN1 state, I: one projected pixel, P: one projected summary,
+ * O: one output pixel, 4*h2 elements.)
  *
  * In cached mode the dominant terms are the column-segment states (Ar*Wu
  * states) and the ring of W2-projected row summaries (r*Wo of them):
@@ -184,6 +185,15 @@ rnnpool_status rnnpool_s8_prepare(const rnnpool_config* cfg, const rnnpool_s8_pa
 rnnpool_status rnnpool_s8_eval(const void* prepared, const int8_t* input, int8_t* output,
                                void* scratch, size_t scratch_bytes);
 
+/* In place (docs/kernel.md, "In place"): eval may run with the output
+ * overlapping the input when input_start - output_start >= *lag_bytes (the
+ * output begins at least lag bytes before the input; a negative lag lets it
+ * begin up to -lag bytes after), or when the two do not overlap at all. Every
+ * output byte is then written after the input bytes it lands on have been
+ * read for the last time. Depends on cfg only (rnn1_mode and output padding
+ * included), never below -(input bytes). */
+rnnpool_status rnnpool_s8_inplace_lag(const rnnpool_config* cfg, int64_t* lag_bytes);
+
 /* Diagnostics (tests, tools): the state formats q1, q2 (docs section 2) and
  * the derived multipliers (M, n) of docs section 3. */
 typedef enum {
@@ -226,6 +236,8 @@ rnnpool_status rnnpool_f32_prepare(const rnnpool_config* cfg, const rnnpool_f32_
 /* input/output 4-byte aligned float32, NHWC, all N. */
 rnnpool_status rnnpool_f32_eval(const void* prepared, const float* input, float* output,
                                 void* scratch, size_t scratch_bytes);
+/* rnnpool_s8_inplace_lag for float32 tensors (4-byte elements). */
+rnnpool_status rnnpool_f32_inplace_lag(const rnnpool_config* cfg, int64_t* lag_bytes);
 
 #ifdef __cplusplus
 }

@@ -301,3 +301,11 @@ rnnpool_status rnnpool_f32_eval(const void* prepared, const float* input, float*
   f32_ops(p, &ops);
   return rnnpool_stream_run(&p->layout, &ops, &v, input, output, scratch, scratch_bytes);
 }
+
+rnnpool_status rnnpool_f32_inplace_lag(const rnnpool_config* cfg, int64_t* lag_bytes) {
+  rnnpool_layout layout;
+  const rnnpool_status st = rnnpool_layout_init(cfg, &layout);
+  if (st != RNNPOOL_OK) return st;
+  return rnnpool_stream_inplace_lag(&layout, (size_t)cfg->channels * sizeof(float),
+                                    4u * (size_t)cfg->hidden2 * sizeof(float), lag_bytes);
+}

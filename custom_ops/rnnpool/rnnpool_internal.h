@@ -109,6 +109,11 @@ rnnpool_status rnnpool_stream_run(const rnnpool_layout* layout, const rnnpool_st
                                   const void* prepared, const void* input, void* output, void* scratch,
                                   size_t scratch_bytes);
 
+/* The in-place lag of the driver cfg.rnn1_mode selects (rnnpool.h,
+ * rnnpool_s8_inplace_lag), for pixels of these sizes. */
+rnnpool_status rnnpool_stream_inplace_lag(const rnnpool_layout* layout, size_t in_pixel_bytes, size_t out_pixel_bytes,
+                                          int64_t* lag_bytes);
+
 /* TFLite QuantizeMultiplier (docs/quantization.md, section 3) with exact
  * arithmetic and no libm. Returns RNNPOOL_OK, RNNPOOL_ERR_BAD_SCALE (m
  * negative or not finite) or RNNPOOL_ERR_MULTIPLIER_RANGE (exponent > 30). */

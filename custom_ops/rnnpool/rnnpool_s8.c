@@ -860,6 +860,13 @@ rnnpool_status rnnpool_s8_eval(const void* prepared, const int8_t* input, int8_t
   return rnnpool_stream_run(&v.p->layout, &ops, &v, input, output, scratch, scratch_bytes);
 }
 
+rnnpool_status rnnpool_s8_inplace_lag(const rnnpool_config* cfg, int64_t* lag_bytes) {
+  rnnpool_layout layout;
+  const rnnpool_status st = rnnpool_layout_init(cfg, &layout);
+  if (st != RNNPOOL_OK) return st;
+  return rnnpool_stream_inplace_lag(&layout, (size_t)cfg->channels, 4u * (size_t)cfg->hidden2, lag_bytes);
+}
+
 rnnpool_status rnnpool_s8_state_formats(const void* prepared, int32_t* q1, int32_t* q2) {
   s8_view v;
   const rnnpool_status st = view_of(prepared, &v);

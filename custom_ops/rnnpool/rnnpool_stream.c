@@ -31,7 +31,7 @@
 
 typedef struct {
   size_t work, input, row_states, col_states, ring, col_ring, total; /* cached */
-  size_t states, inputs, summaries;                                  /* recompute */
+  size_t states, inputs, summaries, half_pixel;                      /* recompute */
   int ok;
 } stream_regions;
 
@@ -46,6 +46,7 @@ static stream_regions regions(const rnnpool_layout* l, const rnnpool_stream_ops*
     s.states = rnnpool_take(&cursor, rnnpool_mul(2, ops->state_bytes, &s.ok), &s.ok);
     s.inputs = rnnpool_take(&cursor, rnnpool_mul(2, ops->input_bytes, &s.ok), &s.ok);
     s.summaries = rnnpool_take(&cursor, rnnpool_mul(longest, ops->proj_bytes, &s.ok), &s.ok);
+    s.half_pixel = rnnpool_take(&cursor, ops->out_pixel_bytes / 2, &s.ok);
     s.total = cursor;
     return s;
   }
@@ -248,17 +249,22 @@ static void recompute_direction(const rnnpool_layout* l, const rnnpool_stream_op
   ops->pool(prepared, &seq, out_half, work);
 }
 
+/* The rows' half of an output pixel waits in the scratch until the columns
+ * (which read the patch again) are done: the output is written only after the
+ * last read of its patch (what the in-place lag relies on). */
 static void run_recompute(const rnnpool_layout* l, const rnnpool_stream_ops* ops, const void* prepared,
                           const uint8_t* in, uint8_t* out, uint8_t* base, const stream_regions* s) {
   const size_t out_row = (size_t)l->geo.padded_out_cols * ops->out_pixel_bytes;
   const size_t half = ops->out_pixel_bytes / 2;
+  uint8_t* const rows_half = base + s->half_pixel;
   int32_t i, j;
   for (i = 0; i < l->geo.out_rows; ++i) {
     for (j = 0; j < l->geo.out_cols; ++j) {
       uint8_t* const pixel = out + (size_t)i * out_row + (size_t)j * ops->out_pixel_bytes;
       const int32_t y0 = i * l->cfg.stride_rows, x0 = j * l->cfg.stride_cols;
-      recompute_direction(l, ops, prepared, in, base, s, y0, x0, 0, pixel);
+      recompute_direction(l, ops, prepared, in, base, s, y0, x0, 0, rows_half);
       recompute_direction(l, ops, prepared, in, base, s, y0, x0, 1, pixel + half);
+      memcpy(pixel, rows_half, half);
       pad_after(l, out, i, j, ops->out_pixel_bytes);
     }
   }
@@ -284,5 +290,123 @@ rnnpool_status rnnpool_stream_run(const rnnpool_layout* l, const rnnpool_stream_
       run_cached(l, ops, prepared, in, out, (uint8_t*)scratch, &s);
     }
   }
+  return RNNPOOL_OK;
+}
+
+/* ---- in place: how far the output may overlap the input ---------------------------------- */
+
+/* The drivers read each input pixel, then write output after it, in a fixed
+ * order; an output write is safe when it lands below every input byte still to
+ * be read. For one write of output bytes [.., end) (offsets from the output
+ * start) with the next input read at `next` (offset from the input start),
+ * that is output_start + end <= input_start + next, i.e. input_start -
+ * output_start >= end - next. The lag is the largest end - next over the
+ * writes (docs/kernel.md, "In place"). */
+
+typedef struct {
+  const rnnpool_layout* l;
+  int64_t pixel_in, pixel_out; /* bytes of one input / output pixel */
+  int64_t during;              /* max end - next over writes followed by a read of the same image */
+  int64_t after;               /* max end over writes after the image's last read */
+  int any_during, any_after;
+} lag_scan;
+
+/* Smallest v' >= v with v' < used that a window [i*s, i*s + p) covers (i < count), or -1. */
+static int32_t next_covered(int32_t v, int32_t p, int32_t s, int32_t used) {
+  if (v < 0) v = 0;
+  if (v >= used) return -1;
+  if (s > p && v % s >= p) v = (v / s + 1) * s; /* between windows: the next window's start */
+  return v < used ? v : -1;
+}
+
+/* Offset (bytes) of the first input pixel the cached driver reads at or after
+ * padded (y, x) in its raster order, or -1 if it reads no more of the image. */
+static int64_t cached_next_read(const rnnpool_layout* l, int32_t y, int32_t x, int64_t pixel_in) {
+  const rnnpool_config* c = &l->cfg;
+  const int32_t row_end = l->used_rows < l->geo.pad_top + c->in_rows ? l->used_rows : l->geo.pad_top + c->in_rows;
+  const int32_t col_end = l->used_cols < l->geo.pad_left + c->in_cols ? l->used_cols : l->geo.pad_left + c->in_cols;
+  if (y < l->geo.pad_top) {
+    y = l->geo.pad_top;
+    x = 0;
+  }
+  for (;;) {
+    int32_t yy = next_covered(y, c->patch_rows, c->stride_rows, row_end), xx;
+    if (yy < 0) return -1;
+    if (yy != y) x = 0;
+    xx = next_covered(x < l->geo.pad_left ? l->geo.pad_left : x, c->patch_cols, c->stride_cols, col_end);
+    if (xx >= 0) {
+      return ((int64_t)(yy - l->geo.pad_top) * c->in_cols + (xx - l->geo.pad_left)) * pixel_in;
+    }
+    y = yy + 1;
+    x = 0;
+  }
+}
+
+/* Offset (bytes) of the first real input pixel of patch (i, j)'s window (every window has one). */
+static int64_t window_first_pixel(const rnnpool_layout* l, int32_t i, int32_t j, int64_t pixel_in) {
+  const int32_t y = i * l->cfg.stride_rows - l->geo.pad_top, x = j * l->cfg.stride_cols - l->geo.pad_left;
+  return ((int64_t)(y > 0 ? y : 0) * l->cfg.in_cols + (x > 0 ? x : 0)) * pixel_in;
+}
+
+static void lag_write(lag_scan* s, int64_t end, int64_t next) {
+  if (next < 0) {
+    if (!s->any_after || end > s->after) s->after = end;
+    s->any_after = 1;
+  } else {
+    if (!s->any_during || end - next > s->during) s->during = end - next;
+    s->any_during = 1;
+  }
+}
+
+/* End offset (bytes) of what completing patch (i, j) writes: its pixel, the
+ * row's right padding after its last patch, the bottom padding after the last one. */
+static int64_t write_end(const rnnpool_layout* l, int32_t i, int32_t j, int64_t pixel_out) {
+  const int64_t row = (int64_t)l->geo.padded_out_cols * pixel_out;
+  if (j < l->geo.out_cols - 1) return i * row + (int64_t)(j + 1) * pixel_out;
+  if (i < l->geo.out_rows - 1) return (int64_t)(i + 1) * row;
+  return (int64_t)l->geo.padded_out_rows * row;
+}
+
+rnnpool_status rnnpool_stream_inplace_lag(const rnnpool_layout* l, size_t in_pixel_bytes, size_t out_pixel_bytes,
+                                          int64_t* lag_bytes) {
+  const rnnpool_config* c = &l->cfg;
+  const int64_t in_image = (int64_t)c->in_rows * c->in_cols * (int64_t)in_pixel_bytes;
+  const int64_t out_image = (int64_t)l->geo.padded_out_rows * l->geo.padded_out_cols * (int64_t)out_pixel_bytes;
+  const int64_t grow = out_image - in_image > 0 ? out_image - in_image : 0; /* per image of the batch */
+  lag_scan s;
+  int64_t lag;
+  int32_t i, j;
+  if (lag_bytes == NULL) return RNNPOOL_ERR_NULL_POINTER;
+  memset(&s, 0, sizeof(s));
+  s.l = l;
+  s.pixel_in = (int64_t)in_pixel_bytes;
+  s.pixel_out = (int64_t)out_pixel_bytes;
+  for (i = 0; i < l->geo.out_rows; ++i) {
+    for (j = 0; j < l->geo.out_cols; ++j) {
+      int64_t next;
+      if (c->rnn1_mode == RNNPOOL_RNN1_RECOMPUTE) { /* the next patches' first pixels */
+        const int64_t right = j + 1 < l->geo.out_cols ? window_first_pixel(l, i, j + 1, s.pixel_in) : -1;
+        const int64_t below = i + 1 < l->geo.out_rows ? window_first_pixel(l, i + 1, 0, s.pixel_in) : -1;
+        next = right < 0 ? below : (below < 0 || right < below ? right : below);
+      } else { /* written while visiting the patch's last pixel, after reading it */
+        const int32_t y = i * c->stride_rows + c->patch_rows - 1, x = j * c->stride_cols + c->patch_cols - 1;
+        next = cached_next_read(l, y, x + 1, s.pixel_in);
+      }
+      lag_write(&s, write_end(l, i, j, s.pixel_out), next);
+    }
+  }
+  /* Image n reads at n*in_image and writes at n*out_image; after its last read
+   * the next image's first read (its byte 0) bounds it, and nothing bounds the
+   * last image's final writes. */
+  lag = -(int64_t)c->batch * in_image; /* no constraint: any overlap is fine */
+  if (s.any_during) {
+    const int64_t v = s.during + (int64_t)(c->batch - 1) * grow;
+    if (v > lag) lag = v;
+  }
+  if (s.any_after && c->batch > 1) {
+    const int64_t v = s.after - in_image + (int64_t)(c->batch - 2) * grow;
+    if (v > lag) lag = v;
+  }
+  *lag_bytes = lag;
   return RNNPOOL_OK;
 }

@@ -87,6 +87,17 @@ def rnnpool_sizes(o) -> Tuple[int, int, int]:
     return op_data_bytes(o.target.pointer_bytes), prepared, scratch
 
 
+def rnnpool_inplace_lag(o) -> int:
+    """The op's in-place lag (bytes, rnnpool.h rnnpool_s8_inplace_lag): its output may overlap its
+    input when input_start - output_start >= lag (the same on every target)."""
+    from ..runtime import native
+    cfg, variant = c_config(o)
+    try:
+        return native.inplace_lag(cfg, variant)
+    except RNNPoolError as exc:
+        raise RNNPoolError(f"RNNPool operator {o.op.index}: {exc}") from None
+
+
 def rnnpool_memory(o):
     """KernelMemory of one RNNPool operator."""
     from .kernels import KernelMemory

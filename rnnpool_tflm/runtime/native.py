@@ -96,6 +96,8 @@ _SIGNATURES = {
     "rnnpool_s8_state_formats": (ctypes.c_int, [ctypes.c_void_p, _I32P, _I32P]),
     "rnnpool_s8_multiplier": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_int, ctypes.c_int32, _I32P, _I32P]),
     "rnnpool_s8_requant_forms": (ctypes.c_int, [ctypes.c_void_p, _I32P]),
+    "rnnpool_s8_inplace_lag": (ctypes.c_int, [ctypes.POINTER(CConfig), ctypes.POINTER(ctypes.c_int64)]),
+    "rnnpool_f32_inplace_lag": (ctypes.c_int, [ctypes.POINTER(CConfig), ctypes.POINTER(ctypes.c_int64)]),
     "rnnpool_f32_validate": (ctypes.c_int, [ctypes.POINTER(CConfig), ctypes.POINTER(CF32Params)]),
     "rnnpool_f32_prepared_bytes": (ctypes.c_size_t, [ctypes.POINTER(CConfig)]),
     "rnnpool_f32_scratch_bytes": (ctypes.c_size_t, [ctypes.POINTER(CConfig)]),
@@ -263,6 +265,23 @@ def buffer_bytes(cfg: CConfig, variant: str = "int8") -> Tuple[int, int]:
         status = validate(cfg)
         _check(f"rnnpool_{tag} buffer sizes", status or status_codes()["RNNPOOL_ERR_SIZE_OVERFLOW"])
     return int(prepared), int(scratch)
+
+
+def inplace_lag(cfg: CConfig, variant: str = "int8") -> int:
+    """The op's in-place lag in bytes (rnnpool.h, rnnpool_s8_inplace_lag): eval is correct with the
+    output overlapping the input when input_start - output_start >= lag, or with no overlap at all.
+    Negative: the output may start up to -lag bytes after the input. Raises KernelError for an invalid cfg."""
+    if variant not in ("int8", "float32"):
+        raise ValueError(f"variant must be 'int8' or 'float32', got {variant!r}")
+    lag = ctypes.c_int64()
+    fn = library().rnnpool_s8_inplace_lag if variant == "int8" else library().rnnpool_f32_inplace_lag
+    _check(f"rnnpool_{'s8' if variant == 'int8' else 'f32'}_inplace_lag", fn(ctypes.byref(cfg), ctypes.byref(lag)))
+    return int(lag.value)
+
+
+def layer_inplace_lag(config: RNNPoolConfig, input_shape, variant: str = "int8") -> int:
+    """inplace_lag of one RNNPool layer (its op options) on an NHWC input shape (memory planning)."""
+    return inplace_lag(make_config(config, input_shape), variant)
 
 
 def layer_buffer_bytes(config: RNNPoolConfig, input_shape, variant: str = "int8") -> Tuple[int, int]:

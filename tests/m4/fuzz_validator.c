@@ -81,6 +81,27 @@ static int small(const rnnpool_config* c, size_t prepared, size_t scratch) {
   return in <= 4096 && prepared <= (1u << 20) && scratch <= (1u << 22) && c->hidden1 <= 32 && c->hidden2 <= 32;
 }
 
+/* The op run with its output overlapping its input at the in-place lag, in a
+ * buffer of exactly the bytes the two span, gives the separate run's output. */
+static void check_inplace(const rnnpool_config* cfg, const void* prep, const int8_t* in, size_t in_n,
+                          const int8_t* out, size_t out_n, void* scr, size_t scratch) {
+  int64_t lag;
+  size_t in_at, out_at, span;
+  uint8_t* both;
+  if (rnnpool_s8_inplace_lag(cfg, &lag) != RNNPOOL_OK) abort();
+  if (lag < -(int64_t)in_n) abort(); /* documented floor */
+  out_at = lag < 0 ? (size_t)-lag : 0;
+  in_at = (size_t)((int64_t)out_at + lag);
+  span = in_at + in_n > out_at + out_n ? in_at + in_n : out_at + out_n;
+  both = (uint8_t*)malloc(span);
+  memcpy(both + in_at, in, in_n);
+  if (rnnpool_s8_eval(prep, (const int8_t*)(both + in_at), (int8_t*)(both + out_at), scr, scratch) != RNNPOOL_OK) {
+    abort();
+  }
+  if (memcmp(both + out_at, out, out_n) != 0) abort();
+  free(both);
+}
+
 static void run_s8(const rnnpool_config* cfg, stream* s, uint32_t seed) {
   rnnpool_s8_params p;
   rnnpool_geometry geo;
@@ -142,6 +163,7 @@ static void run_s8(const rnnpool_config* cfg, stream* s, uint32_t seed) {
     if (rnnpool_s8_prepare(cfg, &p, prep, prepared) != RNNPOOL_OK) abort(); /* validate said OK */
     if (rnnpool_s8_eval(prep, in, out, scr, scratch) != RNNPOOL_OK) abort();
     if (rnnpool_s8_eval(prep, in, out, scr, scratch - 1) != RNNPOOL_ERR_BUFFER_TOO_SMALL) abort();
+    check_inplace(cfg, prep, in, in_n, out, out_n, scr, scratch);
     ++g_evaluated_s8;
     free(prep);
     free(scr);
@@ -231,6 +253,12 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   cfg.rnn1_mode = next_in(&s, 0, 1);
   (void)rnnpool_validate_config(&cfg, &geo);
   (void)rnnpool_validate_config(&cfg, NULL);
+  {
+    int64_t lag;
+    const rnnpool_status a = rnnpool_s8_inplace_lag(&cfg, &lag), b = rnnpool_validate_config(&cfg, NULL);
+    if (a != b) abort(); /* the lag is defined exactly for the valid configurations */
+    (void)rnnpool_f32_inplace_lag(&cfg, &lag);
+  }
   (void)rnnpool_status_name((rnnpool_status)next_u32(&s));
   (void)rnnpool_status_str((rnnpool_status)next_u32(&s));
   if (next_u32(&s) & 1u) {

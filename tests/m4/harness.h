@@ -23,6 +23,8 @@ typedef struct {
   const void* expected;     /* [N, Ho, Wo, 4*h2] */
   size_t output_elements;
   float tolerance;          /* float32: largest accepted absolute difference */
+  int32_t inplace;          /* 1: run with the output overlapping the input at the op's in-place lag
+                               (the input copied into the output buffer first) */
 } harness_case;
 
 typedef struct {
@@ -44,7 +46,9 @@ typedef struct {
   uint64_t eval_ticks;
 } harness_result;
 
-/* Sizes the buffers must have for this case (the kernel's size functions). */
+/* Sizes the buffers must have for this case (the kernel's size functions;
+ * an in-place case needs its input and output overlapped at the lag in the
+ * output buffer). */
 void harness_case_bytes(const harness_case* c, size_t* prepared, size_t* scratch, size_t* output);
 
 /* Prepares, evaluates and compares; fills *result. */
