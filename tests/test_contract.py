@@ -27,8 +27,7 @@ def test_optional_options_carry_their_default_and_the_rest_are_required():
 
 
 def test_a_default_for_an_unknown_option_is_refused():
-    text = _header().replace("X(RNN1_MODE, 0)", "X(RNN1_MODE, 0)                                                    \\\n"
-                             "  X(NO_SUCH_OPTION, 0)")
+    text = _header().replace("X(RNN1_MODE, 0)", "X(RNN1_MODE, 0) \\\n  X(NO_SUCH_OPTION, 0)")
     with pytest.raises(RuntimeError, match="NO_SUCH_OPTION"):
         contract_module.parse_contract(text)
 

@@ -157,7 +157,8 @@ static void run_s8(const rnnpool_config* cfg, stream* s, uint32_t seed) {
     void* prep = malloc(prepared);
     void* scr = malloc(scratch);
     const size_t in_n = (size_t)cfg->batch * (size_t)cfg->in_rows * (size_t)cfg->in_cols * (size_t)k;
-    const size_t out_n = (size_t)cfg->batch * (size_t)geo.padded_out_rows * (size_t)geo.padded_out_cols * 4u * (size_t)h2;
+    const size_t out_n =
+        (size_t)cfg->batch * (size_t)geo.padded_out_rows * (size_t)geo.padded_out_cols * 4u * (size_t)h2;
     int8_t* in = (int8_t*)filled(in_n, &seed);
     int8_t* out = (int8_t*)malloc(out_n);
     if (rnnpool_s8_prepare(cfg, &p, prep, prepared) != RNNPOOL_OK) abort(); /* validate said OK */

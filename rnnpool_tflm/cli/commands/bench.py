@@ -289,7 +289,8 @@ def run(args) -> int:
     from ...core import progress
 
     ir = args.what == "ir"
-    cases = _ir_cases(args.block) if ir else _cases(args.shape, args.activations, getattr(args, "rnn1_mode", "both"))
+    cases = (_ir_cases(args.block) if ir
+             else _cases(args.shape, args.activations, getattr(args, "rnn1_mode", "both")))
     if args.target == "m4":
         with progress.activity("bench on the emulated Cortex-M4"):  # a firmware build and QEMU runs
             records = _bench_ir_m4(cases) if ir else _bench_m4(cases)
