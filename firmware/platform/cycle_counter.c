@@ -1,27 +1,26 @@
+/* The cycle counter (cycle_counter.h) on the core's own timers, through CMSIS-Core
+ * (ARMCM4.h -> core_cm4.h, from TFLM's downloads). */
 #include "cycle_counter.h"
 
-#define REG(addr) (*(volatile uint32_t*)(addr))
+#include "ARMCM4.h"
 
 #ifdef RNNPOOL_QEMU
 /* SysTick counts down from 2^24 - 1; each wrap is counted by the interrupt. */
-#define SYST_CSR REG(0xE000E010)
-#define SYST_RVR REG(0xE000E014)
-#define SYST_CVR REG(0xE000E018)
-#define SYST_RELOAD 0x00FFFFFFu
+#define SYST_RELOAD SysTick_LOAD_RELOAD_Msk
 
 static volatile uint32_t wraps;
 
 void SysTick_Handler(void) { ++wraps; }
 
 void cycle_counter_start(void) {
-  SYST_CSR = 0;
+  SysTick->CTRL = 0;
   wraps = 0;
-  SYST_RVR = SYST_RELOAD;
-  SYST_CVR = 0;
-  SYST_CSR = 0x7; /* enable, interrupt, processor clock */
+  SysTick->LOAD = SYST_RELOAD;
+  SysTick->VAL = 0;
+  SysTick->CTRL = SysTick_CTRL_ENABLE_Msk | SysTick_CTRL_TICKINT_Msk | SysTick_CTRL_CLKSOURCE_Msk;
   /* The counter shows 0 until its first clock edge reloads it; a read before
    * that would look like a whole wrap has passed. */
-  while (SYST_CVR == 0) {
+  while (SysTick->VAL == 0) {
   }
 }
 
@@ -29,29 +28,25 @@ uint64_t cycle_counter_read(void) {
   uint32_t before, value;
   do { /* re-read if a wrap lands between the two reads */
     before = wraps;
-    value = SYST_CVR;
+    value = SysTick->VAL;
   } while (before != wraps);
   return (uint64_t)before * (SYST_RELOAD + 1u) + (SYST_RELOAD - value);
 }
 #else
-#define DEMCR REG(0xE000EDFC)
-#define DWT_CTRL REG(0xE0001000)
-#define DWT_CYCCNT REG(0xE0001004)
-
 static uint32_t last;
 static uint64_t high;
 
 void cycle_counter_start(void) {
-  DEMCR |= 1u << 24; /* TRCENA */
-  DWT_CYCCNT = 0;
-  DWT_CTRL |= 1u;
+  DCB->DEMCR |= DCB_DEMCR_TRCENA_Msk; /* trace on: DWT clocks */
+  DWT->CYCCNT = 0;
+  DWT->CTRL |= DWT_CTRL_CYCCNTENA_Msk;
   last = 0;
   high = 0;
 }
 
 /* Correct as long as it is read at least once per 2^32 cycles. */
 uint64_t cycle_counter_read(void) {
-  uint32_t now = DWT_CYCCNT;
+  uint32_t now = DWT->CYCCNT;
   if (now < last) high += 1ull << 32;
   last = now;
   return high | now;

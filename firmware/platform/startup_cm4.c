@@ -4,8 +4,11 @@
  * line and stop instead of hanging silently.
  * RNNPOOL_QEMU: output and exit status over semihosting (QEMU's exit status is
  * main's). Boards: the UART console and a halt that keeps the status, which the
- * firmware prints as "status: N" before it returns (a fault prints its own). */
+ * firmware prints as "status: N" before it returns (a fault prints its own).
+ * Core registers: CMSIS-Core (ARMCM4.h -> core_cm4.h, from TFLM's downloads). */
 #include <stdint.h>
+
+#include "ARMCM4.h"
 
 #ifdef RNNPOOL_QEMU
 #include "semihosting.h"
@@ -43,8 +46,9 @@ void Reset_Handler(void) {
   for (uint32_t* dst = &_sdata; dst < &_edata;) *dst++ = *src++;
   for (uint32_t* dst = &_sbss; dst < &_ebss;) *dst++ = 0;
   /* CP10/CP11 full access: the FPU (fpv4-sp-d16, hard-float ABI). */
-  *(volatile uint32_t*)0xE000ED88 |= 0xFu << 20;
-  __asm__ volatile("dsb\n isb");
+  SCB->CPACR |= (3UL << 20) | (3UL << 22);
+  __DSB();
+  __ISB();
   __libc_init_array();
   PLATFORM_EXIT(main());
 }

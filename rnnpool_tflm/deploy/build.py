@@ -9,13 +9,16 @@ Three parts, linked into one ELF:
   files, the compiler and the flags, so a repeat build takes seconds;
 * the custom ops: custom_ops/rnnpool and custom_ops/inverted_residual (C cores and
   TFLM registrations), compiled in place;
-* the app (firmware/src), the generated sources of one model (see
-  firmware_export) and a platform: the emulated STM32F405 (QEMU netduinoplus2),
-  the emulated AN386 Cortex-M4 (QEMU mps2-an386), or one of the real boards'
-  memory maps (for sizes; the boards themselves build with PlatformIO).
+* the app (firmware/src), the generated sources of one model (deploy/sources.py)
+  and the platform code of one board of the record (core/boards.py): its linker
+  script, start-up and console (semihosting on QEMU, a USART on the STM32 boards)
+  and the C defines derived from the record (board_defines). The emulated boards
+  run in QEMU (deploy/emulate.py); the real ones are built here for their sizes
+  (deploy/fit.py) and with PlatformIO for flashing (firmware/platformio.ini).
 
 Object files of the app side are cached by content too (source, the project's
-headers, flags), so rebuilding a model already built is a link.
+headers, flags), so rebuilding a model already built is a link; the op and the
+generated model compile without board defines, so one object serves every board.
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ import hashlib
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import time
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
+from ..core import boards
 from ..core.sources import DETECTION_DIR, INVRES_DIR, OP_DIR
 from ..toolchain import tflm_tree as tflm_sources
 from ..toolchain.build_cache import cache_root, compiler_id, digest, locked
@@ -42,7 +47,7 @@ FIRMWARE_DIR = REPO / "firmware"
 APP_DIR = FIRMWARE_DIR / "src"
 PLATFORM_DIR = FIRMWARE_DIR / "platform"
 
-CC, CXX, AR, SIZE = "arm-none-eabi-gcc", "arm-none-eabi-g++", "arm-none-eabi-ar", "arm-none-eabi-size"
+CC, CXX, AR, OBJDUMP = "arm-none-eabi-gcc", "arm-none-eabi-g++", "arm-none-eabi-ar", "arm-none-eabi-objdump"
 CPU_FLAGS = ("-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard", "-mlittle-endian")
 # TFLM's Makefile flags for TARGET=cortex_m_generic OPTIMIZED_KERNEL_DIR=cmsis_nn
 # BUILD_TYPE=release_with_logs (error messages kept: the firmware prints them).
@@ -60,54 +65,33 @@ APP_WARNINGS = ("-Wall", "-Wextra", "-Wno-unused-parameter", "-Wdouble-promotion
 LINK_FLAGS = ("--specs=nano.specs", "--specs=nosys.specs", "-Wl,--gc-sections")
 
 
-@dataclasses.dataclass(frozen=True)
-class Platform:
-    """A memory map + start-up + output channel the firmware can be linked for."""
-
-    name: str
-    board: str                    # the rnnpool_tflm.core.boards name whose memory this is
-    linker_script: str            # relative to firmware/platform
-    sources: Tuple[str, ...]      # relative to firmware/platform
-    defines: Tuple[str, ...]
-    clock_hz: int
-    qemu_machine: Optional[str] = None
-    sram_bytes: int = 0           # the arena's block (what "fill" mode gives the arena at most)
+# The platform sources each kind of board links (relative to firmware/platform): QEMU prints
+# over semihosting, the STM32 boards over their console USART.
+QEMU_SOURCES = ("startup_cm4.c", "semihosting.c", "cycle_counter.c")
+BOARD_SOURCES = ("startup_cm4.c", "boards/uart_stm32f4.c", "cycle_counter.c")
 
 
-_QEMU_SOURCES = ("startup_cm4.c", "semihosting.c", "cycle_counter.c")
-_BOARD_SOURCES = ("startup_cm4.c", "boards/uart_stm32f4.c", "cycle_counter.c")
-
-PLATFORMS: Dict[str, Platform] = {p.name: p for p in (
-    Platform("netduinoplus2", "qemu_netduinoplus2", "stm32f405_qemu.ld", _QEMU_SOURCES,
-             ("RNNPOOL_QEMU", "RNNPOOL_CORE_CLOCK_HZ=168000000"), 168_000_000, "netduinoplus2", 128 * 1024),
-    Platform("mps2-an386", "qemu_mps2_an386", "mps2_an386_qemu.ld", _QEMU_SOURCES,
-             ("RNNPOOL_QEMU", "RNNPOOL_CORE_CLOCK_HZ=25000000"), 25_000_000, "mps2-an386", 4 * 1024 * 1024),
-    # The real boards (PlatformIO environments of the same names); built here for sizes.
-    Platform("nucleo_f446re", "nucleo_f446re", "boards/stm32f446re.ld", _BOARD_SOURCES,
-             ("RNNPOOL_BOARD_NUCLEO_F446RE", "RNNPOOL_CORE_CLOCK_HZ=180000000"), 180_000_000, None, 128 * 1024),
-    Platform("disco_f407vg", "disco_f407vg", "boards/stm32f407vg.ld", _BOARD_SOURCES,
-             ("RNNPOOL_BOARD_DISCO_F407VG", "RNNPOOL_CORE_CLOCK_HZ=168000000"), 168_000_000, None, 128 * 1024),
-    Platform("nucleo_f429zi", "nucleo_f429zi", "boards/stm32f429zi.ld", _BOARD_SOURCES,
-             ("RNNPOOL_BOARD_NUCLEO_F429ZI", "RNNPOOL_CORE_CLOCK_HZ=180000000"), 180_000_000, None, 192 * 1024),
-    Platform("nucleo_f439zi", "nucleo_f439zi", "boards/stm32f439zi.ld", _BOARD_SOURCES,
-             ("RNNPOOL_BOARD_NUCLEO_F439ZI", "RNNPOOL_CORE_CLOCK_HZ=180000000"), 180_000_000, None, 192 * 1024),
-)}
-QEMU_MACHINES = tuple(p.name for p in PLATFORMS.values() if p.qemu_machine)
+def platform_sources(board: boards.Board) -> Tuple[str, ...]:
+    return QEMU_SOURCES if board.qemu_machine else BOARD_SOURCES
 
 
-def get_platform(name: str) -> Platform:
-    key = str(name).strip().lower()
-    key = {"mps2_an386": "mps2-an386", "qemu_mps2_an386": "mps2-an386",
-           "qemu_netduinoplus2": "netduinoplus2"}.get(key, key)
-    if key in PLATFORMS:
-        return PLATFORMS[key]
-    raise RNNPoolError(f"unknown firmware platform {name!r}; valid: {', '.join(PLATFORMS)}")
+def board_defines(board: boards.Board) -> Tuple[str, ...]:
+    """The C defines of the platform code and the app for `board`, from the board record
+    (firmware/platform/boards/board.h documents the ones the STM32 code reads)."""
+    defines = [f"RNNPOOL_CORE_CLOCK_HZ={board.clock_hz}u"]
+    if board.qemu_machine:
+        defines.append("RNNPOOL_QEMU")
+    if board.console is not None:
+        c = board.console
+        defines += [f"RNNPOOL_CONSOLE_USART={c.usart}", f"RNNPOOL_CONSOLE_TX_PORT={ord(c.tx_port) - ord('A')}",
+                    f"RNNPOOL_CONSOLE_TX_PIN={c.tx_pin}", f"RNNPOOL_STM32_OVERDRIVE={int(board.overdrive)}"]
+    return tuple(defines)
 
 
 # ---- tools and cache ---------------------------------------------------------------------------
 
 def missing_tools() -> List[str]:
-    return [t for t in (CC, CXX, AR, SIZE) if shutil.which(t) is None]
+    return [t for t in (CC, CXX, AR, OBJDUMP) if shutil.which(t) is None]
 
 
 def require_tools() -> None:
@@ -174,7 +158,7 @@ class TflmLibrary:
 
 def _library_key(root: pathlib.Path, sources: tflm_sources.LibrarySources) -> str:
     stamps = []
-    for rel in sources.all():
+    for rel in sorted(sources.all()):  # the set, whatever order the Makefile lists it in
         st = (root / rel).stat()
         stamps.append((rel, st.st_size, st.st_mtime_ns))
     return digest("tflm-lib-v1", str(root), tflm_sources.tflm_commit(root), compiler_id(CXX), CPU_FLAGS,
@@ -224,30 +208,59 @@ def tflm_library(root: Optional[pathlib.Path] = None, jobs: Optional[int] = None
 # ---- the firmware ------------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
+class Section:
+    """One allocated section of the ELF: where it runs (vma) and where it is stored (lma)."""
+
+    name: str
+    size: int
+    vma: int
+    lma: int
+    load: bool                    # has contents stored in the image (flash); NOLOAD sections do not
+
+    @property
+    def end(self) -> int:
+        return self.vma + self.size
+
+
+@dataclasses.dataclass(frozen=True)
 class FirmwareBuild:
     elf: pathlib.Path
-    platform: Platform
-    sections: Dict[str, int]      # ELF section -> bytes
+    board: boards.Board
+    sections: Tuple[Section, ...]
     library: TflmLibrary
     seconds: float
+    overflows: Tuple[str, ...] = ()   # the linker's overflow messages (a build made with allow_overflow)
+
+    def size(self, name: str) -> int:
+        return sum(s.size for s in self.sections if s.name == name)
 
     @property
     def flash_bytes(self) -> int:
-        """Everything stored in flash: code, constants (the model), .data's initial values."""
-        return sum(self.sections.get(s, 0) for s in (".isr_vector", ".text", ".ARM.extab", ".ARM.exidx", ".data"))
+        """Flash the image occupies: code, constants (the model, the test data), .data's
+        initial values, alignment padding included (the end of the last stored byte)."""
+        block = self.board.flash
+        ends = [s.lma + s.size for s in self.sections if s.load and s.size and block.base <= s.lma < block.end]
+        return max(ends, default=block.base) - block.base
+
+    def ram_used(self, block: boards.MemoryBlock) -> int:
+        """Bytes of `block` the image reserves, from its start to the end of its last section
+        (alignment padding included): in the arena's block .data, .bss, .arena and, on a board
+        without CCM, .stack -- exactly what the linker script checks against the block."""
+        ends = [s.end for s in self.sections if s.size and block.base <= s.vma < block.end]
+        return max(ends, default=block.base) - block.base
 
     @property
     def static_ram_bytes(self) -> int:
-        """RAM the image reserves, stack and arena excluded: .data + .bss + .ccm."""
-        return sum(self.sections.get(s, 0) for s in (".data", ".bss", ".ccm"))
+        """RAM the image reserves, stack and arena excluded: .data + .bss."""
+        return self.size(".data") + self.size(".bss")
 
     @property
     def arena_section_bytes(self) -> int:
-        return self.sections.get(".arena", 0)
+        return self.size(".arena")
 
     @property
     def stack_bytes(self) -> int:
-        return self.sections.get(".stack", 0)
+        return self.size(".stack")
 
 
 def op_sources() -> List[pathlib.Path]:
@@ -270,59 +283,95 @@ def _header_fingerprint(dirs: Iterable[pathlib.Path]) -> List[Tuple[str, str]]:
     return prints
 
 
-def build_firmware(generated_dir: pathlib.Path, platform: str, out_dir: pathlib.Path,
+_INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.M)
+
+
+def _generated_headers_seen(source: pathlib.Path, generated_dir: pathlib.Path) -> List[Tuple[str, str]]:
+    """The generated headers `source` includes, directly or through the app's headers or one
+    another, with their digests: an object depends on those only, so main.cc (slow to
+    compile) is reused by every model with the same operators, whatever its arena or weights."""
+    seen, visited, todo = {}, set(), [source]
+    while todo:
+        for name in _INCLUDE.findall(todo.pop().read_text(errors="replace")):
+            for header in (generated_dir / name, APP_DIR / name):
+                if header.is_file() and header not in visited:
+                    visited.add(header)
+                    todo.append(header)
+                    if header.parent == generated_dir:
+                        seen[name] = hashlib.sha256(header.read_bytes()).hexdigest()
+    return sorted(seen.items())
+
+
+def build_firmware(generated_dir: pathlib.Path, board, out_dir: pathlib.Path,
                    defines: Sequence[str] = (), tflm_root: Optional[pathlib.Path] = None,
-                   jobs: Optional[int] = None, log: Optional[Callable[[str], None]] = None) -> FirmwareBuild:
-    """Compiles and links the firmware for one model (its generated sources) and platform."""
+                   jobs: Optional[int] = None, log: Optional[Callable[[str], None]] = None,
+                   allow_overflow: bool = False) -> FirmwareBuild:
+    """Compiles and links the firmware for one model (its generated sources) and one board
+    of the record (a name, a QEMU machine name or a Board). `defines` reach the app
+    (firmware/src). With `allow_overflow` a memory overflow does not fail the link: the
+    ELF keeps the sizes the layout would have (for judging a fit) and the linker's
+    messages are in `overflows`; such an ELF must not be run."""
     start = time.monotonic()
-    target = get_platform(platform)
+    target = boards.get_board(board)
     generated_dir = pathlib.Path(generated_dir).resolve()
     if not (generated_dir / "model_data.h").is_file():
         raise RNNPoolError(f"{generated_dir} holds no exported model (model_data.h is missing): "
                            "run `rnnpool-tflm export` first")
     library = tflm_library(tflm_root, jobs=jobs, log=log)
     includes = [APP_DIR, generated_dir, OP_DIR, INVRES_DIR, DETECTION_DIR, PLATFORM_DIR, *library.include_dirs]
-    extra = (*APP_WARNINGS, *(f"-D{d}" for d in (*target.defines, *defines)))
-    # Only the app and the generated sources see the generated headers: the op and the
-    # platform objects stay cached from one model to the next.
+    board_flags = tuple(f"-D{d}" for d in board_defines(target))
+    app_flags = (*APP_WARNINGS, *board_flags, *(f"-D{d}" for d in defines))
+    # Only the app and the platform code see the board; the op and the generated model
+    # compile the same for every board, so their objects are shared between builds.
+    groups = ((app_sources(), app_flags), ([PLATFORM_DIR / s for s in platform_sources(target)],
+                                            (*APP_WARNINGS, *board_flags)),
+              (op_sources() + sorted(generated_dir.glob("*.cc")), APP_WARNINGS))
     project_headers = _header_fingerprint([APP_DIR, OP_DIR, INVRES_DIR, DETECTION_DIR, PLATFORM_DIR])
-    model_headers = _header_fingerprint([generated_dir])
     obj_cache = cache_root() / "obj"
-    sources = (app_sources() + op_sources() + sorted(generated_dir.glob("*.cc"))
-               + [PLATFORM_DIR / s for s in target.sources])
     jobs_list, objs = [], []
-    for source in sources:
-        if not source.is_file():
-            raise RNNPoolError(f"firmware source {source} is missing")
-        # The key: the command with the (often temporary) generated folder named neutrally,
-        # the source's content and the headers it can see.
-        probe = [arg.replace(str(generated_dir), "<generated>")
-                 for arg in _compile_command(source, pathlib.Path("OBJ"), APP_OPT, includes, extra)]
-        sees_model = source.parent in (APP_DIR, generated_dir)
-        key = digest("fw-obj-v1", library.key, probe, hashlib.sha256(source.read_bytes()).hexdigest(),
-                      project_headers, model_headers if sees_model else None)
-        obj = obj_cache / key[:2] / f"{key[2:20]}-{source.stem}.o"
-        objs.append(obj)
-        if not obj.is_file():
-            jobs_list.append(CompileJob(source, obj, _compile_command(source, obj, APP_OPT, includes, extra)))
+    for sources, extra in groups:
+        for source in sources:
+            if not source.is_file():
+                raise RNNPoolError(f"firmware source {source} is missing")
+            # The key: the command with the (often temporary) generated folder named neutrally,
+            # the source's content, the project's headers and the generated ones it includes.
+            probe = [arg.replace(str(generated_dir), "<generated>")
+                     for arg in _compile_command(source, pathlib.Path("OBJ"), APP_OPT, includes, extra)]
+            key = digest("fw-obj-v2", library.key, probe, hashlib.sha256(source.read_bytes()).hexdigest(),
+                         project_headers, _generated_headers_seen(source, generated_dir))
+            obj = obj_cache / key[:2] / f"{key[2:20]}-{source.stem}.o"
+            objs.append(obj)
+            if not obj.is_file():
+                jobs_list.append(CompileJob(source, obj, _compile_command(source, obj, APP_OPT, includes, extra)))
     _run_jobs(jobs_list, _workers(jobs))
 
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     elf = out_dir / "firmware.elf"
-    cmd = [CXX, *CPU_FLAGS, "-T", str(PLATFORM_DIR / target.linker_script), *LINK_FLAGS,
+    cmd = [CXX, *CPU_FLAGS, "-T", str(PLATFORM_DIR / target.linker_script), f"-L{PLATFORM_DIR}", *LINK_FLAGS,
+           *(["-Wl,--noinhibit-exec"] if allow_overflow else []),
            f"-Wl,-Map={out_dir / 'firmware.map'}", *map(str, objs), str(library.path), "-lm", "-o", str(elf)]
     done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
+    overflows = tuple(line.split(": ", 1)[-1].strip() for line in done.stderr.splitlines()
+                      if "overflow" in line or "will not fit in region" in line)
+    if done.returncode != 0 or (overflows and not allow_overflow):
         raise RNNPoolError(f"linking the firmware for {target.name} failed:\n{done.stderr.strip()[-4000:]}")
-    return FirmwareBuild(elf, target, elf_sections(elf), library, time.monotonic() - start)
+    return FirmwareBuild(elf, target, elf_sections(elf), library, time.monotonic() - start, overflows)
 
 
-def elf_sections(elf: pathlib.Path) -> Dict[str, int]:
-    done = subprocess.run([SIZE, "-A", str(elf)], capture_output=True, text=True, check=True)
-    sections = {}
+_SECTION_LINE = re.compile(r"^\s*\d+\s+(\S+)\s+([0-9a-fA-F]+)\s+([0-9a-fA-F]+)\s+([0-9a-fA-F]+)\s+[0-9a-fA-F]+\s+"
+                           r"\S+\s+(.*)$")
+
+
+def elf_sections(elf: pathlib.Path) -> Tuple[Section, ...]:
+    """The allocated sections of an ELF (objdump's section headers: size, VMA, LMA, flags)."""
+    done = subprocess.run([OBJDUMP, "-h", "-w", str(elf)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RNNPoolError(f"{OBJDUMP} could not read {elf}: {done.stderr.strip()[-1000:]}")
+    sections = []
     for line in done.stdout.splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and parts[1].isdigit() and parts[0].startswith("."):
-            sections[parts[0]] = int(parts[1])
-    return sections
+        match = _SECTION_LINE.match(line)
+        if match and "ALLOC" in match.group(5):
+            name, size, vma, lma, flags = match.groups()
+            sections.append(Section(name, int(size, 16), int(vma, 16), int(lma, 16), "LOAD" in flags))
+    return tuple(sections)

@@ -20,9 +20,11 @@ import tempfile
 from typing import Dict, List, Optional
 
 from . import build as firmware_build
-from . import export as firmware_export
+from .host_run import host_outputs, prepare
 from . import sources as firmware_sources
+from ..core import boards
 from ..core.errors import RNNPoolError
+from ..core.files import require_file
 
 QEMU = "qemu-system-arm"
 EXIT_MEANINGS = {0: "ok", 1: "output differs from the expected one", 2: "bad model", 3: "hard fault",
@@ -173,7 +175,7 @@ class Emulation:
 
     def as_dict(self) -> dict:
         instructions = self.run.instructions
-        clock = self.build.platform.clock_hz
+        clock = self.build.board.clock_hz
         return {
             "machine": self.machine, "output_matches_host": self.output_matches_host,
             "arena_used_bytes": self.arena_used_bytes, "instructions": instructions,
@@ -196,45 +198,43 @@ class Emulation:
 def emulate_model(model_path: pathlib.Path, input_path: Optional[pathlib.Path] = None,
                   machine: str = "netduinoplus2", keep_dir: Optional[pathlib.Path] = None,
                   arena_bytes: Optional[int] = None, timeout: float = 600.0, log=None,
-                  host_run=firmware_export.host_outputs, detector=None) -> Emulation:
+                  host_run=host_outputs, detector=None) -> Emulation:
     """Exports `model_path` into a build folder, builds the firmware for the QEMU
     `machine` and runs it. The arena is the rest of the SRAM block (so every model
     that fits gets a measured arena) unless `arena_bytes` fixes it. `detector` (a
     runtime.detection_native.DetectorSetup): the firmware also prints the boxes."""
-    platform = firmware_build.get_platform(machine)
-    if platform.qemu_machine is None:
-        raise RNNPoolError(f"{machine} is not an emulated machine; choose from {', '.join(firmware_build.QEMU_MACHINES)}")
-    model_path = pathlib.Path(model_path)
-    if not model_path.is_file():
-        raise RNNPoolError(f"model file {model_path} does not exist")
+    board = next((b for b in boards.BOARDS.values() if b.qemu_machine and machine in (b.name, b.qemu_machine)), None)
+    if board is None:
+        raise RNNPoolError(f"{machine} is not an emulated machine; choose from {', '.join(boards.QEMU_MACHINES)}")
+    model_path = require_file(model_path, "model file")
     model = model_path.read_bytes()
     from ..toolchain import tflm_tree as tflm_sources
     tflm_sources.tflm_dir()  # a clear error naming TFLM_DIR before any work
     firmware_build.require_tools()
     require_qemu()
-    info, inputs, expected = firmware_export.prepare(model, input_path, host_run=host_run)
+    info, inputs, expected = prepare(model, input_path, host_run=host_run)
 
     with tempfile.TemporaryDirectory(prefix="rnnpool-emulate-") as tmp:
         work = pathlib.Path(keep_dir) if keep_dir else pathlib.Path(tmp)
         generated = firmware_sources.write_sources(work / "generated", model, info, inputs, expected,
-                                                  arena_bytes or 16, model_path.stem, platform.board,
+                                                  arena_bytes or 16, model_path.stem, board.name,
                                                   detector=detector)
         defines: List[str] = [] if arena_bytes else ["RNNPOOL_ARENA_FILL_SRAM"]
         try:
-            build = firmware_build.build_firmware(generated.directory, platform.name, work / "build", defines, log=log)
+            build = firmware_build.build_firmware(generated.directory, board, work / "build", defines, log=log)
         except RNNPoolError as exc:
             if "overflow" in str(exc):
                 raise DoesNotFit(f"the model does not fit {machine}'s memory ({len(model):,} B model): "
                                    f"try --machine mps2-an386; linker: {str(exc).splitlines()[-1]}") from None
             raise
-        run = run_elf(build.elf, platform.qemu_machine, timeout)
+        run = run_elf(build.elf, board.qemu_machine, timeout)
         if keep_dir:
             (work / "qemu_output.txt").write_text(run.output)
     if run.exit_code not in (0, 1):
-        if run.exit_code == 5 and machine == "netduinoplus2" and not arena_bytes:
+        if run.exit_code == 5 and board.qemu_machine == "netduinoplus2" and not arena_bytes:
             raise DoesNotFit(run.failure() + " (try --machine mps2-an386 for models larger than the F405)")
         raise RNNPoolError(run.failure())
-    return Emulation(platform.name, run, build, generated)
+    return Emulation(board.qemu_machine, run, build, generated)
 
 
 def measure_arena(model_path: pathlib.Path, input_path: Optional[pathlib.Path] = None, **kwargs) -> Emulation:

@@ -1,6 +1,10 @@
 """Bare-metal Cortex-M4 builds with Debian's arm-none-eabi-gcc, runs in QEMU's
 netduinoplus2 (STM32F405) with semihosting output, and the kernel harness.
 
+The firmware's platform code (firmware/platform: start-up, semihosting, cycle counter)
+is linked in; it reaches the core's registers through CMSIS-Core, which comes with TFLM's
+third-party downloads, so these builds need TFLM_DIR too.
+
 Under ``-icount shift=0`` QEMU advances virtual time by 1 ns per executed
 instruction, so the SysTick count of a run is deterministic; a calibration
 loop of known length in the same ELF converts ticks to instructions.
@@ -24,6 +28,7 @@ from typing import Iterable, List, Optional, Sequence
 import numpy as np
 
 from ..core.errors import RNNPoolError
+from ..toolchain import tflm_tree
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 PLATFORM_DIR = REPO / "firmware" / "platform"
@@ -42,15 +47,20 @@ QEMU_FLAGS = ("-nographic", "-monitor", "none", "-serial", "none",
 
 
 def missing_tools() -> List[str]:
-    """The Arm toolchain / QEMU programs that are not on PATH."""
-    return [tool for tool in (CC, QEMU) if shutil.which(tool) is None]
+    """What these builds need and lack: the Arm toolchain / QEMU programs not on PATH, and
+    TFLM_DIR (CMSIS-Core)."""
+    missing = [tool for tool in (CC, QEMU) if shutil.which(tool) is None]
+    if tflm_tree.tflm_dir(required=False) is None:
+        missing.append(f"{tflm_tree.TFLM_ENV} (CMSIS-Core headers)")
+    return missing
 
 
 def require_tools() -> None:
-    missing = missing_tools()
+    missing = [tool for tool in (CC, QEMU) if shutil.which(tool) is None]
     if missing:
         raise RNNPoolError(f"{', '.join(missing)} not found: install Debian's gcc-arm-none-eabi, "
                            "libnewlib-arm-none-eabi and qemu-system-arm (./dev setup does it as root)")
+    tflm_tree.tflm_dir()  # CMSIS-Core for the platform code: a clear error naming TFLM_DIR
 
 
 def compile_command(sources: Iterable[pathlib.Path], include_dirs: Iterable[pathlib.Path], out: pathlib.Path,
@@ -58,9 +68,10 @@ def compile_command(sources: Iterable[pathlib.Path], include_dirs: Iterable[path
     """The arm-none-eabi-gcc command that builds sources + the QEMU platform into a semihosting ELF."""
     sources = [pathlib.Path(s) for s in sources] + [PLATFORM_DIR / s for s in PLATFORM_SOURCES]
     flags = [f for f in C_FLAGS if not (opt and f.startswith("-O"))] + ([opt] if opt else [])
+    cmsis = tflm_tree.cmsis_core_dirs(tflm_tree.tflm_dir())
     return [CC, *CPU_FLAGS, *flags, "-DRNNPOOL_QEMU", *(f"-D{d}" for d in defines),
-            *(f"-I{d}" for d in [*include_dirs, PLATFORM_DIR]), *map(str, sources),
-            "-T", str(PLATFORM_DIR / "stm32f405_qemu.ld"), *LINK_FLAGS, "-o", str(out)]
+            *(f"-I{d}" for d in [*include_dirs, PLATFORM_DIR, *cmsis]), *map(str, sources),
+            "-T", str(PLATFORM_DIR / "stm32f405_qemu.ld"), f"-L{PLATFORM_DIR}", *LINK_FLAGS, "-o", str(out)]
 
 
 def build_elf(sources: Iterable[pathlib.Path], include_dirs: Iterable[pathlib.Path], out: pathlib.Path,

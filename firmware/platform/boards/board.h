@@ -1,10 +1,14 @@
 /* The real STM32F4 boards: clock, serial console, halt (bare metal, no HAL).
- * One of RNNPOOL_BOARD_NUCLEO_F446RE, _DISCO_F407VG, _NUCLEO_F429ZI or
- * _NUCLEO_F439ZI selects the pins and the clock; RNNPOOL_CORE_CLOCK_HZ is the
- * core clock board_init() sets (HSI -> PLL: 168 MHz on the F407, 180 MHz on the
- * F429/F439/F446). Console: 115200 8N1 on the ST-LINK virtual COM port (Nucleo:
- * USART2 PA2 / USART3 PD8); the STM32F4DISCOVERY's ST-LINK has no VCP, so its
- * console is USART2 TX on PA2 (connect a 3.3 V USB-serial adapter). */
+ *
+ * Everything that differs between the boards comes from the board record
+ * (rnnpool_tflm/core/boards.py) as defines, set by rnnpool_tflm.deploy.build.board_defines
+ * and, under PlatformIO, by tools/pio_tflm.py from the same function:
+ *   RNNPOOL_CORE_CLOCK_HZ      core clock board_init() sets (HSI -> PLL): 168 or 180 MHz
+ *   RNNPOOL_STM32_OVERDRIVE    1 on the F42x/F43x/F446 (PWR over-drive, 2-bit VOS), else 0
+ *   RNNPOOL_CONSOLE_USART      2 or 3: the console USART (both on APB1, AF7)
+ *   RNNPOOL_CONSOLE_TX_PORT    its TX pin's GPIO port, 0 = A, 1 = B, ...
+ *   RNNPOOL_CONSOLE_TX_PIN     its TX pin number
+ * The console runs at 115200 8N1 (TX only). */
 #ifndef RNNPOOL_BOARD_H_
 #define RNNPOOL_BOARD_H_
 

@@ -4,10 +4,12 @@ HELP = "build the firmware for an emulated Cortex-M4 and run a model in QEMU (ne
 
 
 def add_arguments(parser):
+    from ...core.boards import QEMU_MACHINES
+
     parser.add_argument("model", help="the .tflite model")
     parser.add_argument("--input", metavar="FILE.npy",
                         help="test input (.npy, or .npz for several inputs); default: deterministic random data")
-    parser.add_argument("--machine", default="netduinoplus2", choices=("netduinoplus2", "mps2-an386"),
+    parser.add_argument("--machine", default="netduinoplus2", choices=QEMU_MACHINES,
                         help="netduinoplus2: STM32F405 (128 KB SRAM + 64 KB CCM, 1 MB flash); "
                              "mps2-an386: Cortex-M4 with 4 MB for larger models")
     parser.add_argument("--arena", type=int, metavar="BYTES",
