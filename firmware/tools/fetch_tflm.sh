@@ -35,6 +35,9 @@ for script in cmsis_download.sh cmsis_nn_download.sh; do
   result=$(bash "$M/ext_libs/$script" "$D" "")
   [ "$result" = SUCCESS ] || { echo "$script failed: $result" >&2; exit 1; }
 done
+# TFLM's Makefile clones pigweed (its tests' tooling, not part of the library) whenever this
+# folder is missing, even when it only lists sources; the toolkit needs none of it.
+mkdir -p "$D/pigweed"
 echo "$COMMIT" > .tflm_commit
 cd - >/dev/null
 mkdir -p "$(dirname "$DEST")"

@@ -5,23 +5,31 @@ third-party code where TFLM's own Makefile download step puts it
 (``tensorflow/lite/micro/tools/make/downloads/{flatbuffers,gemmlowp,ruy,kissfft,
 cmsis,cmsis_nn}``). The project never copies any of it.
 
-The source list reproduces what TFLM's Makefile compiles into
+The source list is what TFLM's own Makefile compiles into
 ``libtensorflow-microlite.a`` for ``TARGET=cortex_m_generic
-OPTIMIZED_KERNEL_DIR=cmsis_nn`` (sources.inc, additional_kernels.inc,
-ext_libs/cmsis_nn.inc and specialize_files.py), read from the checkout itself so
-it follows the tree it is given.
+OPTIMIZED_KERNEL_DIR=cmsis_nn``: the variables behind its ``list_library_sources``
+and ``list_third_party_sources`` targets, asked from ``make`` in the checkout itself
+(offline: the downloads it would fetch must be there, and the installed Arm toolchain
+stands in for the one it would download), so it follows the tree it is given.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import json
 import os
 import pathlib
-import re
+import shutil
+import subprocess
+import sys
+import tempfile
 from typing import Dict, List, Optional, Tuple
 
 from .. import TFLM_COMMIT as PINNED_COMMIT
 from ..core.errors import RNNPoolError
+from ..core.files import atomic_write_text
+from .build_cache import cache_root, digest, locked
 
 TFLM_ENV = "TFLM_DIR"
 MAKE_DIR = pathlib.PurePosixPath("tensorflow/lite/micro/tools/make")
@@ -39,6 +47,10 @@ _REQUIRED = (
     (f"{DOWNLOADS}/cmsis/Cortex_DFP/Device/ARMCM4/Include/ARMCM4.h", "Cortex_DFP (ext_libs/cmsis_download.sh)"),
     (f"{DOWNLOADS}/cmsis_nn/Include/arm_nnfunctions.h", "CMSIS-NN (ext_libs/cmsis_nn_download.sh)"),
 )
+# Folders that must exist: TFLM's Makefile clones pigweed (used by TFLM's own tests, not the
+# library) whenever the folder is missing, even to list sources; an empty folder stops it.
+_REQUIRED_DIRS = ((f"{DOWNLOADS}/pigweed", "the pigweed folder (pigweed_download.sh; empty is enough, "
+                                           "tools/fetch_tflm.sh creates it)"),)
 
 
 def tflm_dir(required: bool = True) -> Optional[pathlib.Path]:
@@ -59,6 +71,10 @@ def check_tflm_dir(root: pathlib.Path) -> pathlib.Path:
         raise RNNPoolError(f"{TFLM_ENV}={root} is not a directory")
     for rel, what in _REQUIRED:
         if not (root / rel).is_file():
+            raise RNNPoolError(f"{TFLM_ENV}={root} lacks {what}: {rel} is missing "
+                               "(see firmware/README.md, 'TFLM_DIR')")
+    for rel, what in _REQUIRED_DIRS:
+        if not (root / rel).is_dir():
             raise RNNPoolError(f"{TFLM_ENV}={root} lacks {what}: {rel} is missing "
                                "(see firmware/README.md, 'TFLM_DIR')")
     return root
@@ -87,6 +103,13 @@ def include_dirs(root: pathlib.Path) -> List[pathlib.Path]:
             d / "cmsis", d / "cmsis_nn", d / "cmsis_nn" / "Include"]
 
 
+def cmsis_core_dirs(root: pathlib.Path) -> List[pathlib.Path]:
+    """CMSIS-Core for the Cortex-M4 (ARMCM4.h -> core_cm4.h): the firmware's platform code uses
+    its register definitions (SysTick, SCB, DWT, DCB)."""
+    d = root / DOWNLOADS / "cmsis"
+    return [d / "Cortex_DFP" / "Device" / "ARMCM4" / "Include", d / "CMSIS" / "Core" / "Include"]
+
+
 def host_include_dirs(root: pathlib.Path) -> List[pathlib.Path]:
     """The headers a host (x86-64) build against TFLM needs: no CMSIS."""
     d = root / DOWNLOADS
@@ -105,76 +128,79 @@ class LibrarySources:
         return self.core + self.kernels + self.third_party_kernels
 
 
-def _make_lists(text: str) -> Dict[str, List[str]]:
-    """Explicit `VAR := \\` / `VAR += \\` file lists of a Makefile fragment ($(wildcard) entries skipped)."""
-    lists: Dict[str, List[str]] = {}
-    lines = iter(text.splitlines())
-    for line in lines:
-        m = re.match(r"^([A-Z_]+)\s*(:=|\+=)\s*\\\s*$", line)
-        if not m:
-            continue
-        items = lists.setdefault(m.group(1), [])
-        if m.group(2) == ":=":
-            items.clear()
-        for entry in lines:  # continuation lines; the last one has no trailing backslash
-            value = entry.strip().rstrip("\\").strip()
-            if value and "$(" not in value.replace("$(TENSORFLOW_ROOT)", ""):
-                items.append(value.replace("$(TENSORFLOW_ROOT)", ""))
-            if not entry.rstrip().endswith("\\"):
-                break
-    return lists
+# TFLM's Makefile for the library the firmware links: cortex_m_generic with the CMSIS-NN
+# kernels. TARGET_TOOLCHAIN_ROOT names an installed toolchain (else the Makefile downloads
+# Arm's); BASE_GENDIR keeps its generated files (examples' test data) out of TFLM_DIR.
+MAKE_ARGS = ("TARGET=cortex_m_generic", "TARGET_ARCH=cortex-m4", "OPTIMIZED_KERNEL_DIR=cmsis_nn")
+# The Makefile variables behind `make list_library_sources` (MICROLITE_CC_SRCS +
+# MICROLITE_CC_KERNEL_SRCS) and `list_third_party_sources` (THIRD_PARTY_CC_SRCS +
+# THIRD_PARTY_KERNEL_CC_SRCS), printed one by one: each group has its own optimisation level.
+_GROUPS = (("core", "MICROLITE_CC_SRCS"), ("kernels", "MICROLITE_CC_KERNEL_SRCS"),
+           ("third_party", "THIRD_PARTY_CC_SRCS"), ("third_party_kernels", "THIRD_PARTY_KERNEL_CC_SRCS"))
+_PRINT_RULE = "rnnpool_print_%: ; @echo \"$*=$($*)\""
 
 
-def _specialize(files: List[str], root: pathlib.Path, directory: str) -> List[str]:
-    """specialize_files.py: a file of the same name in `directory` replaces the base file."""
-    path = root / directory
-    if not path.is_dir():
-        return files
-    names = set(os.listdir(path))
-    return [f"{directory}/{pathlib.PurePosixPath(f).name}" if pathlib.PurePosixPath(f).name in names else f
-            for f in files]
+def _makefile_stamp(root: pathlib.Path) -> List[Tuple[str, int, int]]:
+    """The Makefile fragments the lists come from (a cache key)."""
+    stamps = []
+    for pattern in (f"{MAKE_DIR}/**/*.inc", f"{MAKE_DIR}/Makefile", f"{MAKE_DIR}/*.py",
+                    "tensorflow/lite/micro/**/Makefile.inc", "signal/**/Makefile.inc"):
+        for path in sorted(root.glob(pattern)):
+            st = path.stat()
+            stamps.append((str(path.relative_to(root)), st.st_size, st.st_mtime_ns))
+    return stamps
 
 
-def _glob(root: pathlib.Path, pattern: str) -> List[str]:
-    return sorted(str(p.relative_to(root)) for p in root.glob(pattern) if p.is_file())
+def _run_make(root: pathlib.Path) -> Dict[str, List[str]]:
+    """The source lists TFLM's own Makefile computes (offline: every download it would
+    fetch is present, see check_tflm_dir; the toolchain is the installed one)."""
+    gcc = shutil.which("arm-none-eabi-gcc")
+    if gcc is None:
+        raise RNNPoolError("arm-none-eabi-gcc is not installed (Debian's gcc-arm-none-eabi): TFLM's Makefile "
+                           "needs a toolchain to list its sources")
+    # The Makefile runs `python3` for its examples' test data (generate_cc_arrays.py needs
+    # numpy and Pillow): this interpreter when it has them (the toolkit's environment).
+    path = os.environ.get("PATH", "")
+    if importlib.util.find_spec("PIL") and importlib.util.find_spec("numpy"):
+        path = os.pathsep.join([os.path.dirname(sys.executable), path])
+    env = {**os.environ, "PATH": path}
+    with tempfile.TemporaryDirectory(prefix="rnnpool-tflm-make-") as gendir:
+        done = subprocess.run(
+            ["make", "-s", "-f", str(MAKE_DIR / "Makefile"), *MAKE_ARGS,
+             f"TARGET_TOOLCHAIN_ROOT={os.path.dirname(gcc)}/", f"BASE_GENDIR={gendir}", f"--eval={_PRINT_RULE}",
+             *(f"rnnpool_print_{var}" for _, var in _GROUPS)],
+            cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        said = [line for line in done.stderr.splitlines() if "already exists, skipping" not in line]
+        raise RNNPoolError(f"TFLM's Makefile could not list its sources in {root} (make exited "
+                           f"{done.returncode}; it needs `make` and a python3 with numpy and Pillow): "
+                           f"{' | '.join(said[-6:])}")
+    values = {}
+    for line in done.stdout.splitlines():
+        name, sep, value = line.partition("=")
+        if sep:
+            values[name] = value.split()
+    missing = [var for _, var in _GROUPS if var not in values]
+    if missing:
+        raise RNNPoolError(f"TFLM's Makefile in {root} did not print {', '.join(missing)}")
+    return {group: values[var] for group, var in _GROUPS}
 
 
 def library_sources(root: pathlib.Path) -> LibrarySources:
-    """The sources of libtensorflow-microlite.a for cortex_m_generic with CMSIS-NN kernels."""
-    make = root / MAKE_DIR
-    lists = _make_lists((make / "sources.inc").read_text())
-    extra = _make_lists((make / "additional_kernels.inc").read_text())
-    for name in ("MICROLITE_TEST_SRCS", "MICROLITE_CC_KERNEL_SRCS", "MICROLITE_CC_SIGNAL_KERNEL_SRCS"):
-        if not lists.get(name):
-            raise RNNPoolError(f"{make / 'sources.inc'}: list {name} not found (an unexpected TFLM version?)")
-
-    # TFL_CC_SRCS: every .cc/.c under tensorflow/ outside lite/experimental and lite/micro.
-    tfl = []
-    for dirpath, dirnames, filenames in os.walk(root / "tensorflow"):
-        rel_dir = pathlib.Path(dirpath).relative_to(root).as_posix()
-        dirnames[:] = sorted(d for d in dirnames
-                             if f"{rel_dir}/{d}" not in ("tensorflow/lite/experimental", "tensorflow/lite/micro"))
-        tfl += [f"{rel_dir}/{f}" for f in sorted(filenames) if f.endswith((".cc", ".c"))]
-    tfl = [f for f in tfl if f != "tensorflow/lite/array.cc"]  # BUILD_TYPE != no_tf_lite_static_memory
-
-    base = []
-    for pattern in ("tensorflow/lite/micro/*.cc", "tensorflow/lite/micro/arena_allocator/*.cc",
-                    "tensorflow/lite/micro/memory_planner/*.cc", "tensorflow/lite/micro/tflite_bridge/*.cc"):
-        base += _glob(root, pattern)
-    excluded = set(lists["MICROLITE_TEST_SRCS"])
-    excluded.update(_glob(root, "tensorflow/lite/micro/benchmarks/*benchmark.cc"))
-    excluded.update(_glob(root, "tensorflow/lite/micro/tools/benchmarking/*benchmark.cc"))
-    core = [f for f in base + tfl if f not in excluded]
-    core = _specialize(core, root, "tensorflow/lite/micro/cortex_m_generic")
-
-    kernels = lists["MICROLITE_CC_KERNEL_SRCS"] + extra.get("MICROLITE_CC_KERNEL_SRCS", [])
-    kernels = _specialize(kernels, root, "tensorflow/lite/micro/kernels/cmsis_nn")
-    kernels += lists["MICROLITE_CC_SIGNAL_KERNEL_SRCS"]
-
-    # ext_libs/cmsis_nn.inc with ARM_NN_ENABLE_F16=0, ARM_NN_ENABLE_F32=0.
-    cmsis_nn = [f for f in _glob(root, f"{DOWNLOADS}/cmsis_nn/Source/**/*.c")
-                if not f.endswith(("_f16.c", "_f32.c", "/arm_nntables_flt.c"))]
-    for f in core + kernels:
-        if not (root / f).is_file():
-            raise RNNPoolError(f"{TFLM_ENV}={root}: source {f} listed by TFLM's Makefile is missing")
-    return LibrarySources(tuple(core), tuple(kernels), tuple(cmsis_nn))
+    """The sources of libtensorflow-microlite.a for cortex_m_generic with the CMSIS-NN
+    kernels, as TFLM's Makefile lists them (cached per tree: make takes seconds)."""
+    root = pathlib.Path(root)
+    key = digest("tflm-sources-v1", str(root), tflm_commit(root), MAKE_ARGS, _makefile_stamp(root))
+    path = cache_root() / f"tflm-sources-{key[:16]}.json"
+    with locked(path.with_suffix(".lock")):
+        if path.is_file():
+            groups = json.loads(path.read_text())
+        else:
+            groups = _run_make(root)
+            atomic_write_text(path, json.dumps(groups))
+    for rel in (f for files in groups.values() for f in files):
+        if not (root / rel).is_file():
+            raise RNNPoolError(f"{TFLM_ENV}={root}: source {rel} listed by TFLM's Makefile is missing")
+    # THIRD_PARTY_CC_SRCS is empty for this target; it would compile at the core level.
+    return LibrarySources(tuple(groups["core"] + groups["third_party"]), tuple(groups["kernels"]),
+                          tuple(groups["third_party_kernels"]))
