@@ -1,6 +1,7 @@
 """Small .tflite models for the firmware and registerer tests.
 
 conv_model(): a plain int8 CONV_2D model made with the TF converter (builtin ops only).
+wide_model(): builtin ops whose arena grows in fixed steps with the input width (fit tests).
 rnnpool_model(): an int8 model whose only operator is the RNNPool custom op, built
 directly with the flatbuffer schema from golden quantized parameters
 (rnnpool_tflm.reference.quantize_rnnpool) and flexbuffer options per the op contract;
@@ -32,6 +33,41 @@ def conv_model(height: int = 16, width: int = 16, channels: int = 3, filters: in
         data = np.random.default_rng(seed + 1)
         for _ in range(8):
             yield [data.uniform(-1, 1, (1, height, width, channels)).astype(np.float32)]
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([model.get_concrete_function()], model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    return bytes(converter.convert())
+
+
+@functools.lru_cache(maxsize=None)
+def wide_model(width: int, rows: int = 8, channels: int = 8, seed: int = 0) -> bytes:
+    """An int8 model whose arena grows by a fixed step per input column while its input and
+    output (the firmware's embedded test data) stay small: a 1x1 CONV_2D expands the
+    (1, rows, width, 1) input to `channels`, a 3x3 DEPTHWISE_CONV_2D keeps that size (both
+    maps alive at once: the arena's peak), and a 1x1 CONV_2D with stride `rows` reduces it
+    to one channel."""
+    import rnnpool_tflm  # noqa: F401  (Keras 2 before TensorFlow)
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    expand = tf.constant(rng.normal(0, 0.5, (1, 1, 1, channels)).astype(np.float32))
+    depthwise = tf.constant(rng.normal(0, 0.3, (3, 3, channels, 1)).astype(np.float32))
+    reduce = tf.constant(rng.normal(0, 0.3, (1, 1, channels, 1)).astype(np.float32))
+
+    @tf.function(input_signature=[tf.TensorSpec([1, rows, width, 1], tf.float32)])
+    def model(x):
+        y = tf.nn.relu(tf.nn.conv2d(x, expand, strides=1, padding="SAME"))
+        y = tf.nn.relu(tf.nn.depthwise_conv2d(y, depthwise, strides=[1, 1, 1, 1], padding="SAME"))
+        return tf.nn.conv2d(y, reduce, strides=rows, padding="SAME")
+
+    def representative():
+        data = np.random.default_rng(seed + 1)
+        for _ in range(4):
+            yield [data.uniform(-1, 1, (1, rows, width, 1)).astype(np.float32)]
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions([model.get_concrete_function()], model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]

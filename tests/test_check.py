@@ -41,6 +41,13 @@ def cli_files(tmp_path_factory):
     _, _, xv, yv = mft.line_data()
     np.savez(root / "val.npz", x=xv[:200], y=yv[:200])
     np.savez(root / "wrong_shape.npz", x=np.zeros((10, 28, 28, 1), np.float32))
+    with_nan = xv[:20].copy()
+    with_nan[3, 0, 0, 0] = np.nan
+    np.savez(root / "nan.npz", x=with_nan, y=yv[:20])
+    with_inf = xv[:20].copy()
+    with_inf[0, 1, 2, 0] = -np.inf
+    np.savez(root / "inf.npz", x=with_inf)
+    (root / "a_folder").mkdir()
     good = acc.conversion.tflite
     (root / "good.tflite").write_bytes(good)
     (root / "not_a_model.tflite").write_text("this is a text file, not a flatbuffer\n")
@@ -121,6 +128,10 @@ def test_check_rejects_bad_models(cli_files, capsys, name, message):
 
 @pytest.mark.parametrize("args, message", [
     (["check", "{root}/missing.tflite"], "does not exist"),
+    (["check", "{root}/a_folder"], "model file {root}/a_folder is a directory, not a file"),
+    (["check", "{root}/good.tflite", "--data", "{root}/a_folder"], "data file {root}/a_folder is a directory"),
+    (["check", "{root}/good.tflite", "--data", "{root}/nan.npz"], "data file {root}/nan.npz array 'x' holds NaN values"),
+    (["check", "{root}/good.tflite", "--data", "{root}/inf.npz"], "array 'x' holds inf values (1 of"),
     (["check", "{root}/good.tflite", "--data", "{root}/missing.npz"], "does not exist"),
     (["check", "{root}/good.tflite", "--data", "{root}/wrong_shape.npz"], "data of the wrong shape"),
     (["check", "{root}/good.tflite", "--board", "arduino_uno"], "unknown board"),
@@ -131,7 +142,27 @@ def test_check_rejects_bad_models(cli_files, capsys, name, message):
 ])
 def test_cli_bad_arguments(cli_files, capsys, args, message):
     code, out, err = _run(capsys, [a.format(root=cli_files) for a in args])
-    assert code == 2 and message in err, err
+    assert code == 2 and message.format(root=cli_files) in err, err
+
+
+@pytest.mark.parametrize("output, representative, message", [
+    ("{root}/a_folder", None, "output {root}/a_folder is a directory; name a file"),
+    ("{root}/good.tflite/sub/x.tflite", None, "cannot be written: {root}/good.tflite is not a directory"),
+    ("{root}/x.tflite", "{root}/nan.npz", "representative data file {root}/nan.npz array 'x' holds NaN"),
+])
+def test_convert_refuses_before_converting(cli_files, capsys, monkeypatch, output, representative, message):
+    """An output that cannot be written or non-finite representative data fail before the
+    conversion starts (the converter is never called), with one line naming the path."""
+    from rnnpool_tflm.convert import keras_converter
+
+    def not_reached(*args, **kwargs):
+        raise AssertionError("the conversion ran before the arguments were checked")
+    monkeypatch.setattr(keras_converter, "convert_model", not_reached)
+    args = ["convert", str(cli_files / "qat.keras"), "-o", output.format(root=cli_files)]
+    if representative:
+        args += ["--representative", representative.format(root=cli_files)]
+    code, out, err = _run(capsys, args)
+    assert code == 2 and message.format(root=cli_files) in err, err
 
 
 def test_truncations_never_pass_as_models():

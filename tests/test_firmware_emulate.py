@@ -19,7 +19,7 @@ import pytest
 import firmware_models
 from rnnpool_tflm.cli import main as cli
 from rnnpool_tflm.deploy import build as firmware_build
-from rnnpool_tflm.deploy import export as firmware_export
+from rnnpool_tflm.deploy import host_run
 from rnnpool_tflm.tflite import model_info as firmware_model
 from rnnpool_tflm.deploy import emulate as firmware_run
 from rnnpool_tflm.deploy import sources as firmware_sources
@@ -61,8 +61,8 @@ def test_conv_model_matches_the_interpreter_bit_for_bit(conv_path, tmp_path):
     result = firmware_run.emulate_model(conv_path, keep_dir=tmp_path)
     model = conv_path.read_bytes()
     info = firmware_model.read_model_info(model)
-    x = firmware_export.load_inputs(None, info)[0]
-    host = firmware_export.run_interpreter(model, [x], 1)[0]
+    x = host_run.load_inputs(None, info)[0]
+    host = host_run.run_interpreter(model, [x], 1)[0]
     # The firmware compared all bytes with the embedded host output; check what it printed too.
     assert result.output_matches_host
     assert result.run.values["output_mismatches"] == f"0 of {host.size} bytes"
@@ -84,7 +84,7 @@ def test_conv_model_matches_the_interpreter_bit_for_bit(conv_path, tmp_path):
 def test_the_firmware_reports_a_wrong_expected_output(conv_path, tmp_path):
     """The on-target comparison can fail: an expected output off by one LSB is caught."""
     model = conv_path.read_bytes()
-    info, inputs, expected = firmware_export.prepare(model)
+    info, inputs, expected = host_run.prepare(model)
     wrong = expected[0].copy()
     wrong.reshape(-1)[5] = np.int8(wrong.reshape(-1)[5] ^ 1)
     gen = firmware_sources.write_sources(tmp_path / "gen", model, info, inputs, [wrong], 16, "conv", "qemu")
@@ -111,7 +111,7 @@ def test_an_operator_the_firmware_does_not_register_is_a_clear_error(conv_path, 
     """Sources whose operator list lacks the model's CONV_2D: TFLM names the operator and
     the firmware stops with AllocateTensors' status, not a fault."""
     model = conv_path.read_bytes()
-    info, inputs, expected = firmware_export.prepare(model)
+    info, inputs, expected = host_run.prepare(model)
     without_ops = dataclasses.replace(info, ops=())
     gen = firmware_sources.write_sources(tmp_path / "gen", model, without_ops, inputs, expected, 16, "conv", "qemu")
     build = firmware_build.build_firmware(gen.directory, "netduinoplus2", tmp_path / "build",

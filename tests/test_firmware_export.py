@@ -4,7 +4,9 @@ Runs without TFLM sources (the host run is the tflite-micro wheel; arena and fir
 size estimated), except the operator-name test, which reads TFLM's
 MicroMutableOpResolver (skipped without TFLM_DIR). With TFLM_DIR the same tests take
 the path `export` takes there: the arena measured on the emulated Cortex-M4 and the
-firmware built for the board. About 20 s without TFLM_DIR, 70 s with it (library cached).
+firmware built for the board. Expected values come from elsewhere: TensorFlow Lite's
+reference kernels for the output, the margin rule and FNV-1a worked by hand.
+About 20 s without TFLM_DIR, 70 s with it (library cached).
 """
 
 from __future__ import annotations
@@ -13,17 +15,22 @@ import json
 import os
 import pathlib
 import re
+import stat
 
 import numpy as np
 import pytest
 
 import firmware_models
 from rnnpool_tflm.cli import main as cli
-from rnnpool_tflm.deploy import export as firmware_export
-from rnnpool_tflm.tflite import model_info as firmware_model
-from rnnpool_tflm.deploy import sources as firmware_sources
-from rnnpool_tflm.toolchain import tflm_tree as tflm_sources
 from rnnpool_tflm.core.errors import RNNPoolError
+from rnnpool_tflm.deploy import export as firmware_export
+from rnnpool_tflm.deploy import fit as fitting
+from rnnpool_tflm.deploy import sources as firmware_sources
+from rnnpool_tflm.tflite import model_info as firmware_model
+from rnnpool_tflm.toolchain import tflm_tree as tflm_sources
+
+GENERATED = ["detector_config.h", "manifest.json", "model_config.h", "model_data.cc", "model_data.h", "model_ops.h",
+             "test_data.cc", "test_data.h"]
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +45,41 @@ def _c_array(text: str, name: str) -> list:
     return [int(v.rstrip("u"), 0) for v in re.findall(r"-?0x[0-9a-f]+u?|-?\d+", body)]
 
 
+def _tflite_reference(model: bytes, x: np.ndarray) -> np.ndarray:
+    """The model on TensorFlow Lite's reference kernels: a second implementation of the int8
+    arithmetic (the export's host run is TFLM's)."""
+    import warnings
+
+    import tensorflow as tf
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+        interpreter = tf.lite.Interpreter(
+            model_content=model, experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
+def _fnv1a(data: bytes) -> str:
+    h = 0x811C9DC5
+    for byte in data:
+        h = ((h ^ byte) * 0x01000193) % 2**32
+    return f"0x{h:08x}"
+
+
+def test_the_fnv1a_digest_matches_the_published_vectors():
+    # FNV-1a 32-bit test vectors (Fowler/Noll/Vo): "" and "a", "foobar".
+    assert [firmware_sources.fnv1a32(s) for s in (b"", b"a", b"foobar")] == [0x811C9DC5, 0xE40C292C, 0xBF9CF968]
+
+
 def test_export_writes_model_ops_test_data_and_manifest(conv_path, tmp_path):
-    generated, verdict = firmware_export.export_model(conv_path, tmp_path / "fw")
+    generated, fit = firmware_export.export_model(conv_path, tmp_path / "fw")
     out = tmp_path / "fw" / "generated"
-    names = sorted(p.name for p in out.iterdir())
-    assert names == ["detector_config.h", "manifest.json", "model_config.h", "model_data.cc", "model_data.h",
-                     "model_ops.h", "test_data.cc", "test_data.h"]
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+    assert generated.directory == out
+    assert sorted(p.name for p in out.iterdir()) == GENERATED
+    assert sorted(f.name for f in generated.files) == GENERATED and all(f.is_file() for f in generated.files)
+    assert not [p for p in (tmp_path / "fw").iterdir() if p.name.startswith(".")]  # no staging left
 
     model = conv_path.read_bytes()
     source = (out / "model_data.cc").read_text()
@@ -54,25 +89,31 @@ def test_export_writes_model_ops_test_data_and_manifest(conv_path, tmp_path):
     ops = (out / "model_ops.h").read_text()
     assert "constexpr int kOpCount = 1;" in ops and "resolver.AddConv2D()" in ops
 
-    # The embedded input and expected output: the wheel's interpreter on that input.
+    # The embedded input and expected output: TFLite's reference kernels on that input.
     test_data = (out / "test_data.cc").read_text()
     x = np.array(_c_array(test_data, "g_input_0"), np.int8).reshape(1, 16, 16, 3)
     expected = np.array(_c_array(test_data, "g_expected_0"), np.int8)
-    host = firmware_export.run_interpreter(model, [x], 1)[0]
-    np.testing.assert_array_equal(expected, host.reshape(-1))
+    reference = _tflite_reference(model, x)
+    np.testing.assert_array_equal(expected, reference.reshape(-1))
 
     manifest = json.loads((out / "manifest.json").read_text())
     figure = manifest["arena_figure_bytes"]
-    assert manifest["arena_bytes"] == firmware_export.with_margin(figure) > figure
-    assert f"RNNPOOL_ARENA_BYTES {manifest['arena_bytes']}u" in (out / "model_config.h").read_text()
-    assert manifest["outputs"][0]["fnv1a"] == f"0x{firmware_sources.fnv1a32(host.tobytes()):08x}"
-    assert verdict.fits and verdict.board == "nucleo_f446re"
-    if firmware_export.can_build_firmware():  # TFLM_DIR: the check's measured figure, the built firmware
-        assert manifest["arena_figure_source"] == firmware_export.MEASURED_LABEL
+    # The margin: 5 % of the figure, at least 1 KiB, the sum rounded up to 16 bytes.
+    by_hand = -(-(figure + max(1024, -(-figure * 5 // 100))) // 16) * 16
+    assert manifest["arena_bytes"] == by_hand == fit.arena_bytes
+    assert f"RNNPOOL_ARENA_BYTES {by_hand}u" in (out / "model_config.h").read_text()
+    assert manifest["outputs"][0]["fnv1a"] == _fnv1a(reference.tobytes())
+    assert fit.fits and fit.board == "nucleo_f446re"
+    # The F446 has no CCM: its 16 KiB stack shares the arena's SRAM block and counts.
+    assert manifest["fit"]["stack_in_arena_block"] == 16 * 1024
+    assert fit.verdict.ram_needed == by_hand + 16 * 1024 + manifest["fit"]["firmware_static_ram"]
+    if fitting.can_build_firmware():  # TFLM_DIR: the check's measured figure, the built firmware
+        assert manifest["arena_figure_source"].startswith("measured on the emulated Cortex-M4")
         assert manifest["emulated_output_matches_host"] is True
-        assert manifest["fit_judged_on"] == "built firmware" and manifest["firmware_flash_bytes"] > len(model)
+        assert manifest["fit_judged_on"] == "built firmware" and 0 < manifest["fit"]["firmware_static_ram"] < 4096
+        assert manifest["fit"]["linker_overflows"] == []
     else:
-        assert manifest["arena_figure_source"] == firmware_export.arena_figure(model)[1]
+        assert manifest["arena_figure_source"] == "estimate"
         assert manifest["fit_judged_on"] == "estimated firmware"
 
 
@@ -94,8 +135,8 @@ def test_export_refuses_a_model_too_large_for_the_board_and_writes_nothing(tmp_p
         firmware_export.export_model(big, firmware_dir, board="nucleo_f446re")
     assert not firmware_dir.exists()
     # The bigger SRAM of the F429 takes it.
-    _, verdict = firmware_export.export_model(big, firmware_dir, board="nucleo_f429zi")
-    assert verdict.fits
+    _, fit = firmware_export.export_model(big, firmware_dir, board="nucleo_f429zi")
+    assert fit.fits
 
 
 def test_a_failed_export_keeps_the_previous_sources(conv_path, tmp_path):
@@ -106,6 +147,45 @@ def test_a_failed_export_keeps_the_previous_sources(conv_path, tmp_path):
         firmware_export.export_model(conv_path, tmp_path / "fw", tmp_path / "wrong.npy")
     after = {p.name: p.read_bytes() for p in (tmp_path / "fw" / "generated").iterdir()}
     assert after == before
+
+
+def test_an_export_interrupted_mid_write_leaves_the_previous_set(conv_path, tmp_path, monkeypatch):
+    """The generated files form one set: a failure after some files are written (here the
+    fourth) leaves the previous set whole, the folder's README too, and no staging folder."""
+    generated = tmp_path / "fw" / "generated"
+    generated.mkdir(parents=True)
+    (generated / "README.md").write_text("what this folder is for\n")
+    firmware_export.export_model(conv_path, tmp_path / "fw")
+    before = {p.name: p.read_bytes() for p in generated.iterdir()}
+    assert sorted(before) == sorted(GENERATED + ["README.md"])
+
+    real_write = firmware_sources.atomic_write_text
+    written = []
+
+    def failing_write(path, text):
+        if len(written) == 3:
+            raise OSError(28, "No space left on device")
+        written.append(path)
+        return real_write(path, text)
+
+    monkeypatch.setattr(firmware_sources, "atomic_write_text", failing_write)
+    np.save(tmp_path / "other.npy", np.ones((1, 16, 16, 3), np.int8))
+    with pytest.raises(OSError, match="No space left"):
+        firmware_export.export_model(conv_path, tmp_path / "fw", tmp_path / "other.npy")
+    assert len(written) == 3  # the failure came mid-set
+    assert {p.name: p.read_bytes() for p in generated.iterdir()} == before
+    assert sorted(p.name for p in (tmp_path / "fw").iterdir()) == ["generated"]
+
+
+def test_exported_files_have_the_usual_modes(conv_path, tmp_path):
+    old = os.umask(0o022)
+    try:
+        firmware_export.export_model(conv_path, tmp_path / "fw")
+        generated = tmp_path / "fw" / "generated"
+        assert {stat.S_IMODE(p.stat().st_mode) for p in generated.iterdir()} == {0o644}
+        assert stat.S_IMODE(generated.stat().st_mode) == 0o755
+    finally:
+        os.umask(old)
 
 
 @pytest.mark.parametrize("data, message", [
@@ -127,6 +207,25 @@ def test_export_cli(conv_path, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert cli.main(["export", str(conv_path), "--firmware", str(tmp_path / "fw"), "--board", "nope"]) == 2
     assert "unknown board 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_export_and_emulate_reject_non_finite_input(conv_path, tmp_path, capsys, bad):
+    x = np.zeros((1, 16, 16, 3), np.float32)
+    x[0, 3, 4, 1] = bad
+    np.save(tmp_path / "x.npy", x)
+    for command in (["export", str(conv_path), "--firmware", str(tmp_path / "fw")], ["emulate", str(conv_path)]):
+        assert cli.main([*command, "--input", str(tmp_path / "x.npy")]) == 2
+        err = capsys.readouterr().err
+        if command[0] == "emulate" and "TFLM_DIR" in err:
+            continue  # emulate names TFLM_DIR first when it is not set
+        assert f"input file {tmp_path / 'x.npy'} holds" in err and "(1 of 768 elements)" in err, err
+    assert not (tmp_path / "fw").exists()
+
+
+def test_export_names_a_directory_given_as_the_model(tmp_path, capsys):
+    assert cli.main(["export", str(tmp_path), "--firmware", str(tmp_path / "fw")]) == 2
+    assert f"model file {tmp_path} is a directory, not a file" in capsys.readouterr().err
 
 
 def test_generated_ops_list_only_the_model_ops_with_rnnpool_as_custom():

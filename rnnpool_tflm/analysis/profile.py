@@ -40,7 +40,7 @@ class TflmPart:
     target: str = ""
     report: object = None               # rnnpool_tflm.arena.ArenaReport
     model_bytes: Optional[int] = None
-    verdict: object = None              # rnnpool_tflm.core.boards.Verdict
+    verdict: object = None              # rnnpool_tflm.deploy.fit.Fit: the board verdict check/export give
 
     def as_dict(self) -> dict:
         if not self.available:
@@ -165,7 +165,10 @@ def arena_for(model_bytes: bytes, target: str):
 
 def profile(loaded: LoadedModel, board: Optional[str] = None, bytes_per_element: int = 1,
             resident_input: bool = False, tflite: Optional[bytes] = None, target: str = "cortex-m4",
-            with_tflm: bool = True) -> Profile:
+            with_tflm: bool = True, measure: Optional[bool] = None) -> Profile:
+    """The profile of a model. With a board, the fit is deploy/fit.py's verdict (the one
+    `check --board` and `export` give: the Cortex-M4 arena, measured when `measure`,
+    default when TFLM_DIR, the toolchain and QEMU are there; plus margin and firmware)."""
     from ..core import boards
     from .counts import analyze
 
@@ -191,10 +194,15 @@ def profile(loaded: LoadedModel, board: Optional[str] = None, bytes_per_element:
             if report is None:
                 tflm = TflmPart(False, why)
             else:
-                verdict = (boards.verdict(board_obj, report.estimate.total_bytes, len(flatbuffer))
-                           if board_obj is not None else None)
+                verdict, fit_note = None, ""
+                if board_obj is not None:
+                    from ..deploy.fit import assess
+                    try:
+                        verdict = assess(flatbuffer, board_obj, measure=measure)
+                    except RNNPoolError as exc:
+                        fit_note = f"; no board verdict: {exc}"
                 label = report.estimate.label
-                arena_note = f"arena figures are the toolkit's {label} for {target} (docs/arena.md)"
+                arena_note = f"arena figures are the toolkit's {label} for {target} (docs/arena.md){fit_note}"
                 tflm = TflmPart(True, arena_note + (f"; {convert_note}" if convert_note else ""),
                                 target, report, len(flatbuffer), verdict)
     return Profile(loaded.label, analysis, note, tflm, board_obj)

@@ -9,7 +9,7 @@
    has labels).
 4. Tensor arena on the Cortex-M4 target (measured on the emulated M4 when TFLM
    sources are available, otherwise the toolkit's estimate), model bytes, and the
-   verdict for a board.
+   verdict for a board: deploy/fit.py's, the one `export` refuses a model by.
 """
 
 from __future__ import annotations
@@ -49,13 +49,14 @@ class CheckReport:
     board: Optional[str] = None
     fits: Optional[bool] = None
     verdict: Optional[str] = None
+    fit: Optional[dict] = None                # deploy/fit.py's verdict in full (arena with margin, firmware)
     failures: List[str] = dataclasses.field(default_factory=list)
 
     def as_json(self) -> dict:
         keys = ("top1_agreement", "max_abs_err_lsb", "rmse", "cosine", "rnnpool_bitexact", "arena_bytes",
                 "arena_exact", "model_bytes", "board", "fits")
         extra = ("samples", "mode", "rnnpool_mismatches", "tflite_accuracy", "keras_accuracy", "arena_label",
-                 "verdict", "failures")
+                 "verdict", "fit", "failures")
         return {k: getattr(self, k) for k in keys + extra}
 
     @property
@@ -82,36 +83,6 @@ class CheckReport:
         return "\n".join(lines)
 
 
-# -- arena and board (other engineers' modules, one function each) ------------------------------------
-
-def arena_for_cortex_m4(model_bytes: bytes, model_path: Optional[pathlib.Path] = None):
-    """(bytes, exact, label): arena_used_bytes() of the firmware on the emulated Cortex-M4
-    (the STM32F405, or mps2-an386 for a model the F405 cannot hold) when TFLM sources, the
-    Arm toolchain and QEMU are available; else the toolkit's estimate of TFLM's planning."""
-    from ..deploy.export import can_build_firmware
-    if can_build_firmware():
-        import tempfile
-
-        from ..deploy.emulate import measure_arena
-        with tempfile.TemporaryDirectory(prefix="rnnpool-check-") as tmp:
-            if model_path is None:
-                model_path = pathlib.Path(tmp) / "model.tflite"
-                model_path.write_bytes(model_bytes)
-            emulation = measure_arena(pathlib.Path(model_path))
-        return (int(emulation.arena_used_bytes), True,
-                f"measured on the emulated Cortex-M4 ({emulation.machine})")
-    from ..arena import estimate_arena
-    estimate = estimate_arena(model_bytes, "cortex-m4")
-    return int(max(estimate.total_bytes, estimate.min_arena_bytes)), False, "estimate"
-
-
-def board_verdict(board: str, arena_bytes: int, model_bytes: int):
-    """The board table's verdict (boards.verdict): arena against the largest contiguous
-    SRAM block, model against flash."""
-    from ..core.boards import verdict
-    return verdict(board, arena_bytes, model_bytes)
-
-
 # -- inputs ------------------------------------------------------------------------------------------
 
 def load_data(path, input_details: Sequence[dict]):
@@ -120,14 +91,13 @@ def load_data(path, input_details: Sequence[dict]):
     from ..core.files import load_arrays
     path = pathlib.Path(path)
     store = load_arrays(path, "data file")
-    if not hasattr(store, "files"):
+    if not isinstance(store, dict):
         store = {"x": store}
     names = [d["name"] for d in input_details]
     shapes = [d["shape"][1:] for d in input_details]
     inputs = select_inputs(store, names, shapes, str(path))
     labels = None
-    keys = store.files if hasattr(store, "files") else list(store)
-    if "y" in keys:
+    if "y" in store:
         labels = np.asarray(store["y"])
         if labels.shape[0] != inputs[0].shape[0]:
             raise RNNPoolError(f"{path}: 'y' has {labels.shape[0]} labels for {inputs[0].shape[0]} samples")
@@ -264,13 +234,15 @@ def check_model(model, keras_model=None, data=None, board: Optional[str] = None,
         if report.max_abs_err_lsb > max_lsb:
             report.failures.append(f"max abs error {report.max_abs_err_lsb} LSB > {max_lsb}")
 
+    if board is not None and not measure_arena:
+        raise RNNPoolError("a board verdict needs the arena size (measure_arena=True)")
     if measure_arena:
-        report.arena_bytes, report.arena_exact, report.arena_label = arena_for_cortex_m4(host.data, model_path)
-    if board is not None:
-        if report.arena_bytes is None:
-            raise RNNPoolError("a board verdict needs the arena size")
-        verdict = board_verdict(board, report.arena_bytes, report.model_bytes)
-        report.board, report.fits, report.verdict = verdict.board, verdict.fits, verdict.message()
-        if not verdict.fits:
-            report.failures.append(f"does not fit {verdict.board}")
+        from ..deploy import fit as fitting
+        arena = fitting.arena_figure(host.data, model_path)
+        report.arena_bytes, report.arena_exact, report.arena_label = arena.bytes, arena.exact, arena.label
+        if board is not None:
+            fit = fitting.assess(host.data, board, model_path=model_path, arena=arena)
+            report.board, report.fits, report.verdict, report.fit = fit.board, fit.fits, fit.message(), fit.as_dict()
+            if not fit.fits:
+                report.failures.append(f"does not fit {fit.board}")
     return report

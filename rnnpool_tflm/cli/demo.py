@@ -172,7 +172,7 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 
 def emulate_stage(out: pathlib.Path, tflite_path: pathlib.Path) -> Dict:
     """The firmware on the emulated STM32F405 (mps2-an386 if it does not fit), or why not."""
-    from ..deploy.export import can_build_firmware
+    from ..deploy.fit import can_build_firmware
     if not can_build_firmware():
         return {"ran": False, "reason": "needs TFLM sources (TFLM_DIR), arm-none-eabi-gcc and qemu-system-arm"}
     from ..deploy.emulate import measure_arena
@@ -185,9 +185,10 @@ def memory_stage(out: pathlib.Path, settings: DemoSettings, float_model, tflite:
     """Paper-convention peak and TFLM arena of the demo model and of its strided baseline, plotted."""
     from ..core import boards
     from ..analysis.profile import LoadedModel, plot_memory, profile
-    ours = profile(LoadedModel("RNNPool model", keras_model=float_model), board=BOARD, tflite=tflite)
+    # The memory plot needs the estimates only (check and export measured the model already).
+    ours = profile(LoadedModel("RNNPool model", keras_model=float_model), board=BOARD, tflite=tflite, measure=False)
     base = profile(LoadedModel("strided-conv baseline", keras_model=demo_baseline(settings.image_size)),
-                   board=BOARD)
+                   board=BOARD, measure=False)
     plot = plot_memory([ours, base], out / "memory.png", boards.get_board(BOARD))
 
     def summary(p):

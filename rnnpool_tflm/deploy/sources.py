@@ -11,7 +11,8 @@
 * manifest.json     what was written, for tools (digests, shapes, arena source; for a
                     detector its setup and the host's boxes for the test input).
 
-Every file is written atomically; manifest.json last.
+Every file is written atomically; manifest.json last. `export` writes the set into a
+staging folder that then replaces DIR/generated as a whole (core/files.replaced_directory).
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ from ..core.files import atomic_write_text
 from ..runtime import detection_native
 from ..runtime.detection_native import DetectorSetup
 from ..tflite.model_info import RNNPOOL_CODE, TYPES, ModelInfo, TensorInfo, resolver_method
+
+
+# The files of one generated set, in the order they are written.
+GENERATED_FILES = ("model_data.h", "model_data.cc", "model_ops.h", "test_data.h", "test_data.cc", "model_config.h",
+                   "detector_config.h", "manifest.json")
 
 
 def fnv1a32(data: bytes) -> int:
@@ -116,7 +122,7 @@ def _test_data_sources(inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarra
 
     def table(label: str, arrays: Sequence[np.ndarray], tensors: Sequence[TensorInfo]) -> str:
         entries = []
-        for i, (a, t) in enumerate(zip(arrays, tensors)):
+        for i, (a, t) in enumerate(zip(arrays, tensors, strict=True)):
             a = np.ascontiguousarray(a, dtype=t.dtype)
             ctype = "uint32_t" if a.dtype == np.float32 else TYPES[t.schema_type][2]
             parts.append(f"alignas(16) static const {ctype} {label}_{i}[] = {{\n{_c_values(a)}}};\n\n")
@@ -189,6 +195,11 @@ class Generated:
     arena_bytes: int
     manifest: dict
 
+    def moved_to(self, directory: pathlib.Path) -> "Generated":
+        """The same set after its folder was moved to `directory`."""
+        directory = pathlib.Path(directory)
+        return dataclasses.replace(self, directory=directory, files=tuple(directory / f.name for f in self.files))
+
 
 def write_sources(out_dir: pathlib.Path, model: bytes, info: ModelInfo, inputs: Sequence[np.ndarray],
                   expected: Sequence[np.ndarray], arena_bytes: int, name: str, board: str,
@@ -196,9 +207,9 @@ def write_sources(out_dir: pathlib.Path, model: bytes, info: ModelInfo, inputs: 
     """Writes the generated sources of one model into `out_dir` (atomically, manifest last);
     `detector`: the model's post-processing when it is a detector (the firmware prints boxes)."""
     out_dir = pathlib.Path(out_dir)
-    expected = [np.ascontiguousarray(e, dtype=t.dtype) for e, t in zip(expected, info.outputs)]
     if len(expected) != len(info.outputs):
         raise RNNPoolError(f"the host run gave {len(expected)} outputs, the model has {len(info.outputs)}")
+    expected = [np.ascontiguousarray(e, dtype=t.dtype) for e, t in zip(expected, info.outputs, strict=True)]
     detector_record = None if detector is None else {  # before any file is written: it may refuse the outputs
         **detector.as_dict(), "scratch_bytes": detection_native.scratch_bytes(detector),
         "host_boxes": [list(b) for b in host_boxes(detector, expected, info)]}
@@ -211,7 +222,7 @@ def write_sources(out_dir: pathlib.Path, model: bytes, info: ModelInfo, inputs: 
         "ops": list(info.ops), "operator_count": info.operator_count, "arena_bytes": arena_bytes, "board": board,
         "inputs": [{"name": t.name, "shape": list(t.shape), "dtype": np.dtype(t.dtype).name} for t in info.inputs],
         "outputs": [{"name": t.name, "shape": list(t.shape), "dtype": np.dtype(t.dtype).name,
-                     "fnv1a": f"0x{fnv1a32(e.tobytes()):08x}"} for t, e in zip(info.outputs, expected)],
+                     "fnv1a": f"0x{fnv1a32(e.tobytes()):08x}"} for t, e in zip(info.outputs, expected, strict=True)],
         **(extra_manifest or {})}
     if detector is not None:
         manifest["detector"] = detector_record

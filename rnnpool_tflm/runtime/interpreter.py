@@ -9,9 +9,24 @@ from typing import Sequence
 
 
 def default_arena_size(model: bytes, minimum: int = 1 << 20) -> int:
-    """An arena generous enough for any model the host runs: a model's tensors rarely
-    exceed 16 times its flatbuffer."""
-    return max(minimum, 16 * len(model))
+    """An arena generous enough for any model the host runs: every tensor without constant
+    data side by side, twice (the planner never needs more for them, even when all are
+    preserved), plus 16 times the flatbuffer for what the interpreter keeps per operator.
+    (Small weights do not mean small activations: a model can need megabytes of arena.)"""
+    import numpy as np
+
+    from ..tflite import model as tfm
+    try:
+        parsed = tfm.read_model(model)
+    except Exception:  # the interpreter reports a broken model in its own words
+        return max(minimum, 16 * len(model))
+    activations = 0
+    for subgraph in parsed.subgraphs or []:
+        for tensor in subgraph.tensors or []:
+            if tfm.constant_data(parsed, tensor) is None:
+                itemsize = np.dtype(tfm.NUMPY_TYPES.get(tensor.type, np.float64)).itemsize
+                activations += int(np.prod(tfm.tensor_shape(tensor), dtype=np.int64)) * itemsize
+    return max(minimum, 2 * activations + 16 * len(model))
 
 
 def open_interpreter(model: bytes, arena_size: int, registerers: Sequence[str] = (),

@@ -28,17 +28,17 @@ def run(args):
     from ...check.checker import check_model
     from ...core import progress
     from ...core.errors import RNNPoolError
+    from ...core.files import require_file
 
     if args.model.startswith(ZOO_PREFIX):
         raise RNNPoolError(f"check takes a converted .tflite; convert {args.model} first: rnnpool-tflm convert "
                            f"{args.model} -o MODEL.tflite --representative FILE.npz, then check MODEL.tflite "
                            f"--keras {args.model}")
-    if not os.path.isfile(args.model):
-        raise RNNPoolError(f"model file {args.model} does not exist")
+    require_file(args.model, "model file")
     if args.keras and not args.keras.startswith(ZOO_PREFIX) and not os.path.exists(args.keras):
         raise RNNPoolError(f"Keras model {args.keras} does not exist")
-    if args.data and not os.path.isfile(args.data):
-        raise RNNPoolError(f"data file {args.data} does not exist")
+    if args.data:
+        require_file(args.data, "data file")
     if args.board:
         from ...core.boards import get_board
         get_board(args.board)  # a bad name fails before the work

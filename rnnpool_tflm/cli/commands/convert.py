@@ -26,15 +26,15 @@ def run(args):
     from ...analysis.profile import ZOO_PREFIX, load
     from ...convert.keras_converter import convert_model, representative_hint
     from ...core.errors import RNNPoolError
-    from ...core.files import atomic_write_bytes, load_arrays
+    from ...core.files import atomic_write_bytes, load_arrays, require_output_file
 
     zoo = args.model.startswith(ZOO_PREFIX)
     if not zoo and not os.path.exists(args.model):
         raise RNNPoolError(f"model {args.model} does not exist")
+    require_output_file(args.output, "output")  # before the conversion, not after it
     data = None
     if args.representative:
-        store = load_arrays(args.representative, "representative data file")
-        data = dict(store) if hasattr(store, "files") else store
+        data = load_arrays(args.representative, "representative data file")
     model = load(args.model).keras_model
     if model is None:
         raise RNNPoolError(f"cannot load Keras model {args.model}: it is a .tflite already (convert takes a .keras/.h5 "

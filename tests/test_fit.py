@@ -1,0 +1,103 @@
+"""`check --board` and `export` give one verdict (deploy/fit.py): for every board, a model
+just inside its limit passes both and the next size up is refused by both.
+
+The models (firmware_models.wide_model) grow the arena by 128 B per input column and keep
+their test data small. Without TFLM_DIR the verdict uses the arena estimate and the
+estimated firmware; with TFLM_DIR (and the Arm toolchain and QEMU) the arena measured on
+the emulated Cortex-M4 and the firmware built for the board, where the linker's own
+overflow check must agree too. The pair is found from the margin rule, the stack rule and
+two probe arenas worked out here, so a verdict that left out the margin (>= 1 KiB), the
+firmware's data (~1-2 KiB) or the F446's shared stack (16 KiB) would split check and
+export or miss the boundary. About 30 s without TFLM_DIR, 2 min with it (library cached).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import firmware_models
+from rnnpool_tflm.cli import main as cli
+from rnnpool_tflm.core.boards import BOARDS, get_board
+from rnnpool_tflm.deploy.fit import can_build_firmware
+
+STEP = 2 * 8 * 8   # wide_model(rows=8, channels=8): two 8-channel maps of 8 rows alive at the peak
+MEASURED = can_build_firmware()
+
+
+def _with_margin(figure: int) -> int:
+    """export's arena: the figure + 5 % (at least 1 KiB), rounded up to 16 bytes."""
+    return -(-(figure + max(1024, -(-figure * 5 // 100))) // 16) * 16
+
+
+def _model(tmp_path, width: int):
+    path = tmp_path / f"wide{width}.tflite"
+    path.write_bytes(firmware_models.wide_model(width))
+    return path
+
+
+def _check(capsys, path, *board) -> dict:
+    code = cli.main(["check", str(path), "--samples", "1", "--json", *(("--board", board[0]) if board else ())])
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    assert code == (0 if report["fits"] in (True, None) else 1), err
+    return report
+
+
+def _export(capsys, path, firmware_dir, board):
+    code = cli.main(["export", str(path), "--firmware", str(firmware_dir), "--board", board, "--json"])
+    out, err = capsys.readouterr()
+    assert code in (0, 2) and "Traceback" not in err
+    return code, json.loads(out) if code == 0 else err
+
+
+@pytest.fixture(scope="module")
+def arena_line(tmp_path_factory):
+    """(slope, intercept) of the arena figure over the width, from two probes (check's figure:
+    measured or estimated); the slope must be the model's 128 B per column."""
+    from rnnpool_tflm.check.checker import check_model
+
+    tmp = tmp_path_factory.mktemp("probes")
+    widths = (600, 700)
+    figures = [check_model(_model(tmp, w), samples=1).arena_bytes for w in widths]
+    slope = (figures[1] - figures[0]) // (widths[1] - widths[0])
+    assert slope == STEP and (figures[1] - figures[0]) % (widths[1] - widths[0]) == 0
+    return slope, figures[0] - slope * widths[0]
+
+
+@pytest.mark.parametrize("board", list(BOARDS))
+def test_check_and_export_agree_at_the_board_limit(board, arena_line, tmp_path, capsys):
+    b = get_board(board)
+    slope, intercept = arena_line
+    # What the firmware adds: check's verdict on a small probe of the same operators says
+    # (from the ELF built for the board, or the estimate). The stack counts where it shares
+    # the arena's block: the F446 only, among the boards (no CCM).
+    probe = _check(capsys, _model(tmp_path, 600), board)["fit"]
+    assert probe["stack_in_arena_block"] == (16 * 1024 if board == "nucleo_f446re" else 0)
+    assert 0 < probe["firmware_static_ram"] < 4096
+    budget = b.arena_block.size - probe["firmware_static_ram"] - probe["stack_in_arena_block"]
+    figure_max = budget
+    while _with_margin(figure_max) > budget:
+        figure_max -= 1
+    below = (figure_max - intercept) // slope
+    assert slope * below + intercept <= figure_max < slope * (below + 1) + intercept
+
+    for width, fits in ((below, True), (below + 1, False)):
+        path = _model(tmp_path, width)
+        report = _check(capsys, path, board)
+        code, exported = _export(capsys, path, tmp_path / f"fw{width}", board)
+        assert report["fits"] is fits, report["verdict"]
+        assert (code == 0) is fits, exported  # export refuses exactly what check rejects
+        verdict = report["fit"]
+        assert verdict["arena_bytes"] == _with_margin(report["arena_bytes"])
+        assert verdict["firmware_built"] is MEASURED and report["arena_exact"] is MEASURED
+        if fits:
+            assert exported["verdict_ram_needed"] == verdict["ram_needed"]
+            assert 0 <= b.arena_block.size - verdict["ram_needed"] < 2 * slope  # near the limit
+        else:
+            assert f"does not fit {board}: RAM does not fit" in exported
+            assert f"does not fit {board}" in " ".join(report["failures"])
+            assert 0 < verdict["ram_needed"] - b.arena_block.size < 2 * slope
+        if MEASURED:  # the linker, checking the same layout, says the same
+            assert (verdict["linker_overflows"] == []) is fits, verdict["linker_overflows"]
