@@ -1,12 +1,16 @@
-"""PlatformIO extra script: TFLM (never vendored), the RNNPool op and the generated model.
+"""PlatformIO extra script (pre:): TFLM (never vendored), the RNNPool op, the generated model
+and the board's facts from the board record.
 
 TFLM comes from $TFLM_DIR, or is fetched once at the pinned commit by
-tools/fetch_tflm.sh into ~/.cache/rnnpool-tflm (a connected machine). Its
-library sources and flags are the ones the emulated build uses
-(rnnpool_tflm.toolchain.tflm_tree / rnnpool_tflm.deploy.build: what TFLM's Makefile
-builds for cortex_m_generic with CMSIS-NN kernels); the RNNPool op is compiled
-from ../custom_ops/rnnpool and ../custom_ops/inverted_residual, the detector post-processing
-from ../custom_ops/detection, the model from generated/ (`rnnpool-tflm export`).
+tools/fetch_tflm.sh into ~/.cache/rnnpool-tflm (a connected machine). Its library is
+the emulated build's (rnnpool_tflm.deploy.build.tflm_library: what TFLM's Makefile
+builds for cortex_m_generic with CMSIS-NN kernels), compiled with PlatformIO's
+toolchain and cached; the custom ops are compiled from ../custom_ops/rnnpool and
+../custom_ops/inverted_residual, the detector post-processing from ../custom_ops/detection,
+the model from generated/ (`rnnpool-tflm export`).
+The environment's name is a board of rnnpool_tflm/core/boards.py: its clock, console
+and memory sizes become the defines (deploy.build.board_defines) and PlatformIO's size
+limits; the app gets the emulated build's warnings (deploy.build.APP_WARNINGS).
 """
 import os
 import pathlib
@@ -18,8 +22,14 @@ Import("env")  # noqa: F821  (provided by PlatformIO/SCons)
 FIRMWARE = pathlib.Path(env.subst("$PROJECT_DIR")).resolve()  # noqa: F821
 REPO = FIRMWARE.parent
 sys.path.insert(0, str(REPO))
+from rnnpool_tflm.core import boards  # noqa: E402
 from rnnpool_tflm.deploy import build as fb  # noqa: E402
 from rnnpool_tflm.toolchain import tflm_tree as tflm_sources  # noqa: E402
+
+BOARD = boards.get_board(env["PIOENV"])  # noqa: F821
+# The record's memory is what `pio run` checks the image against (RAM: the arena's block).
+env.BoardConfig().update("upload.maximum_ram_size", BOARD.arena_block.size)  # noqa: F821
+env.BoardConfig().update("upload.maximum_size", BOARD.flash.size)  # noqa: F821
 
 
 def tflm_root() -> pathlib.Path:
@@ -35,8 +45,21 @@ if not (FIRMWARE / "generated" / "model_data.h").is_file():
     sys.stderr.write("firmware/generated/ holds no model: run `rnnpool-tflm export MODEL.tflite --firmware firmware`\n")
     env.Exit(1)  # noqa: F821
 
+
+def arm_toolchain_first() -> None:
+    """PlatformIO's pinned toolchain first on PATH, for the TFLM library built below."""
+    package = env.PioPlatform().get_package_dir("toolchain-gccarmnoneeabi")  # noqa: F821
+    if package:
+        os.environ["PATH"] = os.pathsep.join([os.path.join(package, "bin"), os.environ.get("PATH", "")])
+
+
 ROOT = tflm_root()
-SOURCES = tflm_sources.library_sources(ROOT)
+arm_toolchain_first()
+# TFLM as the emulated build compiles it (TFLM's Makefile's source list, flags and
+# optimisation levels: rnnpool_tflm.deploy.build.tflm_library), built once per TFLM tree and
+# compiler into the toolkit's cache (~/.cache/rnnpool-tflm or $RNNPOOL_TFLM_CACHE) and
+# shared by every environment, `emulate` and `check`.
+LIBRARY = fb.tflm_library(ROOT, log=print)
 
 
 def define(flag: str):
@@ -49,36 +72,20 @@ def define(flag: str):
     return (name, value)
 
 
-# The CPU flags are explicit (PlatformIO's bare-metal defaults are appended after this
-# pre: script runs, so the library environments cloned below would miss them).
+# The CPU flags are explicit: PlatformIO's bare-metal defaults come after this pre: script.
+# Ours (the app, the op, the model, the platform) get the board's defines from the record
+# and the emulated build's warnings.
 env.Append(  # noqa: F821
     CPPPATH=[str(FIRMWARE / "src"), str(FIRMWARE / "generated"), str(REPO / "custom_ops" / "rnnpool"),
              str(REPO / "custom_ops" / "inverted_residual"), str(REPO / "custom_ops" / "detection"),
-             str(FIRMWARE / "platform"), *map(str, tflm_sources.include_dirs(ROOT))],
-    CPPDEFINES=[define(d) for d in fb.TFLM_DEFINES],
-    CCFLAGS=[*fb.CPU_FLAGS, *fb.COMMON_FLAGS],
+             str(FIRMWARE / "platform"), *map(str, LIBRARY.include_dirs)],
+    CPPDEFINES=[define(d) for d in fb.TFLM_DEFINES] + [define(f"-D{d}") for d in fb.board_defines(BOARD)],
+    CCFLAGS=[*fb.CPU_FLAGS, *fb.COMMON_FLAGS, *fb.APP_WARNINGS],
     CFLAGS=list(fb.C_FLAGS),
     CXXFLAGS=list(fb.CXX_FLAGS),
-    LINKFLAGS=[*fb.CPU_FLAGS, *fb.LINK_FLAGS],
-    LIBS=["m"],
+    LINKFLAGS=[*fb.CPU_FLAGS, *fb.LINK_FLAGS, f"-L{FIRMWARE / 'platform'}"],  # the scripts INCLUDE sections.ld
+    LIBS=[env.File(str(LIBRARY.path)), "m"],  # noqa: F821
 )
-
-# TFLM at the Makefile's optimisation levels, as three static libraries. The clones are
-# taken before the platform's builder names its tools, so they name the Arm toolchain
-# themselves (the names ststm32's builder/main.py uses); without this they would run
-# the host's cc/c++.
-ARM_TOOLS = dict(AR="arm-none-eabi-gcc-ar", AS="arm-none-eabi-as", CC="arm-none-eabi-gcc",
-                 CXX="arm-none-eabi-g++", RANLIB="arm-none-eabi-gcc-ranlib")
-libraries = []
-for name, group, opt in (("tflm_core", SOURCES.core, fb.CORE_OPT), ("tflm_kernels", SOURCES.kernels, fb.KERNEL_OPT),
-                         ("cmsis_nn", SOURCES.third_party_kernels, fb.THIRD_PARTY_KERNEL_OPT)):
-    lib_env = env.Clone()  # noqa: F821
-    lib_env.Replace(ARFLAGS=["rc"], **ARM_TOOLS)
-    lib_env.Append(CCFLAGS=[opt, "-w"])
-    objects = [lib_env.Object(target=os.path.join("$BUILD_DIR", name, rel.replace("/", "__") + ".o"),
-                              source=str(ROOT / rel)) for rel in group]
-    libraries.append(lib_env.StaticLibrary(os.path.join("$BUILD_DIR", name), objects))
-env.Prepend(LIBS=libraries)  # noqa: F821
 
 # The custom ops (compiled from custom_ops/, not copied), the model, the board start-up/console.
 env.BuildSources("$BUILD_DIR/rnnpool_op", str(REPO / "custom_ops" / "rnnpool"),  # noqa: F821
@@ -89,4 +96,4 @@ env.BuildSources("$BUILD_DIR/detection", str(REPO / "custom_ops" / "detection"),
                  src_filter="-<*> +<*.c>")
 env.BuildSources("$BUILD_DIR/generated", str(FIRMWARE / "generated"), src_filter="-<*> +<*.cc>")  # noqa: F821
 env.BuildSources("$BUILD_DIR/platform", str(FIRMWARE / "platform"),  # noqa: F821
-                 src_filter="-<*> +<startup_cm4.c> +<boards/uart_stm32f4.c> +<cycle_counter.c>")
+                 src_filter="-<*> " + " ".join(f"+<{s}>" for s in fb.platform_sources(BOARD)))

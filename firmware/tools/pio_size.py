@@ -1,0 +1,20 @@
+"""PlatformIO extra script (post:): the RAM line counts what the firmware really puts in RAM.
+
+ststm32's size check counts .data, .bss and .noinit only; the tensor arena is its own
+section (.arena, firmware/platform/sections.ld) and, on boards without CCM, the stack
+shares the same SRAM block. Both are added here, against the arena's block (the maximum
+RAM tools/pio_tflm.py takes from the board record), so `pio run` reports the same RAM as
+`rnnpool-tflm check --board` / `export` judge.
+"""
+import pathlib
+import sys
+
+Import("env")  # noqa: F821  (provided by PlatformIO/SCons)
+
+REPO = pathlib.Path(env.subst("$PROJECT_DIR")).resolve().parent  # noqa: F821
+sys.path.insert(0, str(REPO))
+from rnnpool_tflm.core import boards  # noqa: E402
+
+board = boards.get_board(env["PIOENV"])  # noqa: F821
+ram_sections = [r"\.data", r"\.bss", r"\.noinit", r"\.arena"] + ([r"\.stack"] if board.stack_shares_arena_block else [])
+env.Replace(SIZEDATAREGEXP=r"^(?:%s)\s+(\d+).*" % "|".join(ram_sections))  # noqa: F821
