@@ -370,7 +370,7 @@ def _int8(model, samples):
 
 
 def test_replicate_pad_is_builtin_int8_and_runs_in_tflm():
-    from rnnpool_tflm.deploy.export import run_interpreter
+    from rnnpool_tflm.deploy.host_run import run_interpreter
     keras.utils.set_random_seed(0)
     inputs = keras.Input((5, 7, 3))
     x = L.Conv2D(8, 1, name="mix")(inputs)

@@ -20,7 +20,7 @@ from rnnpool_tflm.runtime import registerer as tflm_registerer
 from rnnpool_tflm.toolchain import tflm_tree as tflm_sources
 from rnnpool_tflm.core.config import RNNPoolConfig
 from rnnpool_tflm.core.errors import RNNPoolError
-from rnnpool_tflm.deploy.export import run_interpreter
+from rnnpool_tflm.deploy.host_run import run_interpreter
 from rnnpool_tflm.reference import quantize_rnnpool, rnnpool_float, rnnpool_int8
 from rnnpool_tflm.core.weights import RNNPoolWeights
 
