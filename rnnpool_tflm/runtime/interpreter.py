@@ -26,7 +26,9 @@ def default_arena_size(model: bytes, minimum: int = 1 << 20) -> int:
             if tfm.constant_data(parsed, tensor) is None:
                 itemsize = np.dtype(tfm.NUMPY_TYPES.get(tensor.type, np.float64)).itemsize
                 activations += int(np.prod(tfm.tensor_shape(tensor), dtype=np.int64)) * itemsize
-    return max(minimum, 2 * activations + 16 * len(model))
+    # A multiple of 16: where the arena ends decides the tail's alignment padding, and the
+    # x86-64 arena model (rnnpool_tflm.arena) expects an aligned end.
+    return max(minimum, (2 * activations + 16 * len(model) + 15) // 16 * 16)
 
 
 def open_interpreter(model: bytes, arena_size: int, registerers: Sequence[str] = (),
