@@ -16,7 +16,7 @@ import invres_models as im
 from rnnpool_tflm.core import contract as contract_module
 from rnnpool_tflm.core.contract import contract, inverted_residual_contract, parse_contract
 from rnnpool_tflm.core.errors import RNNPoolError
-from rnnpool_tflm.deploy.export import run_interpreter
+from rnnpool_tflm.deploy.host_run import run_interpreter
 from rnnpool_tflm.reference import tflm_int8 as ti
 from rnnpool_tflm.reference.inverted_residual import (geometry, inverted_residual_int8)
 from rnnpool_tflm.tflite import inverted_residual_op as irop

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 import invres_models as im
 from rnnpool_tflm.core.contract import inverted_residual_contract
 from rnnpool_tflm.core.errors import RNNPoolError
-from rnnpool_tflm.deploy.export import run_interpreter
+from rnnpool_tflm.deploy.host_run import run_interpreter
 from rnnpool_tflm.runtime import host
 from rnnpool_tflm.runtime import registerer as tflm_registerer
 from rnnpool_tflm.tflite import inverted_residual_op as irop

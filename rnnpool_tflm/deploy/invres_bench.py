@@ -24,6 +24,7 @@ from ..core.sources import source_dir
 from ..runtime import invres_harness
 from ..runtime.m4_harness import HARNESS_DIR, HarnessCase, parse_harness_output
 from . import build, emulate
+from ..core import boards
 
 MACHINE = "mps2-an386"
 SOURCES = ("invres_cmsis.c", "invres_harness.c")
@@ -52,9 +53,10 @@ class BlockComparison:
         return self.fused_instructions / self.cmsis_total
 
 
-def _compile(source: pathlib.Path, obj: pathlib.Path, includes: Sequence[pathlib.Path]) -> None:
+def _compile(source: pathlib.Path, obj: pathlib.Path, includes: Sequence[pathlib.Path],
+             board: boards.Board) -> None:
     cmd = build._compile_command(source, obj, build.APP_OPT, includes,
-                                 (*build.APP_WARNINGS, "-DRNNPOOL_QEMU", "-DRNNPOOL_CORE_CLOCK_HZ=25000000"))
+                                 (*build.APP_WARNINGS, *(f"-D{d}" for d in build.board_defines(board))))
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise RNNPoolError(f"compiling {source} failed:\n{done.stderr.strip()[-4000:]}")
@@ -66,7 +68,7 @@ def compare(cases: Sequence[HarnessCase], tflm_root: Optional[pathlib.Path] = No
     build.require_tools()
     emulate.require_qemu()
     library = build.tflm_library(tflm_root, log=log)
-    platform = build.get_platform(MACHINE)
+    board = boards.get_board(MACHINE)
     with tempfile.TemporaryDirectory(prefix="invres_bench_") as tmp:
         work = pathlib.Path(workdir) if workdir is not None else pathlib.Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -74,19 +76,20 @@ def compare(cases: Sequence[HarnessCase], tflm_root: Optional[pathlib.Path] = No
         (work / "invres_cmsis_cases.h").write_text(invres_harness.cmsis_header(cases))
         includes = [work, HARNESS_DIR, source_dir("inverted_residual"), build.PLATFORM_DIR, *library.include_dirs]
         sources = [*(HARNESS_DIR / s for s in SOURCES), *invres_harness.kernel_sources(),
-                   *(build.PLATFORM_DIR / s for s in platform.sources)]
+                   *(build.PLATFORM_DIR / s for s in build.platform_sources(board))]
         objs = []
         for i, source in enumerate(sources):
             obj = work / f"{i:02d}_{source.stem}.o"
-            _compile(source, obj, includes)
+            _compile(source, obj, includes, board)
             objs.append(str(obj))
         elf = work / "invres_bench.elf"
-        cmd = [build.CC, *build.CPU_FLAGS, "-T", str(build.PLATFORM_DIR / platform.linker_script), *build.LINK_FLAGS,
+        cmd = [build.CC, *build.CPU_FLAGS, "-T", str(build.PLATFORM_DIR / board.linker_script),
+               f"-L{build.PLATFORM_DIR}", *build.LINK_FLAGS,
                *objs, str(library.path), "-lm", "-o", str(elf)]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             raise RNNPoolError(f"linking the InvertedResidual benchmark failed:\n{done.stderr.strip()[-4000:]}")
-        run = emulate.run_elf(elf, platform.qemu_machine, timeout)
+        run = emulate.run_elf(elf, board.qemu_machine, timeout)
     fused = parse_harness_output(run.output, len(cases), run.exit_code)
     lines = {int(m[1]): m for m in _CMSIS_LINE.finditer(run.output)}
     if sorted(lines) != list(range(len(cases))):
