@@ -110,7 +110,7 @@ def test_export_writes_model_ops_test_data_and_manifest(conv_path, tmp_path):
     if fitting.can_build_firmware():  # TFLM_DIR: the check's measured figure, the built firmware
         assert manifest["arena_figure_source"].startswith("measured on the emulated Cortex-M4")
         assert manifest["emulated_output_matches_host"] is True
-        assert manifest["fit_judged_on"] == "built firmware" and 0 < manifest["fit"]["firmware_static_ram"] < 4096
+        assert manifest["fit_judged_on"] == "built firmware" and 0 < manifest["fit"]["firmware_static_ram"] <= 7 * 1024
         assert manifest["fit"]["linker_overflows"] == []
     else:
         assert manifest["arena_figure_source"] == "estimate"

@@ -7,7 +7,7 @@ estimated firmware; with TFLM_DIR (and the Arm toolchain and QEMU) the arena mea
 the emulated Cortex-M4 and the firmware built for the board, where the linker's own
 overflow check must agree too. The pair is found from the margin rule, the stack rule and
 two probe arenas worked out here, so a verdict that left out the margin (>= 1 KiB), the
-firmware's data (~1-2 KiB) or the F446's shared stack (16 KiB) would split check and
+firmware's data (~6 KiB) or the F446's shared stack (16 KiB) would split check and
 export or miss the boundary. About 30 s without TFLM_DIR, 2 min with it (library cached).
 """
 
@@ -75,7 +75,7 @@ def test_check_and_export_agree_at_the_board_limit(board, arena_line, tmp_path, 
     # the arena's block: the F446 only, among the boards (no CCM).
     probe = _check(capsys, _model(tmp_path, 600), board)["fit"]
     assert probe["stack_in_arena_block"] == (16 * 1024 if board == "nucleo_f446re" else 0)
-    assert 0 < probe["firmware_static_ram"] < 4096
+    assert 0 < probe["firmware_static_ram"] <= 7 * 1024
     budget = b.arena_block.size - probe["firmware_static_ram"] - probe["stack_in_arena_block"]
     figure_max = budget
     while _with_margin(figure_max) > budget:

@@ -40,11 +40,12 @@ ARENA_MARGIN_MIN = 1024
 
 # The firmware around the model when it cannot be built here (no TFLM_DIR). Measured with
 # arm-none-eabi-gcc 12, TFLM's flags and CMSIS-NN: code CONV_2D alone 60.5 KB, RNNPool
-# alone 66.6 KB, the 6-operator acceptance model 144 KB; .data + .bss 0.9-1.3 KB (the
-# interpreter and the op resolver are static objects). Rounded up.
+# alone 66.6 KB, the 6-operator acceptance model 144 KB; .data + .bss about 6 KB (the
+# interpreter, the op resolver and the per-operator profiler's 256 records are static
+# objects: 6,032 B with two operators). Rounded up.
 FIRMWARE_FLASH_BASE = 52 * 1024
 FIRMWARE_FLASH_PER_OP = 16 * 1024
-FIRMWARE_STATIC_RAM = 2 * 1024
+FIRMWARE_STATIC_RAM = 7 * 1024
 
 MEASURED_LABEL = "measured on the emulated Cortex-M4"
 ESTIMATE_LABEL = "estimate"
