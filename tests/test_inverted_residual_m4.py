@@ -23,9 +23,8 @@ from rnnpool_tflm.toolchain import tflm_tree
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(bool(m4_harness.missing_tools()),
-                       reason=f"missing {', '.join(m4_harness.missing_tools())} (CI installs "
-                              "gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm; the platform "
-                              "code's CMSIS-Core comes with TFLM_DIR)"),
+                       reason=f"{', '.join(m4_harness.missing_tools())} not installed (CI installs "
+                              "gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm)"),
 ]
 
 

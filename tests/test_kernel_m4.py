@@ -18,9 +18,8 @@ from test_kernel_host import random_case, random_cases
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(bool(m4_toolchain.missing_tools()),
-                       reason=f"missing {', '.join(m4_toolchain.missing_tools())} (CI installs "
-                              "gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm; the platform "
-                              "code's CMSIS-Core comes with TFLM_DIR)"),
+                       reason=f"{', '.join(m4_toolchain.missing_tools())} not installed (CI installs "
+                              "gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm)"),
 ]
 
 # (patch, strides, hidden, padding, gate, update, per_channel, shape, (s_x, s_y, weight gain), (zeta, nu)).

@@ -1,8 +1,8 @@
-/* The cycle counter (cycle_counter.h) on the core's own timers, through CMSIS-Core
- * (ARMCM4.h -> core_cm4.h, from TFLM's downloads). */
+/* The cycle counter (cycle_counter.h) on the core's own timers, under CMSIS-Core's names
+ * (cortex_m4_core.h: CMSIS-Core from TFLM's downloads when present, else its own definitions). */
 #include "cycle_counter.h"
 
-#include "ARMCM4.h"
+#include "cortex_m4_core.h"
 
 #ifdef RNNPOOL_QEMU
 /* SysTick counts down from 2^24 - 1; each wrap is counted by the interrupt. */

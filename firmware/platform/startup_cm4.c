@@ -5,10 +5,10 @@
  * RNNPOOL_QEMU: output and exit status over semihosting (QEMU's exit status is
  * main's). Boards: the UART console and a halt that keeps the status, which the
  * firmware prints as "status: N" before it returns (a fault prints its own).
- * Core registers: CMSIS-Core (ARMCM4.h -> core_cm4.h, from TFLM's downloads). */
+ * Core registers under CMSIS-Core's names (cortex_m4_core.h). */
 #include <stdint.h>
 
-#include "ARMCM4.h"
+#include "cortex_m4_core.h"
 
 #ifdef RNNPOOL_QEMU
 #include "semihosting.h"

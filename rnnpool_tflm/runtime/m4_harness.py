@@ -2,8 +2,10 @@
 netduinoplus2 (STM32F405) with semihosting output, and the kernel harness.
 
 The firmware's platform code (firmware/platform: start-up, semihosting, cycle counter)
-is linked in; it reaches the core's registers through CMSIS-Core, which comes with TFLM's
-third-party downloads, so these builds need TFLM_DIR too.
+is linked in. It names the core's registers as CMSIS-Core does, through
+firmware/platform/cortex_m4_core.h; CMSIS-Core itself (TFLM's downloads) is not on these
+builds' include path, so they take that header's own definitions (checked against
+CMSIS-Core by tests/test_cortex_m4_core.py) and need no TFLM_DIR.
 
 Under ``-icount shift=0`` QEMU advances virtual time by 1 ns per executed
 instruction, so the SysTick count of a run is deterministic; a calibration
@@ -28,7 +30,6 @@ from typing import Iterable, List, Optional, Sequence
 import numpy as np
 
 from ..core.errors import RNNPoolError
-from ..toolchain import tflm_tree
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 PLATFORM_DIR = REPO / "firmware" / "platform"
@@ -47,20 +48,15 @@ QEMU_FLAGS = ("-nographic", "-monitor", "none", "-serial", "none",
 
 
 def missing_tools() -> List[str]:
-    """What these builds need and lack: the Arm toolchain / QEMU programs not on PATH, and
-    TFLM_DIR (CMSIS-Core)."""
-    missing = [tool for tool in (CC, QEMU) if shutil.which(tool) is None]
-    if tflm_tree.tflm_dir(required=False) is None:
-        missing.append(f"{tflm_tree.TFLM_ENV} (CMSIS-Core headers)")
-    return missing
+    """The Arm toolchain / QEMU programs that are not on PATH."""
+    return [tool for tool in (CC, QEMU) if shutil.which(tool) is None]
 
 
 def require_tools() -> None:
-    missing = [tool for tool in (CC, QEMU) if shutil.which(tool) is None]
+    missing = missing_tools()
     if missing:
         raise RNNPoolError(f"{', '.join(missing)} not found: install Debian's gcc-arm-none-eabi, "
                            "libnewlib-arm-none-eabi and qemu-system-arm (./dev setup does it as root)")
-    tflm_tree.tflm_dir()  # CMSIS-Core for the platform code: a clear error naming TFLM_DIR
 
 
 def compile_command(sources: Iterable[pathlib.Path], include_dirs: Iterable[pathlib.Path], out: pathlib.Path,
@@ -68,9 +64,8 @@ def compile_command(sources: Iterable[pathlib.Path], include_dirs: Iterable[path
     """The arm-none-eabi-gcc command that builds sources + the QEMU platform into a semihosting ELF."""
     sources = [pathlib.Path(s) for s in sources] + [PLATFORM_DIR / s for s in PLATFORM_SOURCES]
     flags = [f for f in C_FLAGS if not (opt and f.startswith("-O"))] + ([opt] if opt else [])
-    cmsis = tflm_tree.cmsis_core_dirs(tflm_tree.tflm_dir())
     return [CC, *CPU_FLAGS, *flags, "-DRNNPOOL_QEMU", *(f"-D{d}" for d in defines),
-            *(f"-I{d}" for d in [*include_dirs, PLATFORM_DIR, *cmsis]), *map(str, sources),
+            *(f"-I{d}" for d in [*include_dirs, PLATFORM_DIR]), *map(str, sources),
             "-T", str(PLATFORM_DIR / "stm32f405_qemu.ld"), f"-L{PLATFORM_DIR}", *LINK_FLAGS, "-o", str(out)]
 
 

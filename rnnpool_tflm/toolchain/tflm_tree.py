@@ -104,8 +104,9 @@ def include_dirs(root: pathlib.Path) -> List[pathlib.Path]:
 
 
 def cmsis_core_dirs(root: pathlib.Path) -> List[pathlib.Path]:
-    """CMSIS-Core for the Cortex-M4 (ARMCM4.h -> core_cm4.h): the firmware's platform code uses
-    its register definitions (SysTick, SCB, DWT, DCB)."""
+    """CMSIS-Core for the Cortex-M4 (ARMCM4.h -> core_cm4.h), also among include_dirs: with it
+    on the include path firmware/platform/cortex_m4_core.h takes the core's register
+    definitions (SysTick, SCB, DWT, DCB) from it (tests/test_cortex_m4_core.py)."""
     d = root / DOWNLOADS / "cmsis"
     return [d / "Cortex_DFP" / "Device" / "ARMCM4" / "Include", d / "CMSIS" / "Core" / "Include"]
 

@@ -1,7 +1,7 @@
 /* The few STM32F4 peripheral registers the board code touches, as register blocks.
  *
- * The core's own peripherals (SysTick, SCB, DWT, ...) come from CMSIS-Core (core_cm4.h,
- * in TFLM's downloads). ST's device header (stm32f4xx.h) is not among TFLM's downloads,
+ * The core's own peripherals (SysTick, SCB, DWT, ...) go by CMSIS-Core's names through
+ * ../cortex_m4_core.h (core_cm4.h from TFLM's downloads, or its checked fallback). ST's device header (stm32f4xx.h) is not among TFLM's downloads,
  * so the RCC, PWR, FLASH, GPIO and USART blocks are declared here: only the registers
  * used, with reserved words keeping every offset, each checked against the reference
  * manual (RM0090 for the F405/407/429/439, RM0390 for the F446; the offsets and bits used
