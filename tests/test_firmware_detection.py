@@ -143,10 +143,20 @@ def test_export_recognises_a_converted_detector_unless_told_not_to(tmp_path, mon
     path.write_bytes(face_models.face_m4_tflite())
     assert cli.main(["export", str(path), "--firmware", str(tmp_path / "a"), "--board", "nucleo_f429zi",
                      "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["detector"] is True
+    with_boxes = json.loads(capsys.readouterr().out)
+    assert with_boxes["detector"] is True
     manifest = json.loads((tmp_path / "a" / "generated" / "manifest.json").read_text())
     assert manifest["detector"]["top_k"] == on_device.DEVICE_CONFIG.top_k and manifest["detector"]["host_boxes"]
     assert cli.main(["export", str(path), "--firmware", str(tmp_path / "b"), "--board", "nucleo_f429zi",
                      "--no-boxes", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["detector"] is False
+    without = json.loads(capsys.readouterr().out)
+    assert without["detector"] is False
     assert "#define RNNPOOL_DETECTOR 0" in (tmp_path / "b" / "generated" / "detector_config.h").read_text()
+    # The fit counts the post-processing's scratch and its top_k boxes (28 B each), and check --board
+    # judges the same firmware export builds (with or without --no-boxes).
+    detector_ram = manifest["detector"]["scratch_bytes"] + 28 * manifest["detector"]["top_k"]
+    assert with_boxes["verdict_firmware_static_ram"] - without["verdict_firmware_static_ram"] == detector_ram
+    for flags, exported in (((), with_boxes), (("--no-boxes",), without)):
+        cli.main(["check", str(path), "--samples", "1", "--board", "nucleo_f429zi", "--json", *flags])
+        fit = json.loads(capsys.readouterr().out)["fit"]
+        assert fit == {k[len("verdict_"):]: v for k, v in exported.items() if k.startswith("verdict_")}

@@ -101,3 +101,20 @@ def test_check_and_export_agree_at_the_board_limit(board, arena_line, tmp_path, 
             assert 0 < verdict["ram_needed"] - b.arena_block.size < 2 * slope
         if MEASURED:  # the linker, checking the same layout, says the same
             assert (verdict["linker_overflows"] == []) is fits, verdict["linker_overflows"]
+
+
+def test_a_detectors_post_processing_counts_in_the_firmwares_ram():
+    """export builds a detector's firmware with the post-processing's scratch and boxes in .bss;
+    the verdict (check, export, profile) counts them. The tiny detector of
+    test_firmware_detection: 128 B of scratch (worked out there) and top_k 4 boxes of 28 B
+    (detection_box: five floats, two int32)."""
+    from rnnpool_tflm.deploy import fit as fitting
+    from test_firmware_detection import _tiny_detector
+
+    setup = _tiny_detector()[0]
+    model = firmware_models.wide_model(600)
+    plain = fitting.assess(model, "nucleo_f446re", measure=False)
+    detector = fitting.assess(model, "nucleo_f446re", measure=False, detector=setup)
+    assert detector.firmware.static_ram - plain.firmware.static_ram == 128 + 4 * 28
+    assert detector.verdict.ram_needed - plain.verdict.ram_needed == 128 + 4 * 28
+

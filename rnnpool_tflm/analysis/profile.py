@@ -15,7 +15,7 @@ import dataclasses
 import io
 import os
 import pathlib
-from typing import Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 from .counts import KIB, ModelAnalysis, format_paper_bytes
 from ..core.errors import RNNPoolError
@@ -165,10 +165,13 @@ def arena_for(model_bytes: bytes, target: str):
 
 def profile(loaded: LoadedModel, board: Optional[str] = None, bytes_per_element: int = 1,
             resident_input: bool = False, tflite: Optional[bytes] = None, target: str = "cortex-m4",
-            with_tflm: bool = True, measure: Optional[bool] = None) -> Profile:
+            with_tflm: bool = True, measure: Optional[bool] = None,
+            detector_for: Optional[Callable[[bytes], object]] = None) -> Profile:
     """The profile of a model. With a board, the fit is deploy/fit.py's verdict (the one
     `check --board` and `export` give: the Cortex-M4 arena, measured when `measure`,
-    default when TFLM_DIR, the toolchain and QEMU are there; plus margin and firmware)."""
+    default when TFLM_DIR, the toolchain and QEMU are there; plus margin and firmware).
+    `detector_for(tflite)`: the detector post-processing the firmware holds for the
+    converted model, or None (the CLI passes detection.on_device's rule, as export uses it)."""
     from ..core import boards
     from .counts import analyze
 
@@ -198,7 +201,8 @@ def profile(loaded: LoadedModel, board: Optional[str] = None, bytes_per_element:
                 if board_obj is not None:
                     from ..deploy.fit import assess
                     try:
-                        verdict = assess(flatbuffer, board_obj, measure=measure)
+                        detector = detector_for(flatbuffer) if detector_for is not None else None
+                        verdict = assess(flatbuffer, board_obj, measure=measure, detector=detector)
                     except RNNPoolError as exc:
                         fit_note = f"; no board verdict: {exc}"
                 label = report.estimate.label

@@ -182,9 +182,11 @@ def _accuracy(outputs: np.ndarray, labels: np.ndarray) -> Optional[float]:
 
 def check_model(model, keras_model=None, data=None, board: Optional[str] = None, samples: int = DEFAULT_SAMPLES,
                 mode: str = "auto", min_top1: float = DEFAULT_MIN_TOP1, max_lsb: int = DEFAULT_MAX_LSB,
-                measure_arena: bool = True, seed: int = 0) -> CheckReport:
+                measure_arena: bool = True, seed: int = 0, detector=None) -> CheckReport:
     """Checks a .tflite (path or bytes). `keras_model`: a Keras model or a path to one;
-    `data`: an .npz path, or (inputs list, labels or None)."""
+    `data`: an .npz path, or (inputs list, labels or None). `detector` (a
+    runtime.detection_native.DetectorSetup): the firmware judged for `board` also holds the
+    detector's post-processing, as `export` builds it for a detector."""
     from ..reference import rnnpool_int8
     model_path = None if isinstance(model, (bytes, bytearray)) else pathlib.Path(model)
     host = host_runtime.HostModel(model, mode)
@@ -241,7 +243,7 @@ def check_model(model, keras_model=None, data=None, board: Optional[str] = None,
         arena = fitting.arena_figure(host.data, model_path)
         report.arena_bytes, report.arena_exact, report.arena_label = arena.bytes, arena.exact, arena.label
         if board is not None:
-            fit = fitting.assess(host.data, board, model_path=model_path, arena=arena)
+            fit = fitting.assess(host.data, board, model_path=model_path, arena=arena, detector=detector)
             report.board, report.fits, report.verdict, report.fit = fit.board, fit.fits, fit.message(), fit.as_dict()
             if not fit.fits:
                 report.failures.append(f"does not fit {fit.board}")

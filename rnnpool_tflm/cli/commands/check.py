@@ -11,6 +11,9 @@ def add_arguments(parser):
                         help="inputs (one array per model input, or 'x') and optional labels 'y'; "
                              "default: generated inputs")
     parser.add_argument("--board", metavar="NAME", help="judge the fit for this board (e.g. nucleo_f446re)")
+    parser.add_argument("--no-boxes", action="store_true",
+                        help="for a detector, judge the firmware without its post-processing, as `export "
+                             "--no-boxes` builds it (default: with it, as `export` does)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--samples", type=int, default=64, help="generated inputs when --data is absent")
     parser.add_argument("--mode", choices=("auto", "partitioned", "registered"), default="auto",
@@ -22,6 +25,7 @@ def add_arguments(parser):
 def run(args):
     import json
     import os
+    import pathlib
     import sys
 
     from ...analysis.profile import ZOO_PREFIX, load
@@ -47,10 +51,15 @@ def run(args):
     keras_model = args.keras
     if keras_model and keras_model.startswith(ZOO_PREFIX):
         keras_model = load(keras_model).keras_model
+    detector = None
+    if args.board and not args.no_boxes:  # the firmware export would build: a detector prints its boxes
+        from ...detection.on_device import detector_setup_or_none
+        detector = detector_setup_or_none(pathlib.Path(args.model).read_bytes())
     # The arena may be measured on the emulated Cortex-M4: a firmware build and a QEMU run.
     with progress.activity("check"):
         report = check_model(args.model, keras_model=keras_model, data=args.data, board=args.board,
-                             samples=args.samples, mode=args.mode, min_top1=args.min_top1, max_lsb=args.max_lsb)
+                             samples=args.samples, mode=args.mode, min_top1=args.min_top1, max_lsb=args.max_lsb,
+                             detector=detector)
     if args.json:
         print(json.dumps(report.as_json()))
     else:

@@ -9,6 +9,9 @@ def add_arguments(parser):
                                       "(zoo: mobilenetv2_rnnpool, mobilenetv2, mobilenetv2_rnnpool_vww, "
                                       "mobilenetv2_vww, face_m4, face_m4_strided_conv, face_quant)")
     parser.add_argument("--board", help="board to check the memory against (e.g. nucleo_f446re)")
+    parser.add_argument("--no-boxes", action="store_true",
+                        help="for a detector, judge the firmware without its post-processing, as `export "
+                             "--no-boxes` builds it (default: with it, as `export` does)")
     parser.add_argument("--plot", metavar="FILE.png", help="draw memory over the layers into this PNG")
     parser.add_argument("--baseline", metavar="MODEL", help="a second model (same forms as MODEL) to compare "
                                                             "with, on the same plot axes")
@@ -43,8 +46,11 @@ def run(args):
         if pathlib.Path(args.tflite).suffix.lower() != ".tflite":
             raise RNNPoolError(f"--tflite {args.tflite!r} is not a .tflite file")
         tflite = prof.load(args.tflite).tflite
+    from ...detection.on_device import detector_setup_or_none
+
     options = dict(board=args.board, bytes_per_element=args.element_bytes, resident_input=args.resident_input,
-                   target=args.target, with_tflm=not args.no_tflm)
+                   target=args.target, with_tflm=not args.no_tflm,
+                   detector_for=None if args.no_boxes else detector_setup_or_none)
     main = prof.profile(prof.load(args.model), tflite=tflite, **options)
     profiles = [main]
     if args.baseline:
