@@ -1,11 +1,12 @@
 /* The few STM32F4 peripheral registers the board code touches, as register blocks.
  *
  * The core's own peripherals (SysTick, SCB, DWT, ...) go by CMSIS-Core's names through
- * ../cortex_m4_core.h (core_cm4.h from TFLM's downloads, or its checked fallback). ST's device header (stm32f4xx.h) is not among TFLM's downloads,
- * so the RCC, PWR, FLASH, GPIO and USART blocks are declared here: only the registers
- * used, with reserved words keeping every offset, each checked against the reference
- * manual (RM0090 for the F405/407/429/439, RM0390 for the F446; the offsets and bits used
- * here are the same on both). Section numbers are RM0090's. */
+ * ../cortex_m4_core.h (core_cm4.h from TFLM's downloads, or its checked fallback). ST's
+ * device header (stm32f4xx.h) is not among TFLM's downloads, so the RCC, PWR, FLASH, GPIO
+ * and USART blocks are declared here: only the registers used, with reserved words
+ * keeping every offset, each checked against the reference manual (RM0090 for the
+ * F405/407/429/439, RM0390 for the F446; the offsets and bits used here are the same on
+ * both). Section numbers are RM0090's. */
 #ifndef RNNPOOL_STM32F4_REGS_H_
 #define RNNPOOL_STM32F4_REGS_H_
 
