@@ -152,11 +152,13 @@ to the temporary folder `work`."""),
 import numpy as np
 from IPython.display import Image, display
 
-from rnnpool_tflm import models, boards
+from rnnpool_tflm.analysis import zoo as zoo_models
+from rnnpool_tflm.core import boards
+from rnnpool_tflm.deploy import fit
 from rnnpool_tflm.analysis.counts import analyze
 
 work = pathlib.Path(tempfile.mkdtemp(prefix="rnnpool-paper-"))
-zoo = {name: models.build_zoo_model(name) for name in models.ZOO}
+zoo = {name: zoo_models.build_zoo_model(name) for name in zoo_models.ZOO}
 for name, m in zoo.items():
     print(f"{name:<25} input {'x'.join(str(d) for d in m.input_shape[1:]):<12} {len(m.layers):>4} layers")"""),
     new_markdown_cell("""## Counts against the paper
@@ -261,7 +263,8 @@ print(f"TFLM arena on Cortex-M4 ({estimate.label}): {arena:,} B "
 print(f"paper-convention peak RAM: {peak_resident:,} B with the input image in RAM, {peak:,} B without "
       f"(paper, Table 5: 188 KB)")
 print()
-verdicts = {name: boards.verdict(name, arena, len(face_tflite)) for name in boards.HARDWARE_BOARDS}
+# the fit verdict check/export/profile give (arena estimate + margin, firmware RAM, stack)
+verdicts = {name: fit.assess(face_tflite, name, measure=False) for name in boards.HARDWARE_BOARDS}
 for name, v in verdicts.items():
     block = boards.get_board(name).arena_block.size
     print(v.message())

@@ -96,7 +96,7 @@ def test_paper_models_notebook(tmp_path, monkeypatch):
     peak = _number(r"paper-convention peak RAM: ([\d,]+) B with the input image in RAM", text)
     assert peak == 320 * 240 + 40 * 30 * 64 + 40 * 30 * 32 and arena > peak
     for board in ("nucleo_f446re", "disco_f407vg", "nucleo_f429zi", "nucleo_f439zi"):
-        assert f"{board}: RAM does not fit: needs {arena:,} B" in text
+        assert f"{board}: RAM does not fit" in text
     assert "TFLM peak at op" in text and "block1_expand" in text
     pngs = [out for out in _outputs(nb, "display_data") if "image/png" in out.get("data", {})]
     assert len(pngs) == 2  # MobileNetV2 and Face-M4 memory plots, inline
