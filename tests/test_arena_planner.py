@@ -53,8 +53,8 @@ def test_plans_never_overlap_and_are_large_enough(spec):
 
 
 @pytest.mark.parametrize("data, message", [
-    (b"", "not a TFLite model"), (b"\x00" * 64, "not a TFLite model"),
-    (b"\x10\x00\x00\x00TFL3" + b"\xff" * 40, "damaged TFLite flatbuffer"),
+    (b"", "not a .tflite model"), (b"\x00" * 64, "not a .tflite model"),
+    (b"\x10\x00\x00\x00TFL3" + b"\xff" * 40, "truncated or corrupted flatbuffer"),
 ])
 def test_bad_models_are_rejected(data, message):
     with pytest.raises(RNNPoolError, match=message):

@@ -189,8 +189,8 @@ def test_exported_files_have_the_usual_modes(conv_path, tmp_path):
 
 
 @pytest.mark.parametrize("data, message", [
-    (b"not a model at all", "not a TensorFlow Lite model"),
-    (None, "corrupted or truncated"),
+    (b"not a model at all", "not a .tflite model"),
+    (None, "truncated or corrupted"),
 ])
 def test_export_rejects_bad_model_files(tmp_path, conv_path, data, message):
     path = tmp_path / "bad.tflite"

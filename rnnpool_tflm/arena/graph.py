@@ -1,8 +1,8 @@
 """A .tflite flatbuffer reduced to what TFLM's memory planning looks at.
 
-Reads with the schema module shipped in the tflite-micro wheel (no TensorFlow import).
-Mirrors TFLM's own reading: a tensor is planned in the arena when its buffer has no
-data (GetFlatbufferTensorBuffer looks at `data` only), it is not a variable and its
+A view over the one reader (rnnpool_tflm.tflite: parsed and validated there, types from
+its table). Mirrors TFLM's own reading: a tensor is planned in the arena when its buffer
+has data (GetFlatbufferTensorBuffer looks at `data` only), it is not a variable and its
 byte size is not zero; a scalar (no shape) has one element.
 """
 
@@ -13,14 +13,11 @@ import math
 from typing import Dict, List, Optional, Tuple
 
 from ..core.errors import RNNPoolError
+from ..tflite import model as tfm
+from ..tflite.tensor_types import TYPES, type_info
 
-# TfLiteTypeSizeOf() (micro/memory_helpers.cc), keyed by the schema's TensorType.
-# INT4 counts one byte per element there; STRING/VARIANT have no size in TFLM.
-_TYPE_SIZES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 8: 8, 9: 1, 10: 8, 11: 16, 12: 8, 13: 4, 15: 4, 16: 2,
-               17: 1, 18: 2}
-TYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string", 6: "bool", 7: "int16",
-              8: "complex64", 9: "int8", 10: "float64", 11: "complex128", 12: "uint64", 13: "resource",
-              14: "variant", 15: "uint32", 16: "uint16", 17: "int4", 18: "bfloat16"}
+# schema TensorType -> lower-case name ("int8"), from the one type table.
+TYPE_NAMES = {k: v.name for k, v in TYPES.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +33,8 @@ class Tensor:
 
     @property
     def type_name(self) -> str:
-        return TYPE_NAMES.get(self.dtype, f"type{self.dtype}")
+        info = type_info(self.dtype)
+        return info.name if info is not None else f"type{self.dtype}"
 
     @property
     def elements(self) -> int:
@@ -56,7 +54,7 @@ class Operator:
 
     @property
     def is_custom(self) -> bool:
-        return self.builtin_code == 32
+        return self.builtin_code == tfm.BuiltinOperator.CUSTOM
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,16 +79,11 @@ class Graph:
         return self.main.tensors[index] if 0 <= index < len(self.main.tensors) else None
 
 
-def _schema():
-    from tflite_micro.tensorflow.lite.python import schema_py_generated
-    return schema_py_generated
-
-
 def _enum_names(cls) -> Dict[int, str]:
     return {value: name for name, value in vars(cls).items() if not name.startswith("_") and isinstance(value, int)}
 
 
-# Builtin options the kernel models need, read as plain dicts.
+# Builtin options the kernel models need, read as plain dicts (keys as the schema's getters).
 _OPTION_FIELDS = {
     "Conv2DOptions": ("Padding", "StrideW", "StrideH", "DilationWFactor", "DilationHFactor"),
     "DepthwiseConv2DOptions": ("Padding", "StrideW", "StrideH", "DepthMultiplier", "DilationWFactor",
@@ -100,102 +93,58 @@ _OPTION_FIELDS = {
     "ConcatenationOptions": ("Axis",),
     "ReducerOptions": ("KeepDims",),
 }
+_OPTION_KINDS = _enum_names(tfm.schema.BuiltinOptions)
 
 
-def _read_options(schema, op) -> Dict[str, object]:
-    kind = op.BuiltinOptionsType()
-    names = _enum_names(schema.BuiltinOptions)
-    name = names.get(kind)
-    fields = _OPTION_FIELDS.get(name)
-    table = op.BuiltinOptions()
-    if not fields or table is None:
+def _read_options(op) -> Dict[str, object]:
+    fields = _OPTION_FIELDS.get(_OPTION_KINDS.get(op.builtinOptionsType))
+    if not fields or op.builtinOptions is None:
         return {}
-    obj = getattr(schema, name)()
-    obj.Init(table.Bytes, table.Pos)
-    return {field: getattr(obj, field)() for field in fields}
+    return {field: getattr(op.builtinOptions, field[0].lower() + field[1:]) for field in fields}
 
 
-def _array(getter_length, getter) -> Tuple[int, ...]:
-    return tuple(int(getter(i)) for i in range(getter_length()))
+def _ints(values) -> Tuple[int, ...]:
+    return () if values is None else tuple(int(v) for v in values)
 
 
 def read_graph(model: bytes) -> Graph:
-    """Parses a .tflite model; RNNPoolError when it is not one or is damaged."""
+    """Parses a .tflite model (tflite.model.read_model: tflite.model.ModelError, an RNNPoolError,
+    when it is not one, is damaged or breaks a rule); RNNPoolError for what TFLM cannot plan."""
     if not isinstance(model, (bytes, bytearray, memoryview)):
         raise RNNPoolError("the model must be bytes (the contents of a .tflite file)")
     model = bytes(model)
-    if len(model) < 8 or model[4:8] != b"TFL3":
-        raise RNNPoolError("not a TFLite model (no TFL3 identifier)")
-    schema = _schema()
-    try:
-        return _read(schema, model)
-    except RNNPoolError:
-        raise
-    except Exception as exc:  # flatbuffers raises assorted errors on damaged input
-        raise RNNPoolError(f"damaged TFLite flatbuffer: {type(exc).__name__}: {exc}") from None
-
-
-def _read(schema, model: bytes) -> Graph:
-    root = schema.Model.GetRootAs(model, 0)
-    op_names = _enum_names(schema.BuiltinOperator)
-    buffers = [root.Buffers(i) for i in range(root.BuffersLength())]
-    codes = []
-    for i in range(root.OperatorCodesLength()):
-        code = root.OperatorCodes(i)
-        builtin = max(int(code.BuiltinCode()), int(code.DeprecatedBuiltinCode()))
-        custom = code.CustomCode()
-        codes.append((builtin, custom.decode("utf-8", "replace") if custom else None))
+    parsed = tfm.read_model(model)
     subgraphs = []
-    for s in range(root.SubgraphsLength()):
-        sg = root.Subgraphs(s)
+    for sg in parsed.subgraphs:
         tensors = []
-        for t in range(sg.TensorsLength()):
-            tensor = sg.Tensors(t)
-            shape = () if tensor.ShapeIsNone() else tuple(int(v) for v in tensor.ShapeAsNumpy())
-            dtype = int(tensor.Type())
-            if dtype not in _TYPE_SIZES:
-                raise RNNPoolError(f"tensor {t} has type {TYPE_NAMES.get(dtype, dtype)}, which TFLM cannot size")
-            if any(d < 0 for d in shape):
-                raise RNNPoolError(f"tensor {t} has a dynamic shape {list(shape)}; TFLM needs static shapes")
-            buffer_index = int(tensor.Buffer())
-            if not 0 <= buffer_index < len(buffers):
-                raise RNNPoolError(f"tensor {t} refers to buffer {buffer_index} of {len(buffers)}")
-            buffer = buffers[buffer_index]
-            has_data = buffer is not None and buffer.DataLength() > 0
-            quant = tensor.Quantization()
-            channels = 0
-            if quant is not None and quant.ScaleLength() > 0 and quant.ZeroPointLength() > 0:
-                channels = int(quant.ScaleLength())
-            name = tensor.Name()
-            tensors.append(Tensor(t, name.decode("utf-8", "replace") if name else f"t{t}", shape, dtype,
-                                  math.prod(shape) * _TYPE_SIZES[dtype], has_data, bool(tensor.IsVariable()),
-                                  channels))
+        for t, tensor in enumerate(sg.tensors or []):
+            shape = _ints(tensor.shape)
+            info = type_info(tensor.type)
+            if info is None or info.size is None:
+                raise RNNPoolError(f"tensor {t} has type {tfm.type_name(tensor.type)}, which TFLM cannot size")
+            scales, zps, _ = tfm.quantization(tensor)
+            channels = int(scales.size) if scales.size and zps.size else 0
+            name = tfm._text(tensor.name)
+            tensors.append(Tensor(t, name or f"t{t}", shape, int(tensor.type), math.prod(shape) * info.size,
+                                  _has_bytes(parsed, tensor),
+                                  bool(tensor.isVariable), channels))
         operators = []
-        for o in range(sg.OperatorsLength()):
-            op = sg.Operators(o)
-            index = int(op.OpcodeIndex())
-            if not 0 <= index < len(codes):
-                raise RNNPoolError(f"operator {o} refers to opcode {index} of {len(codes)}")
-            builtin, custom = codes[index]
-            inputs = _array(op.InputsLength, op.Inputs)
-            outputs = _array(op.OutputsLength, op.Outputs)
-            intermediates = _array(op.IntermediatesLength, op.Intermediates)
-            for ref in inputs + outputs + intermediates:
-                if ref >= len(tensors) or ref < -1:
-                    raise RNNPoolError(f"operator {o} refers to tensor {ref} of {len(tensors)}")
-            custom_options = bytes(op.CustomOptionsAsNumpy().tobytes()) if op.CustomOptionsLength() else None
-            name = custom if builtin == 32 and custom else op_names.get(builtin, f"BUILTIN_{builtin}")
-            operators.append(Operator(o, name, builtin, inputs, outputs, intermediates, _read_options(schema, op),
-                                      custom_options))
-        subgraphs.append(Subgraph(tuple(tensors), tuple(operators), _array(sg.InputsLength, sg.Inputs),
-                                  _array(sg.OutputsLength, sg.Outputs)))
-    if not subgraphs:
-        raise RNNPoolError("the model has no subgraph")
-    metadata = []
-    for i in range(root.MetadataLength()):
-        name = root.Metadata(i).Name()
-        metadata.append(name.decode("utf-8", "replace") if name else "")
-    return Graph(tuple(subgraphs), tuple(metadata), len(model))
+        for o, op in enumerate(sg.operators or []):
+            code = parsed.operatorCodes[op.opcodeIndex]
+            raw = op.customOptions
+            custom_options = bytes(bytearray(raw)) if raw is not None and len(raw) else None
+            operators.append(Operator(o, tfm.opcode_name(parsed, op.opcodeIndex), tfm.builtin_code(code),
+                                      _ints(op.inputs), _ints(op.outputs), _ints(op.intermediates),
+                                      _read_options(op), custom_options))
+        subgraphs.append(Subgraph(tuple(tensors), tuple(operators), _ints(sg.inputs), _ints(sg.outputs)))
+    metadata = tuple(tfm._text(m.name) for m in parsed.metadata or [])
+    return Graph(tuple(subgraphs), metadata, len(model))
+
+
+def _has_bytes(model, tensor) -> bool:
+    """Whether the tensor's buffer holds data (any type: TFLM looks at the bytes only)."""
+    data = model.buffers[tensor.buffer].data if model.buffers else None
+    return data is not None and len(data) > 0
 
 
 def tensor_list(subgraph: Subgraph, indices) -> List[Optional[Tensor]]:

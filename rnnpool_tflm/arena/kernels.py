@@ -18,11 +18,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Dict, List, Optional
 
+from ..core.contract import contract
 from ..core.errors import RNNPoolError
+from ..tflite.tensor_types import TensorType
 from .graph import Graph, Operator, Tensor
 from .targets import Target
 
-INT8, INT16, FLOAT32, INT4 = 9, 7, 0, 17
+INT8, INT16, FLOAT32, INT4 = TensorType.INT8, TensorType.INT16, TensorType.FLOAT32, TensorType.INT4
 
 
 @dataclasses.dataclass
@@ -246,7 +248,7 @@ KERNELS: Dict[str, Callable[[_Op], KernelMemory]] = {
     "RELU": _simple("ReluOpData"),
     "RELU6": _simple("Relu6OpData", outputs=()),
     "STRIDED_SLICE": _simple("StridedSliceParams", inputs=(0, 1, 2, 3)),
-    "RNNPool": _rnnpool,
+    contract().custom_code: _rnnpool,
 }
 
 

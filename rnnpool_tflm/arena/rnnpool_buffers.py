@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Tuple
 
 from ..core.errors import RNNPoolError
+from ..tflite.tensor_types import TensorType
 
 # struct OpData of custom_ops/rnnpool/rnnpool_tflm.cc, member by member as (size, align)
 # for `p`-byte pointers; tests/test_arena_struct_sizes.py compiles the op to check it.
@@ -73,7 +74,7 @@ def c_config(o):
             rnn1_mode=int(options["rnn1_mode"]))
     except KeyError as exc:
         raise RNNPoolError(f"RNNPool operator {o.op.index}: option {exc} missing") from None
-    return cfg, ("int8" if inp.dtype == 9 else "float32")
+    return cfg, ("int8" if inp.dtype == TensorType.INT8 else "float32")
 
 
 def rnnpool_sizes(o) -> Tuple[int, int, int]:

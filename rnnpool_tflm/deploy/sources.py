@@ -29,7 +29,7 @@ from ..core.errors import RNNPoolError
 from ..core.files import atomic_write_text
 from ..runtime import detection_native
 from ..runtime.detection_native import DetectorSetup
-from ..tflite.model_info import RNNPOOL_CODE, TYPES, ModelInfo, TensorInfo, resolver_method
+from ..tflite.model_info import RNNPOOL_CODE, ModelInfo, TensorInfo, resolver_method
 
 
 # The files of one generated set, in the order they are written.
@@ -124,7 +124,7 @@ def _test_data_sources(inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarra
         entries = []
         for i, (a, t) in enumerate(zip(arrays, tensors, strict=True)):
             a = np.ascontiguousarray(a, dtype=t.dtype)
-            ctype = "uint32_t" if a.dtype == np.float32 else TYPES[t.schema_type][2]
+            ctype = "uint32_t" if a.dtype == np.float32 else t.c_type
             parts.append(f"alignas(16) static const {ctype} {label}_{i}[] = {{\n{_c_values(a)}}};\n\n")
             entries.append(f"    {{{label}_{i}, {a.nbytes}u, {t.tflite_type}, {_c_string(t.name)}}}")
         return ",\n".join(entries)

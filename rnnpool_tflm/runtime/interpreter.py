@@ -1,11 +1,22 @@
 """Opens a model in the tflite-micro wheel's Python interpreter: the one place that
-knows its constructor (and its misspelt `intrepreter_config` keyword)."""
+knows its constructor (and its misspelt `intrepreter_config` keyword).
+
+TFLM aborts the whole process (TFLITE_CHECK -> abort()) on some models it is given,
+e.g. an ADD whose output scale is far below its inputs' (QuantizeMultiplierSmallerThanOneExp).
+The reader (rnnpool_tflm.tflite) rejects every tensor-level case before this point; for
+what only the kernels' Prepare can see, the model is first opened in a forked child,
+so an abort there becomes an RNNPoolError with what TFLM printed.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import os
+import signal
 from typing import Sequence
+
+from ..core.errors import RNNPoolError
 
 
 def default_arena_size(model: bytes, minimum: int = 1 << 20) -> int:
@@ -40,6 +51,41 @@ def open_interpreter(model: bytes, arena_size: int, registerers: Sequence[str] =
     from tflite_micro.python.tflite_micro import runtime
     config = (runtime.InterpreterConfig.kPreserveAllTensors if preserve_all_tensors
               else runtime.InterpreterConfig.kAllocationRecording)
-    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):  # it prints a resource-variable count
-        return runtime.Interpreter.from_bytes(bytes(model), custom_op_registerers=list(registerers),
-                                              arena_size=arena_size, intrepreter_config=config)
+
+    def create():
+        with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):  # it prints a resource-variable count
+            return runtime.Interpreter.from_bytes(bytes(model), custom_op_registerers=list(registerers),
+                                                  arena_size=arena_size, intrepreter_config=config)
+
+    _survives_in_child(create)
+    return create()
+
+
+def _survives_in_child(create) -> None:
+    """Runs `create` in a forked child; raises RNNPoolError if the child dies of a signal.
+    (An ordinary failure there is left to the caller's own attempt, which reports it.)"""
+    if not hasattr(os, "fork"):
+        return
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into the caller's code
+        status = 1
+        try:
+            faulthandler.disable()  # a Python traceback of the abort would only hide TFLM's words
+            os.close(read_end)
+            os.dup2(write_end, 2)
+            create()
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    chunks = []
+    with os.fdopen(read_end, "rb") as said:
+        while chunk := said.read(65536):
+            chunks.append(chunk)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        lines = [line.strip() for line in b"".join(chunks).decode("utf-8", "replace").splitlines() if line.strip()]
+        detail = f"; TFLM said: {' | '.join(lines[-3:])}" if lines else ""
+        raise RNNPoolError(f"the tflite-micro interpreter aborted ({signal.Signals(os.WTERMSIG(status)).name}) "
+                           f"while preparing the model{detail}")

@@ -26,6 +26,7 @@ from ..core.contract import inverted_residual_contract
 from ..core.errors import RNNPoolError
 from ..reference.inverted_residual import (ConvStage, Quantization, QuantizedInvertedResidual, derive, geometry)
 from . import model as tfm
+from .options import read_options_map
 
 TensorType = schema.TensorType
 BuiltinOperator = schema.BuiltinOperator
@@ -53,13 +54,7 @@ def encode_options(p: QuantizedInvertedResidual) -> bytes:
 
 def decode_options(raw) -> Dict[str, int]:
     """The options map, checked against the contract (ModelError otherwise)."""
-    try:
-        root = flexbuffers.GetRoot(bytes(bytearray(raw if raw is not None else b"")))
-        if not root.IsMap:
-            raise ValueError("the root is not a map")
-        options = root.AsMap.Value
-    except Exception as exc:
-        raise tfm.ModelError(f"InvertedResidual options are not a valid flexbuffer map ({exc})") from None
+    options = read_options_map(raw, inverted_residual_contract().custom_code)
     try:
         inverted_residual_contract().check_options(options)
     except ValueError as exc:

@@ -24,24 +24,15 @@ from ..core.config import RNNPoolConfig
 from ..core.errors import RNNPoolError
 from ..core.contract import contract
 from ..reference.quant_params import Q12_ONE, Q14_ONE, SAT25_MAX, SAT25_MIN, QuantizedRNNPool
+from .options import read_options_map
+from .checks import ModelError, _text, check_quantization, check_structure, tensor_label
+from .tensor_types import NUMPY_TYPES, type_name
 
 FILE_IDENTIFIER = b"TFL3"
 TensorType = schema.TensorType
 BuiltinOperator = schema.BuiltinOperator
 
-_TYPE_NAMES = {v: k for k, v in vars(TensorType).items() if not k.startswith("_")}
 _OP_NAMES = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
-NUMPY_TYPES = {TensorType.FLOAT32: np.float32, TensorType.INT32: np.int32, TensorType.INT8: np.int8,
-               TensorType.INT16: np.int16, TensorType.UINT8: np.uint8, TensorType.INT64: np.int64,
-               TensorType.BOOL: np.bool_, TensorType.FLOAT16: np.float16, TensorType.FLOAT64: np.float64}
-
-
-class ModelError(RNNPoolError):
-    """A .tflite that cannot be read or breaks a rule; the message names what and where."""
-
-
-def type_name(tensor_type: int) -> str:
-    return _TYPE_NAMES.get(tensor_type, f"type {tensor_type}")
 
 
 # -- reading and writing -----------------------------------------------------------------------
@@ -77,6 +68,7 @@ def read_model(source, name: str = "model") -> schema.ModelT:
     except Exception as exc:  # the generated reader raises whatever indexing fails first
         raise ModelError(f"{name}: truncated or corrupted flatbuffer ({type(exc).__name__}: {exc})") from None
     check_structure(model, name)
+    check_quantization(model, name)
     return model
 
 
@@ -84,43 +76,6 @@ def write_model(model: schema.ModelT) -> bytes:
     builder = flatbuffers.Builder(1 << 16)
     builder.Finish(model.Pack(builder), file_identifier=FILE_IDENTIFIER)
     return bytes(builder.Output())
-
-
-def check_structure(model: schema.ModelT, name: str = "model") -> None:
-    """Every index in range, constant data of the size its tensor needs."""
-    def fail(msg):
-        raise ModelError(f"{name}: corrupted model: {msg}")
-
-    if not model.subgraphs:
-        fail("no subgraphs")
-    buffers = model.buffers or []
-    codes = model.operatorCodes or []
-    for s_idx, sg in enumerate(model.subgraphs):
-        tensors = sg.tensors or []
-        for t_idx, t in enumerate(tensors):
-            if t.buffer < 0 or t.buffer >= max(len(buffers), 1):
-                fail(f"subgraph {s_idx} tensor {t_idx} refers to buffer {t.buffer} of {len(buffers)}")
-            shape = [] if t.shape is None else list(t.shape)
-            if any(d < 0 for d in shape):
-                fail(f"subgraph {s_idx} tensor {t_idx} has a negative dimension {shape}")
-            data = buffers[t.buffer].data if buffers else None
-            if data is not None and len(data) and t.type in NUMPY_TYPES:
-                need = int(np.prod(shape, dtype=np.int64)) * np.dtype(NUMPY_TYPES[t.type]).itemsize
-                if len(data) != need:
-                    fail(f"tensor {tensor_label(sg, t_idx)} has {len(data)} bytes of data, its shape "
-                         f"{shape} and type {type_name(t.type)} need {need}")
-        for kind in ("inputs", "outputs"):
-            for t_idx in getattr(sg, kind) if getattr(sg, kind) is not None else []:
-                if not 0 <= t_idx < len(tensors):
-                    fail(f"subgraph {s_idx} {kind[:-1]} tensor index {t_idx} out of range ({len(tensors)})")
-        for o_idx, op in enumerate(sg.operators or []):
-            if not 0 <= op.opcodeIndex < len(codes):
-                fail(f"operator {o_idx} uses operator code {op.opcodeIndex} of {len(codes)}")
-            for t_idx in list(op.inputs if op.inputs is not None else []) + \
-                    list(op.outputs if op.outputs is not None else []):
-                if not -1 <= t_idx < len(tensors):
-                    fail(f"operator {o_idx} ({opcode_name(model, op.opcodeIndex)}) uses tensor {t_idx} "
-                         f"of {len(tensors)}")
 
 
 # -- names and small accessors ------------------------------------------------------------------
@@ -134,17 +89,6 @@ def opcode_name(model: schema.ModelT, opcode_index: int) -> str:
     if builtin_code(code) == BuiltinOperator.CUSTOM:
         return _text(code.customCode) or "CUSTOM"
     return _OP_NAMES.get(builtin_code(code), f"BUILTIN_{builtin_code(code)}")
-
-
-def _text(value) -> str:
-    if value is None:
-        return ""
-    return value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else str(value)
-
-
-def tensor_label(subgraph: schema.SubGraphT, index: int) -> str:
-    name = _text(subgraph.tensors[index].name)
-    return f"#{index} {name!r}" if name else f"#{index}"
 
 
 def tensor_shape(tensor: schema.TensorT) -> Tuple[int, ...]:
@@ -247,15 +191,7 @@ def encode_options(config: RNNPoolConfig) -> bytes:
 def decode_options(raw) -> Dict[str, int]:
     """The RNNPool options map, checked against the contract (ModelError otherwise),
     omitted optional keys filled in with their defaults."""
-    try:
-        root = flexbuffers.GetRoot(bytes(bytearray(raw if raw is not None else b"")))
-        if not root.IsMap:
-            raise ValueError("the root is not a map")
-        options = root.AsMap.Value
-    except ModelError:
-        raise
-    except Exception as exc:
-        raise ModelError(f"RNNPool options are not a valid flexbuffer map ({exc})") from None
+    options = read_options_map(raw, contract().custom_code)
     try:
         contract().check_options(options)
     except ValueError as exc:
@@ -416,6 +352,9 @@ def decode_rnnpool(model: schema.ModelT, subgraph_index: int, op_index: int) -> 
     for name in ("bias1", "bias2"):
         if values[name].min() < SAT25_MIN or values[name].max() > SAT25_MAX:
             fail(f"{name} outside the 25-bit Q12 range [{SAT25_MIN}, {SAT25_MAX}]")
+    for name in ("bias1", "bias2", "fastgrnn_scalars"):  # fixed Q12/Q14 formats: nothing may shift them
+        if np.any(quantization(tensors[name])[1] != 0):
+            fail(f"{name} has a nonzero zero point; its fixed-point format needs 0")
     scalars = values["fastgrnn_scalars"]
     if scalars.min() < 0 or scalars.max() > Q14_ONE:
         fail(f"fastgrnn_scalars {scalars.tolist()} outside [0, {Q14_ONE}] (Q14 sigmoids)")
@@ -443,7 +382,9 @@ def _weight_scales(tensor, what: str) -> np.ndarray:
     if scales.size > 1 and dim != 0:
         raise ModelError(f"{what} is quantized along dimension {dim}; the contract's layout is [out, in], "
                          "per output channel = dimension 0")
-    if zps.size not in (0, 1, scales.size) or np.any(zps != 0):
+    if zps.size not in (1, scales.size):
+        raise ModelError(f"{what} has {zps.size} zero points for {scales.size} scales (need 1 or one per scale)")
+    if np.any(zps != 0):
         raise ModelError(f"{what} must be symmetric (zero points 0), got {zps.tolist()}")
     if not np.all(np.isfinite(scales)) or np.any(scales <= 0):
         raise ModelError(f"{what} has a non-positive or non-finite scale")

@@ -10,14 +10,13 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
+from ..core.contract import contract, inverted_residual_contract
 from ..core.errors import RNNPoolError
+from . import model as tfm
+from .tensor_types import TYPES, type_info
 
-RNNPOOL_CODE = "RNNPool"
-
-# schema TensorType -> (numpy dtype, TfLiteType value, C type)
-TYPES = {0: (np.float32, 1, "float"), 2: (np.int32, 2, "int32_t"), 3: (np.uint8, 3, "uint8_t"),
-          4: (np.int64, 4, "int64_t"), 6: (np.bool_, 6, "uint8_t"), 7: (np.int16, 7, "int16_t"),
-          9: (np.int8, 9, "int8_t")}
+# The RNNPool op's custom code, as its contract header spells it.
+RNNPOOL_CODE = contract().custom_code
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,11 +29,15 @@ class TensorInfo:
 
     @property
     def dtype(self):
-        return TYPES[self.schema_type][0]
+        return TYPES[self.schema_type].numpy
 
     @property
     def tflite_type(self) -> int:
-        return TYPES[self.schema_type][1]
+        return TYPES[self.schema_type].tflite
+
+    @property
+    def c_type(self) -> str:
+        return TYPES[self.schema_type].c_type
 
     @property
     def nbytes(self) -> int:
@@ -55,56 +58,31 @@ class ModelInfo:
 
 
 def read_model_info(model: bytes) -> ModelInfo:
-    """Operators and I/O tensors of a .tflite flatbuffer (main subgraph)."""
-    from tflite_micro.tensorflow.lite.python import schema_py_generated as schema
+    """Operators and I/O tensors of a .tflite flatbuffer (main subgraph), read and validated
+    by the one reader (tflite.model.read_model: structure, graph order, quantization)."""
+    parsed = tfm.read_model(bytes(model))
+    sub = parsed.subgraphs[0]
+    ops: List[str] = []
+    custom: List[str] = []
+    for op in sub.operators:
+        name = tfm.opcode_name(parsed, op.opcodeIndex)
+        if name not in ops:
+            ops.append(name)
+            if tfm.builtin_code(parsed.operatorCodes[op.opcodeIndex]) == tfm.BuiltinOperator.CUSTOM:
+                custom.append(name)
 
-    if len(model) < 8 or model[4:8] != b"TFL3":
-        raise RNNPoolError("not a TensorFlow Lite model (no 'TFL3' flatbuffer identifier)")
-    try:
-        root = schema.Model.GetRootAs(model, 0)
-        if root.SubgraphsLength() < 1:
-            raise RNNPoolError("the model has no subgraph")
-        names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-        codes, custom_codes = [], set()
-        for i in range(root.OperatorCodesLength()):
-            oc = root.OperatorCodes(i)
-            code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
-            if code == schema.BuiltinOperator.CUSTOM:
-                custom = oc.CustomCode()
-                codes.append(custom.decode("utf-8", "replace") if custom else "")
-                custom_codes.add(codes[-1])
-            else:
-                codes.append(names.get(code, f"BUILTIN_{code}"))
-        sub = root.Subgraphs(0)
-        ops: List[str] = []
-        for i in range(sub.OperatorsLength()):
-            index = sub.Operators(i).OpcodeIndex()
-            if not 0 <= index < len(codes):
-                raise RNNPoolError(f"operator {i} uses opcode index {index}, the model has {len(codes)}")
-            if codes[index] not in ops:
-                ops.append(codes[index])
+    def tensor(index: int) -> TensorInfo:
+        t = sub.tensors[index]
+        info = type_info(t.type)
+        if info is None or info.c_type is None:
+            raise RNNPoolError(f"tensor {tfm.tensor_label(sub, index)} has a type ({tfm.type_name(t.type)}) the "
+                               "firmware cannot feed or compare")
+        scales, zps, _ = tfm.quantization(t)
+        return TensorInfo(tfm._text(t.name), int(t.type), tfm.tensor_shape(t),
+                          float(scales[0]) if scales.size else 0.0, int(zps[0]) if zps.size else 0)
 
-        def tensor(index: int) -> TensorInfo:
-            if not 0 <= index < sub.TensorsLength():
-                raise RNNPoolError(f"tensor index {index} is out of range")
-            t = sub.Tensors(index)
-            if t.Type() not in TYPES:
-                raise RNNPoolError(f"tensor {t.Name().decode()!r} has a type (schema {t.Type()}) the firmware "
-                                   "cannot feed or compare")
-            q = t.Quantization()
-            scale = float(q.Scale(0)) if q is not None and q.ScaleLength() > 0 else 0.0
-            zp = int(q.ZeroPoint(0)) if q is not None and q.ZeroPointLength() > 0 else 0
-            shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
-            return TensorInfo(t.Name().decode("utf-8", "replace"), t.Type(), shape, scale, zp)
-
-        inputs = tuple(tensor(sub.Inputs(i)) for i in range(sub.InputsLength()))
-        outputs = tuple(tensor(sub.Outputs(i)) for i in range(sub.OutputsLength()))
-        return ModelInfo(tuple(ops), inputs, outputs, sub.OperatorsLength(),
-                         tuple(op for op in ops if op in custom_codes))
-    except RNNPoolError:
-        raise
-    except Exception as exc:  # a truncated/corrupted flatbuffer fails somewhere in the reader
-        raise RNNPoolError(f"the model flatbuffer is corrupted or truncated ({type(exc).__name__}: {exc})") from None
+    return ModelInfo(tuple(ops), tuple(tensor(int(i)) for i in sub.inputs),
+                     tuple(tensor(int(i)) for i in sub.outputs), len(sub.operators), tuple(custom))
 
 
 # ---- operator registration ---------------------------------------------------------------------
@@ -136,7 +114,6 @@ def supported_resolver_methods(tflm_root: pathlib.Path) -> List[str]:
 
 def firmware_custom_ops() -> Tuple[str, ...]:
     """The custom codes the firmware registers (deploy/sources.py has their registrations)."""
-    from ..core.contract import inverted_residual_contract
     return (RNNPOOL_CODE, inverted_residual_contract().custom_code)
 
 
