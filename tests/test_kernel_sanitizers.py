@@ -169,3 +169,47 @@ def test_a_long_randomized_run_reaches_eval_without_a_crash(tmp_path):
     assert done.returncode == 0, done.stderr[-4000:]
     counts = dict(item.split("=") for item in done.stdout.split()[1:])
     assert int(counts["evaluated_s8"]) > 100 and int(counts["evaluated_f32"]) > 100
+
+
+# -- the TFLM op's flexbuffer option parser (custom_ops/rnnpool/rnnpool_options.h) ----------------
+
+def _options_fuzzer(tmp_path: pathlib.Path, header_dir: pathlib.Path, name: str) -> pathlib.Path:
+    """tests/m4/fuzz_rnnpool_options.cc built standalone with g++ and the sanitizers, against the
+    rnnpool_options.h in `header_dir` (TFLM's downloads supply flexbuffers.h)."""
+    from rnnpool_tflm.toolchain import tflm_tree
+    if not tflm_tree.tflm_dir(required=False):
+        pytest.skip("TFLM_DIR is not set (the option parser needs its flatbuffers headers)")
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is not installed")
+    flexbuffers = tflm_tree.tflm_dir() / tflm_tree.DOWNLOADS / "flatbuffers" / "include"
+    out = tmp_path / name
+    cmd = ["g++", "-std=c++17", "-g", "-O1", "-Wall", "-Wextra", *SANITIZE, "-DRNNPOOL_FUZZ_STANDALONE",
+           f"-I{header_dir}", f"-I{source_dir()}", f"-I{flexbuffers}", str(HARNESS / "fuzz_rnnpool_options.cc"),
+           "-o", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, f"{' '.join(cmd)}\n{done.stderr[-4000:]}"
+    return out
+
+
+def test_fuzzing_the_option_parser_finds_no_crash(tmp_path):
+    fuzzer = _options_fuzzer(tmp_path, source_dir(), "fuzz_options")
+    done = subprocess.run([str(fuzzer), "100000", "5"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    counts = dict(item.split("=") for item in done.stdout.split()[1:])
+    # Both the rejecting and the accepting paths were reached.
+    assert int(counts["parsed"]) > 100000 and int(counts["accepted"]) > 1000
+
+
+def test_the_option_fuzzer_finds_an_unchecked_key(tmp_path):
+    """Guard against a fuzz target that cannot fail: the parser without its check that a key
+    ends inside the buffer (as it was before issue 11) reads past it, and the run says so."""
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    text = (source_dir() / "rnnpool_options.h").read_text()
+    check = ('    if (!TerminatedInside(key, buffer, length)) return Refuse(error, cap, "an option key runs past '
+             'the options", nullptr);\n')
+    assert check in text
+    (broken / "rnnpool_options.h").write_text(text.replace(check, ""))
+    fuzzer = _options_fuzzer(tmp_path, broken, "broken_fuzz")
+    done = subprocess.run([str(fuzzer), "100000", "5"], capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0 and "heap-buffer-overflow" in done.stderr, done.stderr[-2000:]

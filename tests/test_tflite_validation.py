@@ -253,3 +253,44 @@ def test_the_c_prepare_refuses_the_same(edit, python_says, c_says):
     bad, x = _broken_rnnpool(edit)
     with pytest.raises(RNNPoolError, match=f"RNNPool: .*{c_says}"):
         run_interpreter(bad, [x], 1, [registerer.load()])
+
+
+# -- mutated option bytes: never a crash, in Python or in the C parser ------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_MUTATION = st.lists(st.tuples(st.integers(0, 10_000), st.integers(1, 255)), min_size=1, max_size=4)
+
+
+def _mutated_options(model: bytes, flips, cut: int) -> bytes:
+    m = bm.unchecked(model)
+    op = m.subgraphs[0].operators[0]
+    raw = bytearray(bytes(bytearray(op.customOptions)))
+    for position, xor in flips:
+        raw[position % len(raw)] ^= xor
+    op.customOptions = list(raw[:len(raw) - cut % len(raw)])
+    return tfm.write_model(m)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flips=_MUTATION, cut=st.integers(0, 40))
+def test_mutated_options_give_a_model_error_in_python(flips, cut):
+    model, _ = _rnnpool_case()
+    try:
+        tfm.validate_model(tfm.read_model(_mutated_options(model, flips, cut)))
+    except tfm.ModelError:
+        pass
+
+
+@pytest.mark.tflm
+@pytest.mark.skipif(bool(_registerer_missing()), reason=_registerer_missing() or "-")
+@settings(max_examples=80, deadline=None)
+@given(flips=_MUTATION, cut=st.integers(0, 40))
+def test_mutated_options_never_crash_the_c_parser(flips, cut):
+    from rnnpool_tflm.runtime import registerer
+    model, x = _rnnpool_case()
+    try:
+        run_interpreter(_mutated_options(model, flips, cut), [x], 1, [registerer.load()])
+    except RNNPoolError as exc:
+        assert "aborted (" not in str(exc)  # the forked Prepare died of a signal

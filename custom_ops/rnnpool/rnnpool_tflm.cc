@@ -17,6 +17,7 @@
 #include "flatbuffers/flexbuffers.h"
 #include "rnnpool.h"
 #include "rnnpool_op_contract.h"
+#include "rnnpool_options.h"
 #include "tensorflow/lite/c/common.h"
 #include "tensorflow/lite/kernels/kernel_util.h"
 #include "tensorflow/lite/micro/kernels/kernel_util.h"
@@ -54,36 +55,17 @@ constexpr TensorRule kInputRules[RNNPOOL_NUM_INPUTS] = {
 constexpr TensorRule kOutputRules[RNNPOOL_NUM_OUTPUTS] = {RNNPOOL_OUTPUTS(RNNPOOL_X_RULE)};
 #undef RNNPOOL_X_RULE
 
-enum OptionIndex {
-#define RNNPOOL_X_OPTION_ENUM(ENUM, KEY, MIN, MAX) kOption##ENUM,
-  RNNPOOL_OPTIONS(RNNPOOL_X_OPTION_ENUM)
-#undef RNNPOOL_X_OPTION_ENUM
-      kOptionCount
-};
-static_assert(kOptionCount == RNNPOOL_NUM_OPTIONS, "RNNPOOL_OPTIONS and RNNPOOL_NUM_OPTIONS disagree");
-
-struct OptionRule {
-  const char* key;
-  int32_t minimum;
-  int32_t maximum;
-};
-
-constexpr OptionRule kOptionRules[RNNPOOL_NUM_OPTIONS] = {
-#define RNNPOOL_X_OPTION_RULE(ENUM, KEY, MIN, MAX) {KEY, MIN, MAX},
-    RNNPOOL_OPTIONS(RNNPOOL_X_OPTION_RULE)
-#undef RNNPOOL_X_OPTION_RULE
-};
-
-// Options a model may omit (RNNPOOL_OPTION_DEFAULTS), and their values.
-struct OptionDefault {
-  int index;
-  int32_t value;
-};
-constexpr OptionDefault kOptionDefaults[] = {
-#define RNNPOOL_X_OPTION_DEFAULT(ENUM, VALUE) {kOption##ENUM, VALUE},
-    RNNPOOL_OPTION_DEFAULTS(RNNPOOL_X_OPTION_DEFAULT)
-#undef RNNPOOL_X_OPTION_DEFAULT
-};
+// The option tables and parser: rnnpool_options.h (shared with the fuzz target).
+using rnnpool_options::kOptionGATE_ACTIVATION;
+using rnnpool_options::kOptionOUTPUT_PAD_BOTTOM;
+using rnnpool_options::kOptionOUTPUT_PAD_RIGHT;
+using rnnpool_options::kOptionPADDING;
+using rnnpool_options::kOptionPATCH_COLS;
+using rnnpool_options::kOptionPATCH_ROWS;
+using rnnpool_options::kOptionRNN1_MODE;
+using rnnpool_options::kOptionSTRIDE_COLS;
+using rnnpool_options::kOptionSTRIDE_ROWS;
+using rnnpool_options::kOptionUPDATE_ACTIVATION;
 
 // ---- per-node state ---------------------------------------------------------
 
@@ -97,76 +79,10 @@ struct OpData {
   int scratch_index;
 };
 
-// A bounded string copy/append for error messages (no snprintf dependence).
-void Append(char* dst, size_t cap, const char* text) {
-  size_t n = 0;
-  while (n + 1 < cap && dst[n] != '\0') ++n;
-  while (n + 1 < cap && *text != '\0') dst[n++] = *text++;
-  dst[n] = '\0';
-}
-
-void SetOptionsError(OpData* data, const char* what, const char* key) {
-  data->options_ok = false;
-  data->options_error[0] = '\0';
-  Append(data->options_error, sizeof(data->options_error), what);
-  if (key != nullptr) {
-    Append(data->options_error, sizeof(data->options_error), " '");
-    Append(data->options_error, sizeof(data->options_error), key);
-    Append(data->options_error, sizeof(data->options_error), "'");
-  }
-}
-
-bool KeyEquals(const char* a, const char* b) {
-  while (*a != '\0' && *a == *b) {
-    ++a;
-    ++b;
-  }
-  return *a == *b;
-}
-
 // Fills data->options from the op's flexbuffer map, or records why not.
 void ParseOptions(const uint8_t* buffer, size_t length, OpData* data) {
-  data->options_ok = true;
-  data->options_error[0] = '\0';
-  if (buffer == nullptr || length == 0) return SetOptionsError(data, "the op has no options (a flexbuffer map)", nullptr);
-  if (!flexbuffers::VerifyBuffer(buffer, length)) {
-    return SetOptionsError(data, "the options are not a valid flexbuffer", nullptr);
-  }
-  const flexbuffers::Reference root = flexbuffers::GetRoot(buffer, length);
-  if (!root.IsMap()) return SetOptionsError(data, "the options are not a flexbuffer map", nullptr);
-  const flexbuffers::Map map = root.AsMap();
-  const flexbuffers::TypedVector keys = map.Keys();
-  const flexbuffers::Vector values = map.Values();
-  bool seen[RNNPOOL_NUM_OPTIONS] = {};
-  for (size_t i = 0; i < keys.size(); ++i) {
-    const flexbuffers::Reference key_ref = keys[i];
-    if (!key_ref.IsKey()) return SetOptionsError(data, "an option key is not a string", nullptr);
-    const char* key = key_ref.AsKey();
-    int index = -1;
-    for (int k = 0; k < RNNPOOL_NUM_OPTIONS; ++k) {
-      if (KeyEquals(key, kOptionRules[k].key)) index = k;
-    }
-    if (index < 0) return SetOptionsError(data, "unknown option", key);
-    if (seen[index]) return SetOptionsError(data, "option given twice:", key);
-    seen[index] = true;
-    const flexbuffers::Reference value = values[i];
-    if (!(value.IsInt() || value.IsUInt())) return SetOptionsError(data, "option is not an integer:", key);
-    const int64_t v = value.IsUInt() ? (value.AsUInt64() > INT64_MAX ? INT64_MAX : static_cast<int64_t>(value.AsUInt64()))
-                                     : value.AsInt64();
-    if (v < kOptionRules[index].minimum || v > kOptionRules[index].maximum) {
-      return SetOptionsError(data, "option out of range:", key);
-    }
-    data->options[index] = static_cast<int32_t>(v);
-  }
-  for (const OptionDefault& d : kOptionDefaults) {
-    if (!seen[d.index]) {
-      data->options[d.index] = d.value;
-      seen[d.index] = true;
-    }
-  }
-  for (int k = 0; k < RNNPOOL_NUM_OPTIONS; ++k) {
-    if (!seen[k]) return SetOptionsError(data, "missing option", kOptionRules[k].key);
-  }
+  data->options_ok =
+      rnnpool_options::Parse(buffer, length, data->options, data->options_error, sizeof(data->options_error));
 }
 
 void* Init(TfLiteContext* context, const char* buffer, size_t length) {
