@@ -72,9 +72,43 @@ def read_model(source, name: str = "model") -> schema.ModelT:
     return model
 
 
+# The schema's `force_align: 16` on Buffer.data (TFLM reads weights in place, SIMD kernels
+# and int64/double data need it); the Python object API ignores force_align.
+BUFFER_ALIGNMENT = 16
+
+
+class _AlignedBuffer(schema.BufferT):
+    """A BufferT that packs its data vector at BUFFER_ALIGNMENT."""
+
+    def __init__(self, source: schema.BufferT):
+        super().__init__()
+        self.data, self.offset, self.size = source.data, source.offset, source.size
+
+    def Pack(self, builder):
+        data = None
+        if self.data is not None:
+            payload = np.ascontiguousarray(self.data, np.uint8).tobytes()
+            builder.StartVector(1, len(payload), BUFFER_ALIGNMENT)
+            builder.head -= len(payload)
+            builder.Bytes[builder.head:builder.head + len(payload)] = payload
+            data = builder.EndVector()
+        schema.BufferStart(builder)
+        if data is not None:
+            schema.BufferAddData(builder, data)
+        schema.BufferAddOffset(builder, self.offset)
+        schema.BufferAddSize(builder, self.size)
+        return schema.BufferEnd(builder)
+
+
 def write_model(model: schema.ModelT) -> bytes:
-    builder = flatbuffers.Builder(1 << 16)
-    builder.Finish(model.Pack(builder), file_identifier=FILE_IDENTIFIER)
+    """The model as a .tflite flatbuffer, every buffer's data 16-byte aligned in the file."""
+    buffers = model.buffers
+    model.buffers = [_AlignedBuffer(b) for b in buffers or []] if buffers is not None else None
+    try:
+        builder = flatbuffers.Builder(1 << 16)
+        builder.Finish(model.Pack(builder), file_identifier=FILE_IDENTIFIER)
+    finally:
+        model.buffers = buffers
     return bytes(builder.Output())
 
 
