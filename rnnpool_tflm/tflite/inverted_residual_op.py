@@ -27,10 +27,10 @@ from ..core.errors import RNNPoolError
 from ..reference.inverted_residual import (ConvStage, Quantization, QuantizedInvertedResidual, derive, geometry)
 from . import model as tfm
 from .options import read_options_map
+from .tensor_types import schema_type
 
 TensorType = schema.TensorType
 BuiltinOperator = schema.BuiltinOperator
-_TYPES = {"INT8": TensorType.INT8, "INT32": TensorType.INT32}
 _MAX_ELEMENTS = (1 << 31) // 4  # every tensor's float32 size fits int32 (as the C core requires)
 
 
@@ -125,7 +125,7 @@ def decode(model: schema.ModelT, subgraph_index: int, op_index: int) -> Inverted
         if index < 0:
             continue
         t = sg.tensors[index]
-        if t.type != _TYPES[spec.int8_type]:
+        if t.type != schema_type(spec.int8_type):
             fail(f"tensor '{spec.name}' is {tfm.type_name(t.type)}, the contract needs {spec.int8_type}")
         is_io = spec.name in ("input", "output")
         if not is_io and tfm.constant_data(model, t) is None:

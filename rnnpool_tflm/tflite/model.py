@@ -26,7 +26,7 @@ from ..core.contract import contract
 from ..reference.quant_params import Q12_ONE, Q14_ONE, SAT25_MAX, SAT25_MIN, QuantizedRNNPool
 from .options import read_options_map
 from .checks import ModelError, _text, check_quantization, check_structure, tensor_label
-from .tensor_types import NUMPY_TYPES, type_name
+from .tensor_types import NUMPY_TYPES, schema_type, type_name
 
 FILE_IDENTIFIER = b"TFL3"
 TensorType = schema.TensorType
@@ -338,7 +338,7 @@ def decode_rnnpool(model: schema.ModelT, subgraph_index: int, op_index: int) -> 
         fail(f"input type {type_name(tensors['input'].type)}: only the int8 op is supported here")
     for spec, idx in zip(c.inputs + c.outputs, inputs + outputs):
         tensor = sg.tensors[idx]
-        want = getattr(TensorType, spec.int8_type)
+        want = schema_type(spec.int8_type)
         if tensor.type != want:
             fail(f"{spec.name} is {type_name(tensor.type)}, the contract says {spec.int8_type}")
 

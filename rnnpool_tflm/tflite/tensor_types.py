@@ -67,6 +67,14 @@ def type_name(tensor_type: int) -> str:
     return info.schema_name if info is not None else f"type {tensor_type}"
 
 
+def schema_type(name: str) -> int:
+    """The schema TensorType of a contract type name ("INT8", "FLOAT32", ...)."""
+    for info in TYPES.values():
+        if info.schema_name == name:
+            return info.schema
+    raise KeyError(f"no tensor type named {name!r}")
+
+
 def numpy_dtype(tensor_type: int) -> Optional[type]:
     info = TYPES.get(int(tensor_type))
     return info.numpy if info is not None else None
