@@ -95,7 +95,7 @@ def test_check_and_export_report_bad_scales_instead_of_aborting(tmp_path, good, 
     result = _cli(tmp_path, *args)
     assert result.returncode not in (0, -6, 134), result
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert len(lines) == 1 and f"bad.tflite: {message}" in lines[0], result.stderr
     assert not (tmp_path / "fw" / "generated").exists()
 
 

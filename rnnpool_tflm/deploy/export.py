@@ -34,7 +34,7 @@ def export_model(model_path: pathlib.Path, firmware_dir: pathlib.Path, input_pat
     target = boards.get_board(board)
     out_dir = require_output_dir(pathlib.Path(firmware_dir) / GENERATED, "firmware folder")
     model = model_path.read_bytes()
-    info, inputs, expected = prepare(model, input_path)
+    info, inputs, expected = prepare(model, input_path, name=str(model_path))
     fit = fitting.assess(model, target, model_path=model_path, input_path=input_path,
                          host_run=lambda *_: list(expected), detector=detector)
     fitting.refuse_unless_fits(fit)

@@ -121,10 +121,11 @@ def run_interpreter(model: bytes, inputs: Sequence[np.ndarray], output_count: in
 
 
 def prepare(model: bytes, input_path: Optional[pathlib.Path] = None,
-            host_run: Callable = host_outputs) -> Tuple[ModelInfo, List[np.ndarray], List[np.ndarray]]:
-    """Reads the model, picks the test inputs, runs it on the host."""
+            host_run: Callable = host_outputs, name: str = "model") -> Tuple[ModelInfo, List[np.ndarray], List[np.ndarray]]:
+    """Reads the model (`name`, the file, starts its error messages), picks the test inputs,
+    runs it on the host."""
     from ..toolchain import tflm_tree as tflm_sources
-    info = read_model_info(model)
+    info = read_model_info(model, name)
     check_ops_supported(info, tflm_sources.tflm_dir(required=False))
     inputs = load_inputs(input_path, info)
     expected = host_run(model, inputs, info)

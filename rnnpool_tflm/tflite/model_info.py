@@ -57,10 +57,11 @@ class ModelInfo:
         return RNNPOOL_CODE in self.custom_ops
 
 
-def read_model_info(model: bytes) -> ModelInfo:
+def read_model_info(model: bytes, name: str = "model") -> ModelInfo:
     """Operators and I/O tensors of a .tflite flatbuffer (main subgraph), read and validated
-    by the one reader (tflite.model.read_model: structure, graph order, quantization)."""
-    parsed = tfm.read_model(bytes(model))
+    by the one reader (tflite.model.read_model: structure, graph order, quantization);
+    `name` (the file) starts its error messages."""
+    parsed = tfm.read_model(bytes(model), name)
     sub = parsed.subgraphs[0]
     ops: List[str] = []
     custom: List[str] = []
