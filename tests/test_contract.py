@@ -35,3 +35,22 @@ def test_a_default_for_an_unknown_option_is_refused():
 def test_a_default_outside_the_range_is_refused():
     with pytest.raises(RuntimeError, match="default of 'output_pad_bottom'"):
         contract_module.parse_contract(_header().replace("X(OUTPUT_PAD_BOTTOM, 0)", "X(OUTPUT_PAD_BOTTOM, 9)"))
+
+
+def test_every_tensor_has_a_quantization_kind():
+    c = contract_module.contract()
+    assert set(c.quantization) == {s.name for s in c.inputs + c.outputs}
+    assert set(c.quantization.values()) == set(contract_module.QUANTIZATION_KINDS)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace('  X("bias2", FIXED_POINT)                                                    \\\n', ""),
+     "must name every input and output once"),
+    (lambda t: t.replace('X("bias2", FIXED_POINT)', 'X("bias2", ROUNDED)'), "invalid or repeated"),
+    (lambda t: t.replace('X("bias2", FIXED_POINT)', 'X("bias1", FIXED_POINT)'), "invalid or repeated"),
+], ids=["missing", "unknown_kind", "repeated"])
+def test_a_broken_quantization_block_is_refused(edit, message):
+    text = edit(_header())
+    assert text != _header()
+    with pytest.raises(RuntimeError, match=message):
+        contract_module.parse_contract(text)

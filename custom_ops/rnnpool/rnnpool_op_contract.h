@@ -30,6 +30,24 @@
 #define RNNPOOL_NUM_INPUTS 8
 #define RNNPOOL_NUM_OUTPUTS 1
 
+/* How each tensor of the int8 op is quantized; the TFLM Prepare and the Python
+ * validator both check every tensor against its kind:
+ *   PER_TENSOR      one scale and one zero point (the zero point in [-128, 127]);
+ *   SYMMETRIC_ROWS  1 scale or one per row (dimension 0), zero points 0;
+ *   FIXED_POINT     a fixed Q format (Q12 biases, Q14 scalars): unquantized, or
+ *                   zero points 0 (a scale is informative only).
+ * X("name", KIND), one line per input and output. */
+#define RNNPOOL_QUANTIZATION(X)                                              \
+  X("input", PER_TENSOR)                                                     \
+  X("w1", SYMMETRIC_ROWS)                                                    \
+  X("u1", SYMMETRIC_ROWS)                                                    \
+  X("bias1", FIXED_POINT)                                                    \
+  X("w2", SYMMETRIC_ROWS)                                                    \
+  X("u2", SYMMETRIC_ROWS)                                                    \
+  X("bias2", FIXED_POINT)                                                    \
+  X("fastgrnn_scalars", FIXED_POINT)                                         \
+  X("output", PER_TENSOR)
+
 /* Options: a flexbuffer map of integers.
  * X(ENUM, "key", minimum, maximum) */
 #define RNNPOOL_OPTIONS(X)                                                   \

@@ -207,6 +207,43 @@ TfLiteStatus FixedFormatParams(const TfLiteTensor* t, const char* name) {
   return kTfLiteOk;
 }
 
+// How each tensor is quantized, from the contract (RNNPOOL_QUANTIZATION); the Python
+// validator reads the same lines.
+enum QuantKind { kQuantPER_TENSOR, kQuantSYMMETRIC_ROWS, kQuantFIXED_POINT };
+struct QuantRule {
+  const char* name;
+  QuantKind kind;
+};
+constexpr QuantRule kQuantRules[] = {
+#define RNNPOOL_X_QUANT(NAME, KIND) {NAME, kQuant##KIND},
+    RNNPOOL_QUANTIZATION(RNNPOOL_X_QUANT)
+#undef RNNPOOL_X_QUANT
+};
+static_assert(sizeof(kQuantRules) / sizeof(kQuantRules[0]) == RNNPOOL_NUM_INPUTS + RNNPOOL_NUM_OUTPUTS,
+              "RNNPOOL_QUANTIZATION must list every input and output");
+
+// Checks a tensor of the int8 op against its contract quantization kind.
+TfLiteStatus CheckQuantization(const TfLiteTensor* t, const char* name) {
+  for (const QuantRule& rule : kQuantRules) {
+    if (!rnnpool_options::KeyEquals(rule.name, name)) continue;
+    switch (rule.kind) {
+      case kQuantPER_TENSOR: {
+        float scale;
+        int32_t zero_point;
+        return PerTensorParams(t, name, &scale, &zero_point);
+      }
+      case kQuantSYMMETRIC_ROWS: {
+        const float* scales;
+        int32_t count;
+        return MatrixParams(t, name, &scales, &count);
+      }
+      case kQuantFIXED_POINT:
+        return FixedFormatParams(t, name);
+    }
+  }
+  return Fail("the contract gives no quantization for the tensor", name);
+}
+
 TfLiteStatus CoreStatus(rnnpool_status status, const char* stage) {
   if (status == RNNPOOL_OK) return kTfLiteOk;
   const char* name = rnnpool_status_name(status);
@@ -317,16 +354,17 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
   size_t prepared_bytes, scratch_bytes;
   void* prepared;
   if (data->is_int8) {
-    rnnpool_s8_params params;
+    for (int i = 0; i < RNNPOOL_NUM_INPUTS; ++i) {
+      TF_LITE_ENSURE_OK(context, CheckQuantization(tensors.input(i), kInputRules[i].name));
+    }
+    TF_LITE_ENSURE_OK(context, CheckQuantization(output, kOutputRules[0].name));
+    rnnpool_s8_params params;  // the checked quantizations, read below
     TF_LITE_ENSURE_OK(context, PerTensorParams(input, "input", &params.input_scale, &params.input_zero_point));
     TF_LITE_ENSURE_OK(context, PerTensorParams(output, "output", &params.output_scale, &params.output_zero_point));
     TF_LITE_ENSURE_OK(context, MatrixParams(tensors.input(kInputW1), "w1", &params.w1_scale, &params.w1_scale_count));
     TF_LITE_ENSURE_OK(context, MatrixParams(tensors.input(kInputU1), "u1", &params.u1_scale, &params.u1_scale_count));
     TF_LITE_ENSURE_OK(context, MatrixParams(tensors.input(kInputW2), "w2", &params.w2_scale, &params.w2_scale_count));
     TF_LITE_ENSURE_OK(context, MatrixParams(tensors.input(kInputU2), "u2", &params.u2_scale, &params.u2_scale_count));
-    TF_LITE_ENSURE_OK(context, FixedFormatParams(tensors.input(kInputBIAS1), "bias1"));
-    TF_LITE_ENSURE_OK(context, FixedFormatParams(tensors.input(kInputBIAS2), "bias2"));
-    TF_LITE_ENSURE_OK(context, FixedFormatParams(tensors.input(kInputSCALARS), "fastgrnn_scalars"));
     params.w1 = tensors.input(kInputW1)->data.int8;
     params.u1 = tensors.input(kInputU1)->data.int8;
     params.bias1 = tensors.input(kInputBIAS1)->data.i32;

@@ -12,7 +12,8 @@ One parser serves every header: a tensor line is
 ``X(ENUM, index, "name", INT8_TYPE, FLOAT_TYPE, "shape"[, REQUIRED|OPTIONAL])``
 (FLOAT_TYPE ``NONE``: no float32 variant; no presence field: required), an
 option line ``X(ENUM, "key", min, max)``; an optional ``PREFIX_OPTION_DEFAULTS``
-block lists ``X(ENUM, default)`` for the options a model may leave out.
+block lists ``X(ENUM, default)`` for the options a model may leave out, an optional
+``PREFIX_QUANTIZATION`` block ``X("name", KIND)`` how each tensor is quantized.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ _TENSOR_LINE = re.compile(
     r'(?P<int8>[A-Z0-9]+), (?P<float>[A-Z0-9]+), "(?P<shape>[^"]*)"(?:, (?P<presence>REQUIRED|OPTIONAL))?\)')
 _OPTION_LINE = re.compile(r'X\((?P<enum>[A-Z0-9_]+), "(?P<key>[a-z0-9_]+)", (?P<min>-?\d+), (?P<max>-?\d+)\)')
 _DEFAULT_LINE = re.compile(r'X\((?P<enum>[A-Z0-9_]+), (?P<default>-?\d+)\)')
+_QUANTIZATION_LINE = re.compile(r'X\("(?P<name>[a-z0-9_]+)", (?P<kind>[A-Z_]+)\)')
+QUANTIZATION_KINDS = ("PER_TENSOR", "SYMMETRIC_ROWS", "FIXED_POINT")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +75,7 @@ class OpContract:
     outputs: Tuple[TensorSpec, ...]
     options: Tuple[OptionSpec, ...]
     constants: Mapping[str, int]
+    quantization: Mapping[str, str] = dataclasses.field(default_factory=dict)  # tensor name -> kind
 
     def input_index(self, name: str) -> int:
         for spec in self.inputs:
@@ -151,11 +155,20 @@ def parse_contract(text: str, prefix: str = "RNNPOOL", header: str = HEADER_NAME
     for spec in options:
         if spec.default is not None and not spec.minimum <= spec.default <= spec.maximum:
             raise RuntimeError(f"{header}: default of {spec.key!r} is outside its range")
+    inputs = tensors(f"{prefix}_INPUTS", f"{prefix}_NUM_INPUTS")
+    outputs = tensors(f"{prefix}_OUTPUTS", f"{prefix}_NUM_OUTPUTS")
+    quantization: Dict[str, str] = {}
+    if re.search(rf"#define {prefix}_QUANTIZATION\(X\)", text):
+        for m in _QUANTIZATION_LINE.finditer(_block(text, f"{prefix}_QUANTIZATION", header)):
+            if m["kind"] not in QUANTIZATION_KINDS or m["name"] in quantization:
+                raise RuntimeError(f"{header}: {prefix}_QUANTIZATION line {m[0]!r} is invalid or repeated")
+            quantization[m["name"]] = m["kind"]
+        if set(quantization) != {s.name for s in inputs + outputs}:
+            raise RuntimeError(f"{header}: {prefix}_QUANTIZATION must name every input and output once")
     return OpContract(
         custom_code=str(constants[f"{prefix}_CUSTOM_CODE"]), version=int(constants[f"{prefix}_OP_VERSION"]),
-        inputs=tensors(f"{prefix}_INPUTS", f"{prefix}_NUM_INPUTS"),
-        outputs=tensors(f"{prefix}_OUTPUTS", f"{prefix}_NUM_OUTPUTS"),
-        options=options, constants={k: v for k, v in constants.items() if isinstance(v, int)})
+        inputs=inputs, outputs=outputs, options=options,
+        constants={k: v for k, v in constants.items() if isinstance(v, int)}, quantization=quantization)
 
 
 @functools.lru_cache(maxsize=None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import gc
 import os
 import signal
 from typing import Sequence
@@ -67,11 +68,17 @@ def _survives_in_child(create) -> None:
     if not hasattr(os, "fork"):
         return
     read_end, write_end = os.pipe()
+    # The child shares the parent's objects (TensorFlow's among them) but not its threads:
+    # a garbage collection there could run their finalizers and crash, so it never collects.
+    collecting = gc.isenabled()
+    gc.disable()
     pid = os.fork()
+    if pid != 0 and collecting:
+        gc.enable()
     if pid == 0:  # the child: never returns into the caller's code
         status = 1
         try:
-            faulthandler.disable()  # a Python traceback of the abort would only hide TFLM's words
+            faulthandler.disable()  # a Python traceback of an abort would hide TFLM's words
             os.close(read_end)
             os.dup2(write_end, 2)
             create()

@@ -377,28 +377,42 @@ def decode_rnnpool(model: schema.ModelT, subgraph_index: int, op_index: int) -> 
             fail(f"{name} is not a constant tensor (weights must be stored in the model)")
         values[name] = data
 
-    s_x, zp_x = _per_tensor_io(tensors["input"], f"{where} input")
-    s_y, zp_y = _per_tensor_io(out, f"{where} output")
-    scales = {name: _weight_scales(tensors[name], f"{where} {name}") for name in ("w1", "u1", "w2", "u2")}
+    # Each tensor's quantization by the kind the contract gives it (RNNPOOL_QUANTIZATION).
+    quantized = {}
+    for spec in c.inputs + c.outputs:
+        tensor = out if spec in c.outputs else tensors[spec.name]
+        quantized[spec.name] = _check_quantization(tensor, c.quantization[spec.name], f"{where} {spec.name}")
+    (s_x, zp_x), (s_y, zp_y) = quantized["input"], quantized["output"]
     for name in ("w1", "u1", "w2", "u2"):
         if values[name].min() < -127:
             fail(f"{name} holds -128; symmetric weights are in [-127, 127]")
     for name in ("bias1", "bias2"):
         if values[name].min() < SAT25_MIN or values[name].max() > SAT25_MAX:
             fail(f"{name} outside the 25-bit Q12 range [{SAT25_MIN}, {SAT25_MAX}]")
-    for name in ("bias1", "bias2", "fastgrnn_scalars"):  # fixed Q12/Q14 formats: nothing may shift them
-        if np.any(quantization(tensors[name])[1] != 0):
-            fail(f"{name} has a nonzero zero point; its fixed-point format needs 0")
     scalars = values["fastgrnn_scalars"]
     if scalars.min() < 0 or scalars.max() > Q14_ONE:
         fail(f"fastgrnn_scalars {scalars.tolist()} outside [0, {Q14_ONE}] (Q14 sigmoids)")
 
     params = QuantizedRNNPool(config, s_x, zp_x, s_y, zp_y,
-                              values["w1"], scales["w1"], values["u1"], scales["u1"], values["bias1"],
-                              values["w2"], scales["w2"], values["u2"], scales["u2"], values["bias2"],
+                              values["w1"], quantized["w1"], values["u1"], quantized["u1"], values["bias1"],
+                              values["w2"], quantized["w2"], values["u2"], quantized["u2"], values["bias2"],
                               scalars.astype(np.int16))
     return RNNPoolNode(subgraph_index, op_index, inputs[0], outputs[0], in_shape, out_shape, options, params,
                        _text(out.name))
+
+
+def _check_quantization(tensor, kind: str, what: str):
+    """The tensor's quantization checked as `kind` (core.contract.QUANTIZATION_KINDS):
+    (scale, zero point) for PER_TENSOR, the scales for SYMMETRIC_ROWS, None for FIXED_POINT."""
+    if kind == "PER_TENSOR":
+        return _per_tensor_io(tensor, what)
+    if kind == "SYMMETRIC_ROWS":
+        return _weight_scales(tensor, what)
+    if kind == "FIXED_POINT":  # a fixed Q format: nothing may shift it
+        if np.any(quantization(tensor)[1] != 0):
+            raise ModelError(f"{what} has a nonzero zero point; its fixed-point format needs 0")
+        return None
+    raise ModelError(f"{what}: the contract's quantization kind {kind!r} is unknown to this toolkit")
 
 
 def _per_tensor_io(tensor, what: str):
