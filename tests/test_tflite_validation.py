@@ -9,6 +9,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import builtin_models as bm
 from rnnpool_tflm.core.errors import RNNPoolError
@@ -256,9 +258,6 @@ def test_the_c_prepare_refuses_the_same(edit, python_says, c_says):
 
 
 # -- mutated option bytes: never a crash, in Python or in the C parser ------------------------------
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 _MUTATION = st.lists(st.tuples(st.integers(0, 10_000), st.integers(1, 255)), min_size=1, max_size=4)
 

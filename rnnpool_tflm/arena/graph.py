@@ -14,10 +14,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ..core.errors import RNNPoolError
 from ..tflite import model as tfm
-from ..tflite.tensor_types import TYPES, type_info
-
-# schema TensorType -> lower-case name ("int8"), from the one type table.
-TYPE_NAMES = {k: v.name for k, v in TYPES.items()}
+from ..tflite.tensor_types import type_info
 
 
 @dataclasses.dataclass(frozen=True)

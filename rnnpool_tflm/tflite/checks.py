@@ -148,37 +148,41 @@ def _check_graph(model: schema.ModelT, s_idx: int, fail) -> None:
 
 def check_quantization(model: schema.ModelT, name: str = "model") -> None:
     """Every quantized tensor's scales and zero points usable (module docstring)."""
-    lo, hi = 2.0 ** SCALE_MIN_LOG2, 2.0 ** SCALE_MAX_LOG2
     for s_idx, sg in enumerate(model.subgraphs or []):
         for t_idx, t in enumerate(sg.tensors or []):
-            q = t.quantization
-            if q is None or q.scale is None or len(q.scale) == 0:
-                continue
-
-            def fail(msg):
+            problem = quantization_problem(t)
+            if problem:
                 where = f"subgraph {s_idx} " if s_idx else ""
-                raise ModelError(f"{name}: {where}tensor {tensor_label(sg, t_idx)}: {msg}")
+                raise ModelError(f"{name}: {where}tensor {tensor_label(sg, t_idx)}: {problem}")
 
-            scales = np.asarray(q.scale, np.float64)
-            zps = np.asarray(q.zeroPoint if q.zeroPoint is not None else [], np.int64)
-            shape = _ints(t.shape)
-            dim = int(q.quantizedDimension)
-            if scales.size > 1:
-                if not 0 <= dim < len(shape):
-                    fail(f"{scales.size} scales along dimension {dim} of a rank-{len(shape)} tensor")
-                if scales.size != shape[dim]:
-                    fail(f"{scales.size} scales, but dimension {dim} has {shape[dim]} channels")
-            if zps.size == 0:
-                fail(f"{scales.size} scale(s) but no zero point (TFLM would drop the quantization)")
-            if zps.size not in (1, scales.size):
-                fail(f"{zps.size} zero points for {scales.size} scales (need 1 or one per scale)")
-            for s in scales:
-                if not math.isfinite(s) or s <= 0:
-                    fail(f"scale {float(s):g} is not positive and finite")
-                if not lo <= s <= hi:
-                    fail(f"scale {float(s):g} is outside [2^{SCALE_MIN_LOG2}, 2^{SCALE_MAX_LOG2}]"
-                         + (" (a denormal)" if s < np.finfo(np.float32).tiny else ""))
-            limits = _ZERO_POINT_RANGE.get(t.type)
-            if limits is not None and (zps.min() < limits[0] or zps.max() > limits[1]):
-                bad = int(zps[(zps < limits[0]) | (zps > limits[1])][0])
-                fail(f"zero point {bad} is outside [{limits[0]}, {limits[1]}] for a {type_name(t.type)} tensor")
+
+def quantization_problem(t: schema.TensorT) -> str:
+    """What is wrong with one tensor's quantization ("" when nothing, or it has none)."""
+    q = t.quantization
+    if q is None or q.scale is None or len(q.scale) == 0:
+        return ""
+    scales = np.asarray(q.scale, np.float64)
+    zps = np.asarray(q.zeroPoint if q.zeroPoint is not None else [], np.int64)
+    shape = _ints(t.shape)
+    dim = int(q.quantizedDimension)
+    if scales.size > 1:
+        if not 0 <= dim < len(shape):
+            return f"{scales.size} scales along dimension {dim} of a rank-{len(shape)} tensor"
+        if scales.size != shape[dim]:
+            return f"{scales.size} scales, but dimension {dim} has {shape[dim]} channels"
+    if zps.size == 0:
+        return f"{scales.size} scale(s) but no zero point (TFLM would drop the quantization)"
+    if zps.size not in (1, scales.size):
+        return f"{zps.size} zero points for {scales.size} scales (need 1 or one per scale)"
+    lo, hi = 2.0 ** SCALE_MIN_LOG2, 2.0 ** SCALE_MAX_LOG2
+    for s in scales:
+        if not math.isfinite(s) or s <= 0:
+            return f"scale {float(s):g} is not positive and finite"
+        if not lo <= s <= hi:
+            denormal = " (a denormal)" if s < np.finfo(np.float32).tiny else ""
+            return f"scale {float(s):g} is outside [2^{SCALE_MIN_LOG2}, 2^{SCALE_MAX_LOG2}]{denormal}"
+    limits = _ZERO_POINT_RANGE.get(t.type)
+    if limits is not None and (zps.min() < limits[0] or zps.max() > limits[1]):
+        bad = int(zps[(zps < limits[0]) | (zps > limits[1])][0])
+        return f"zero point {bad} is outside [{limits[0]}, {limits[1]}] for a {type_name(t.type)} tensor"
+    return ""

@@ -1,10 +1,12 @@
 """Reading, checking, editing and writing .tflite flatbuffers, and the RNNPool op in them.
 
-Models are handled with the TFLite schema's object API (``ModelT``) from the
-tflite-micro package. Everything a model supplies is validated before use, with
-errors that name the problem: not a .tflite file, a truncated or corrupted
-flatbuffer, an unknown custom operator, an RNNPool op that breaks its contract
-(custom_ops/rnnpool/rnnpool_op_contract.h, parsed by op_contract.py).
+The one reader of the toolkit (docs/models.md): models are handled with the TFLite
+schema's object API (``ModelT``) from the tflite-micro package, and read_model validates
+everything a model supplies before anyone uses it (tflite/checks.py: not a .tflite file,
+a truncated or corrupted flatbuffer, a broken graph, an unusable quantization), with
+errors that name the problem. validate_model checks the custom ops against their
+contracts (custom_ops/*/..._op_contract.h, parsed by core/contract.py). write_model
+keeps the schema's 16-byte alignment of buffer data.
 """
 
 from __future__ import annotations
@@ -21,11 +23,10 @@ from flatbuffers import flexbuffers
 from tflite_micro.tensorflow.lite.python import schema_py_generated as schema
 
 from ..core.config import RNNPoolConfig
-from ..core.errors import RNNPoolError
 from ..core.contract import contract
 from ..reference.quant_params import Q12_ONE, Q14_ONE, SAT25_MAX, SAT25_MIN, QuantizedRNNPool
 from .options import read_options_map
-from .checks import ModelError, _text, check_quantization, check_structure, tensor_label
+from .checks import ModelError, _text, check_quantization, check_structure, tensor_label  # noqa: F401 (re-exported)
 from .tensor_types import NUMPY_TYPES, schema_type, type_name
 
 FILE_IDENTIFIER = b"TFL3"
