@@ -95,18 +95,20 @@ def host_outputs(model: bytes, inputs: Sequence[np.ndarray], info: ModelInfo) ->
         from ..runtime import host as host_runtime
         result = host_runtime.run(bytes(model), [np.asarray(x) for x in inputs])
         return [np.asarray(o).reshape(t.shape) for o, t in zip(result.outputs, info.outputs, strict=True)]
-    return run_interpreter(model, inputs, len(info.outputs))
+    return run_interpreter(model, inputs, len(info.outputs), isolate_prepare=True)
 
 
 def run_interpreter(model: bytes, inputs: Sequence[np.ndarray], output_count: int,
-                    registerers: Sequence[str] = (), arena_size: Optional[int] = None) -> List[np.ndarray]:
+                    registerers: Sequence[str] = (), arena_size: Optional[int] = None,
+                    isolate_prepare: bool = False) -> List[np.ndarray]:
     """Runs the model once in the tflite-micro Python interpreter; a failure's message
-    carries what TFLM printed (e.g. the RNNPool op's reason for rejecting the model)."""
+    carries what TFLM printed (e.g. the RNNPool op's reason for rejecting the model).
+    `isolate_prepare`: see runtime.interpreter.open_interpreter (for a user's model)."""
     size = arena_size or default_arena_size(model, minimum=4 << 20)
     failure = None
     with captured_stderr_fd() as said:
         try:
-            interpreter = open_interpreter(model, size, registerers)
+            interpreter = open_interpreter(model, size, registerers, isolate_prepare=isolate_prepare)
             for i, x in enumerate(inputs):
                 interpreter.set_input(x, i)
             interpreter.invoke()

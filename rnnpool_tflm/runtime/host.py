@@ -84,7 +84,7 @@ def registered_available() -> bool:
 def _interpreter(model: bytes, registerers: Sequence[str] = (), preserve: bool = False, arena_size: int = 0):
     try:
         return open_interpreter(model, arena_size or default_arena_size(model), registerers,
-                                preserve_all_tensors=preserve)
+                                preserve_all_tensors=preserve, isolate_prepare=True)
     except RuntimeError as exc:
         raise RNNPoolError(f"the tflite-micro interpreter rejected the model: {exc}") from None
 

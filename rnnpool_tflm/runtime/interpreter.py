@@ -4,8 +4,9 @@ knows its constructor (and its misspelt `intrepreter_config` keyword).
 TFLM aborts the whole process (TFLITE_CHECK -> abort()) on some models it is given,
 e.g. an ADD whose output scale is far below its inputs' (QuantizeMultiplierSmallerThanOneExp).
 The reader (rnnpool_tflm.tflite) rejects every tensor-level case before this point; for
-what only the kernels' Prepare can see, the model is first opened in a forked child,
-so an abort there becomes an RNNPoolError with what TFLM printed.
+what only the kernels' Prepare can see, the entry points that take a user's model
+(check's host run, export's) first open it in a forked child, so an abort there becomes
+an RNNPoolError with what TFLM printed.
 """
 
 from __future__ import annotations
@@ -44,11 +45,14 @@ def default_arena_size(model: bytes, minimum: int = 1 << 20) -> int:
 
 
 def open_interpreter(model: bytes, arena_size: int, registerers: Sequence[str] = (),
-                     preserve_all_tensors: bool = False):
+                     preserve_all_tensors: bool = False, isolate_prepare: bool = False):
     """A tflite_micro runtime.Interpreter over `model`, tensors allocated.
 
     Raises what the wrapper raises (RuntimeError/ValueError with a generic text; TFLM's
-    own reason goes to file descriptor 2, see native_output.captured_stderr_fd)."""
+    own reason goes to file descriptor 2, see native_output.captured_stderr_fd).
+    `isolate_prepare`: first open it in a forked child (RNNPoolError if TFLM kills that
+    child); for models from outside (check, export), as forking a process that has
+    TensorFlow loaded costs tens of milliseconds."""
     from tflite_micro.python.tflite_micro import runtime
     config = (runtime.InterpreterConfig.kPreserveAllTensors if preserve_all_tensors
               else runtime.InterpreterConfig.kAllocationRecording)
@@ -58,7 +62,8 @@ def open_interpreter(model: bytes, arena_size: int, registerers: Sequence[str] =
             return runtime.Interpreter.from_bytes(bytes(model), custom_op_registerers=list(registerers),
                                                   arena_size=arena_size, intrepreter_config=config)
 
-    _survives_in_child(create)
+    if isolate_prepare:
+        _survives_in_child(create)
     return create()
 
 
