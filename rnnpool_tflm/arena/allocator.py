@@ -173,10 +173,13 @@ def replay(graph: Graph, target: Target, kernels: List[KernelMemory], plan_bytes
     a.temp_alloc(t.size("size_t") * len(graph.subgraphs), t.align("size_t"))
     n_tensors = sum(len(s.tensors) for s in graph.subgraphs)
     a.temp_alloc(t.size("AllocationInfo") * (n_tensors + requests), t.align("AllocationInfo"))
-    for subgraph in graph.subgraphs:
+    offline = graph.offline_offsets
+    first_index = 0
+    for subgraph in graph.subgraphs:   # AllocateVariables: offline-planned variables live in the plan
         for tensor in subgraph.tensors:
-            if tensor.is_variable:
+            if tensor.is_variable and (offline is None or offline[first_index + tensor.index] == -1):
                 persist("variables", tensor.nbytes, ARENA_ALIGNMENT)
+        first_index += len(subgraph.tensors)
     remaining = a.available(ARENA_ALIGNMENT)
     if remaining // PLANNER_BYTES_PER_BUFFER < n_buffers:
         raise ArenaTooSmall(f"planner bookkeeping for {n_buffers} buffers")

@@ -109,7 +109,8 @@ def _analyse(model, target) -> _Analysis:
     target = get_target(target)
     kernels = [kernel_memory(graph, op, target) for op in graph.main.operators]
     scratch = [(op.index, nbytes) for op, memory in zip(graph.main.operators, kernels) for nbytes in memory.scratch]
-    buffers = plan_buffers(graph.main, scratch)
+    offline = graph.offline_offsets[:len(graph.main.tensors)] if graph.offline_offsets is not None else None
+    buffers = plan_buffers(graph.main, scratch, offline)
     return _Analysis(graph, target, kernels, buffers, place_greedy(buffers))
 
 
@@ -117,8 +118,9 @@ def _notes(a: _Analysis) -> List[str]:
     notes = list(dict.fromkeys(m.note for m in a.kernels if m.note))
     if len(a.graph.subgraphs) > 1:
         notes.append(f"{len(a.graph.subgraphs)} subgraphs: only the first is planned")
-    if "OfflineMemoryAllocation" in a.graph.metadata_names:
-        notes.append("the model carries an offline memory plan, which the estimate ignores")
+    if a.graph.offline_offsets is not None:
+        fixed = sum(b.fixed for b in a.buffers)
+        notes.append(f"offline memory plan: {fixed} of {len(a.buffers)} buffers at the model's offsets")
     return notes
 
 
@@ -150,8 +152,7 @@ def _estimate(a: _Analysis) -> Tuple[ArenaEstimate, List[OpReport]]:
                 memory.certain, memory.note)
         for op, cost, memory, view in zip(a.graph.main.operators, result.op_tail, a.kernels, views))
     notes = _notes(a)
-    certain = all(m.certain for m in a.kernels) and len(a.graph.subgraphs) == 1 and \
-        "OfflineMemoryAllocation" not in a.graph.metadata_names
+    certain = all(m.certain for m in a.kernels) and len(a.graph.subgraphs) == 1
     estimate = ArenaEstimate(a.target.name, result.head + result.tail, result.head, result.tail, minimum, per_op,
                              dict(result.tail_parts), certain, tuple(notes))
     return estimate, views

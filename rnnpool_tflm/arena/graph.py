@@ -14,6 +14,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ..core.errors import RNNPoolError
 from ..tflite import model as tfm
+from ..tflite import offline_plan
 from ..tflite.tensor_types import type_info
 
 
@@ -67,6 +68,7 @@ class Graph:
     subgraphs: Tuple[Subgraph, ...]
     metadata_names: Tuple[str, ...]
     model_bytes: int
+    offline_offsets: Optional[Tuple[int, ...]] = None   # OfflineMemoryAllocation, per tensor (-1: online)
 
     @property
     def main(self) -> Subgraph:
@@ -135,7 +137,8 @@ def read_graph(model: bytes) -> Graph:
                                       _read_options(op), custom_options))
         subgraphs.append(Subgraph(tuple(tensors), tuple(operators), _ints(sg.inputs), _ints(sg.outputs)))
     metadata = tuple(tfm._text(m.name) for m in parsed.metadata or [])
-    return Graph(tuple(subgraphs), metadata, len(model))
+    offline = offline_plan.read_plan(parsed)   # TFLM rejects a plan that does not cover every tensor
+    return Graph(tuple(subgraphs), metadata, len(model), tuple(offline) if offline is not None else None)
 
 
 def _has_bytes(model, tensor) -> bool:

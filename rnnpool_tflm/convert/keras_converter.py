@@ -56,6 +56,7 @@ class ConversionResult:
     tflite: bytes
     summary: tfm.ModelSummary
     nodes: List[tfm.RNNPoolNode]
+    memory_plan: Optional[object] = None   # arena.offline_planner.MemoryPlan, None: TFLM plans online
 
 
 class _Reuse:
@@ -458,7 +459,7 @@ def representative_hint(model) -> str:
 
 
 def convert_model(model, representative_data=None, float_io: bool = False, fuse: bool = True,
-                  rnn1_mode: str = "cached") -> ConversionResult:
+                  rnn1_mode: str = "cached", memory_plan: str = "offline") -> ConversionResult:
     """The conversion with its validated summary (see `convert` for the arguments)."""
     from ..quantize.model import load_model
     if not hasattr(model, "layers"):
@@ -469,7 +470,10 @@ def convert_model(model, representative_data=None, float_io: bool = False, fuse:
                            f"--representative FILE.npz with {representative_hint(model)}; or quantize it "
                            "with QAT first")
     names = ([] if qat else ["calibrate"]) + ["split", "TFLite converter", "RNNPool ops"] + (["fuse"] if fuse else []) \
-        + ["validate"]
+        + ["memory plan", "validate"]
+    from .memory_plan import MODES, apply_memory_plan
+    if memory_plan not in MODES:
+        raise RNNPoolError(f"memory_plan must be one of {', '.join(MODES)}, got {memory_plan!r}")
     with progress.steps("convert", names) as step:
         representative = calibration = None
         if not qat:
@@ -490,6 +494,8 @@ def convert_model(model, representative_data=None, float_io: bool = False, fuse:
             tflite, _ = fold_replicate_pads(tflite)
         if rnn1_mode != "cached":
             tflite = tfm.set_rnn1_mode(tflite, rnn1_mode)
+        step("memory plan")   # last: the plan is for the final tensor list and scratch sizes
+        tflite, plan = apply_memory_plan(tflite, memory_plan)
         step("validate")
         m = tfm.read_model(tflite, "converted model")
         nodes = tfm.validate_model(m, "converted model")
@@ -497,11 +503,11 @@ def convert_model(model, representative_data=None, float_io: bool = False, fuse:
             raise RNNPoolError(f"the converted model has {len(nodes)} RNNPool ops, the Keras model {len(sites)} "
                                "layers")
         check_int8(m, float_io)
-    return ConversionResult(tflite, tfm.summarize(m, len(tflite)), nodes)
+    return ConversionResult(tflite, tfm.summarize(m, len(tflite)), nodes, plan)
 
 
 def convert(model, representative_data=None, float_io: bool = False, fuse: bool = True,
-            rnn1_mode: str = "cached") -> bytes:
+            rnn1_mode: str = "cached", memory_plan: str = "offline") -> bytes:
     """An int8 .tflite (bytes) of `model` (a Keras model or a path to .keras/.h5/SavedModel).
 
     QAT models take every range from their fake-quants (representative data is not
@@ -510,5 +516,7 @@ def convert(model, representative_data=None, float_io: bool = False, fuse: bool 
     `fuse`: fold op chains into the custom ops where the result is byte-identical (step 4
     of the module docstring); False keeps the plain graph.
     `rnn1_mode`: every RNNPool op's rnn1_mode, "cached" (fewest instructions) or "recompute"
-    (about a kilobyte of scratch instead of tens); tflite.model.set_rnn1_mode changes it per op later."""
-    return convert_model(model, representative_data, float_io, fuse, rnn1_mode).tflite
+    (about a kilobyte of scratch instead of tens); tflite.model.set_rnn1_mode changes it per op later.
+    `memory_plan`: "offline" writes TFLM an offline memory plan (OfflineMemoryAllocation metadata,
+    convert/memory_plan.py) when it needs less arena than TFLM's greedy planner; "greedy" writes none."""
+    return convert_model(model, representative_data, float_io, fuse, rnn1_mode, memory_plan).tflite

@@ -82,6 +82,12 @@ def registered_available() -> bool:
 # -- the tflite-micro interpreter ---------------------------------------------------------------------
 
 def _interpreter(model: bytes, registerers: Sequence[str] = (), preserve: bool = False, arena_size: int = 0):
+    if preserve:
+        # Keeping every tensor apart contradicts an offline plan's reuse, and TFLM's
+        # preserve-all-tensors planner rejects one: the plan goes, the outputs stay the same.
+        from ..tflite import offline_plan
+        if offline_plan.read_plan(tfm.read_model(model)) is not None:
+            model = offline_plan.write_with_plan(model, None)
     try:
         return open_interpreter(model, arena_size or default_arena_size(model), registerers,
                                 preserve_all_tensors=preserve, isolate_prepare=True)

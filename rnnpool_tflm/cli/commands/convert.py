@@ -5,7 +5,8 @@ HELP = "convert a Keras model (QAT, or float with representative data) to an int
 
 def add_arguments(parser):
     parser.add_argument("model", help="Keras model: .keras / .h5 file, SavedModel directory, or zoo:NAME (a float "
-                                      "zoo model with random weights, as `profile` takes it; needs --representative)")
+                                      "zoo model with random weights, as `profile` takes it; needs --representative); "
+                                      "or a .tflite, whose memory plan alone is redone (--memory-plan)")
     parser.add_argument("-o", "--output", required=True, help="output .tflite path (written atomically)")
     parser.add_argument("--representative", metavar="FILE.npz",
                         help="representative inputs for post-training quantization of a float model "
@@ -18,6 +19,10 @@ def add_arguments(parser):
     parser.add_argument("--rnn1-mode", choices=("cached", "recompute"), default="cached",
                         help="RNNPool ops: cache RNN1 results across overlapping patches (default, fewest "
                              "instructions) or recompute them per patch (scratch of about 1 KB instead of tens)")
+    parser.add_argument("--memory-plan", choices=("offline", "greedy"), default="offline",
+                        help="offline (default): write TFLM a memory plan from the exact tensor lifetimes, "
+                             "with in-place ops where provably safe, when it needs less arena than TFLM's own; "
+                             "greedy: leave planning to TFLM's greedy planner")
 
 
 def run(args):
@@ -32,6 +37,9 @@ def run(args):
     if not zoo and not os.path.exists(args.model):
         raise RNNPoolError(f"model {args.model} does not exist")
     require_output_file(args.output, "output")  # before the conversion, not after it
+    memory_plan = getattr(args, "memory_plan", "offline")
+    if not zoo and args.model.endswith(".tflite"):
+        return _replan(args.model, args.output, memory_plan)
     data = None
     if args.representative:
         data = load_arrays(args.representative, "representative data file")
@@ -43,9 +51,28 @@ def run(args):
         raise RNNPoolError(f"{args.model} is a float model with random weights: calibrate it with --representative "
                            f"FILE.npz holding {representative_hint(model)}")
     result = convert_model(model, data, float_io=args.float_io, fuse=not args.no_fuse,
-                           rnn1_mode=getattr(args, "rnn1_mode", "cached"))
+                           rnn1_mode=getattr(args, "rnn1_mode", "cached"), memory_plan=memory_plan)
     atomic_write_bytes(args.output, result.tflite)
     print(f"wrote {args.output}")
     print(result.summary.format())
+    from ...convert.memory_plan import describe
+    print(describe(result.memory_plan))
     print(f"validated: {len(result.nodes)} RNNPool op(s) match the op contract")
+    return 0
+
+
+def _replan(path: str, output: str, memory_plan: str) -> int:
+    """A converted .tflite with its memory plan redone (nothing else changes)."""
+    import pathlib
+
+    from ...convert.memory_plan import apply_memory_plan, describe
+    from ...core.files import atomic_write_bytes
+    from ...tflite import model as tfm
+
+    data = pathlib.Path(path).read_bytes()
+    tfm.validate_model(tfm.read_model(data, path), path)
+    planned, plan = apply_memory_plan(data, memory_plan)
+    atomic_write_bytes(output, planned)
+    print(f"wrote {output}")
+    print(describe(plan))
     return 0

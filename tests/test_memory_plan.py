@@ -1,0 +1,264 @@
+"""The offline memory plan: TFLM's OfflineMemoryAllocation metadata, the planner, its validator,
+in-place RNNPool, the estimate of planned models, the converter's and the CLI's option.
+
+The x86-64 checks run the tflite-micro wheel's interpreter (no TFLM_DIR); running the RNNPool
+op in place needs the registerer (TFLM_DIR). Runtime: about 20 s (the TF converter builds the
+small models once).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from tflite_micro.tensorflow.lite.python import schema_py_generated as schema
+
+from arena_models import convert, mixed, rnnpool_model
+from rnnpool_tflm.arena import estimate_arena
+from rnnpool_tflm.arena.graph import read_graph
+from rnnpool_tflm.arena.host import measure_host_arena
+from rnnpool_tflm.arena.offline_planner import UnsafePlanError, check_plan, in_place_candidates, plan_memory
+from rnnpool_tflm.arena.planner import Buffer, place_greedy
+from rnnpool_tflm.convert.memory_plan import apply_memory_plan
+from rnnpool_tflm.core.errors import RNNPoolError
+from rnnpool_tflm.deploy.host_run import run_interpreter
+from rnnpool_tflm.runtime import registerer as tflm_registerer
+from rnnpool_tflm.tflite import model as tfm
+from rnnpool_tflm.tflite import offline_plan
+from rnnpool_tflm.toolchain import tflm_tree
+
+
+@pytest.fixture(scope="module")
+def mixed_model():
+    return convert(mixed())
+
+
+@pytest.fixture(scope="module")
+def pool_model():
+    return rnnpool_model(size=32, channels=8, patch=8, stride=4, hidden1=16, hidden2=16)
+
+
+def _planned_tensors(model: bytes):
+    sg = read_graph(model).main
+    return [t for t in sg.tensors if not t.has_data and not t.is_variable and t.nbytes]
+
+
+def _inputs(model: bytes, seed: int = 0):
+    m = tfm.read_model(model)
+    sg = m.subgraphs[0]
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for i in sg.inputs:
+        t = sg.tensors[i]
+        dtype = tfm.NUMPY_TYPES[t.type]
+        if np.issubdtype(dtype, np.integer):
+            arrays.append(rng.integers(-128, 128, tfm.tensor_shape(t)).astype(dtype))
+        else:
+            arrays.append(rng.uniform(-1, 1, tfm.tensor_shape(t)).astype(dtype))
+    return arrays
+
+
+def _outputs(model: bytes, registerers=()):
+    count = len(tfm.read_model(model).subgraphs[0].outputs)
+    return run_interpreter(model, _inputs(model), count, registerers)
+
+
+# -- the metadata --------------------------------------------------------------------------------
+
+def test_metadata_round_trip_is_aligned_and_replaced_not_added(mixed_model):
+    count = len(read_graph(mixed_model).main.tensors)
+    offsets = [-1] * count
+    for k, t in enumerate(_planned_tensors(mixed_model)):
+        offsets[t.index] = 1024 * k
+    planned = offline_plan.write_with_plan(mixed_model, offsets)
+    assert offline_plan.read_plan(tfm.read_model(planned)) == offsets
+    assert read_graph(planned).offline_offsets == tuple(offsets)
+    root = schema.Model.GetRootAs(planned, 0)
+    entries = [root.Metadata(i) for i in range(root.MetadataLength())
+               if root.Metadata(i).Name() == offline_plan.METADATA_NAME.encode()]
+    assert len(entries) == 1
+    buffer = root.Buffers(entries[0].Buffer())
+    start = buffer._tab.Vector(buffer._tab.Offset(4))        # TFLM reads the data as uint32 words
+    assert start % 16 == 0
+    words = np.frombuffer(planned[start:start + 4 * (3 + count)], "<i4")
+    assert words[1:3].tolist() == [1, count] and words[3:].tolist() == offsets
+    # Replacing keeps one entry and one buffer; removing restores the buffer count.
+    again = offline_plan.write_with_plan(planned, [-1] * count)
+    assert offline_plan.read_plan(tfm.read_model(again)) == [-1] * count
+    assert len(tfm.read_model(again).buffers) == len(tfm.read_model(planned).buffers)
+    removed = offline_plan.write_with_plan(again, None)
+    assert offline_plan.read_plan(tfm.read_model(removed)) is None
+    assert len(tfm.read_model(removed).buffers) == len(tfm.read_model(mixed_model).buffers)
+
+
+def test_malformed_metadata_is_rejected(mixed_model):
+    with pytest.raises(RNNPoolError, match="int32 words"):
+        offline_plan.decode(b"\x00" * 10)
+    with pytest.raises(RNNPoolError, match="announces 5 offsets"):
+        offline_plan.decode(np.array([1, 1, 5, 0], "<i4").tobytes())
+    with pytest.raises(RNNPoolError, match="offset -7"):
+        offline_plan.decode(np.array([1, 1, 1, -7], "<i4").tobytes())
+    count = len(read_graph(mixed_model).main.tensors)
+    with pytest.raises(RNNPoolError, match=f"3 offsets for {count} tensors"):
+        offline_plan.write_with_plan(mixed_model, [-1, -1, -1])
+    # A plan for another tensor list (written past the editor) is refused by the reader.
+    m = tfm.read_model(offline_plan.write_with_plan(mixed_model, [-1] * count))
+    entry = next(e for e in m.metadata if tfm._text(e.name) == offline_plan.METADATA_NAME)
+    m.buffers[entry.buffer].data = np.frombuffer(offline_plan.encode([-1] * (count + 2)), np.uint8)
+    with pytest.raises(RNNPoolError, match="TFLM rejects"):
+        read_graph(tfm.write_model(m))
+
+
+# -- the planner ---------------------------------------------------------------------------------
+
+def test_fixed_buffers_are_placed_first_and_the_rest_fill_their_gaps():
+    # Fixed: a [0, 112) steps 0-1, b [320, 528) steps 1-2. Online: c (208 B, steps 1-1) fits the
+    # gap [112, 320) that a and b leave; d (64 B, step 3) goes to 0 (nothing alive then).
+    buffers = [Buffer("tensor", 0, None, 100, 0, 1, 0, True), Buffer("tensor", 1, None, 200, 1, 2, 320, True),
+               Buffer("tensor", 2, None, 200, 1, 1), Buffer("scratch", 0, 2, 60, 3, 3)]
+    assert place_greedy(buffers) == 528
+    assert [b.offset for b in buffers] == [0, 320, 112, 0]
+    # Without room in the gap, the online buffer goes above the highest overlapping one.
+    buffers[2] = Buffer("tensor", 2, None, 224, 1, 1)
+    assert place_greedy(buffers) == 528 + 224 and buffers[2].offset == 528
+
+
+def test_offline_plan_reaches_the_live_set_and_tflm_uses_it(mixed_model):
+    plan = plan_memory(mixed_model, "x86-64")
+    assert plan.head_bytes < plan.greedy_head_bytes      # TFLM's greedy plan leaves a gap here
+    assert plan.head_bytes == plan.live_bytes             # no overlap: the live set is the floor
+    planned, written = apply_memory_plan(mixed_model, target="x86-64")
+    assert written is not None and written.offsets == plan.offsets
+    assert check_plan(planned, None, "x86-64") == []
+    estimate, measured = estimate_arena(planned, "x86-64"), measure_host_arena(planned)
+    assert (estimate.total_bytes, estimate.head_bytes, estimate.tail_bytes) == \
+        (measured.total_bytes, measured.head_bytes, measured.tail_bytes)
+    assert estimate.head_bytes == plan.head_bytes and estimate.certain
+    assert measured.total_bytes < measure_host_arena(mixed_model).total_bytes
+    for got, want in zip(_outputs(planned), _outputs(mixed_model), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_greedy_mode_and_no_gain_write_no_plan(mixed_model):
+    planned, _ = apply_memory_plan(mixed_model, target="x86-64")
+    cleared, plan = apply_memory_plan(planned, "greedy")
+    assert plan is None and read_graph(cleared).offline_offsets is None
+    with pytest.raises(RNNPoolError, match="expected one of offline, greedy"):
+        apply_memory_plan(mixed_model, "best")
+
+
+# -- the validator -------------------------------------------------------------------------------
+
+def test_validator_rejects_unsafe_plans(mixed_model):
+    plan = plan_memory(mixed_model, "x86-64")
+    graph = read_graph(mixed_model)
+    sg = graph.main
+    producer = next(op for op in sg.operators if op.inputs and op.inputs[0] in sg.inputs)
+    x, y = producer.inputs[0], producer.outputs[0]     # both alive at that op, not an in-place op
+    bad = list(plan.offsets)
+    bad[y] = bad[x]
+    with pytest.raises(UnsafePlanError, match=rf"tensor {x} .* tensor {y} .* alive at operator {producer.index}|"
+                                              rf"tensor {y} .* tensor {x} .* alive at operator {producer.index}"):
+        check_plan(mixed_model, bad, "x86-64")
+    constant = next(t for t in sg.tensors if t.has_data)
+    bad = list(plan.offsets)
+    bad[constant.index] = 0
+    with pytest.raises(UnsafePlanError, match="is a constant"):
+        check_plan(mixed_model, bad, "x86-64")
+    bad = list(plan.offsets)
+    bad[x] += 8
+    with pytest.raises(UnsafePlanError, match="multiple of 16"):
+        check_plan(mixed_model, bad, "x86-64")
+    with pytest.raises(UnsafePlanError, match="offsets for"):
+        check_plan(mixed_model, plan.offsets[:-1], "x86-64")
+    with pytest.raises(RNNPoolError, match="no offline memory plan"):
+        check_plan(mixed_model)
+
+
+# -- in place ------------------------------------------------------------------------------------
+
+def _in_place_plan(model: bytes, closer: int = 0):
+    """Offsets with the RNNPool input starting `lag` (rounded up to 16) minus `closer` bytes after
+    its output (the lower of the two at 0), every other tensor stacked above both."""
+    graph = read_graph(model)
+    (pair,) = in_place_candidates(graph, "x86-64")
+    tensors = {t.index: t for t in _planned_tensors(model)}
+    gap = -(-pair.lag // 16) * 16 - closer                # input_start - output_start
+    offsets = [-1] * len(graph.main.tensors)
+    offsets[pair.input], offsets[pair.output] = max(gap, 0), max(-gap, 0)
+    top = max(offsets[i] + -(-tensors[i].nbytes // 16) * 16 for i in (pair.input, pair.output))
+    for index, t in tensors.items():
+        if index not in (pair.input, pair.output):
+            offsets[index] = top
+            top += -(-t.nbytes // 16) * 16
+    return pair, offsets
+
+
+@pytest.mark.parametrize("mode", ["cached", "recompute"])
+def test_in_place_overlap_is_accepted_at_the_lag_and_refused_closer(pool_model, mode):
+    model = tfm.set_rnn1_mode(pool_model, mode)
+    pair, offsets = _in_place_plan(model)
+    assert check_plan(model, offsets, "x86-64") == [pair]
+    _, closer = _in_place_plan(model, closer=16)
+    with pytest.raises(UnsafePlanError, match=rf"input_start - output_start >= {pair.lag} \(here "):
+        check_plan(model, closer, "x86-64")
+
+
+def test_planner_uses_in_place_only_when_it_lowers_the_head(pool_model):
+    plan = plan_memory(pool_model, "x86-64")
+    (pair,) = plan.in_place
+    assert plan.head_bytes < plan.live_bytes             # below the no-overlap floor
+    assert plan.offsets[pair.input] - plan.offsets[pair.output] >= pair.lag
+    no_overlap = plan_memory(pool_model, "x86-64", in_place=False)
+    assert no_overlap.in_place == () and no_overlap.head_bytes >= no_overlap.live_bytes > plan.head_bytes
+
+
+def _missing() -> str:
+    if not os.environ.get(tflm_tree.TFLM_ENV):
+        return "TFLM_DIR is not set (running the RNNPool op needs the registerer, built against TFLM)"
+    tools = [t for t in (tflm_registerer.HOST_CC, tflm_registerer.HOST_CXX) if shutil.which(t) is None]
+    return f"missing {', '.join(tools)}" if tools else ""
+
+
+@pytest.mark.tflm
+@pytest.mark.skipif(bool(_missing()), reason=_missing() or "-")
+@pytest.mark.parametrize("mode", ["cached", "recompute"])
+def test_rnnpool_in_place_through_tflm_gives_the_same_bytes(pool_model, mode):
+    model = tfm.set_rnn1_mode(pool_model, mode)
+    registerers = tflm_registerer.load_all()
+    expected = _outputs(model, registerers)
+    pair, offsets = _in_place_plan(model)
+    planned = offline_plan.write_with_plan(model, offsets)
+    for got, want in zip(_outputs(planned, registerers), expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    best, plan = apply_memory_plan(model, target="x86-64")
+    if mode == "cached":   # the planner's own choice: in place lowers this model's head (recompute: no gain)
+        assert plan is not None and plan.in_place
+    assert estimate_arena(best, "x86-64").total_bytes == \
+        measure_host_arena(best, registerers=registerers).total_bytes
+    for got, want in zip(_outputs(best, registerers), expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    # The same run is sensitive to the overlap: the output over unread input rows changes it.
+    _, unsafe = _in_place_plan(model, closer=512)
+    unsafe_model = offline_plan.write_with_plan(model, unsafe)
+    with pytest.raises(UnsafePlanError):
+        check_plan(unsafe_model, None, "x86-64")
+    assert any(not np.array_equal(g, w) for g, w in zip(_outputs(unsafe_model, registerers), expected))
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+def test_convert_replans_a_tflite(mixed_model, tmp_path):
+    source = tmp_path / "in.tflite"
+    source.write_bytes(mixed_model)
+    for mode, has_plan in (("offline", True), ("greedy", False)):
+        out = tmp_path / f"{mode}.tflite"
+        done = subprocess.run([sys.executable, "-m", "rnnpool_tflm.cli.main", "convert", str(source), "-o", str(out),
+                               "--memory-plan", mode], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert (read_graph(out.read_bytes()).offline_offsets is not None) == has_plan
+        assert ("memory plan: offline" in done.stdout) == has_plan
