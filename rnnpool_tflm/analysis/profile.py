@@ -49,8 +49,10 @@ class TflmPart:
         return {"available": True, "note": self.note, "target": self.target, "model_bytes": self.model_bytes,
                 "arena_bytes": e.total_bytes, "arena_label": e.label, "arena_certain": e.certain,
                 "head_bytes": e.head_bytes, "tail_bytes": e.tail_bytes, "peak_op": self.report.peak_op,
+                "greedy_arena_bytes": e.greedy_total_bytes,
                 "ops": [{"index": op.index, "op": op.op, "live_bytes": op.live_bytes,
                          "high_water_bytes": op.high_water_bytes,
+                         "greedy_high_water_bytes": op.greedy_high_water_bytes,
                          "arena_high_water_bytes": op.arena_high_water_bytes,
                          "live": [{"kind": b.kind, "name": b.name, "bytes": b.size} for b in op.live]}
                         for op in self.report.ops],
@@ -255,16 +257,23 @@ def format_profile(p: Profile, max_live: int = 6) -> str:
         w(f"  TFLM arena: unavailable ({t.note})")
     else:
         e = t.report.estimate
+        planned = e.greedy_total_bytes is not None   # offline plan: TFLM's greedy plan side by side
         w(f"  TFLM arena per operator: live = planned tensors + scratch alive at the op ({t.note})")
-        w(f"  {'#':>3} {'op':<22} {'live bytes':>11} {'high-water':>11}  tensors alive")
+        greedy_head = f" {'greedy plan':>11}" if planned else ""
+        w(f"  {'#':>3} {'op':<22} {'live bytes':>11} {'high-water':>11}{greedy_head}  tensors alive")
         for op in t.report.ops:
             mark = " <- peak" if op.index == t.report.peak_op else ""
             names = ", ".join(f"{_short_tensor_name(b.name)}({b.size:,})" for b in op.live[:max_live])
             more = f", +{len(op.live) - max_live} more" if len(op.live) > max_live else ""
-            w(f"  {op.index:>3} {op.op[:22]:<22} {op.live_bytes:>11,} {op.high_water_bytes:>11,}  {names}{more}{mark}")
+            greedy = f" {op.greedy_high_water_bytes:>11,}" if planned else ""
+            w(f"  {op.index:>3} {op.op[:22]:<22} {op.live_bytes:>11,} {op.high_water_bytes:>11,}{greedy}  "
+              f"{names}{more}{mark}")
         w(f"  TFLM arena: {e.total_bytes:,} B = {e.total_bytes / KIB:.1f} KiB (planned tensors {e.head_bytes:,} + "
           f"persistent {e.tail_bytes:,}); model {t.model_bytes:,} B"
           f"{'' if e.certain else '; uncertain parts: see notes'}")
+        if planned:
+            w(f"  offline memory plan (convert --memory-plan offline); TFLM's greedy plan would need "
+              f"{e.greedy_total_bytes:,} B")
         for note in e.notes:
             w(f"    note: {note}")
     if a is not None and t.available:

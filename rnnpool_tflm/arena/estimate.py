@@ -54,10 +54,12 @@ class ArenaEstimate:
     certain: bool
     notes: Tuple[str, ...]
     label: str = "estimate"
+    greedy_total_bytes: Optional[int] = None   # with an offline plan: the arena TFLM's greedy plan would need
 
     def as_dict(self) -> dict:
         return {"target": self.target, "label": self.label, "total_bytes": self.total_bytes,
                 "head_bytes": self.head_bytes, "tail_bytes": self.tail_bytes,
+                "greedy_total_bytes": self.greedy_total_bytes,
                 "min_arena_bytes": self.min_arena_bytes, "certain": self.certain, "notes": list(self.notes),
                 "tail_parts": dict(self.tail_parts), "per_op": [dataclasses.asdict(op) for op in self.per_op]}
 
@@ -70,6 +72,7 @@ class OpReport:
     live_bytes: int
     high_water_bytes: int           # highest head address in use at this op
     arena_high_water_bytes: int     # the same plus the (constant) tail: arena bytes in use
+    greedy_high_water_bytes: Optional[int] = None   # offline-planned model: the same under TFLM's greedy plan
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,10 +87,13 @@ class ArenaReport:
         e = self.estimate
         lines = [f"arena ({e.label}, {e.target}): {e.total_bytes:,} B = head {e.head_bytes:,} + "
                  f"tail {e.tail_bytes:,}; smallest arena {e.min_arena_bytes:,} B"]
+        if e.greedy_total_bytes is not None:
+            lines.append(f"  offline memory plan; TFLM's greedy plan would need {e.greedy_total_bytes:,} B")
         for op in self.ops:
             mark = "  <- peak" if op.index == self.peak_op else ""
+            greedy = "" if op.greedy_high_water_bytes is None else f" (greedy {op.greedy_high_water_bytes:,} B)"
             lines.append(f"  #{op.index:<3} {op.op:<20} live {op.live_bytes:>9,} B  high-water "
-                         f"{op.high_water_bytes:>9,} B{mark}")
+                         f"{op.high_water_bytes:>9,} B{greedy}{mark}")
             for b in op.live:
                 lines.append(f"        {b.kind:<7} {b.name[:48]:<48} {b.size:>9,} B @ {b.offset:,}")
         for note in e.notes:
@@ -102,6 +108,8 @@ class _Analysis:
     kernels: List[KernelMemory]
     buffers: List[Buffer]
     plan_bytes: int
+    greedy: Optional[List[Buffer]] = None   # offline-planned model: TFLM's own placement of the same buffers
+    greedy_bytes: int = 0
 
 
 def _analyse(model, target) -> _Analysis:
@@ -111,7 +119,11 @@ def _analyse(model, target) -> _Analysis:
     scratch = [(op.index, nbytes) for op, memory in zip(graph.main.operators, kernels) for nbytes in memory.scratch]
     offline = graph.offline_offsets[:len(graph.main.tensors)] if graph.offline_offsets is not None else None
     buffers = plan_buffers(graph.main, scratch, offline)
-    return _Analysis(graph, target, kernels, buffers, place_greedy(buffers))
+    analysis = _Analysis(graph, target, kernels, buffers, place_greedy(buffers))
+    if offline is not None:
+        analysis.greedy = plan_buffers(graph.main, scratch)
+        analysis.greedy_bytes = place_greedy(analysis.greedy)
+    return analysis
 
 
 def _notes(a: _Analysis) -> List[str]:
@@ -137,8 +149,9 @@ def _op_views(a: _Analysis, tail: int) -> List[OpReport]:
                                        b.size))
         live.sort(key=lambda b: b.offset)
         high_water = max((b.offset + b.size for b in live), default=0)
+        greedy = None if a.greedy is None else max((b.end for b in a.greedy if b.alive_at(scope)), default=0)
         reports.append(OpReport(op.index, op.name, tuple(live), sum(b.size for b in live), high_water,
-                                tail + high_water))
+                                tail + high_water, greedy))
     return reports
 
 
@@ -153,8 +166,12 @@ def _estimate(a: _Analysis) -> Tuple[ArenaEstimate, List[OpReport]]:
         for op, cost, memory, view in zip(a.graph.main.operators, result.op_tail, a.kernels, views))
     notes = _notes(a)
     certain = all(m.certain for m in a.kernels) and len(a.graph.subgraphs) == 1
+    greedy_total = None
+    if a.greedy is not None:
+        unplanned = replay(dataclasses.replace(a.graph, offline_offsets=None), a.target, a.kernels, a.greedy_bytes, len(a.greedy), _BIG_ARENA)
+        greedy_total = unplanned.head + unplanned.tail
     estimate = ArenaEstimate(a.target.name, result.head + result.tail, result.head, result.tail, minimum, per_op,
-                             dict(result.tail_parts), certain, tuple(notes))
+                             dict(result.tail_parts), certain, tuple(notes), greedy_total_bytes=greedy_total)
     return estimate, views
 
 
