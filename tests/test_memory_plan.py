@@ -181,11 +181,11 @@ def test_validator_rejects_unsafe_plans(mixed_model):
 
 # -- in place ------------------------------------------------------------------------------------
 
-def _in_place_plan(model: bytes, closer: int = 0):
-    """Offsets with the RNNPool input starting `lag` (rounded up to 16) minus `closer` bytes after
+def _in_place_plan(model: bytes, closer: int = 0, op_name: str = "RNNPool"):
+    """Offsets with the op's input starting `lag` (rounded up to 16) minus `closer` bytes after
     its output (the lower of the two at 0), every other tensor stacked above both."""
     graph = read_graph(model)
-    (pair,) = in_place_candidates(graph, "x86-64")
+    (pair,) = [p for p in in_place_candidates(graph, "x86-64") if graph.main.operators[p.op].name == op_name]
     tensors = {t.index: t for t in _planned_tensors(model)}
     gap = -(-pair.lag // 16) * 16 - closer                # input_start - output_start
     offsets = [-1] * len(graph.main.tensors)
@@ -250,6 +250,37 @@ def test_rnnpool_in_place_through_tflm_gives_the_same_bytes(pool_model, mode):
     assert any(not np.array_equal(g, w) for g, w in zip(_outputs(unsafe_model, registerers), expected))
 
 
+def _strided_conv_model() -> bytes:
+    from rnnpool_tflm.core.keras import keras
+    layers = keras.layers
+    keras.utils.set_random_seed(3)
+    i = keras.Input((16, 20, 1))
+    x = layers.Conv2D(4, 3, strides=2, padding="same", activation="relu")(i)
+    x = layers.Conv2D(8, 1)(x)
+    return convert(keras.Model(i, layers.Dense(3)(layers.GlobalAveragePooling2D()(x))))
+
+
+def test_strided_conv_in_place_through_tflm_gives_the_same_bytes():
+    model = _strided_conv_model()
+    graph = read_graph(model)
+    pairs = {graph.main.operators[p.op].name: p for p in in_place_candidates(graph, "x86-64")}
+    # 16x20x1 -> 8x10x4, 3x3 stride 2 SAME (no top padding): output row r (40 B) ends at 40(r + 1)
+    # while row r's windows start at input row 2r (20 B a row): lag = max(40(r + 1) - 40r) = 40.
+    # The 1x1 convolution is never in place (CMSIS-NN runs it with another function).
+    assert set(pairs) == {"CONV_2D"} and pairs["CONV_2D"].lag == 40
+    expected = _outputs(model)
+    pair, offsets = _in_place_plan(model, op_name="CONV_2D")
+    assert offsets[pair.input] - offsets[pair.output] == 48
+    assert check_plan(model, offsets, "x86-64") == [pair]
+    for got, want in zip(_outputs(offline_plan.write_with_plan(model, offsets)), expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    _, unsafe = _in_place_plan(model, closer=48 + 96, op_name="CONV_2D")   # output 96 B after the input
+    with pytest.raises(UnsafePlanError, match=r">= 40 \(here -96\)"):
+        check_plan(model, unsafe, "x86-64")
+    unsafe_model = offline_plan.write_with_plan(model, unsafe)
+    assert any(not np.array_equal(g, w) for g, w in zip(_outputs(unsafe_model), expected, strict=True))
+
+
 # -- the command line ----------------------------------------------------------------------------
 
 def test_convert_replans_a_tflite(mixed_model, tmp_path):
@@ -262,3 +293,35 @@ def test_convert_replans_a_tflite(mixed_model, tmp_path):
         assert done.returncode == 0, done.stderr
         assert (read_graph(out.read_bytes()).offline_offsets is not None) == has_plan
         assert ("memory plan: offline" in done.stdout) == has_plan
+
+
+# -- the emulated Cortex-M4 (CMSIS-NN kernels, the firmware's plain MicroInterpreter) ------------
+
+def _missing_firmware() -> str:
+    from rnnpool_tflm.deploy import build as firmware_build
+    from rnnpool_tflm.deploy import emulate as firmware_run
+    if not os.environ.get(tflm_tree.TFLM_ENV):
+        return "TFLM_DIR is not set (the firmware is built against TFLM)"
+    tools = firmware_build.missing_tools() + ([firmware_run.QEMU] if shutil.which(firmware_run.QEMU) is None else [])
+    return f"missing {', '.join(tools)}" if tools else ""
+
+
+@pytest.mark.slow
+@pytest.mark.tflm
+@pytest.mark.skipif(bool(_missing_firmware()), reason=_missing_firmware() or "-")
+@pytest.mark.parametrize("which", ["strided_conv", "rnnpool"])
+def test_in_place_plans_on_the_emulated_m4_give_the_unplanned_bytes(which, pool_model, tmp_path):
+    from rnnpool_tflm.deploy import emulate as firmware_run
+    from rnnpool_tflm.deploy.host_run import host_outputs
+
+    model = _strided_conv_model() if which == "strided_conv" else pool_model
+    pair, offsets = _in_place_plan(model, op_name="CONV_2D" if which == "strided_conv" else "RNNPool")
+    path = tmp_path / "planned.tflite"
+    path.write_bytes(offline_plan.write_with_plan(model, offsets))
+
+    def unplanned_host(planned, inputs, info):   # the reference: the same model without a plan
+        return host_outputs(offline_plan.write_with_plan(planned, None), inputs, info)
+
+    result = firmware_run.emulate_model(path, host_run=unplanned_host)
+    assert result.output_matches_host
+    assert result.arena_used_bytes == estimate_arena(path.read_bytes(), "cortex-m4").total_bytes

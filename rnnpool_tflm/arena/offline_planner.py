@@ -11,9 +11,10 @@ fixed), so the head reported is the head TFLM will use; the best candidate wins,
 greedy plan included, so an offline plan is never worse.
 
 In place: a streamed operator whose output only ever overwrites input bytes it has already
-read for the last time may have its output overlap its input. For the RNNPool op the C core
-states how far (rnnpool_s8_inplace_lag, docs/kernel.md "In place"): with input start I and
-output start O the overlap is safe when I - O >= lag. An overlap is only offered when the
+read for the last time may have its output overlap its input: with input start I and output
+start O the overlap is safe when I - O >= lag. For the RNNPool op the C core states the lag
+(rnnpool_s8_inplace_lag, docs/kernel.md "In place"); for a CONV_2D it follows from the raster
+order of TFLM's kernels (conv_inplace_lag). An overlap is only offered when the
 input is read by no later operator (its lifetime ends at this op), the output is created at
 this op, and it lowers the head; `check_plan` rejects any other overlap of tensors alive at
 the same time (docs/arena.md, "Offline memory plan").
@@ -74,7 +75,37 @@ def _lag(graph: Graph, op, target) -> Optional[int]:
     if op.name == "RNNPool":
         from .rnnpool_buffers import rnnpool_inplace_lag
         return rnnpool_inplace_lag(_Op(graph, op, target))
+    if op.name == "CONV_2D":
+        return conv_inplace_lag(graph, op)
     return None
+
+
+def conv_inplace_lag(graph: Graph, op) -> Optional[int]:
+    """In-place lag of a CONV_2D that both of TFLM's int8 kernels run as a raster walk: the
+    reference ConvPerChannel (x86-64) and CMSIS-NN's arm_convolve_s8 (the M4 wrapper's choice
+    for a kernel taller than 1 on an input taller than 1, neither 1x1 nor 1xN) visit output
+    pixels row by row and write a pixel only after reading its window (CMSIS-NN: after the
+    windows of a pair of pixels). While any pixel of output row r is written, every later read
+    lies in the windows of rows >= r, which start at input row max(0, r*s - pad_top); so row
+    r's end must not pass that row's start:
+        lag = max over r of ((r + 1) * Wo * Co - max(0, r * s - pad_top) * W * Ci)   bytes.
+    None (never in place) for anything else: batch > 1, grouped, dilated, non-int8, 1x1 or
+    1xN convolutions (CMSIS-NN runs those with other functions)."""
+    tensors = graph.main.tensors
+    x, w, y = (tensors[i] if i >= 0 else None for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    if x is None or w is None or y is None or len(x.shape) != 4 or len(w.shape) != 4 or len(y.shape) != 4:
+        return None
+    o = op.options
+    if {x.dtype, w.dtype, y.dtype} != {9} or x.shape[0] != 1 or w.shape[3] != x.shape[3] or \
+            o.get("DilationHFactor", 1) != 1 or o.get("DilationWFactor", 1) != 1:
+        return None
+    _, rows, cols, cin = x.shape
+    _, out_rows, out_cols, cout = y.shape
+    kh, stride = w.shape[1], int(o.get("StrideH", 1))
+    if kh < 2 or rows < 2 or stride < 1:
+        return None
+    pad_top = max((out_rows - 1) * stride + kh - rows, 0) // 2 if o.get("Padding") == 0 else 0   # SAME: 0
+    return max((r + 1) * out_cols * cout - max(0, r * stride - pad_top) * cols * cin for r in range(out_rows))
 
 
 def in_place_candidates(graph: Graph, target="cortex-m4") -> List[InPlace]:
