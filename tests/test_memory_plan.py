@@ -281,6 +281,41 @@ def test_strided_conv_in_place_through_tflm_gives_the_same_bytes():
     assert any(not np.array_equal(g, w) for g, w in zip(_outputs(unsafe_model), expected, strict=True))
 
 
+def _side_head_model() -> bytes:
+    """i -> a (16x16x16) -> b -> c -> d, plus a small 1x1 head on `a` as a second output; the
+    head is moved to the end, where it keeps `a` alive across b, c and d."""
+    from rnnpool_tflm.core.keras import keras
+    layers = keras.layers
+    keras.utils.set_random_seed(4)
+    i = keras.Input((16, 16, 2))
+    a = layers.Conv2D(16, 3, padding="same")(i)
+    x = a
+    for _ in range(3):
+        x = layers.Conv2D(16, 3, padding="same")(x)
+    head = layers.Conv2D(1, 1)(a)
+    model = tfm.read_model(convert(keras.Model(i, [layers.GlobalAveragePooling2D()(x), head])))
+    sg = model.subgraphs[0]
+    a_out = sg.operators[0].outputs[0]
+    side = [o for o, op in enumerate(sg.operators) if o > 1 and a_out in op.inputs]
+    sg.operators = [op for o, op in enumerate(sg.operators) if o not in side] + [sg.operators[o] for o in side]
+    return tfm.write_model(model)
+
+
+def test_memory_aware_order_runs_the_side_head_early_with_the_same_bytes():
+    from rnnpool_tflm.convert.op_order import memory_order, reorder
+    model = _side_head_model()
+    order = memory_order(tfm.read_model(model))
+    last = len(order) - 1
+    assert order != list(range(len(order))) and order.index(last) == 1    # the head right after `a`
+    reordered = reorder(model)
+    assert plan_memory(reordered, "x86-64").head_bytes < plan_memory(model, "x86-64").head_bytes
+    planned, plan = apply_memory_plan(model, target="x86-64")
+    assert plan.reordered and read_graph(planned).main.operators[1].outputs == read_graph(model).main.operators[-1].outputs
+    assert estimate_arena(planned, "x86-64").total_bytes == measure_host_arena(planned).total_bytes
+    for got, want in zip(_outputs(planned), _outputs(model), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
 # -- the command line ----------------------------------------------------------------------------
 
 def test_convert_replans_a_tflite(mixed_model, tmp_path):

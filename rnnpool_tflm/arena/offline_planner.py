@@ -59,6 +59,7 @@ class MemoryPlan:
     in_place: Tuple[InPlace, ...]  # overlaps the plan uses
     strategy: str                  # which placement order won
     target: str
+    reordered: bool = False        # convert.op_order changed the operator order for it
 
     def as_dict(self) -> dict:
         return {"target": self.target, "head_bytes": self.head_bytes, "greedy_head_bytes": self.greedy_head_bytes,

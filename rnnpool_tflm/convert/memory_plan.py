@@ -2,8 +2,9 @@
 
 `offline` (the default): arena.offline_planner finds tensor offsets from the model's exact
 lifetimes, in-place overlaps of streamed ops where their lag allows and it helps, and the
-plan goes into the `OfflineMemoryAllocation` metadata (tflite.offline_plan). When TFLM's own
-greedy plan is as small, no plan is written. `greedy`: any plan is removed. The plan is for
+plan goes into the `OfflineMemoryAllocation` metadata (tflite.offline_plan). The operators
+are also tried in a memory-aware order (op_order.py); that order is kept when its plan is
+smaller. When TFLM's own greedy plan is as small, no plan is written. `greedy`: any plan is removed. The plan is for
 the exact tensor list, so it must come after every graph rewrite.
 """
 
@@ -11,9 +12,12 @@ from __future__ import annotations
 
 from typing import Optional, Tuple
 
+import dataclasses
+
 from ..arena.offline_planner import MemoryPlan, check_plan, plan_memory
 from ..core.errors import RNNPoolError
 from ..tflite import offline_plan
+from .op_order import reorder
 
 MODES = ("offline", "greedy")
 DEFAULT_MODE = "offline"
@@ -30,7 +34,12 @@ def apply_memory_plan(tflite: bytes, mode: str = DEFAULT_MODE, target: str = "co
     if mode == "greedy":
         return cleared, None
     plan = plan_memory(cleared, target, in_place)
-    if plan.head_bytes >= plan.greedy_head_bytes:
+    reordered = reorder(cleared)
+    if reordered is not None:
+        other = plan_memory(reordered, target, in_place)
+        if other.head_bytes < plan.head_bytes:
+            cleared, plan = reordered, dataclasses.replace(other, reordered=True)
+    if plan.head_bytes >= plan.greedy_head_bytes and not plan.reordered:
         return cleared, None
     planned = offline_plan.write_with_plan(cleared, plan.offsets)
     check_plan(planned, None, target)   # what TFLM will read back
@@ -43,4 +52,5 @@ def describe(plan: Optional[MemoryPlan]) -> str:
         return "memory plan: TFLM's greedy planner (online)"
     overlaps = ", ".join(f"op {p.op} output over its input (lag {p.lag:,} B)" for p in plan.in_place)
     return (f"memory plan: offline, head {plan.head_bytes:,} B (TFLM greedy {plan.greedy_head_bytes:,} B, "
-            f"largest live set {plan.live_bytes:,} B)" + (f"; in place: {overlaps}" if overlaps else ""))
+            f"largest live set {plan.live_bytes:,} B)" + ("; operators reordered" if plan.reordered else "") +
+            (f"; in place: {overlaps}" if overlaps else ""))
