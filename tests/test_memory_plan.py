@@ -317,6 +317,32 @@ def test_memory_aware_order_runs_the_side_head_early_with_the_same_bytes():
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.tflm
+@pytest.mark.skipif(bool(_missing()), reason=_missing() or "-")
+@pytest.mark.parametrize("stride, residual, co", [(1, True, 8), (1, False, 12), (2, False, 8)])
+def test_inverted_residual_in_place_through_tflm_gives_the_same_bytes(stride, residual, co):
+    import invres_models as im
+    from rnnpool_tflm.core.contract import inverted_residual_contract
+    rng = np.random.default_rng(stride + 2 * residual)
+    p = im.random_params(rng, 8, 16, co, stride, True, residual)
+    model = im.fused_model(im.unfused_model(p, (1, 12, 10, 8)))
+    name = inverted_residual_contract().custom_code
+    pair, offsets = _in_place_plan(model, op_name=name)
+    # By hand (invres_s8_eval's loop): input rows of 80 B, output rows of Wo*Co B, pad_top 1 at
+    # stride 1, 0 at stride 2. Residual: row r is written while input row r is read, so
+    # lag = max((r + 1) * 80 - 80 r) = 80. Without: the next expansion is row r*s - pad_top + 3.
+    want = {(1, True): 80, (1, False): max((r + 1) * 120 - (r + 2) * 80 for r in range(10)),
+            (2, False): max((r + 1) * 40 - (2 * r + 3) * 80 for r in range(5) if 2 * r + 3 < 12)}
+    assert pair.lag == want[(stride, residual)]
+    registerers = tflm_registerer.load_all()
+    expected = _outputs(model, registerers)
+    for got, want_out in zip(_outputs(offline_plan.write_with_plan(model, offsets), registerers), expected):
+        np.testing.assert_array_equal(got, want_out)
+    _, unsafe = _in_place_plan(model, closer=512, op_name=name)
+    assert any(not np.array_equal(g, w)
+               for g, w in zip(_outputs(offline_plan.write_with_plan(model, unsafe), registerers), expected))
+
+
 # -- the command line ----------------------------------------------------------------------------
 
 def test_convert_replans_a_tflite(mixed_model, tmp_path):

@@ -78,7 +78,52 @@ def _lag(graph: Graph, op, target) -> Optional[int]:
         return rnnpool_inplace_lag(_Op(graph, op, target))
     if op.name == "CONV_2D":
         return conv_inplace_lag(graph, op)
+    from ..core.contract import inverted_residual_contract
+    if op.is_custom and op.name == inverted_residual_contract().custom_code:
+        return inverted_residual_inplace_lag(graph, op)
     return None
+
+
+def _row_lag(out_rows: int, out_row_bytes: int, first_future_read) -> Optional[int]:
+    """max over output rows r of (end of row r - first input byte still to be read while row r
+    is written); rows after which nothing is read again give no constraint."""
+    lags = [(r + 1) * out_row_bytes - first_future_read(r) for r in range(out_rows)
+            if first_future_read(r) is not None]
+    return max(lags) if lags else None
+
+
+def inverted_residual_inplace_lag(graph: Graph, op) -> Optional[int]:
+    """In-place lag of the InvertedResidual op, from the loop of invres_s8_eval
+    (custom_ops/inverted_residual/inverted_residual_s8.c), the same on every target: for output
+    row r it first expands the input rows its 3x3 window needs and has not yet expanded (up to
+    input row r*s - pad_top + 2; they go to the ring in scratch), then writes row r, reading
+    the residual's input row r while it does. So while row r is written, the input still to be
+    read starts at row r (residual) or else at row r*s - pad_top + 3 (the next expansion; none
+    past the last row). None for batch > 1 or unreadable options."""
+    from flatbuffers import flexbuffers
+    tensors = graph.main.tensors
+    x, y = (tensors[i] if i >= 0 else None for i in (op.inputs[0], op.outputs[0]))
+    if x is None or y is None or len(x.shape) != 4 or len(y.shape) != 4 or x.shape[0] != 1:
+        return None
+    try:
+        options = flexbuffers.Loads(op.custom_options or b"")
+        stride, residual = int(options["stride"]), bool(options["residual"])
+    except Exception:
+        return None
+    _, rows, cols, cin = x.shape
+    _, out_rows, out_cols, cout = y.shape
+    if stride not in (1, 2) or out_rows != (rows + stride - 1) // stride:
+        return None
+    in_row = cols * cin
+    pad_top = max((out_rows - 1) * stride + 3 - rows, 0) // 2
+
+    def first_future_read(r: int) -> Optional[int]:
+        if residual:
+            return r * in_row
+        next_row = r * stride - pad_top + 3
+        return next_row * in_row if next_row < rows else None
+
+    return _row_lag(out_rows, out_cols * cout, first_future_read)
 
 
 def conv_inplace_lag(graph: Graph, op) -> Optional[int]:
@@ -106,7 +151,7 @@ def conv_inplace_lag(graph: Graph, op) -> Optional[int]:
     if kh < 2 or rows < 2 or stride < 1:
         return None
     pad_top = max((out_rows - 1) * stride + kh - rows, 0) // 2 if o.get("Padding") == 0 else 0   # SAME: 0
-    return max((r + 1) * out_cols * cout - max(0, r * stride - pad_top) * cols * cin for r in range(out_rows))
+    return _row_lag(out_rows, out_cols * cout, lambda r: max(0, r * stride - pad_top) * cols * cin)
 
 
 def in_place_candidates(graph: Graph, target="cortex-m4") -> List[InPlace]:
