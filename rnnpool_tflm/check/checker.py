@@ -45,6 +45,7 @@ class CheckReport:
     arena_bytes: Optional[int] = None
     arena_exact: Optional[bool] = None
     arena_label: Optional[str] = None
+    arena_greedy_bytes: Optional[int] = None  # offline-planned model: the estimate under TFLM's greedy plan
     model_bytes: int = 0
     board: Optional[str] = None
     fits: Optional[bool] = None
@@ -56,7 +57,7 @@ class CheckReport:
         keys = ("top1_agreement", "max_abs_err_lsb", "rmse", "cosine", "rnnpool_bitexact", "arena_bytes",
                 "arena_exact", "model_bytes", "board", "fits")
         extra = ("samples", "mode", "rnnpool_mismatches", "tflite_accuracy", "keras_accuracy", "arena_label",
-                 "verdict", "fit", "failures")
+                 "arena_greedy_bytes", "verdict", "fit", "failures")
         return {k: getattr(self, k) for k in keys + extra}
 
     @property
@@ -76,6 +77,9 @@ class CheckReport:
             lines.append(f"accuracy on the labels: int8 model {self.tflite_accuracy:.2%}{keras}")
         if self.arena_bytes is not None:
             lines.append(f"tensor arena (Cortex-M4, {self.arena_label}): {self.arena_bytes:,} B")
+            if self.arena_greedy_bytes is not None:
+                lines.append(f"  offline memory plan; TFLM's greedy plan would need {self.arena_greedy_bytes:,} B "
+                             "(estimate)")
         lines.append(f"model (flash): {self.model_bytes:,} B")
         if self.verdict:
             lines.append(self.verdict)
@@ -242,6 +246,8 @@ def check_model(model, keras_model=None, data=None, board: Optional[str] = None,
         from ..deploy import fit as fitting
         arena = fitting.arena_figure(host.data, model_path)
         report.arena_bytes, report.arena_exact, report.arena_label = arena.bytes, arena.exact, arena.label
+        from ..arena import estimate_arena
+        report.arena_greedy_bytes = estimate_arena(host.data, "cortex-m4").greedy_total_bytes
         if board is not None:
             fit = fitting.assess(host.data, board, model_path=model_path, arena=arena, detector=detector)
             report.board, report.fits, report.verdict, report.fit = fit.board, fit.fits, fit.message(), fit.as_dict()
