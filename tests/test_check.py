@@ -136,7 +136,7 @@ def test_check_rejects_bad_models(cli_files, capsys, name, message):
     (["check", "{root}/good.tflite", "--data", "{root}/wrong_shape.npz"], "data of the wrong shape"),
     (["check", "{root}/good.tflite", "--board", "arduino_uno"], "unknown board"),
     (["convert", "{root}/missing.keras", "-o", "{root}/x.tflite"], "does not exist"),
-    (["convert", "{root}/good.tflite", "-o", "{root}/x.tflite"], "cannot load Keras model"),
+    (["convert", "{root}/good.tflite", "-o", "{root}/x.tflite", "--float-io"], "is converted already: --float-io"),
     (["convert", "{root}/qat.keras", "-o", "{root}/x.tflite", "--representative", "{root}/missing.npz"],
      "does not exist"),
 ])

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 from rnnpool_tflm.arena import estimate_arena
+from rnnpool_tflm.arena.graph import read_graph
 from rnnpool_tflm.core.config import RNNPoolConfig
 from rnnpool_tflm.runtime import native
 from rnnpool_tflm.tflite import model as tfm
+from rnnpool_tflm.tflite import offline_plan
 from test_pad_fold import _converted, _rnnpool, _run
 
 
@@ -27,7 +29,9 @@ def test_recompute_mode_is_an_option_of_the_op_with_its_own_scratch():
     assert _rnnpool(cached).options["rnn1_mode"] == 0
     config = RNNPoolConfig.create(4, 2, (8, 6), output_padding=(1, 1), rnn1_mode="recompute")
     assert _scratch(recompute) == native.layer_buffer_bytes(config, node.input_shape)[1] < _scratch(cached)
-    assert tfm.set_rnn1_mode(recompute, "cached") == cached  # the default is not written
+    # The default is not written; the offline memory plan goes (the op's in-place lag depends on the mode).
+    assert read_graph(cached).offline_offsets is not None and read_graph(recompute).offline_offsets is None
+    assert tfm.set_rnn1_mode(recompute, "cached") == offline_plan.write_with_plan(cached, None)
 
 
 def test_recompute_and_cached_models_give_the_same_output_bytes():

@@ -247,7 +247,9 @@ def write_options(op: schema.OperatorT, options: Dict[str, int]) -> None:
 
 def set_rnn1_mode(tflite: bytes, mode: str, op_indices: Optional[Sequence[int]] = None) -> bytes:
     """The model with the rnn1_mode option of its RNNPool ops (all, or those at these operator
-    indices of subgraph 0) set to "cached" or "recompute" (same outputs, other scratch size)."""
+    indices of subgraph 0) set to "cached" or "recompute" (same outputs, other scratch size).
+    An offline memory plan is dropped: the mode changes the op's in-place lag, so an overlap
+    planned for one mode may be unsafe in the other (plan again: convert.memory_plan)."""
     from ..core.config import RNN1_MODES
     if mode not in RNN1_MODES:
         raise ModelError(f"rnn1_mode must be one of {RNN1_MODES}, got {mode!r}")
@@ -261,6 +263,8 @@ def set_rnn1_mode(tflite: bytes, mode: str, op_indices: Optional[Sequence[int]] 
                 continue
             raise ModelError(f"operator {index} is not an RNNPool op")
         write_options(ops[index], {**decode_options(ops[index].customOptions), "rnn1_mode": value})
+    from .offline_plan import set_plan
+    set_plan(m, None)
     return write_model(m)
 
 

@@ -16,9 +16,10 @@ def add_arguments(parser):
     parser.add_argument("--no-fuse", action="store_true",
                         help="keep the plain graph: do not fold op chains into custom ops (e.g. the replicate "
                              "pad after RNNPool); the outputs are the same bytes either way")
-    parser.add_argument("--rnn1-mode", choices=("cached", "recompute"), default="cached",
+    parser.add_argument("--rnn1-mode", choices=("cached", "recompute"), default=None,
                         help="RNNPool ops: cache RNN1 results across overlapping patches (default, fewest "
-                             "instructions) or recompute them per patch (scratch of about 1 KB instead of tens)")
+                             "instructions) or recompute them per patch (scratch of about 1 KB instead of tens); "
+                             "for a .tflite: change it (default: keep)")
     parser.add_argument("--memory-plan", choices=("offline", "greedy"), default="offline",
                         help="offline (default): write TFLM a memory plan from the exact tensor lifetimes, "
                              "with in-place ops where provably safe, when it needs less arena than TFLM's own; "
@@ -39,7 +40,12 @@ def run(args):
     require_output_file(args.output, "output")  # before the conversion, not after it
     memory_plan = getattr(args, "memory_plan", "offline")
     if not zoo and args.model.endswith(".tflite"):
-        return _replan(args.model, args.output, memory_plan)
+        given = [flag for flag, used in (("--representative", args.representative), ("--float-io", args.float_io),
+                                         ("--no-fuse", args.no_fuse)) if used]
+        if given:
+            raise RNNPoolError(f"{args.model} is converted already: {', '.join(given)} only apply to a Keras model "
+                               "(a .tflite takes --memory-plan and --rnn1-mode)")
+        return _replan(args.model, args.output, memory_plan, getattr(args, "rnn1_mode", None))
     data = None
     if args.representative:
         data = load_arrays(args.representative, "representative data file")
@@ -51,7 +57,7 @@ def run(args):
         raise RNNPoolError(f"{args.model} is a float model with random weights: calibrate it with --representative "
                            f"FILE.npz holding {representative_hint(model)}")
     result = convert_model(model, data, float_io=args.float_io, fuse=not args.no_fuse,
-                           rnn1_mode=getattr(args, "rnn1_mode", "cached"), memory_plan=memory_plan)
+                           rnn1_mode=getattr(args, "rnn1_mode", None) or "cached", memory_plan=memory_plan)
     atomic_write_bytes(args.output, result.tflite)
     print(f"wrote {args.output}")
     print(result.summary.format())
@@ -61,8 +67,9 @@ def run(args):
     return 0
 
 
-def _replan(path: str, output: str, memory_plan: str) -> int:
-    """A converted .tflite with its memory plan redone (nothing else changes)."""
+def _replan(path: str, output: str, memory_plan: str, rnn1_mode=None) -> int:
+    """A converted .tflite with its memory plan redone (and its RNNPool ops' rnn1_mode changed
+    when given); nothing else changes."""
     import pathlib
 
     from ...convert.memory_plan import apply_memory_plan, describe
@@ -71,6 +78,8 @@ def _replan(path: str, output: str, memory_plan: str) -> int:
 
     data = pathlib.Path(path).read_bytes()
     tfm.validate_model(tfm.read_model(data, path), path)
+    if rnn1_mode is not None:
+        data = tfm.set_rnn1_mode(data, rnn1_mode)
     planned, plan = apply_memory_plan(data, memory_plan)
     atomic_write_bytes(output, planned)
     print(f"wrote {output}")
