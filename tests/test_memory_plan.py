@@ -371,15 +371,20 @@ def _missing_firmware() -> str:
 @pytest.mark.slow
 @pytest.mark.tflm
 @pytest.mark.skipif(bool(_missing_firmware()), reason=_missing_firmware() or "-")
-@pytest.mark.parametrize("which", ["strided_conv", "rnnpool"])
-def test_in_place_plans_on_the_emulated_m4_give_the_unplanned_bytes(which, pool_model, tmp_path):
+@pytest.mark.parametrize("which", ["strided_conv", "rnnpool", "mixed"])
+def test_in_place_plans_on_the_emulated_m4_give_the_unplanned_bytes(which, pool_model, mixed_model, tmp_path):
     from rnnpool_tflm.deploy import emulate as firmware_run
     from rnnpool_tflm.deploy.host_run import host_outputs
 
-    model = _strided_conv_model() if which == "strided_conv" else pool_model
-    pair, offsets = _in_place_plan(model, op_name="CONV_2D" if which == "strided_conv" else "RNNPool")
     path = tmp_path / "planned.tflite"
-    path.write_bytes(offline_plan.write_with_plan(model, offsets))
+    if which == "mixed":   # the planner's own plan (no overlap): below TFLM's greedy head
+        planned, plan = apply_memory_plan(mixed_model)
+        assert plan is not None and plan.head_bytes < plan.greedy_head_bytes
+        path.write_bytes(planned)
+    else:
+        model = _strided_conv_model() if which == "strided_conv" else pool_model
+        _, offsets = _in_place_plan(model, op_name="CONV_2D" if which == "strided_conv" else "RNNPool")
+        path.write_bytes(offline_plan.write_with_plan(model, offsets))
 
     def unplanned_host(planned, inputs, info):   # the reference: the same model without a plan
         return host_outputs(offline_plan.write_with_plan(planned, None), inputs, info)
