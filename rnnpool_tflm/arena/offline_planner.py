@@ -247,34 +247,49 @@ def live_bytes(buffers: Sequence[Buffer]) -> int:
     return max((sum(b.size for b in buffers if b.alive_at(s)) for s in steps), default=0)
 
 
+def _search(base: List[Buffer], allowed: Sequence[InPlace]):
+    """(head, order name, tensor offsets, overlaps used) of the best placement order with these
+    in-place pairs allowed; ties keep the earlier order."""
+    pairs = {(p.input, p.output): p for p in allowed}
+    best = None
+    for name, order in _orders(base):
+        trial = _fresh(base)
+        _place(trial, order, pairs)
+        offsets = {b.ref: b.offset for b in trial if b.kind == "tensor"}
+        head = _tflm_head(base, offsets)
+        if best is None or head < best[0]:
+            best = (head, name, offsets, tuple(p for p in allowed if _uses(p, offsets, trial)))
+    return best
+
+
 def plan_memory(model, target="cortex-m4", in_place: bool = True) -> MemoryPlan:
-    """The best offline plan found for `model` (.tflite bytes or arena.Graph) on `target`."""
+    """The best offline plan found for `model` (.tflite bytes or arena.Graph) on `target`.
+    Overlaps are used only where they lower the head: a plan with overlaps must beat the best
+    plan without, and each overlap it uses is dropped again when the head does not grow
+    without it."""
     graph = model if isinstance(model, Graph) else read_graph(model)
     target = get_target(target)
     base = plan_buffers(graph.main, _scratch(graph, target))
     greedy = _fresh(base)
     greedy_head = place_greedy(greedy)
-    tensors = [b for b in base if b.kind == "tensor"]
-    best = (greedy_head, 0, "tflm-greedy", {b.ref: b.offset for b in greedy if b.kind == "tensor"}, ())
-    pair_sets = [((), {})]
-    if in_place:
-        candidates = tuple(in_place_candidates(graph, target))
-        if candidates:
-            pair_sets.append((candidates, {(p.input, p.output): p for p in candidates}))
-    for rank, (candidates, pairs) in enumerate(pair_sets):
-        for name, order in _orders(base):
-            trial = _fresh(base)
-            _place(trial, order, pairs)
-            offsets = {b.ref: b.offset for b in trial if b.kind == "tensor"}
-            used = tuple(p for p in candidates if _uses(p, offsets, trial))
-            head = _tflm_head(base, offsets)
-            key = (head, 1 if not used else 2)   # TFLM's own plan on a tie; in place only when it lowers the head
-            if key < best[:2]:
-                best = (head, key[1], name, offsets, used)
-    head, _, strategy, offsets, used = best
+    best = (greedy_head, "tflm-greedy", {b.ref: b.offset for b in greedy if b.kind == "tensor"}, ())
+    plain = _search(base, ())
+    if plain[0] < best[0]:
+        best = plain
+    candidates = tuple(in_place_candidates(graph, target)) if in_place else ()
+    if candidates:
+        overlapped = _search(base, candidates)
+        if overlapped[0] < best[0]:
+            for pair in overlapped[3]:
+                fewer = _search(base, tuple(p for p in overlapped[3] if p != pair))
+                if fewer[0] <= overlapped[0]:
+                    overlapped = fewer
+            best = overlapped
+    head, strategy, offsets, used = best
     all_offsets = [ONLINE] * sum(len(s.tensors) for s in graph.subgraphs)
-    for b in tensors:
-        all_offsets[b.ref] = offsets[b.ref]
+    for b in base:
+        if b.kind == "tensor":
+            all_offsets[b.ref] = offsets[b.ref]
     plan = MemoryPlan(tuple(all_offsets), head, greedy_head, live_bytes(base), used, strategy, target.name)
     check_plan(graph, plan.offsets, target)
     return plan
