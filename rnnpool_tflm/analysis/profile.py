@@ -342,6 +342,11 @@ def plot_memory(profiles: Sequence[Profile], path, board=None) -> pathlib.Path:
             ax.step(range(len(ys)), ys, where="mid",
                     label=f"{p.label}: arena {p.tflm.report.estimate.total_bytes / KIB:.1f} KiB", **style)
             ax.plot(range(len(ops)), [op.live_bytes / KIB for op in ops], color=style["color"], lw=0.8, alpha=0.35)
+            greedy = p.tflm.report.estimate.greedy_total_bytes
+            if greedy is not None:   # an offline-planned model: the same model under TFLM's greedy plan
+                tail = p.tflm.report.estimate.tail_bytes
+                ax.step(range(len(ops)), [(op.greedy_high_water_bytes + tail) / KIB for op in ops], where="mid",
+                        color=style["color"], lw=1, ls=":", label=f"{p.label}: TFLM greedy plan {greedy / KIB:.1f} KiB")
         if block:
             ax.axhline(block / KIB, color="tab:red", lw=1, ls="-.", label=f"{board.name} RAM block")
         ax.set_title(f"TFLM arena in use per operator ({tflm_side[0].tflm.target}; thin: tensors alive)",
