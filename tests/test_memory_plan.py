@@ -143,6 +143,20 @@ def test_offline_plan_reaches_the_live_set_and_tflm_uses_it(mixed_model):
         np.testing.assert_array_equal(got, want)
 
 
+def test_before_and_after_figures_are_the_unplanned_model_s(mixed_model, capsys, tmp_path):
+    from rnnpool_tflm.arena import arena_report
+    from rnnpool_tflm.cli.main import main
+    planned, _ = apply_memory_plan(mixed_model)
+    before, after = arena_report(mixed_model), arena_report(planned)
+    assert before.estimate.greedy_total_bytes is None
+    assert after.estimate.greedy_total_bytes == before.estimate.total_bytes > after.estimate.total_bytes
+    assert [op.greedy_high_water_bytes for op in after.ops] == [op.high_water_bytes for op in before.ops]
+    path = tmp_path / "planned.tflite"
+    path.write_bytes(planned)
+    assert main(["profile", str(path)]) == 0
+    assert f"TFLM's greedy plan would need {before.estimate.total_bytes:,} B" in capsys.readouterr().out
+
+
 def test_greedy_mode_and_no_gain_write_no_plan(mixed_model):
     planned, _ = apply_memory_plan(mixed_model, target="x86-64")
     cleared, plan = apply_memory_plan(planned, "greedy")
