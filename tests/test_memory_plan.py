@@ -193,6 +193,21 @@ def test_validator_rejects_unsafe_plans(mixed_model):
         check_plan(mixed_model)
 
 
+def test_check_and_export_refuse_a_model_with_an_unsafe_plan(mixed_model, tmp_path, capsys):
+    from rnnpool_tflm.cli.main import main
+    plan = plan_memory(mixed_model, "x86-64")
+    sg = read_graph(mixed_model).main
+    op = next(op for op in sg.operators if op.inputs and op.inputs[0] in sg.inputs)
+    bad = list(plan.offsets)
+    bad[op.outputs[0]] = bad[op.inputs[0]] + 16      # the output 16 B after its live input
+    path = tmp_path / "unsafe.tflite"
+    path.write_bytes(offline_plan.write_with_plan(mixed_model, bad))
+    for command in (["check", str(path)], ["export", str(path), "--firmware", str(tmp_path / "fw")]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert "offline plan overlaps live tensors" in err and len(err.strip().splitlines()) == 1
+
+
 # -- in place ------------------------------------------------------------------------------------
 
 def _in_place_plan(model: bytes, closer: int = 0, op_name: str = "RNNPool"):

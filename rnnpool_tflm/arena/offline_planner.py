@@ -342,6 +342,13 @@ def check_plan(model, offsets: Optional[Sequence[int]] = None, target="cortex-m4
     return used
 
 
+def check_own_plan(model) -> None:
+    """check_plan on the model's own offline plan, when it has one."""
+    graph = model if isinstance(model, Graph) else read_graph(model)
+    if graph.offline_offsets is not None:
+        check_plan(graph)
+
+
 def _overlap_message(graph: Graph, a: Buffer, b: Buffer, pairs) -> str:
     names = {t.index: t.name for t in graph.main.tensors}
     step = max(a.first, b.first)

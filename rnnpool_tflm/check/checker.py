@@ -194,6 +194,8 @@ def check_model(model, keras_model=None, data=None, board: Optional[str] = None,
     from ..reference import rnnpool_int8
     model_path = None if isinstance(model, (bytes, bytearray)) else pathlib.Path(model)
     host = host_runtime.HostModel(model, mode)
+    from ..arena.offline_planner import check_own_plan
+    check_own_plan(host.data)   # an unsafe offline plan: a clear error, not the firmware's garbage
     m = host.model
     sg = m.subgraphs[0]
     in_grids = [_io_grid(m, int(i), "input") for i in sg.inputs]

@@ -125,10 +125,13 @@ def run_interpreter(model: bytes, inputs: Sequence[np.ndarray], output_count: in
 def prepare(model: bytes, input_path: Optional[pathlib.Path] = None,
             host_run: Callable = host_outputs, name: str = "model") -> Tuple[ModelInfo, List[np.ndarray], List[np.ndarray]]:
     """Reads the model (`name`, the file, starts its error messages), picks the test inputs,
-    runs it on the host."""
+    runs it on the host. A model carrying an offline memory plan that overlaps live tensors
+    unsafely is refused here (UnsafePlanError), before the firmware would compute garbage with it."""
+    from ..arena.offline_planner import check_own_plan
     from ..toolchain import tflm_tree as tflm_sources
     info = read_model_info(model, name)
     check_ops_supported(info, tflm_sources.tflm_dir(required=False))
+    check_own_plan(model)
     inputs = load_inputs(input_path, info)
     expected = host_run(model, inputs, info)
     return info, inputs, expected
