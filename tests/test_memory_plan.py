@@ -21,7 +21,8 @@ from arena_models import convert, mixed, rnnpool_model
 from rnnpool_tflm.arena import estimate_arena
 from rnnpool_tflm.arena.graph import read_graph
 from rnnpool_tflm.arena.host import measure_host_arena
-from rnnpool_tflm.arena.offline_planner import UnsafePlanError, check_plan, in_place_candidates, plan_memory
+from rnnpool_tflm.arena.in_place import in_place_candidates
+from rnnpool_tflm.arena.offline_planner import UnsafePlanError, check_plan, plan_memory
 from rnnpool_tflm.arena.planner import Buffer, place_greedy
 from rnnpool_tflm.convert.memory_plan import apply_memory_plan
 from rnnpool_tflm.core.errors import RNNPoolError
