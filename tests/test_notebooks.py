@@ -100,3 +100,19 @@ def test_paper_models_notebook(tmp_path, monkeypatch):
     assert "TFLM peak at op" in text and "block1_expand" in text
     pngs = [out for out in _outputs(nb, "display_data") if "image/png" in out.get("data", {})]
     assert len(pngs) == 2  # MobileNetV2 and Face-M4 memory plots, inline
+
+
+@pytest.mark.slow
+def test_face_detection_notebook(tmp_path, monkeypatch):
+    nb = _run("03_face_detection.ipynb", tmp_path, monkeypatch)
+    text = _stdout(nb)
+    for name in ("best.keras", "history.json", "settings.json"):
+        assert name in text, f"the float run folder has no {name}"
+    assert "InvertedResidual" in text and "RNNPool" in text   # the converted detector's operators
+    ap = {m.group(1): float(m.group(2)) for m in re.finditer(r"^AP (float|QAT|int8) +([\d.]+)$", text, re.M)}
+    assert set(ap) == {"float", "QAT", "int8"}, text
+    assert ap["float"] > 0.1, "the float detector found (almost) nothing"
+    assert abs(ap["int8"] - ap["QAT"]) <= 0.05, ap   # the int8 model scores like the QAT model it simulates
+    assert "nucleo_f446re: RAM fits" in text
+    pngs = [out for out in _outputs(nb, "display_data") if "image/png" in out.get("data", {})]
+    assert len(pngs) == 2  # the synthetic faces with their boxes, the int8 model's boxes
