@@ -20,7 +20,9 @@ How (docs/custom_op.md has the op itself):
    for float I/O add QUANTIZE/DEQUANTIZE at the real inputs and outputs.
 4. Fuse (on by default, `fuse=False` / `--no-fuse` keeps the plain graph): a replicate
    pad after an RNNPool op (slice + concatenation ops that only copy bytes) becomes
-   the op's output_pad_* options (convert/pad_fold.py). The output bytes do not change.
+   the op's output_pad_* options (convert/pad_fold.py), and every MobileNetV2 block
+   (CONV_2D 1x1 -> DEPTHWISE_CONV_2D 3x3 -> CONV_2D 1x1 [-> ADD]) one InvertedResidual op
+   (convert/ir_fusion.py). The output bytes do not change.
 5. Validate: re-read the flatbuffer and check every RNNPool op against the contract.
 """
 
@@ -57,6 +59,7 @@ class ConversionResult:
     summary: tfm.ModelSummary
     nodes: List[tfm.RNNPoolNode]
     memory_plan: Optional[object] = None   # arena.offline_planner.MemoryPlan, None: TFLM plans online
+    fusion: Optional[object] = None   # convert.ir_fusion.FusionReport when fused
 
 
 class _Reuse:
@@ -488,10 +491,13 @@ def convert_model(model, representative_data=None, float_io: bool = False, fuse:
         step("RNNPool ops")
         tflite = splice(builtin_bytes, builtin, model, sites, float_io,
                         calibration.ranges(model) if calibration else None)
+        fusion = None
         if fuse:
+            from .ir_fusion import fuse_inverted_residuals
             from .pad_fold import fold_replicate_pads
             step("fuse")
             tflite, _ = fold_replicate_pads(tflite)
+            tflite, fusion = fuse_inverted_residuals(tflite)
         if rnn1_mode != "cached":
             tflite = tfm.set_rnn1_mode(tflite, rnn1_mode)
         step("memory plan")   # last: the plan is for the final tensor list and scratch sizes
@@ -503,7 +509,7 @@ def convert_model(model, representative_data=None, float_io: bool = False, fuse:
             raise RNNPoolError(f"the converted model has {len(nodes)} RNNPool ops, the Keras model {len(sites)} "
                                "layers")
         check_int8(m, float_io)
-    return ConversionResult(tflite, tfm.summarize(m, len(tflite)), nodes, plan)
+    return ConversionResult(tflite, tfm.summarize(m, len(tflite)), nodes, plan, fusion)
 
 
 def convert(model, representative_data=None, float_io: bool = False, fuse: bool = True,

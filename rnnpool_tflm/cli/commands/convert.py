@@ -14,8 +14,8 @@ def add_arguments(parser):
     parser.add_argument("--float-io", action="store_true",
                         help="float32 model input/output (QUANTIZE/DEQUANTIZE around the int8 graph)")
     parser.add_argument("--no-fuse", action="store_true",
-                        help="keep the plain graph: do not fold op chains into custom ops (e.g. the replicate "
-                             "pad after RNNPool); the outputs are the same bytes either way")
+                        help="keep the plain graph: do not fold op chains into custom ops (the replicate "
+                             "pad after RNNPool, inverted-residual blocks); the outputs are the same bytes either way")
     parser.add_argument("--rnn1-mode", choices=("cached", "recompute"), default=None,
                         help="RNNPool ops: cache RNN1 results across overlapping patches (default, fewest "
                              "instructions) or recompute them per patch (scratch of about 1 KB instead of tens); "
@@ -61,6 +61,8 @@ def run(args):
     atomic_write_bytes(args.output, result.tflite)
     print(f"wrote {args.output}")
     print(result.summary.format())
+    if result.fusion is not None and (result.fusion.fused or result.fusion.skipped):
+        print(result.fusion.format())
     from ...convert.memory_plan import describe
     print(describe(result.memory_plan))
     print(f"validated: {len(result.nodes)} RNNPool op(s) match the op contract")
