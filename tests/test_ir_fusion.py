@@ -216,6 +216,30 @@ def test_the_convert_command_lists_the_fused_blocks(tmp_path, capsys):
     assert "CONV_2D -> DEPTHWISE_CONV_2D -> CONV_2D -> ADD => InvertedResidual" in text
 
 
+def test_output_sha256_is_the_digest_of_the_output_bytes_in_order():
+    import hashlib
+
+    a = np.array([[1, -1], [127, -128]], np.int8)
+    b = np.array([258], np.int32)  # little-endian on every supported host: 02 01 00 00
+    want = hashlib.sha256(bytes([1, 255, 127, 128, 2, 1, 0, 0])).hexdigest()
+    assert host.output_sha256([a, b]) == want
+    assert host.output_sha256([b, a]) != want
+    assert host.output_sha256([a.T]) == hashlib.sha256(bytes([1, 127, 255, 128])).hexdigest()  # C order
+
+
+def test_check_gives_fused_and_plain_models_the_same_output_sha256():
+    from rnnpool_tflm.check.checker import check_model
+
+    reports = {fuse: check_model(_converted("toy", fuse).tflite, samples=8, measure_arena=False)
+               for fuse in (False, True)}
+    assert reports[True].output_sha256 == reports[False].output_sha256
+    assert len(reports[True].output_sha256) == 64
+    assert reports[True].as_json()["output_sha256"] == reports[True].output_sha256
+    assert f"SHA-256: {reports[True].output_sha256}" in reports[True].format()
+    other = check_model(_converted("toy", True).tflite, samples=8, measure_arena=False, seed=1)
+    assert other.output_sha256 != reports[True].output_sha256  # other inputs, other bytes
+
+
 @pytest.mark.slow
 @pytest.mark.tflm
 def test_fused_and_plain_face_m4_give_the_same_bytes_on_the_emulated_m4(tmp_path):
@@ -232,6 +256,11 @@ def test_fused_and_plain_face_m4_give_the_same_bytes_on_the_emulated_m4(tmp_path
         runs[fuse] = emulate.emulate_model(path, timeout=300).as_dict()
     for run in runs.values():
         assert run["output_matches_host"]
-    assert runs[True]["output_sha256"] == runs[False]["output_sha256"]
+    # The device's digest is the host's (the firmware's input: deploy.host_run's deterministic one).
+    from rnnpool_tflm.deploy.host_run import load_inputs
+    from rnnpool_tflm.tflite.model_info import read_model_info
+    plain = _converted("face_m4", False).tflite
+    host_digest = host.output_sha256(host.run(plain, load_inputs(None, read_model_info(plain))).outputs)
+    assert runs[True]["output_sha256"] == runs[False]["output_sha256"] == host_digest
     assert runs[True]["ops"].count("InvertedResidual") == 4
     assert runs[True]["arena_used_bytes"] < runs[False]["arena_used_bytes"]

@@ -36,6 +36,7 @@ class CheckReport:
     mode: str                                 # host runtime used: partitioned / registered
     rnnpool_bitexact: bool
     rnnpool_mismatches: List[int]             # per op: elements differing from the golden reference
+    output_sha256: str = ""                   # of the host outputs' bytes (runtime.host.output_sha256)
     top1_agreement: Optional[float] = None
     max_abs_err_lsb: Optional[int] = None
     rmse: Optional[float] = None
@@ -56,8 +57,8 @@ class CheckReport:
     def as_json(self) -> dict:
         keys = ("top1_agreement", "max_abs_err_lsb", "rmse", "cosine", "rnnpool_bitexact", "arena_bytes",
                 "arena_exact", "model_bytes", "board", "fits")
-        extra = ("samples", "mode", "rnnpool_mismatches", "tflite_accuracy", "keras_accuracy", "arena_label",
-                 "arena_greedy_bytes", "verdict", "fit", "failures")
+        extra = ("samples", "mode", "output_sha256", "rnnpool_mismatches", "tflite_accuracy", "keras_accuracy",
+                 "arena_label", "arena_greedy_bytes", "verdict", "fit", "failures")
         return {k: getattr(self, k) for k in keys + extra}
 
     @property
@@ -69,6 +70,7 @@ class CheckReport:
                  f"({'partitioned: C kernel between tflite-micro segments' if self.mode == 'partitioned' else 'registered in tflite-micro'})",
                  f"RNNPool ops vs golden reference: {'bit-exact' if self.rnnpool_bitexact else 'MISMATCH'} "
                  f"({', '.join(str(m) for m in self.rnnpool_mismatches)} differing elements per op)"]
+        lines.append(f"output bytes ({self.samples} samples) SHA-256: {self.output_sha256}")
         if self.top1_agreement is not None:
             lines.append(f"parity with Keras: top-1 agreement {self.top1_agreement:.2%}, max abs error "
                          f"{self.max_abs_err_lsb} LSB, RMSE {self.rmse:.6g}, cosine {self.cosine:.6f}")
@@ -215,7 +217,7 @@ def check_model(model, keras_model=None, data=None, board: Optional[str] = None,
     mismatches = [int(np.count_nonzero(rnnpool_int8(t.inputs, t.node.params) != t.outputs)) for t in result.rnnpool]
     report = CheckReport(samples=int(x_model[0].shape[0]), mode=result.mode,
                          rnnpool_bitexact=all(c == 0 for c in mismatches), rnnpool_mismatches=mismatches,
-                         model_bytes=len(host.data))
+                         output_sha256=host_runtime.output_sha256(result.outputs), model_bytes=len(host.data))
     if not report.rnnpool_bitexact:
         report.failures.append(f"RNNPool ops differ from the golden reference ({mismatches} elements)")
 

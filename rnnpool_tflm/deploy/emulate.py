@@ -149,6 +149,13 @@ class Emulation:
         return self.run.output_matches_expected and digests == expected
 
     @property
+    def output_sha256(self):
+        """SHA-256 of the output tensors' bytes in order (runtime.host.output_sha256) as the firmware
+        computed them: they are the host's bytes, compared byte for byte on the device, so the digest
+        is the host's; None when the device's output differs (no digest of bytes not read back)."""
+        return self.generated.manifest["output_sha256"] if self.output_matches_host else None
+
+    @property
     def boxes_match_host(self) -> Optional[bool]:
         """The firmware's boxes equal the host's (C post-processing of the host's outputs) exactly;
         None when the model is not a detector."""
@@ -178,6 +185,7 @@ class Emulation:
         clock = self.build.board.clock_hz
         return {
             "machine": self.machine, "output_matches_host": self.output_matches_host,
+            "output_sha256": self.output_sha256,
             "arena_used_bytes": self.arena_used_bytes, "instructions": instructions,
             "flash_bytes": self.build.flash_bytes, "ram_bytes": self.ram_bytes,
             "static_ram_bytes": self.build.static_ram_bytes, "stack_bytes": self.build.stack_bytes,

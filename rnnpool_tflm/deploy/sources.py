@@ -29,6 +29,7 @@ from ..core.errors import RNNPoolError
 from ..core.files import atomic_write_text
 from ..runtime import detection_native
 from ..runtime.detection_native import DetectorSetup
+from ..runtime.host import output_sha256
 from ..tflite.model_info import RNNPOOL_CODE, ModelInfo, TensorInfo, resolver_method
 
 
@@ -223,6 +224,7 @@ def write_sources(out_dir: pathlib.Path, model: bytes, info: ModelInfo, inputs: 
         "inputs": [{"name": t.name, "shape": list(t.shape), "dtype": np.dtype(t.dtype).name} for t in info.inputs],
         "outputs": [{"name": t.name, "shape": list(t.shape), "dtype": np.dtype(t.dtype).name,
                      "fnv1a": f"0x{fnv1a32(e.tobytes()):08x}"} for t, e in zip(info.outputs, expected, strict=True)],
+        "output_sha256": output_sha256(expected),
         **(extra_manifest or {})}
     if detector is not None:
         manifest["detector"] = detector_record

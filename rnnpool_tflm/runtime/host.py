@@ -333,12 +333,23 @@ def quantize_inputs(details: dict, x: np.ndarray) -> np.ndarray:
     return np.clip(q, info.min, info.max).astype(details["dtype"])
 
 
+def output_sha256(outputs: Sequence[np.ndarray]) -> str:
+    """SHA-256 (hex) of the output tensors' bytes, one after the other in the model's output
+    order (C order, the model's dtypes): equal digests, equal output bytes, whichever model or
+    machine produced them."""
+    import hashlib
+    digest = hashlib.sha256()
+    for y in outputs:
+        digest.update(np.ascontiguousarray(y).tobytes())
+    return digest.hexdigest()
+
+
 def dequantize_outputs(details: dict, y: np.ndarray) -> np.ndarray:
     if details["dtype"] == np.float32:
         return y.astype(np.float32)
     return ((y.astype(np.float64) - details["zero_point"]) * details["scale"]).astype(np.float32)
 
 
-__all__ = ["HostModel", "RunResult", "RNNPoolTrace", "run", "quantize_inputs", "dequantize_outputs",
+__all__ = ["HostModel", "RunResult", "RNNPoolTrace", "run", "quantize_inputs", "dequantize_outputs", "output_sha256",
            "rnnpool_kernel", "inverted_residual_kernel", "registerer_name", "registerer_names",
            "registered_available", "MODES"]

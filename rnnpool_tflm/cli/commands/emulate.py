@@ -48,6 +48,8 @@ def run(args):
     else:
         print(f"{args.model} on QEMU {report['machine']}:")
         print(f"  output matches host: {'yes' if report['output_matches_host'] else 'NO'}")
+        if report["output_sha256"]:
+            print(f"  output SHA-256: {report['output_sha256']}")
         print(f"  arena used: {report['arena_used_bytes']:,} B")
         print(f"  instructions (Invoke): {report['instructions']:,}")
         print(f"  flash: {report['flash_bytes']:,} B; RAM: {report['ram_bytes']:,} B "
