@@ -141,3 +141,12 @@ def probe_rnnpool_op_data(tflm_dir: pathlib.Path, target: str, custom_ops: pathl
     source = _probe_source(["rnnpool_tflm.cc"], {"RNNPoolOpData": "OpData"})
     with tempfile.TemporaryDirectory() as workdir:
         return _compile(compiler, nm, flags, includes, source, workdir)["RNNPoolOpData"][0]
+
+
+def probe_invres_op_data(tflm_dir: pathlib.Path, target: str, custom_ops: pathlib.Path) -> int:
+    """sizeof(OpData) of the project's TFLM InvertedResidual op (inverted_residual_tflm.cc)."""
+    compiler, nm, flags = TOOLS[target]
+    includes = dependency_dirs(tflm_dir) + [custom_ops]
+    source = _probe_source(["inverted_residual_tflm.cc"], {"InvresOpData": "OpData"})
+    with tempfile.TemporaryDirectory() as workdir:
+        return _compile(compiler, nm, flags, includes, source, workdir)["InvresOpData"][0]

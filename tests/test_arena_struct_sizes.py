@@ -12,7 +12,8 @@ import shutil
 
 import pytest
 
-from arena_struct_probe import TOOLS, dependency_dirs, probe, probe_rnnpool_op_data
+from arena_struct_probe import TOOLS, dependency_dirs, probe, probe_invres_op_data, probe_rnnpool_op_data
+from rnnpool_tflm.arena import invres_buffers
 from rnnpool_tflm.arena.rnnpool_buffers import op_data_bytes
 from rnnpool_tflm.arena.targets import TARGETS
 
@@ -46,3 +47,10 @@ def test_rnnpool_op_data_matches_the_compiler(target):
     _require(target)
     size = probe_rnnpool_op_data(pathlib.Path(TFLM_DIR), target, CUSTOM_OPS)
     assert size == op_data_bytes(TARGETS[target].pointer_bytes)
+
+
+@pytest.mark.parametrize("target", ["x86-64", "cortex-m4"])
+def test_inverted_residual_op_data_matches_the_compiler(target):
+    _require(target)
+    size = probe_invres_op_data(pathlib.Path(TFLM_DIR), target, CUSTOM_OPS.parent / "inverted_residual")
+    assert size == invres_buffers.op_data_bytes(TARGETS[target].pointer_bytes)

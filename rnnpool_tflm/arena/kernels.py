@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Dict, List, Optional
 
-from ..core.contract import contract
+from ..core.contract import contract, inverted_residual_contract
 from ..core.errors import RNNPoolError
 from ..tflite.tensor_types import TensorType
 from .graph import Graph, Operator, Tensor
@@ -222,6 +222,11 @@ def _rnnpool(o: _Op) -> KernelMemory:
     return rnnpool_memory(o)
 
 
+def _inverted_residual(o: _Op) -> KernelMemory:
+    from .invres_buffers import invres_memory
+    return invres_memory(o)
+
+
 def _unknown(o: _Op) -> KernelMemory:
     # A generous OpData and no scratch: most TFLM kernels need less; marked uncertain.
     return KernelMemory([128], temps=o.ins(*range(len(o.op.inputs))) + o.outs(*range(len(o.op.outputs))),
@@ -249,6 +254,7 @@ KERNELS: Dict[str, Callable[[_Op], KernelMemory]] = {
     "RELU6": _simple("Relu6OpData", outputs=()),
     "STRIDED_SLICE": _simple("StridedSliceParams", inputs=(0, 1, 2, 3)),
     contract().custom_code: _rnnpool,
+    inverted_residual_contract().custom_code: _inverted_residual,
 }
 
 
