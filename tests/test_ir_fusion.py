@@ -184,7 +184,7 @@ def test_a_chain_the_op_cannot_compute_stays_and_says_why(edit, reason):
 
 
 def test_a_refused_add_is_left_out_and_the_rest_fused():
-    def tanh_on_the_add(m, sg):  # a fused TANH: TFLM's int8 ADD clamps to the full range, the op has no TANH
+    def tanh_on_the_add(m, sg):  # a fused TANH: the op's contract has no such add_activation
         _op(m, sg, "ADD").builtinOptions.fusedActivationFunction = 4
     model = _edited(_unfused_block(), tanh_on_the_add)
     out, report = fuse_inverted_residuals(model)
