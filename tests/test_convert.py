@@ -64,9 +64,9 @@ def test_acceptance_model_converts_to_one_custom_op_per_rnnpool_and_follows_the_
     assert flexbuffers.Loads(bytes(op.customOptions)) == stored
     assert tfm.decode_options(op.customOptions) == {**stored, "output_pad_bottom": 0, "output_pad_right": 0,
                                                     "rnn1_mode": 0}
-    # Every other op is an int8 builtin; graph I/O int8.
+    # Every other op is an int8 builtin or a fused inverted-residual block; graph I/O int8.
     builtin = {tfm.opcode_name(m, o.opcodeIndex) for o in sg.operators} - {"RNNPool"}
-    assert builtin <= {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MEAN", "FULLY_CONNECTED"}, builtin
+    assert builtin <= {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MEAN", "FULLY_CONNECTED", "InvertedResidual"}, builtin
     convert.check_int8(m, float_io=False)
     assert all(sg.tensors[i].type == tfm.TensorType.INT8 for i in list(sg.inputs) + list(sg.outputs))
     s = acc.conversion.summary
@@ -145,7 +145,9 @@ def test_model_without_rnnpool_converts_like_any_keras_model(qat):
         quantize.calibrate_ranges(model, x)
     result = convert.convert_model(model, representative_data=None if qat else x)
     assert result.nodes == [] and result.summary.rnnpool_ops == 0
-    assert set(result.summary.ops) == {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD"}, result.summary.ops
+    # Its four inverted residuals become InvertedResidual ops (convert/ir_fusion.py).
+    assert set(result.summary.ops) == {"CONV_2D", "InvertedResidual"}, result.summary.ops
+    assert result.summary.ops["InvertedResidual"] == len(result.fusion.fused) == 4
     m = tfm.read_model(result.tflite)
     assert len(m.subgraphs[0].outputs) == 8  # the detector's loc/conf maps, in order
     convert.check_int8(m, float_io=False)
