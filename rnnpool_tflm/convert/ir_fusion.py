@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict, List, Optional, Tuple
 
+from ..core.errors import RNNPoolError
 from ..tflite import inverted_residual_op as irop
 from ..tflite import model as tfm
 
@@ -118,7 +119,7 @@ def _fuse_first_form(m, s_idx: int, dw_index: int):
         trial = tfm.read_model(tfm.write_model(m))  # fuse_block edits in place: try on a copy
         try:
             at = irop.fuse_block(trial, s_idx, block)
-        except tfm.ModelError as exc:
+        except RNNPoolError as exc:  # ModelError: the chain or the op's contract; others: e.g. a float tensor
             first_error = first_error or _reason(exc)
             continue
         t_sg = trial.subgraphs[s_idx]
