@@ -253,7 +253,8 @@ from rnnpool_tflm.arena import estimate_arena
 
 face_m4 = zoo["face_m4"]
 rng = np.random.default_rng(0)
-face_tflite = convert(face_m4, representative_data=rng.random((8, 240, 320, 1), dtype=np.float32))
+# fuse=False: the plain graph, operator by operator, to see where TFLM puts the memory
+face_tflite = convert(face_m4, representative_data=rng.random((8, 240, 320, 1), dtype=np.float32), fuse=False)
 estimate = estimate_arena(face_tflite, "cortex-m4")
 arena = max(estimate.total_bytes, estimate.min_arena_bytes)
 peak_resident = analyze(face_m4, 1, resident_input=True).peak_bytes
