@@ -39,6 +39,7 @@ from ..core.errors import RNNPoolError
 from ..core.contract import contract
 from ..runtime.native_output import captured_stderr_fd
 from ..tflite import model as tfm
+from .ir_fusion import FusionReport, fuse_inverted_residuals
 
 
 @dataclasses.dataclass
@@ -59,7 +60,7 @@ class ConversionResult:
     summary: tfm.ModelSummary
     nodes: List[tfm.RNNPoolNode]
     memory_plan: Optional[object] = None   # arena.offline_planner.MemoryPlan, None: TFLM plans online
-    fusion: Optional[object] = None   # convert.ir_fusion.FusionReport when fused
+    fusion: Optional[FusionReport] = None   # what the inverted-residual pass did (None: fuse=False)
 
 
 class _Reuse:
@@ -493,7 +494,6 @@ def convert_model(model, representative_data=None, float_io: bool = False, fuse:
                         calibration.ranges(model) if calibration else None)
         fusion = None
         if fuse:
-            from .ir_fusion import fuse_inverted_residuals
             from .pad_fold import fold_replicate_pads
             step("fuse")
             tflite, _ = fold_replicate_pads(tflite)
