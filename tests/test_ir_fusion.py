@@ -2,7 +2,8 @@
 InvertedResidual ops and the outputs keep their bytes (host: the partitioned runner, and with
 TFLM_DIR the tflite-micro interpreter with the registered ops; the emulated M4 in a slow test);
 chains with another reader of an intermediate, or that the op cannot compute, are left alone.
-Runtime about 60 s (five small conversions), plus about 4 min for the slow emulated test."""
+Runtime about 90 s on 2 cores (five small conversions); the slow emulated test about 1 min once
+the firmware's TFLM library is cached (its first build takes many minutes)."""
 
 from __future__ import annotations
 
