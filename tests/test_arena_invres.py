@@ -8,10 +8,10 @@ Runtime: about 2 s, plus about 60 s with TFLM_DIR (two conversions, shared with 
 
 import os
 
+import invres_models as im
 import numpy as np
 import pytest
 
-import invres_models as im
 from rnnpool_tflm.arena import arena_report, estimate_arena
 from rnnpool_tflm.arena.graph import read_graph
 from rnnpool_tflm.arena.kernels import kernel_memory

@@ -11,10 +11,10 @@ import functools
 import os
 import shutil
 
+import invres_models as im
 import numpy as np
 import pytest
 
-import invres_models as im
 from rnnpool_tflm.analysis.zoo import build_zoo_model, conv_bn_relu6, inverted_residual
 from rnnpool_tflm.convert.ir_fusion import fuse_inverted_residuals
 from rnnpool_tflm.convert.keras_converter import convert_model
@@ -79,7 +79,7 @@ MODELS = {"toy": (_toy_mobilenetv2, TOY_INPUT), "face_m4": (_face_m4, FACE_INPUT
           "shared": (_shared_intermediates, (10, 10, 8))}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _converted(name: str, fuse: bool):
     build, shape = MODELS[name]
     data = np.random.default_rng(0).uniform(0, 1, (16, *shape)).astype(np.float32)
