@@ -12,7 +12,7 @@ from .. import __version__
 
 # Subcommand modules, imported on use so that `--help` does not load TensorFlow.
 # Each defines HELP (one line), add_arguments(parser) and run(args) -> int.
-COMMANDS = ("demo", "convert", "check", "export", "emulate", "profile", "bench", "eval-face", "detect")
+COMMANDS = ("demo", "convert", "check", "export", "emulate", "profile", "bench", "train-face", "eval-face", "detect")
 
 
 def _load(name: str):

@@ -48,6 +48,7 @@ PRIVATE_NAMES = (
     "utils:serialize_activation",
     "default_8bit.default_8bit_transforms:_has_custom_quantize_config",
     "quant_ops:MovingAvgQuantize",
+    "quant_ops:_FakeQuantWithMinMaxVars",
 )
 
 
@@ -217,6 +218,43 @@ def moving_average_decay(decay: float):
         return original(*args, **kwargs)
 
     _quant_ops.MovingAvgQuantize = with_decay
+    try:
+        yield
+    finally:
+        _quant_ops.MovingAvgQuantize = original
+
+
+@contextlib.contextmanager
+def global_batch_ranges():
+    """Under tf.distribute with several replicas, MovingAverageQuantizer's training ranges come from
+    the global batch's min/max, as on one device. tfmot takes each replica's own min/max and averages
+    them into the EMA (assign_moving_average's cross-replica mean), so its grids depend on how the
+    batch was split. Symmetric ranges (unused by the default 8-bit scheme) are left to tfmot."""
+    original = _quant_ops.MovingAvgQuantize
+
+    def global_ranges(inputs, min_var, max_var, per_channel=False, ema_decay=0.999, name_prefix="MovingAvgQuantize",
+                      is_training=True, num_bits=8, narrow_range=False, symmetric=False):
+        replica = tf.distribute.get_replica_context()
+        rank = inputs.shape.rank
+        if (not is_training or symmetric or replica is None or replica.num_replicas_in_sync == 1
+                or (per_channel and (rank is None or rank < 2))):
+            return original(inputs, min_var, max_var, per_channel=per_channel, ema_decay=ema_decay,
+                            name_prefix=name_prefix, is_training=is_training, num_bits=num_bits,
+                            narrow_range=narrow_range, symmetric=symmetric)
+        with tf.name_scope(name_prefix):
+            axes = list(range(rank - 1)) if per_channel else None   # per channel: all but the last axis
+            low = tf.reduce_min(replica.all_gather(tf.reduce_min(inputs, axis=axes)[None], axis=0), axis=0)
+            high = tf.reduce_max(replica.all_gather(tf.reduce_max(inputs, axis=axes)[None], axis=0), axis=0)
+            # The same value on every replica, so the EMA's cross-replica mean leaves it as it is;
+            # the range always holds 0 (TFLite's rule, as tfmot applies it).
+            new_min = tf.__internal__.train.assign_moving_average(min_var, tf.minimum(low, 0.0), ema_decay,
+                                                                  zero_debias=False)
+            new_max = tf.__internal__.train.assign_moving_average(max_var, tf.maximum(high, 0.0), ema_decay,
+                                                                  zero_debias=False)
+            return _quant_ops._FakeQuantWithMinMaxVars(inputs, new_min, new_max, per_channel=per_channel,
+                                                       num_bits=num_bits, narrow_range=narrow_range)
+
+    _quant_ops.MovingAvgQuantize = global_ranges
     try:
         yield
     finally:
