@@ -33,10 +33,10 @@ class FaceDemoSettings:
     input_size: Tuple[int, int] = (96, 128)
     train_images: int = 2048
     val_images: int = 200
-    float_epochs: int = 5
+    float_epochs: int = 12
     qat_epochs: int = 1
     batch_size: int = 32
-    learning_rate: float = 3e-3
+    learning_rate: float = 4e-3
     qat_learning_rate: float = 5e-4
     seed: int = 0
 

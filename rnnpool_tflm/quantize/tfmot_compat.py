@@ -224,6 +224,17 @@ def moving_average_decay(decay: float):
         _quant_ops.MovingAvgQuantize = original
 
 
+def _across_replicas(replica, value, reduce):
+    """`reduce` (tf.reduce_min / tf.reduce_max) of `value` over this machine's replicas, the same
+    tensor on every replica. A merge_call reads the replicas' values directly: collective ops
+    (all_gather) could be launched in another order on each replica than BatchNormalization's
+    all-reduces, and collectives must match. Across machines (MultiWorkerMirroredStrategy) each
+    machine keeps its own extreme, and the EMA averages them, as tfmot does per replica."""
+    def merge(strategy, per_replica):
+        return reduce(tf.stack(strategy.experimental_local_results(per_replica)), axis=0)
+    return replica.merge_call(merge, args=(value,))
+
+
 @contextlib.contextmanager
 def global_batch_ranges():
     """Under tf.distribute with several replicas, MovingAverageQuantizer's training ranges come from
@@ -243,8 +254,8 @@ def global_batch_ranges():
                             narrow_range=narrow_range, symmetric=symmetric)
         with tf.name_scope(name_prefix):
             axes = list(range(rank - 1)) if per_channel else None   # per channel: all but the last axis
-            low = tf.reduce_min(replica.all_gather(tf.reduce_min(inputs, axis=axes)[None], axis=0), axis=0)
-            high = tf.reduce_max(replica.all_gather(tf.reduce_max(inputs, axis=axes)[None], axis=0), axis=0)
+            low = _across_replicas(replica, tf.reduce_min(inputs, axis=axes), tf.reduce_min)
+            high = _across_replicas(replica, tf.reduce_max(inputs, axis=axes), tf.reduce_max)
             # The same value on every replica, so the EMA's cross-replica mean leaves it as it is;
             # the range always holds 0 (TFLite's rule, as tfmot applies it).
             new_min = tf.__internal__.train.assign_moving_average(min_var, tf.minimum(low, 0.0), ema_decay,
