@@ -26,6 +26,10 @@ from ..core.files import atomic_write_bytes, atomic_write_text
 
 BOARD = "nucleo_f446re"
 DRAW_THRESHOLD = 0.5
+# Parity of the int8 head maps against the QAT model's: the classifier demo's 2 LSB is too tight
+# for four inverted residuals and ten heads' worth of rounding (6 LSB measured, RMSE 0.04 LSB,
+# AP within 0.3 points); the detector's real parity is the AP row and the emulated boxes.
+MAX_LSB = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,7 +175,7 @@ def run_face_demo(out_dir: str = "demo_out", quick: bool = False, seed: int = 0,
         from ..detection.on_device import tflite_setup
         with progress.activity("check"):   # top-1 agreement means nothing for box maps: parity in LSB
             check = check_model(tflite_path, keras_model=qat, data=([val[:32]], None), board=BOARD, min_top1=0.0,
-                                detector=tflite_setup(result.tflite))
+                                max_lsb=MAX_LSB, detector=tflite_setup(result.tflite))
         report["check"] = check.as_json()
         ap_int8 = _ap(result.tflite, settings)
         log(f"int8 .tflite: AP {ap_int8:.4f}")
