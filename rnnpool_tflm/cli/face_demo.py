@@ -12,6 +12,7 @@ CPU cores; priors and heads are the same at any size (docs/face_detection.md).
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import pathlib
 import time
@@ -88,7 +89,7 @@ def _emulate(out: pathlib.Path, tflite_path: pathlib.Path, image: np.ndarray) ->
     from ..deploy.emulate import measure_arena
     from ..detection.on_device import tflite_setup
     input_path = out / "test_input.npy"
-    buffer = __import__("io").BytesIO()
+    buffer = io.BytesIO()
     np.save(buffer, image[None].astype(np.float32))
     atomic_write_bytes(input_path, buffer.getvalue())
     with progress.activity("emulate", echo_notes=True) as note:

@@ -396,7 +396,9 @@ def train_face(settings: Optional[TrainSettings], run_dir, *, resume: bool = Fal
                               shuffle=train_count if mix else 0, flip=mix, seed=settings.seed)
     val = detection_batches(val_source, priors, settings.batch_size, channels=channels, drop_remainder=False)
 
-    backup = run_dir / BACKUP_DIR if chief else run_dir / f".backup-worker-{secrets.token_hex(4)}"
+    # Every worker names the same folder: Keras writes the chief's state there (other workers write
+    # temporary copies beside it) and restores every worker from it.
+    backup = run_dir / BACKUP_DIR
     extra = list(callbacks)
     callbacks = [keras.callbacks.BackupAndRestore(str(backup), save_freq=settings.checkpoint_steps,
                                                   delete_checkpoint=True),
@@ -417,9 +419,8 @@ def train_face(settings: Optional[TrainSettings], run_dir, *, resume: bool = Fal
         shutil.rmtree(backup, ignore_errors=True)   # BackupAndRestore empties it; the run is complete
         if not (run_dir / "best.keras").exists():  # no finite validation loss: the last state is the best known
             shutil.copyfile(final, run_dir / "best.keras")
-    else:
-        shutil.rmtree(backup, ignore_errors=True)
     return TrainResult(run_dir, detector, files.history, run_dir / "best.keras", final, data_report, replicas)
 
 
-__all__ = ["TrainSettings", "TrainResult", "train_face", "save_detector", "RunFiles", "TensorBoardScalars", "SETTINGS_FILE", "BACKUP_DIR"]
+__all__ = ["TrainSettings", "TrainResult", "train_face", "save_detector", "RunFiles", "TensorBoardScalars",
+           "SETTINGS_FILE", "BACKUP_DIR"]
