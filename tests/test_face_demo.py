@@ -12,8 +12,9 @@ from rnnpool_tflm.deploy.fit import can_build_firmware
 
 @pytest.mark.slow
 def test_face_demo_with_a_tiny_budget_reports_ap_and_draws_boxes(tmp_path):
-    settings = FaceDemoSettings(input_size=(48, 64), train_images=32, val_images=16, float_epochs=1, qat_epochs=1,
-                                batch_size=8)
+    settings = FaceDemoSettings(
+        input_size=(48, 64), train_images=32, val_images=16, float_epochs=1, qat_epochs=1, batch_size=8
+    )
     returned = run_face_demo(str(tmp_path), settings=settings, log=lambda line: None)
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["face"] == json.loads(json.dumps(returned["face"]))

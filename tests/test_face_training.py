@@ -19,8 +19,15 @@ from rnnpool_tflm.core.keras import keras
 from rnnpool_tflm.detection.training import TrainSettings, train_face
 from rnnpool_tflm.quantize.model import is_quantized_model, load_model
 
-TINY = dict(data="synthetic", model="face_m4", batch_size=4, input_size=(48, 64), train_images=16, val_images=4,
-            learning_rate=3e-3)
+TINY = dict(
+    data="synthetic",
+    model="face_m4",
+    batch_size=4,
+    input_size=(48, 64),
+    train_images=16,
+    val_images=4,
+    learning_rate=3e-3,
+)
 QUIET = dict(log=lambda line: None)
 
 
@@ -36,7 +43,7 @@ def test_run_folder_holds_history_best_final_and_tensorboard(tmp_path):
     best = json.loads((run / "best.json").read_text())
     assert best["val_loss"] == min(history["val_loss"])
     assert best["epoch"] == history["val_loss"].index(best["val_loss"]) + 1
-    assert not (run / "backup").exists()                       # removed once the run finished
+    assert not (run / "backup").exists()  # removed once the run finished
     final = load_model(str(run / "final.keras"))
     assert final.inputs[0].shape[1:] == (48, 64, 1)
     for got, want in zip(final.get_weights(), result.detector.get_weights(), strict=True):
@@ -44,9 +51,13 @@ def test_run_folder_holds_history_best_final_and_tensorboard(tmp_path):
     # TensorBoard scalars, one per epoch, in train/ and validation/
     for split, key in (("train", "loss"), ("validation", "val_loss")):
         events = list((run / "logs" / split).glob("events.out.tfevents.*"))
-        values = [(e.step, float(tf.make_ndarray(v.tensor))) for f in events
-                  for e in tf.compat.v1.train.summary_iterator(str(f)) for v in e.summary.value
-                  if v.tag == "epoch_loss"]
+        values = [
+            (e.step, float(tf.make_ndarray(v.tensor)))
+            for f in events
+            for e in tf.compat.v1.train.summary_iterator(str(f))
+            for v in e.summary.value
+            if v.tag == "epoch_loss"
+        ]
         assert [s for s, _ in values] == [0, 1]
         np.testing.assert_allclose([v for _, v in values], history[key], rtol=1e-6)
 
@@ -87,7 +98,7 @@ class _FirstStep(keras.callbacks.Callback):
 
 def test_resume_continues_mid_epoch_from_the_last_checkpoint(tmp_path):
     run = tmp_path / "run"
-    settings = TrainSettings(epochs=3, checkpoint_steps=2, **TINY)     # 4 steps per epoch
+    settings = TrainSettings(epochs=3, checkpoint_steps=2, **TINY)  # 4 steps per epoch
     with pytest.raises(_Stop):
         train_face(settings, run, callbacks=[_StopAt(epoch=1, batch=3)], **QUIET)
     assert (run / "backup").is_dir()
@@ -120,7 +131,7 @@ def test_qat_run_from_a_float_run(tmp_path):
 def _jpeg(path: pathlib.Path, width: int, height: int, boxes=()):
     pixels = np.full((height, width, 3), 40, np.uint8)
     for x, y, w, h in boxes:
-        pixels[max(y, 0):y + h, max(x, 0):x + w] = 220
+        pixels[max(y, 0) : y + h, max(x, 0) : x + w] = 220
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, "JPEG")
@@ -137,11 +148,13 @@ def test_wider_data_with_bad_annotations_and_images_trains_and_reports_the_skips
             _jpeg(root / f"WIDER_{split}" / "images" / name, 160, 120, [(20 + 10 * i, 30, 30, 36)])
             names.append(f"{name}\n1\n{20 + 10 * i} 30 30 36 0 0 0 0 0 0\n")
         (root / f"WIDER_{split}" / "images" / "0--Parade" / "not_an_image.jpg").write_text("text")
-        names += ["0--Parade/not_an_image.jpg\n1\n1 1 5 5 0 0 0 0 0 0\n",
-                  "0--Parade/missing.jpg\n1\n1 1 5 5 0 0 0 0 0 0\n",
-                  f"0--Parade/{split}_0.jpg\n1\n1 1 5 5 0 0 0 0 0 0\n",                  # annotated twice
-                  f"0--Parade/{split}_1x.jpg\nmany\n",                                     # malformed count
-                  f"0--Parade/{split}_2x.jpg\n2\n10 10 twenty 20 0 0 0 0 0 0\n500 500 9 9 0 0 0 0 0 0\n"]
+        names += [
+            "0--Parade/not_an_image.jpg\n1\n1 1 5 5 0 0 0 0 0 0\n",
+            "0--Parade/missing.jpg\n1\n1 1 5 5 0 0 0 0 0 0\n",
+            f"0--Parade/{split}_0.jpg\n1\n1 1 5 5 0 0 0 0 0 0\n",  # annotated twice
+            f"0--Parade/{split}_1x.jpg\nmany\n",  # malformed count
+            f"0--Parade/{split}_2x.jpg\n2\n10 10 twenty 20 0 0 0 0 0 0\n500 500 9 9 0 0 0 0 0 0\n",
+        ]
         _jpeg(root / f"WIDER_{split}" / "images" / f"0--Parade/{split}_2x.jpg", 160, 120)
         # a face outside the image (dropped) next to one crossing its border (clipped)
         _jpeg(root / f"WIDER_{split}" / "images" / f"0--Parade/{split}_edge.jpg", 160, 120, [(140, 10, 30, 30)])
@@ -149,13 +162,16 @@ def test_wider_data_with_bad_annotations_and_images_trains_and_reports_the_skips
         (root / "wider_face_split").mkdir(parents=True, exist_ok=True)
         (root / "wider_face_split" / f"wider_face_{split}_bbx_gt.txt").write_text("".join(names))
         lines.append(names)
-    result = train_face(TrainSettings(data=f"wider:{root}", model="face_m4", epochs=1, batch_size=2,
-                                      input_size=(48, 64), val_images=0), tmp_path / "run", **QUIET)
+    result = train_face(
+        TrainSettings(data=f"wider:{root}", model="face_m4", epochs=1, batch_size=2, input_size=(48, 64), val_images=0),
+        tmp_path / "run",
+        **QUIET,
+    )
     report = json.loads((tmp_path / "run" / "data.json").read_text())
     train = report["train"]
-    assert train["images_used"] == 7                                       # 6 good + the edge image
+    assert train["images_used"] == 7  # 6 good + the edge image
     assert train["images_skipped"] == {"unreadable_image": 1, "missing_file": 1, "no_faces": 1}
-    assert train["faces_dropped"] == {"outside_image": 2}                  # 500,500 and 300,300
+    assert train["faces_dropped"] == {"outside_image": 2}  # 500,500 and 300,300
     assert train["faces_clipped"] == 1
     assert train["annotation_issues"]["malformed_box"] == 1
     assert train["annotation_issues"]["malformed_count"] == 1
@@ -191,8 +207,26 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 
 def test_cli_trains_and_prints_json(tmp_path, capsys):
-    assert _cli("--data", "synthetic", "--epochs", "1", "--batch-size", "4", "--input-size", "48x64",
-                "--train-images", "8", "--val-images", "4", "--json", "-o", tmp_path / "run") == 0
+    assert (
+        _cli(
+            "--data",
+            "synthetic",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--input-size",
+            "48x64",
+            "--train-images",
+            "8",
+            "--val-images",
+            "4",
+            "--json",
+            "-o",
+            tmp_path / "run",
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["replicas"] == 1 and out["last_epoch"]["epoch"] == 1
     assert pathlib.Path(out["best"]).is_file() and pathlib.Path(out["final"]).is_file()
@@ -204,8 +238,13 @@ def test_cli_trains_and_prints_json(tmp_path, capsys):
 def test_qat_training_under_mirrored_strategy_matches_one_device(tmp_path):
     """Two logical CPUs in a subprocess (the device configuration must precede TensorFlow's start)."""
     script = pathlib.Path(__file__).with_name("distributed_face_training.py")
-    done = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True,
-                          timeout=900, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     runs = json.loads(done.stdout.strip().splitlines()[-1])
     for kind in ("float", "qat"):

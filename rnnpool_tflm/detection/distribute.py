@@ -62,8 +62,9 @@ def make_strategy(name: str = "auto", devices: Optional[Sequence[str]] = None) -
     if devices:
         raise RNNPoolError("devices go with the mirrored strategy; multiworker takes its workers from TF_CONFIG")
     if tf_config_workers() == 0:
-        raise RNNPoolError("the multiworker strategy needs TF_CONFIG (the cluster and this worker's task); "
-                           "see docs/face_detection.md")
+        raise RNNPoolError(
+            "the multiworker strategy needs TF_CONFIG (the cluster and this worker's task); see docs/face_detection.md"
+        )
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
@@ -97,7 +98,7 @@ def global_batch_statistics(model, strategy: tf.distribute.Strategy) -> Iterator
     layers = list(_batch_norms(model))
     saved = [(layer.synchronized, layer.fused) for layer in layers]
     for layer in layers:
-        layer.synchronized, layer.fused = True, False   # the fused kernel has no cross-replica path
+        layer.synchronized, layer.fused = True, False  # the fused kernel has no cross-replica path
     try:
         with global_batch_ranges():
             yield

@@ -49,7 +49,7 @@ from ..core.files import atomic_write_text
 from ..core.keras import keras
 from .dataset import detection_batches, synthetic_source
 from .detectors import build_face_detector, detector_priors, face_detector_spec
-from .distribute import is_chief, make_strategy, global_batch_statistics
+from .distribute import global_batch_statistics, is_chief, make_strategy
 from .face_evaluation import parse_data
 from .trainer import DetectorTrainer
 
@@ -60,21 +60,21 @@ CALIBRATION_IMAGES = 64
 
 @dataclasses.dataclass(frozen=True)
 class TrainSettings:
-    data: str = "synthetic"               # 'synthetic' or 'wider:DIR'
-    model: str = "face_m4"                # a zoo face detector (detectors.FACE_DETECTORS)
+    data: str = "synthetic"  # 'synthetic' or 'wider:DIR'
+    model: str = "face_m4"  # a zoo face detector (detectors.FACE_DETECTORS)
     epochs: int = 10
-    batch_size: int = 32                  # global, split between the replicas
-    learning_rate: float = 1e-3           # Adam, cosine decay to 5 % over the run
+    batch_size: int = 32  # global, split between the replicas
+    learning_rate: float = 1e-3  # Adam, cosine decay to 5 % over the run
     qat: bool = False
-    init: Optional[str] = None            # a saved detector to start from
-    input_size: Optional[Tuple[int, int]] = None   # (rows, cols); default the detector's own
-    train_images: int = 2048              # synthetic: the training set size
-    val_images: int = 256                 # synthetic: the validation set; WIDER: first N of val (0: all)
+    init: Optional[str] = None  # a saved detector to start from
+    input_size: Optional[Tuple[int, int]] = None  # (rows, cols); default the detector's own
+    train_images: int = 2048  # synthetic: the training set size
+    val_images: int = 256  # synthetic: the validation set; WIDER: first N of val (0: all)
     checkpoint_steps: int = 200
     seed: int = 0
-    shuffle_and_flip: bool = True         # synthetic: a new order and random flips every epoch
-    bn_momentum: Optional[float] = 0.9    # BatchNormalization moving averages (PyTorch's 0.1, as EdgeML);
-                                          # None keeps the model's (Keras: 0.99, too slow for short runs)
+    shuffle_and_flip: bool = True  # synthetic: a new order and random flips every epoch
+    bn_momentum: Optional[float] = 0.9  # BatchNormalization moving averages (PyTorch's 0.1, as EdgeML);
+    # None keeps the model's (Keras: 0.99, too slow for short runs)
 
     def __post_init__(self):
         parse_data(self.data)
@@ -85,8 +85,11 @@ class TrainSettings:
                 raise RNNPoolError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(self.val_images, (int, np.integer)) or self.val_images < 0:
             raise RNNPoolError(f"val_images must be a non-negative integer, got {self.val_images!r}")
-        if not (isinstance(self.learning_rate, (int, float)) and math.isfinite(self.learning_rate)
-                and self.learning_rate > 0):
+        if not (
+            isinstance(self.learning_rate, (int, float))
+            and math.isfinite(self.learning_rate)
+            and self.learning_rate > 0
+        ):
             raise RNNPoolError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
         if self.bn_momentum is not None and not 0.0 <= self.bn_momentum < 1.0:
             raise RNNPoolError(f"bn_momentum must be in [0, 1), got {self.bn_momentum!r}")
@@ -105,7 +108,7 @@ class TrainSettings:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, d: dict) -> "TrainSettings":
+    def from_json(cls, d: dict) -> TrainSettings:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -119,8 +122,8 @@ class TrainSettings:
 @dataclasses.dataclass(frozen=True)
 class TrainResult:
     run_dir: pathlib.Path
-    detector: object                      # the Keras detector after the last epoch
-    history: Dict[str, List[float]]       # per epoch, all epochs of the run (resumed ones included)
+    detector: object  # the Keras detector after the last epoch
+    history: Dict[str, List[float]]  # per epoch, all epochs of the run (resumed ones included)
     best: pathlib.Path
     final: pathlib.Path
     data_report: dict
@@ -129,14 +132,20 @@ class TrainResult:
 
 # -- data --------------------------------------------------------------------------------------
 
+
 def _sources(settings: TrainSettings, shape) -> Tuple[tf.data.Dataset, tf.data.Dataset, dict, Optional[int]]:
     """(train source, validation source, data report, training images or None when unknown)."""
     kind, root = parse_data(settings.data)
     if kind == "synthetic":
         train = synthetic_source(settings.train_images, shape, seed=settings.seed)
         val = synthetic_source(max(settings.val_images, 1), shape, seed=settings.seed + 1)
-        report = {"data": "synthetic", "train_images": settings.train_images, "train_set": settings.seed,
-                  "val_images": max(settings.val_images, 1), "val_set": settings.seed + 1}
+        report = {
+            "data": "synthetic",
+            "train_images": settings.train_images,
+            "train_set": settings.seed,
+            "val_images": max(settings.val_images, 1),
+            "val_set": settings.seed + 1,
+        }
         return train, val, report, settings.train_images
     from .wider_data import read_wider, wider_dataset
 
@@ -146,8 +155,13 @@ def _sources(settings: TrainSettings, shape) -> Tuple[tf.data.Dataset, tf.data.D
     val = wider_dataset(val_index, shape, augment=False, shuffle=False)
     if settings.val_images:
         val = val.take(settings.val_images)
-    report = {"data": f"wider:{root}", "train": train_index.report.as_dict(), "val": val_index.report.as_dict(),
-              "train_summary": train_index.report.summary(), "val_summary": val_index.report.summary()}
+    report = {
+        "data": f"wider:{root}",
+        "train": train_index.report.as_dict(),
+        "val": val_index.report.as_dict(),
+        "train_summary": train_index.report.summary(),
+        "val_summary": val_index.report.summary(),
+    }
     return train, val, report, len(train_index)
 
 
@@ -170,6 +184,7 @@ def _calibration_images(source: tf.data.Dataset, count: int = CALIBRATION_IMAGES
 
 
 # -- the detector ------------------------------------------------------------------------------
+
 
 def _load_or_build(settings: TrainSettings, shape, calibration: Optional[Callable[[], np.ndarray]]):
     from ..quantize.model import calibrate_ranges, is_quantized_model, load_model, quantize_model
@@ -201,8 +216,9 @@ def _load_or_build(settings: TrainSettings, shape, calibration: Optional[Callabl
     return detector
 
 
-def _build_detector(settings: TrainSettings, shape, calibration: Callable[[], np.ndarray],
-                    strategy: tf.distribute.Strategy):
+def _build_detector(
+    settings: TrainSettings, shape, calibration: Callable[[], np.ndarray], strategy: tf.distribute.Strategy
+):
     """The detector to train, its variables in `strategy`'s scope. The weights (QAT ranges
     calibrated) are made on one device and copied in, so that they are the same whatever the strategy:
     a calibration pass run in a MirroredStrategy's cross-replica context gives other ranges."""
@@ -231,6 +247,7 @@ def save_detector(model, path) -> pathlib.Path:
 
 # -- the run's files ---------------------------------------------------------------------------
 
+
 class RunFiles(keras.callbacks.Callback):
     """After every epoch: history.json/.csv and, when the validation loss improved, best.keras +
     best.json (only the chief writes). The history of a resumed run continues the old one."""
@@ -245,7 +262,7 @@ class RunFiles(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = {k: float(v) for k, v in (logs or {}).items() if k != "lr"}
         epochs = self.history.setdefault("epoch", [])
-        if epoch + 1 in epochs:          # an epoch re-run after a resume replaces its old row
+        if epoch + 1 in epochs:  # an epoch re-run after a resume replaces its old row
             cut = epochs.index(epoch + 1)
             self.history = {k: v[:cut] for k, v in self.history.items()}
         self.history.setdefault("epoch", []).append(epoch + 1)
@@ -259,8 +276,10 @@ class RunFiles(keras.callbacks.Callback):
         if val_loss is not None and math.isfinite(val_loss) and val_loss < self.best_loss:
             self.best_loss = val_loss
             save_detector(self.detector, self.run_dir / "best.keras")
-            atomic_write_text(self.run_dir / "best.json",
-                              json.dumps({"epoch": epoch + 1, "val_loss": val_loss, "logs": logs}, indent=1) + "\n")
+            atomic_write_text(
+                self.run_dir / "best.json",
+                json.dumps({"epoch": epoch + 1, "val_loss": val_loss, "logs": logs}, indent=1) + "\n",
+            )
 
 
 class TensorBoardScalars(keras.callbacks.Callback):
@@ -274,14 +293,16 @@ class TensorBoardScalars(keras.callbacks.Callback):
 
         self.writers = {split: tf.summary.create_file_writer(str(log_dir / split)) for split in ("train", "validation")}
         self.metadata = summary_pb2.SummaryMetadata(
-            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
+        )
 
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
             split, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
             with self.writers[split].as_default():
-                tf.summary.write(f"epoch_{name}", tf.constant(float(value), tf.float32), step=epoch,
-                                 metadata=self.metadata)
+                tf.summary.write(
+                    f"epoch_{name}", tf.constant(float(value), tf.float32), step=epoch, metadata=self.metadata
+                )
         for writer in self.writers.values():
             writer.flush()
 
@@ -313,8 +334,9 @@ def _read_history(run_dir: pathlib.Path) -> Dict[str, List[float]]:
     return _read_json(run_dir / "history.json") or {}
 
 
-def _prepare_run_dir(run_dir: pathlib.Path, settings: Optional[TrainSettings], resume: bool,
-                     epochs: Optional[int]) -> TrainSettings:
+def _prepare_run_dir(
+    run_dir: pathlib.Path, settings: Optional[TrainSettings], resume: bool, epochs: Optional[int]
+) -> TrainSettings:
     """The settings of this run: new ones written to an empty folder, or a stopped run's."""
     if run_dir.exists() and not run_dir.is_dir():
         raise RNNPoolError(f"run folder {run_dir} exists and is not a folder")
@@ -323,8 +345,9 @@ def _prepare_run_dir(run_dir: pathlib.Path, settings: Optional[TrainSettings], r
         if settings is None:
             raise RNNPoolError("give the training settings (or resume=True to continue a run)")
         if saved_path.exists():
-            raise RNNPoolError(f"{run_dir} already holds a training run; --resume continues it, "
-                               f"or choose another folder")
+            raise RNNPoolError(
+                f"{run_dir} already holds a training run; --resume continues it, or choose another folder"
+            )
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(saved_path, json.dumps(settings.as_json(), indent=1) + "\n")
         return settings
@@ -333,34 +356,51 @@ def _prepare_run_dir(run_dir: pathlib.Path, settings: Optional[TrainSettings], r
         raise RNNPoolError(f"nothing to resume in {run_dir}: no {SETTINGS_FILE} (start a run there without --resume)")
     stored = TrainSettings.from_json(saved)
     if settings is not None and dataclasses.replace(settings, epochs=stored.epochs) != stored:
-        changed = [f.name for f in dataclasses.fields(stored)
-                   if f.name != "epochs" and getattr(settings, f.name) != getattr(stored, f.name)]
+        changed = [
+            f.name
+            for f in dataclasses.fields(stored)
+            if f.name != "epochs" and getattr(settings, f.name) != getattr(stored, f.name)
+        ]
         raise RNNPoolError(f"--resume continues {run_dir} with its own settings; these differ: {', '.join(changed)}")
     if epochs is not None and epochs != stored.epochs:
         stored = dataclasses.replace(stored, epochs=epochs)
         atomic_write_text(saved_path, json.dumps(stored.as_json(), indent=1) + "\n")
     done = len(_read_history(run_dir).get("epoch", []))
     if (run_dir / "final.keras").exists() and done >= stored.epochs:
-        raise RNNPoolError(f"{run_dir} finished its {stored.epochs} epochs ({run_dir / 'final.keras'}); to train "
-                           f"further start a new run with --init {run_dir / 'final.keras'}")
+        raise RNNPoolError(
+            f"{run_dir} finished its {stored.epochs} epochs ({run_dir / 'final.keras'}); to train "
+            f"further start a new run with --init {run_dir / 'final.keras'}"
+        )
     return stored
 
 
 # -- the run -----------------------------------------------------------------------------------
 
-def train_face(settings: Optional[TrainSettings], run_dir, *, resume: bool = False, epochs: Optional[int] = None,
-               strategy: str = "auto", devices: Optional[Sequence[str]] = None, tensorboard: bool = True,
-               callbacks: Sequence = (), log: Callable[[str], None] = print) -> TrainResult:
+
+def train_face(
+    settings: Optional[TrainSettings],
+    run_dir,
+    *,
+    resume: bool = False,
+    epochs: Optional[int] = None,
+    strategy: str = "auto",
+    devices: Optional[Sequence[str]] = None,
+    tensorboard: bool = True,
+    callbacks: Sequence = (),
+    log: Callable[[str], None] = print,
+) -> TrainResult:
     """Trains (or, with resume=True, continues) a face detector into `run_dir` (module docstring).
     `epochs` with resume: a new total for the stopped run. `strategy`/`devices`: distribute.py.
     `callbacks`: more Keras callbacks for the trainer's fit (they see trainer.detector)."""
     run_dir = pathlib.Path(run_dir)
-    distribution = make_strategy(strategy, devices)   # first: multi-worker sets up the runtime
+    distribution = make_strategy(strategy, devices)  # first: multi-worker sets up the runtime
     replicas = distribution.num_replicas_in_sync
     chief = is_chief(distribution)
     if settings is not None and settings.batch_size % replicas:
-        raise RNNPoolError(f"the global batch size {settings.batch_size} does not split between {replicas} "
-                           f"replicas; choose a multiple of {replicas}")
+        raise RNNPoolError(
+            f"the global batch size {settings.batch_size} does not split between {replicas} "
+            f"replicas; choose a multiple of {replicas}"
+        )
     if chief:
         settings = _prepare_run_dir(run_dir, settings, resume, epochs)
     elif settings is None:
@@ -387,40 +427,63 @@ def train_face(settings: Optional[TrainSettings], run_dir, *, resume: bool = Fal
         if steps:
             rate = keras.optimizers.schedules.CosineDecay(rate, steps * settings.epochs, alpha=0.05)
         trainer.compile(keras.optimizers.Adam(rate))
-        trainer(tf.zeros((1, *shape)), training=False)    # built: BackupAndRestore restores into it
+        trainer(tf.zeros((1, *shape)), training=False)  # built: BackupAndRestore restores into it
 
     channels = shape[2]
     synthetic = parse_data(settings.data)[0] == "synthetic"
-    mix = synthetic and settings.shuffle_and_flip          # WIDER: its own augmentation (face_augment.py)
-    train = detection_batches(train_source, priors, settings.batch_size, channels=channels,
-                              shuffle=train_count if mix else 0, flip=mix, seed=settings.seed)
+    mix = synthetic and settings.shuffle_and_flip  # WIDER: its own augmentation (face_augment.py)
+    train = detection_batches(
+        train_source,
+        priors,
+        settings.batch_size,
+        channels=channels,
+        shuffle=train_count if mix else 0,
+        flip=mix,
+        seed=settings.seed,
+    )
     val = detection_batches(val_source, priors, settings.batch_size, channels=channels, drop_remainder=False)
 
     # Every worker names the same folder: Keras writes the chief's state there (other workers write
     # temporary copies beside it) and restores every worker from it.
     backup = run_dir / BACKUP_DIR
     extra = list(callbacks)
-    callbacks = [keras.callbacks.BackupAndRestore(str(backup), save_freq=settings.checkpoint_steps,
-                                                  delete_checkpoint=True),
-                 RunFiles(run_dir, detector, write=chief)]
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(backup), save_freq=settings.checkpoint_steps, delete_checkpoint=True),
+        RunFiles(run_dir, detector, write=chief),
+    ]
     if tensorboard and chief:
         callbacks.append(TensorBoardScalars(run_dir / "logs"))
     callbacks += extra + progress.keras_callbacks("train-face" + (" (QAT)" if settings.qat else ""), settings.epochs)
 
-    log(f"training {settings.model}{' (QAT)' if settings.qat else ''} at {shape[1]}x{shape[0]}x{shape[2]} on "
-        f"{replicas} replica(s), global batch {settings.batch_size}, {settings.epochs} epoch(s) -> {run_dir}")
+    log(
+        f"training {settings.model}{' (QAT)' if settings.qat else ''} at {shape[1]}x{shape[0]}x{shape[2]} on "
+        f"{replicas} replica(s), global batch {settings.batch_size}, {settings.epochs} epoch(s) -> {run_dir}"
+    )
     with global_batch_statistics(detector, distribution):
-        trainer.fit(_distributable(train), validation_data=_distributable(val), epochs=settings.epochs,
-                    callbacks=callbacks, verbose=0)
+        trainer.fit(
+            _distributable(train),
+            validation_data=_distributable(val),
+            epochs=settings.epochs,
+            callbacks=callbacks,
+            verbose=0,
+        )
     files: RunFiles = callbacks[1]
     final = run_dir / "final.keras"
     if chief:
         save_detector(detector, final)
-        shutil.rmtree(backup, ignore_errors=True)   # BackupAndRestore empties it; the run is complete
+        shutil.rmtree(backup, ignore_errors=True)  # BackupAndRestore empties it; the run is complete
         if not (run_dir / "best.keras").exists():  # no finite validation loss: the last state is the best known
             shutil.copyfile(final, run_dir / "best.keras")
     return TrainResult(run_dir, detector, files.history, run_dir / "best.keras", final, data_report, replicas)
 
 
-__all__ = ["TrainSettings", "TrainResult", "train_face", "save_detector", "RunFiles", "TensorBoardScalars",
-           "SETTINGS_FILE", "BACKUP_DIR"]
+__all__ = [
+    "TrainSettings",
+    "TrainResult",
+    "train_face",
+    "save_detector",
+    "RunFiles",
+    "TensorBoardScalars",
+    "SETTINGS_FILE",
+    "BACKUP_DIR",
+]
