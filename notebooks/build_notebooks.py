@@ -253,8 +253,9 @@ from rnnpool_tflm.arena import estimate_arena
 
 face_m4 = zoo["face_m4"]
 rng = np.random.default_rng(0)
-# fuse=False: the plain graph, operator by operator, to see where TFLM puts the memory
-face_tflite = convert(face_m4, representative_data=rng.random((8, 240, 320, 1), dtype=np.float32), fuse=False)
+# fuse=False, memory_plan="greedy": the plain graph as stock TFLM plans it, operator by operator
+calibration = rng.random((8, 240, 320, 1), dtype=np.float32)
+face_tflite = convert(face_m4, representative_data=calibration, fuse=False, memory_plan="greedy")
 estimate = estimate_arena(face_tflite, "cortex-m4")
 arena = max(estimate.total_bytes, estimate.min_arena_bytes)
 peak_resident = analyze(face_m4, 1, resident_input=True).peak_bytes
@@ -306,10 +307,61 @@ peak_op = next(o for o in p_face.tflm.report.ops if o.index == p_face.tflm.repor
 assert any("block1_expand" in b.name and b.size == 40 * 30 * 128 for b in peak_op.live)
 assert p_face.tflm.report.estimate.total_bytes == estimate.total_bytes
 assert p_face.analysis.peak_bytes < p_face_base.analysis.peak_bytes"""),
-    new_markdown_cell("""With `TFLM_DIR` set, `rnnpool-tflm emulate face_m4.tflite --json` runs the model in
-TFLM on an emulated Cortex-M4 (QEMU `mps2-an386`, because the arena exceeds the
-STM32F405's 128 KB block) and measures the arena; on our machine it was 323,792 B, equal
-to the estimate above."""),
+    new_markdown_cell("""With `TFLM_DIR` set, `rnnpool-tflm emulate face_m4.tflite --json` runs this plain
+model in TFLM on an emulated Cortex-M4 (QEMU `mps2-an386`, because the arena exceeds the
+STM32F405's 128 KB block) and measures the arena: 323,808 B, equal to the estimate above.
+
+## Face-M4 after: streamed blocks, padding in RNNPool, an offline memory plan
+
+`convert` by default (the `--no-fuse` and `--memory-plan greedy` options give the plain
+graph above):
+
+* folds the replicate padding after RNNPool into the RNNPool op (it writes its output
+  padded), so the 76,800 B second copy disappears;
+* fuses every MobileNetV2 block (1×1 expansion → 3×3 depthwise → 1×1 projection [→ ADD])
+  into one `InvertedResidual` op that computes its output rows from a ring of a few
+  expanded rows: the 153,600 B expanded map never exists;
+* writes an offline memory plan (TFLM's `OfflineMemoryAllocation` metadata) from the
+  tensors' exact lifetimes, with the operators in a memory-aware order and, where the
+  lag arithmetic proves it safe (docs/arena.md), an op's output overlapping the input
+  rows it has already consumed (the stem, RNNPool and block 1 run in place).
+
+The outputs are byte-identical to the plain graph's (same `output_sha256`), on the host
+and on the emulated M4 (tests/test_ir_fusion.py, tests/test_memory_plan.py)."""),
+    new_code_cell("""from rnnpool_tflm.convert import convert_model
+from rnnpool_tflm.runtime.host import HostModel, output_sha256
+
+low = convert_model(face_m4, representative_data=calibration)   # the defaults: fuse, offline plan
+print(low.fusion.format())
+plan = low.memory_plan
+print(f"memory plan: head {plan.head_bytes:,} B (TFLM's greedy plan of the same graph: "
+      f"{plan.greedy_head_bytes:,} B; most bytes alive at one operator: {plan.live_bytes:,} B), "
+      f"{len(plan.in_place)} ops in place")
+low_estimate = estimate_arena(low.tflite, "cortex-m4")
+low_arena = max(low_estimate.total_bytes, low_estimate.min_arena_bytes)
+print(f"TFLM arena on Cortex-M4 ({low_estimate.label}): plain graph {arena:,} B -> {low_arena:,} B")
+
+image = rng.integers(-128, 128, (1, 240, 320, 1), dtype=np.int8)   # the models take int8 images
+digests = {name: output_sha256(HostModel(m).run([image]).outputs) for name, m in
+           (("plain", face_tflite), ("fused + planned", low.tflite))}
+print("output_sha256 on the host:", digests)
+assert digests["plain"] == digests["fused + planned"]
+print()
+for name in boards.HARDWARE_BOARDS:
+    print(fit.assess(low.tflite, name, measure=False).message())
+assert low_arena <= 180_224 and fit.assess(low.tflite, "nucleo_f439zi", measure=False).fits"""),
+    new_markdown_cell("""Measured on the emulated Cortex-M4 (`rnnpool-tflm emulate --json`, zoo weights and random
+calibration data; docs/arena.md and docs/inverted_residual.md give the runs):
+
+| Face-M4 | TFLM arena | instructions per inference |
+|---|---|---|
+| plain graph, TFLM's greedy plan (`--no-fuse --memory-plan greedy`) | 323,808 B | 233.7 M |
+| fused blocks, padding in RNNPool, TFLM's greedy plan | 200,976 B | 198.2 M |
+| fused, offline plan, in place (the default) | 124,176 B | 198.2 M |
+| the same with `--rnn1-mode recompute` (RNN1 recomputed, ~1 KB scratch) | 115,200 B | 322.2 M |
+
+The default fits the F429/F439 (192 KB block) with room to spare; the 128 KB boards also
+hold their stack or firmware data in that block, which leaves the arena too little."""),
 ]
 
 FACE = [

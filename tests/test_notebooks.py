@@ -98,6 +98,13 @@ def test_paper_models_notebook(tmp_path, monkeypatch):
     for board in ("nucleo_f446re", "disco_f407vg", "nucleo_f429zi", "nucleo_f439zi"):
         assert f"{board}: RAM does not fit" in text
     assert "TFLM peak at op" in text and "block1_expand" in text
+    # after: fused blocks, padding in RNNPool, offline plan -- same output bytes, fits the F439
+    match = re.search(r"plain graph ([\d,]+) B -> ([\d,]+) B", text)
+    assert match, "no before/after arena line"
+    before, after = (int(g.replace(",", "")) for g in match.groups())
+    assert before == arena and after <= 180_224
+    assert re.search(r"fused: 4 inverted-residual block", text)
+    assert "nucleo_f439zi: RAM fits" in text
     pngs = [out for out in _outputs(nb, "display_data") if "image/png" in out.get("data", {})]
     assert len(pngs) == 2  # MobileNetV2 and Face-M4 memory plots, inline
 
