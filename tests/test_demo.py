@@ -32,6 +32,11 @@ def test_quick_demo_runs_the_whole_pipeline(tmp_path, capsys, monkeypatch):
     mem = report["memory"]
     assert (out / mem["plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert mem["rnnpool_model"]["paper_convention_peak_bytes"] < mem["baseline"]["paper_convention_peak_bytes"]
+    low = report["low_ram"]   # before/after of the low-RAM conversion, same output bytes
+    assert low["outputs_identical"] is True and len(low["plain"]["output_sha256"]) == 64
+    assert low["plain"]["arena_estimate_bytes"] > 0 and low["default"]["arena_estimate_bytes"] > 0
+    assert (out / low["plain_model"]).stat().st_size > 0
+    assert f"{low['plain']['arena_estimate_bytes']:,} B -> {low['default']['arena_estimate_bytes']:,} B" in printed
     assert (out / "notes.txt").read_text() == "mine"
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporaries left
     assert f"{c['arena_bytes']:,} B" in printed and "bit-exact" in printed

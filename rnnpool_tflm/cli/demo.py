@@ -139,7 +139,36 @@ def convert_stage(out: pathlib.Path, qat):
     path = atomic_write_bytes(out / "model.tflite", result.tflite)
     s = result.summary
     return path, {"model": path.name, "model_bytes": s.model_bytes, "operators": s.ops,
-                  "rnnpool_ops": s.rnnpool_ops, "parameters": s.parameters}
+                  "rnnpool_ops": s.rnnpool_ops, "parameters": s.parameters,
+                  "fused_blocks": len(result.fusion.fused) if result.fusion else 0,
+                  "offline_memory_plan": result.memory_plan is not None}
+
+
+def low_ram_stage(out: pathlib.Path, qat, tflite: bytes, data) -> Dict:
+    """Before/after of the low-RAM conversion: the plain graph as stock TFLM plans it
+    (`--no-fuse --memory-plan greedy`) against the default conversion (fused blocks, padding in
+    RNNPool, offline memory plan): Cortex-M4 arena estimates and the outputs' SHA-256 on the
+    same validation image (equal: byte-identical outputs)."""
+    from ..arena import estimate_arena
+    from ..convert.keras_converter import convert_model
+    from ..deploy.host_run import coerce_input, host_outputs
+    from ..runtime.host import output_sha256
+    from ..tflite.model_info import read_model_info
+
+    plain = convert_model(qat, fuse=False, memory_plan="greedy").tflite
+    plain_path = atomic_write_bytes(out / "model_no_fuse.tflite", plain)
+    image = data[2][:1]   # the models take one image (batch 1)
+
+    def figures(model: bytes) -> Dict:
+        info = read_model_info(model)
+        estimate = estimate_arena(model, "cortex-m4")
+        x = coerce_input(image, info.inputs[0], "the validation image")
+        return {"arena_estimate_bytes": max(estimate.total_bytes, estimate.min_arena_bytes),
+                "output_sha256": output_sha256(host_outputs(model, [x], info))}
+
+    before, after = figures(plain), figures(tflite)
+    return {"plain_model": plain_path.name, "plain": before, "default": after,
+            "outputs_identical": before["output_sha256"] == after["output_sha256"]}
 
 
 def check_stage(tflite_path: pathlib.Path, qat, data):
@@ -214,6 +243,10 @@ def summary_table(report: Dict) -> str:
         ("model (flash)", f"{c['model_bytes']:,} B"),
         (f"tensor arena, Cortex-M4 ({c['arena_label']})", f"{c['arena_bytes']:,} B"),
         (f"fits {c['board']}", "yes" if c["fits"] else "NO"),
+        ("arena estimate: plain graph -> fused + offline plan",
+         f"{report['low_ram']['plain']['arena_estimate_bytes']:,} B -> "
+         f"{report['low_ram']['default']['arena_estimate_bytes']:,} B "
+         f"(outputs {'identical' if report['low_ram']['outputs_identical'] else 'DIFFERENT'})"),
         ("paper-convention peak RAM: RNNPool / baseline",
          f"{mem['rnnpool_model']['paper_convention_peak_bytes']:,} B / "
          f"{mem['baseline']['paper_convention_peak_bytes']:,} B"),
@@ -254,7 +287,12 @@ def run_demo(out_dir: str = "demo_out", quick: bool = False, seed: int = 0,
         tflite_path, report["convert"] = convert_stage(out, qat)
         log(f"converted: {tflite_path} ({report['convert']['model_bytes']:,} B, "
             f"{report['convert']['rnnpool_ops']} RNNPool custom op)")
-        log("checking on the host (tflite-micro interpreter + RNNPool kernel) ...")
+        report["low_ram"] = low_ram_stage(out, qat, tflite_path.read_bytes(), data)
+        low = report["low_ram"]
+        log(f"low-RAM conversion: arena {low['plain']['arena_estimate_bytes']:,} B (plain graph) -> "
+            f"{low['default']['arena_estimate_bytes']:,} B, outputs "
+            f"{'identical' if low['outputs_identical'] else 'DIFFERENT'}")
+        log("checking on the host (tflite-micro interpreter + the custom ops' kernels) ...")
         check, report["check"] = check_stage(tflite_path, qat, data)
         if check.ok:
             log("exporting the firmware files ...")
@@ -268,7 +306,8 @@ def run_demo(out_dir: str = "demo_out", quick: bool = False, seed: int = 0,
         report["error"] = f"{type(exc).__name__}: {exc}"
         save()
         raise
-    report["passed"] = check.ok and report["emulate"].get("output_matches_host", True) is not False
+    report["passed"] = (check.ok and report["low_ram"]["outputs_identical"]
+                        and report["emulate"].get("output_matches_host", True) is not False)
     save()
     log("")
     log(summary_table(report))
@@ -277,6 +316,8 @@ def run_demo(out_dir: str = "demo_out", quick: bool = False, seed: int = 0,
         f"firmware files: {out / report['export']['directory']}" if check.ok else f"report: {out / 'report.json'}")
     if not check.ok:
         raise RNNPoolError("the check failed: " + "; ".join(check.failures))
+    if not report["low_ram"]["outputs_identical"]:
+        raise RNNPoolError("the fused, offline-planned model's outputs differ from the plain graph's")
     if not report["passed"]:
         raise RNNPoolError("the emulated Cortex-M4 output differs from the host's")
     return report
