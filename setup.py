@@ -15,7 +15,11 @@ from setuptools.command.build_py import build_py
 ROOT = pathlib.Path(__file__).resolve().parent
 # Every custom op's portable C core (its TFLM registration, .cc, is not part of the host library),
 # and the detector post-processing.
-CSRC_DIRS = [ROOT / "custom_ops" / "rnnpool", ROOT / "custom_ops" / "inverted_residual", ROOT / "custom_ops" / "detection"]
+CSRC_DIRS = [
+    ROOT / "custom_ops" / "rnnpool",
+    ROOT / "custom_ops" / "inverted_residual",
+    ROOT / "custom_ops" / "detection",
+]
 SOURCES = sorted(str(p.relative_to(ROOT)) for d in CSRC_DIRS for p in d.glob("*.c"))
 
 
@@ -33,14 +37,24 @@ class BuildPyWithSources(build_py):
 
 
 setup(
-    ext_modules=[Extension(
-        "rnnpool_tflm._rnnpool_c",
-        sources=SOURCES,
-        include_dirs=[str(d.relative_to(ROOT)) for d in CSRC_DIRS],
-        extra_compile_args=["-std=c99", "-O2", "-Wall", "-Wextra", "-fno-fast-math",
-                            "-Werror=implicit-function-declaration"],
-        libraries=["m"],
-        py_limited_api=False,
-    )] if SOURCES else [],
+    ext_modules=[
+        Extension(
+            "rnnpool_tflm._rnnpool_c",
+            sources=SOURCES,
+            include_dirs=[str(d.relative_to(ROOT)) for d in CSRC_DIRS],
+            extra_compile_args=[
+                "-std=c99",
+                "-O2",
+                "-Wall",
+                "-Wextra",
+                "-fno-fast-math",
+                "-Werror=implicit-function-declaration",
+            ],
+            libraries=["m"],
+            py_limited_api=False,
+        )
+    ]
+    if SOURCES
+    else [],
     cmdclass={"build_py": BuildPyWithSources},
 )

@@ -28,25 +28,34 @@ DEMO_IMAGE_SIZE = 64  # the demo's default (cli/demo.py DemoSettings)
 def _keras_model(name: str):
     if name == "demo":
         from rnnpool_tflm.cli.demo import demo_model
+
         return demo_model(DEMO_IMAGE_SIZE)
     from rnnpool_tflm.analysis.profile import ZOO_PREFIX, load
+
     return load(ZOO_PREFIX + name).keras_model
 
 
 def _measure(path: pathlib.Path, machine: str) -> dict:
     from rnnpool_tflm.arena import estimate_arena
     from rnnpool_tflm.deploy.emulate import emulate_model
+
     report = emulate_model(path, machine=machine, timeout=900).as_dict()
     ops = report["ops"]
-    return {"output_matches_host": report["output_matches_host"], "output_sha256": report["output_sha256"],
-            "arena_used_bytes": report["arena_used_bytes"],
-            "arena_estimate_bytes": estimate_arena(path.read_bytes(), "cortex-m4").total_bytes,
-            "instructions": report["instructions"], "model_bytes": report["model_bytes"], "ops": ops,
-            "operators": sum(1 for _ in report["op_instructions"] or [])}
+    return {
+        "output_matches_host": report["output_matches_host"],
+        "output_sha256": report["output_sha256"],
+        "arena_used_bytes": report["arena_used_bytes"],
+        "arena_estimate_bytes": estimate_arena(path.read_bytes(), "cortex-m4").total_bytes,
+        "instructions": report["instructions"],
+        "model_bytes": report["model_bytes"],
+        "ops": ops,
+        "operators": sum(1 for _ in report["op_instructions"] or []),
+    }
 
 
 def compare(name: str, out_dir: pathlib.Path, machine: str, samples: int) -> dict:
     from rnnpool_tflm.convert.keras_converter import convert_model
+
     result = {"model": name, "machine": machine}
     for fuse in (False, True):
         model = _keras_model(name)  # seeded: the same weights both times
@@ -60,16 +69,19 @@ def compare(name: str, out_dir: pathlib.Path, machine: str, samples: int) -> dic
         if fuse:
             result["fused_blocks"] = len(converted.fusion.fused)
             result["skipped_chains"] = [s.describe() for s in converted.fusion.skipped]
-    result["output_sha256_equal"] = result["fused"]["output_sha256"] == result["no_fuse"]["output_sha256"] \
+    result["output_sha256_equal"] = (
+        result["fused"]["output_sha256"] == result["no_fuse"]["output_sha256"]
         and result["fused"]["output_sha256"] is not None
+    )
     return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
-    parser.add_argument("--machine", default="mps2-an386", help="QEMU machine (default mps2-an386: 4 MB RAM, "
-                                                               "every model fits unfused)")
+    parser.add_argument(
+        "--machine", default="mps2-an386", help="QEMU machine (default mps2-an386: 4 MB RAM, every model fits unfused)"
+    )
     parser.add_argument("--samples", type=int, default=16, help="random calibration samples")
     parser.add_argument("--keep", metavar="DIR", help="keep the .tflite files here")
     args = parser.parse_args()

@@ -14,10 +14,9 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
-
-import rnnpool_tflm  # noqa: E402,F401
 import tensorflow as tf  # noqa: E402
 
+import rnnpool_tflm  # noqa: E402,F401
 from rnnpool_tflm.layer.rnnpool import RNNPool  # noqa: E402
 
 
@@ -44,8 +43,9 @@ def main():
     args = parser.parse_args()
 
     layer = RNNPool(args.patch, args.stride, args.hidden)
-    x = tf.constant(np.random.default_rng(0).standard_normal(
-        (args.batch, args.rows, args.cols, args.channels)).astype(np.float32))
+    x = tf.constant(
+        np.random.default_rng(0).standard_normal((args.batch, args.rows, args.cols, args.channels)).astype(np.float32)
+    )
     layer(x)
 
     forward = tf.function(lambda v: layer(v))
@@ -60,17 +60,27 @@ def main():
     t_bwd = _time(lambda: [g.numpy() for g in forward_backward(x)], args.repeats)
     out = layer.compute_output_shape(x.shape)
     patches = args.batch * out[1] * out[2]
-    print(json.dumps({
-        "shape": {"input": [args.rows, args.cols, args.channels], "patch": args.patch, "stride": args.stride,
-                  "h1": args.hidden, "h2": args.hidden, "batch": args.batch},
-        "cpu_threads": os.cpu_count(),
-        "forward_images_per_s": round(args.batch / t_fwd, 2),
-        "forward_patches_per_s": round(patches / t_fwd),
-        "forward_backward_images_per_s": round(args.batch / t_bwd, 2),
-        "forward_backward_patches_per_s": round(patches / t_bwd),
-        "forward_ms_per_batch": round(t_fwd * 1e3, 1),
-        "forward_backward_ms_per_batch": round(t_bwd * 1e3, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "shape": {
+                    "input": [args.rows, args.cols, args.channels],
+                    "patch": args.patch,
+                    "stride": args.stride,
+                    "h1": args.hidden,
+                    "h2": args.hidden,
+                    "batch": args.batch,
+                },
+                "cpu_threads": os.cpu_count(),
+                "forward_images_per_s": round(args.batch / t_fwd, 2),
+                "forward_patches_per_s": round(patches / t_fwd),
+                "forward_backward_images_per_s": round(args.batch / t_bwd, 2),
+                "forward_backward_patches_per_s": round(patches / t_bwd),
+                "forward_ms_per_batch": round(t_fwd * 1e3, 1),
+                "forward_backward_ms_per_batch": round(t_bwd * 1e3, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ L = keras.layers
 
 def convert(model, float_io: bool = False) -> bytes:
     import tensorflow as tf
+
     shape = tuple(model.input_shape[1:])
 
     def representative():
@@ -138,16 +139,17 @@ def _placeholder_model(size, channels, patch, stride, out_channels):
     return keras.Model(i, L.Dense(10)(x))
 
 
-def rnnpool_model(size: int = 32, channels: int = 8, patch: int = 8, stride: int = 4, hidden1: int = 16,
-                  hidden2: int = 16) -> bytes:
+def rnnpool_model(
+    size: int = 32, channels: int = 8, patch: int = 8, stride: int = 4, hidden1: int = 16, hidden2: int = 16
+) -> bytes:
     """An int8 model with one CUSTOM "RNNPool" op (op contract inputs, flexbuffer options).
 
     Built by converting a stand-in Keras model and replacing its AVERAGE_POOL_2D + 1x1
     CONV_2D pair with the custom op; the weights are random but well-formed, enough
     for memory planning (not for meaningful outputs)."""
+    import flatbuffers
     from flatbuffers import flexbuffers
     from tflite_micro.tensorflow.lite.python import schema_py_generated as schema
-    import flatbuffers
 
     keras.utils.set_random_seed(1)
     base = convert(_placeholder_model(size, channels, patch, stride, 4 * hidden2))
@@ -176,15 +178,16 @@ def rnnpool_model(size: int = 32, channels: int = 8, patch: int = 8, stride: int
         return len(graph.tensors) - 1
 
     int8 = lambda shape: rng.integers(-60, 60, shape).astype(np.int8)
-    inputs = [pool.inputs[0],
-              constant("w1", int8((hidden1, channels)), schema.TensorType.INT8, 0.01),
-              constant("u1", int8((hidden1, hidden1)), schema.TensorType.INT8, 0.01),
-              constant("bias1", rng.integers(-500, 500, (2, hidden1)).astype(np.int32), schema.TensorType.INT32),
-              constant("w2", int8((hidden2, hidden1)), schema.TensorType.INT8, 0.01),
-              constant("u2", int8((hidden2, hidden2)), schema.TensorType.INT8, 0.01),
-              constant("bias2", rng.integers(-500, 500, (2, hidden2)).astype(np.int32), schema.TensorType.INT32),
-              constant("fastgrnn_scalars", np.array([[1000, 15000], [1200, 14000]], np.int16),
-                       schema.TensorType.INT16)]
+    inputs = [
+        pool.inputs[0],
+        constant("w1", int8((hidden1, channels)), schema.TensorType.INT8, 0.01),
+        constant("u1", int8((hidden1, hidden1)), schema.TensorType.INT8, 0.01),
+        constant("bias1", rng.integers(-500, 500, (2, hidden1)).astype(np.int32), schema.TensorType.INT32),
+        constant("w2", int8((hidden2, hidden1)), schema.TensorType.INT8, 0.01),
+        constant("u2", int8((hidden2, hidden2)), schema.TensorType.INT8, 0.01),
+        constant("bias2", rng.integers(-500, 500, (2, hidden2)).astype(np.int32), schema.TensorType.INT32),
+        constant("fastgrnn_scalars", np.array([[1000, 15000], [1200, 14000]], np.int16), schema.TensorType.INT16),
+    ]
     code = schema.OperatorCodeT()
     code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
     code.customCode = b"RNNPool"
@@ -193,10 +196,24 @@ def rnnpool_model(size: int = 32, channels: int = 8, patch: int = 8, stride: int
     op = schema.OperatorT()
     op.opcodeIndex = len(model.operatorCodes) - 1
     op.inputs, op.outputs = inputs, list(conv.outputs)
-    op.customOptions = np.frombuffer(bytes(flexbuffers.Dumps({
-        "version": 1, "patch_rows": patch, "patch_cols": patch, "stride_rows": stride, "stride_cols": stride,
-        "padding": 0, "gate_activation": 0, "update_activation": 0})), np.uint8)
-    graph.operators = ops[:pool_at] + [op] + ops[pool_at + 2:]
+    op.customOptions = np.frombuffer(
+        bytes(
+            flexbuffers.Dumps(
+                {
+                    "version": 1,
+                    "patch_rows": patch,
+                    "patch_cols": patch,
+                    "stride_rows": stride,
+                    "stride_cols": stride,
+                    "padding": 0,
+                    "gate_activation": 0,
+                    "update_activation": 0,
+                }
+            )
+        ),
+        np.uint8,
+    )
+    graph.operators = ops[:pool_at] + [op] + ops[pool_at + 2 :]
 
     # Drop the tensors only the removed ops used, renumbering the rest.
     used = {t for o in graph.operators for t in list(o.inputs) + list(o.outputs) if t >= 0}

@@ -14,13 +14,27 @@ from rnnpool_tflm.tflite import model as tfm
 def _conv(m, sg, x: int, out_name: str, filters: int, channels: int, out_scale: float, seed: int) -> int:
     rng = np.random.default_rng(seed)
     w_scale = np.full(filters, 0.02, np.float32)
-    w = tfm.add_tensor(m, sg, f"{out_name}/filter", tfm.TensorType.INT8, (filters, 1, 1, channels),
-                       data=rng.integers(-127, 128, (filters, 1, 1, channels)).astype(np.int8), scale=w_scale,
-                       zero_point=np.zeros(filters, np.int64))
+    w = tfm.add_tensor(
+        m,
+        sg,
+        f"{out_name}/filter",
+        tfm.TensorType.INT8,
+        (filters, 1, 1, channels),
+        data=rng.integers(-127, 128, (filters, 1, 1, channels)).astype(np.int8),
+        scale=w_scale,
+        zero_point=np.zeros(filters, np.int64),
+    )
     in_scale = sg.tensors[x].quantization.scale[0]
-    b = tfm.add_tensor(m, sg, f"{out_name}/bias", tfm.TensorType.INT32, (filters,),
-                       data=rng.integers(-500, 500, filters).astype(np.int32), scale=w_scale * in_scale,
-                       zero_point=np.zeros(filters, np.int64))
+    b = tfm.add_tensor(
+        m,
+        sg,
+        f"{out_name}/bias",
+        tfm.TensorType.INT32,
+        (filters,),
+        data=rng.integers(-500, 500, filters).astype(np.int32),
+        scale=w_scale * in_scale,
+        zero_point=np.zeros(filters, np.int64),
+    )
     y = tfm.add_tensor(m, sg, out_name, tfm.TensorType.INT8, (1, 4, 4, filters), scale=out_scale, zero_point=3)
     op = schema.OperatorT()
     op.opcodeIndex = tfm.opcode_index(m, tfm.BuiltinOperator.CONV_2D)

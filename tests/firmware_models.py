@@ -15,10 +15,11 @@ import functools
 import numpy as np
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def conv_model(height: int = 16, width: int = 16, channels: int = 3, filters: int = 8, seed: int = 0) -> bytes:
-    import rnnpool_tflm  # noqa: F401  (Keras 2 before TensorFlow)
     import tensorflow as tf
+
+    import rnnpool_tflm  # noqa: F401  (Keras 2 before TensorFlow)
 
     rng = np.random.default_rng(seed)
     kernel = tf.constant(rng.normal(0, 0.3, (3, 3, channels, filters)).astype(np.float32))
@@ -43,15 +44,16 @@ def conv_model(height: int = 16, width: int = 16, channels: int = 3, filters: in
     return bytes(converter.convert())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def wide_model(width: int, rows: int = 8, channels: int = 8, seed: int = 0) -> bytes:
     """An int8 model whose arena grows by a fixed step per input column while its input and
     output (the firmware's embedded test data) stay small: a 1x1 CONV_2D expands the
     (1, rows, width, 1) input to `channels`, a 3x3 DEPTHWISE_CONV_2D keeps that size (both
     maps alive at once: the arena's peak), and a 1x1 CONV_2D with stride `rows` reduces it
     to one channel."""
-    import rnnpool_tflm  # noqa: F401  (Keras 2 before TensorFlow)
     import tensorflow as tf
+
+    import rnnpool_tflm  # noqa: F401  (Keras 2 before TensorFlow)
 
     rng = np.random.default_rng(seed)
     expand = tf.constant(rng.normal(0, 0.5, (1, 1, 1, channels)).astype(np.float32))
@@ -83,8 +85,11 @@ def rnnpool_options(config) -> bytes:
     from flatbuffers import flexbuffers
 
     values = {
-        "version": 1, "patch_rows": config.patch_size[0], "patch_cols": config.patch_size[1],
-        "stride_rows": config.strides[0], "stride_cols": config.strides[1],
+        "version": 1,
+        "patch_rows": config.patch_size[0],
+        "patch_cols": config.patch_size[1],
+        "stride_rows": config.strides[0],
+        "stride_cols": config.strides[1],
         "padding": 1 if config.padding == "same" else 0,
         "gate_activation": 1 if config.gate_activation == "hard_sigmoid" else 0,
         "update_activation": 1 if config.update_activation == "hard_tanh" else 0,
@@ -125,8 +130,12 @@ def _single_op_model(tensors, options: bytes) -> bytes:
     sub = s.SubGraphT()
     sub.tensors, sub.inputs, sub.outputs, sub.operators, sub.name = table, [0], [len(tensors) - 1], [op], b"main"
     code = s.OperatorCodeT()
-    code.builtinCode, code.deprecatedBuiltinCode, code.customCode, code.version = \
-        s.BuiltinOperator.CUSTOM, s.BuiltinOperator.CUSTOM, b"RNNPool", 1
+    code.builtinCode, code.deprecatedBuiltinCode, code.customCode, code.version = (
+        s.BuiltinOperator.CUSTOM,
+        s.BuiltinOperator.CUSTOM,
+        b"RNNPool",
+        1,
+    )
     model = s.ModelT()
     model.version, model.operatorCodes, model.subgraphs, model.description = 3, [code], [sub], b"rnnpool test"
     model.buffers = []
@@ -146,17 +155,20 @@ def rnnpool_model(params, input_shape, options: bytes = None) -> bytes:
     p = params
     out_shape = p.config.output_shape(input_shape)
     T = s.TensorType
-    return _single_op_model([
-        ("input", T.INT8, input_shape, None, p.input_scale, p.input_zero_point),
-        ("w1", T.INT8, p.w1.shape, p.w1, p.w1_scale, 0),
-        ("u1", T.INT8, p.u1.shape, p.u1, p.u1_scale, 0),
-        ("bias1", T.INT32, p.bias1.shape, p.bias1.astype(np.int32), None, None),
-        ("w2", T.INT8, p.w2.shape, p.w2, p.w2_scale, 0),
-        ("u2", T.INT8, p.u2.shape, p.u2, p.u2_scale, 0),
-        ("bias2", T.INT32, p.bias2.shape, p.bias2.astype(np.int32), None, None),
-        ("fastgrnn_scalars", T.INT16, p.scalars.shape, p.scalars.astype(np.int16), None, None),
-        ("output", T.INT8, out_shape, None, p.output_scale, p.output_zero_point),
-    ], rnnpool_options(p.config) if options is None else options)
+    return _single_op_model(
+        [
+            ("input", T.INT8, input_shape, None, p.input_scale, p.input_zero_point),
+            ("w1", T.INT8, p.w1.shape, p.w1, p.w1_scale, 0),
+            ("u1", T.INT8, p.u1.shape, p.u1, p.u1_scale, 0),
+            ("bias1", T.INT32, p.bias1.shape, p.bias1.astype(np.int32), None, None),
+            ("w2", T.INT8, p.w2.shape, p.w2, p.w2_scale, 0),
+            ("u2", T.INT8, p.u2.shape, p.u2, p.u2_scale, 0),
+            ("bias2", T.INT32, p.bias2.shape, p.bias2.astype(np.int32), None, None),
+            ("fastgrnn_scalars", T.INT16, p.scalars.shape, p.scalars.astype(np.int16), None, None),
+            ("output", T.INT8, out_shape, None, p.output_scale, p.output_zero_point),
+        ],
+        rnnpool_options(p.config) if options is None else options,
+    )
 
 
 def rnnpool_float_model(weights, config, input_shape, options: bytes = None) -> bytes:
@@ -168,15 +180,24 @@ def rnnpool_float_model(weights, config, input_shape, options: bytes = None) -> 
     sig = lambda v: 1.0 / (1.0 + np.exp(-np.float64(v)))  # noqa: E731
     f32 = lambda a: np.ascontiguousarray(a, np.float32)  # noqa: E731
     T = s.TensorType
-    return _single_op_model([
-        ("input", T.FLOAT32, input_shape, None, None, None),
-        ("w1", T.FLOAT32, c1.w.shape[::-1], f32(np.asarray(c1.w).T), None, None),
-        ("u1", T.FLOAT32, c1.u.shape, f32(np.asarray(c1.u).T), None, None),
-        ("bias1", T.FLOAT32, (2, c1.hidden), f32(np.stack([c1.bias_gate, c1.bias_update])), None, None),
-        ("w2", T.FLOAT32, c2.w.shape[::-1], f32(np.asarray(c2.w).T), None, None),
-        ("u2", T.FLOAT32, c2.u.shape, f32(np.asarray(c2.u).T), None, None),
-        ("bias2", T.FLOAT32, (2, c2.hidden), f32(np.stack([c2.bias_gate, c2.bias_update])), None, None),
-        ("fastgrnn_scalars", T.FLOAT32, (2, 2),
-         f32([[sig(c1.zeta), sig(c1.nu)], [sig(c2.zeta), sig(c2.nu)]]), None, None),
-        ("output", T.FLOAT32, out_shape, None, None, None),
-    ], rnnpool_options(config) if options is None else options)
+    return _single_op_model(
+        [
+            ("input", T.FLOAT32, input_shape, None, None, None),
+            ("w1", T.FLOAT32, c1.w.shape[::-1], f32(np.asarray(c1.w).T), None, None),
+            ("u1", T.FLOAT32, c1.u.shape, f32(np.asarray(c1.u).T), None, None),
+            ("bias1", T.FLOAT32, (2, c1.hidden), f32(np.stack([c1.bias_gate, c1.bias_update])), None, None),
+            ("w2", T.FLOAT32, c2.w.shape[::-1], f32(np.asarray(c2.w).T), None, None),
+            ("u2", T.FLOAT32, c2.u.shape, f32(np.asarray(c2.u).T), None, None),
+            ("bias2", T.FLOAT32, (2, c2.hidden), f32(np.stack([c2.bias_gate, c2.bias_update])), None, None),
+            (
+                "fastgrnn_scalars",
+                T.FLOAT32,
+                (2, 2),
+                f32([[sig(c1.zeta), sig(c1.nu)], [sig(c2.zeta), sig(c2.nu)]]),
+                None,
+                None,
+            ),
+            ("output", T.FLOAT32, out_shape, None, None, None),
+        ],
+        rnnpool_options(config) if options is None else options,
+    )

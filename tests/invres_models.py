@@ -19,7 +19,6 @@ import numpy as np
 from rnnpool_tflm.reference.inverted_residual import ConvStage, Quantization, QuantizedInvertedResidual, geometry
 from rnnpool_tflm.reference.inverted_residual_random import random_block
 
-
 random_params = random_block  # (rng, ci, ce, co, stride, expand, residual, activations, per_channel, biases, gain)
 
 
@@ -87,18 +86,33 @@ def unfused_model(p: QuantizedInvertedResidual, input_shape: Tuple[int, int, int
     e = x
     if p.expand is not None:
         e = act("expanded", (n, h, w, ce), p.expanded)
-        op(s.BuiltinOperator.CONV_2D, [x, *conv_inputs("expand", p.expand, p.input.scale, 0)], [e],
-           s.BuiltinOptions.Conv2DOptions, conv1x1_options(p.expand.activation))
+        op(
+            s.BuiltinOperator.CONV_2D,
+            [x, *conv_inputs("expand", p.expand, p.input.scale, 0)],
+            [e],
+            s.BuiltinOptions.Conv2DOptions,
+            conv1x1_options(p.expand.activation),
+        )
     s_e = p.expanded.scale if p.expand is not None else p.input.scale
     d = act("depthwise", (n, ho, wo, ce), p.depthwise_output)
     dwo = s.DepthwiseConv2DOptionsT()
     dwo.padding, dwo.strideH, dwo.strideW, dwo.depthMultiplier = s.Padding.SAME, p.stride, p.stride, 1
     dwo.dilationHFactor, dwo.dilationWFactor, dwo.fusedActivationFunction = 1, 1, p.depthwise.activation
-    op(s.BuiltinOperator.DEPTHWISE_CONV_2D, [e, *conv_inputs("depthwise", p.depthwise, s_e, 3)], [d],
-       s.BuiltinOptions.DepthwiseConv2DOptions, dwo)
+    op(
+        s.BuiltinOperator.DEPTHWISE_CONV_2D,
+        [e, *conv_inputs("depthwise", p.depthwise, s_e, 3)],
+        [d],
+        s.BuiltinOptions.DepthwiseConv2DOptions,
+        dwo,
+    )
     y = act("projected" if p.residual else "output", (n, ho, wo, co), p.projected if p.residual else p.output)
-    op(s.BuiltinOperator.CONV_2D, [d, *conv_inputs("project", p.project, p.depthwise_output.scale, 0)], [y],
-       s.BuiltinOptions.Conv2DOptions, conv1x1_options(p.project.activation))
+    op(
+        s.BuiltinOperator.CONV_2D,
+        [d, *conv_inputs("project", p.project, p.depthwise_output.scale, 0)],
+        [y],
+        s.BuiltinOptions.Conv2DOptions,
+        conv1x1_options(p.project.activation),
+    )
     out = y
     if p.residual:
         out = act("output", (n, ho, wo, co), p.output)
@@ -139,14 +153,15 @@ def random_input(rng, shape) -> np.ndarray:
     return rng.integers(-128, 128, size=shape).astype(np.int8)
 
 
-@functools.lru_cache(maxsize=None)
-def keras_block_model(rows: int, cols: int, channels: int, expansion: int, filters: int, stride: int,
-                      seed: int = 0) -> bytes:
+@functools.cache
+def keras_block_model(
+    rows: int, cols: int, channels: int, expansion: int, filters: int, stride: int, seed: int = 0
+) -> bytes:
     """analysis.zoo.inverted_residual on a [1, rows, cols, channels] input, random weights and BN
     statistics, converted to int8 by the TF converter (builtin ops only)."""
-    import rnnpool_tflm  # noqa: F401  (Keras 2 before TensorFlow)
     import tensorflow as tf
 
+    import rnnpool_tflm  # noqa: F401  (Keras 2 before TensorFlow)
     from rnnpool_tflm.analysis.zoo import inverted_residual
     from rnnpool_tflm.core.keras import keras
 
@@ -157,8 +172,14 @@ def keras_block_model(rows: int, cols: int, channels: int, expansion: int, filte
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             g, b, mu, var = layer.get_weights()
-            layer.set_weights([rng.uniform(0.5, 1.5, g.shape), rng.normal(0, 0.3, b.shape),
-                               rng.normal(0, 0.3, mu.shape), rng.uniform(0.5, 1.5, var.shape)])
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, g.shape),
+                    rng.normal(0, 0.3, b.shape),
+                    rng.normal(0, 0.3, mu.shape),
+                    rng.uniform(0.5, 1.5, var.shape),
+                ]
+            )
 
     def representative():
         data = np.random.default_rng(seed + 1)

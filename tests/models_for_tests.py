@@ -13,8 +13,8 @@ from typing import Optional
 
 import numpy as np
 
-from rnnpool_tflm.core.keras import keras
 from rnnpool_tflm.analysis.datasets import line_orientation
+from rnnpool_tflm.core.keras import keras
 from rnnpool_tflm.layer.rnnpool import RNNPool
 
 layers = keras.layers
@@ -44,8 +44,14 @@ def acceptance_model(hard: bool = False, size: int = 32, seed: int = 0, classes:
     inputs = keras.Input((size, size, 1), name="image")
     x = layers.Conv2D(8, 3, strides=2, padding="same", name="stem")(inputs)
     x = layers.ReLU(name="stem_relu")(x)
-    x = RNNPool(8, 4, (16, 16), gate_activation="hard_sigmoid" if hard else "sigmoid",
-                update_activation="hard_tanh" if hard else "tanh", name="rnnpool")(x)
+    x = RNNPool(
+        8,
+        4,
+        (16, 16),
+        gate_activation="hard_sigmoid" if hard else "sigmoid",
+        update_activation="hard_tanh" if hard else "tanh",
+        name="rnnpool",
+    )(x)
     x = inverted_residual(x, 2, "block1")
     x = inverted_residual(x, 2, "block2")
     x = layers.GlobalAveragePooling2D(name="gap")(x)
@@ -75,8 +81,9 @@ def mixed_functional_model(seed: int = 1):
 def sequential_rnnpool_first(seed: int = 2):
     """Sequential, with the RNNPool reading the model input directly."""
     keras.utils.set_random_seed(seed)
-    return keras.Sequential([keras.Input((16, 16, 3)), RNNPool(4, 4, (8, 8), name="rp"), layers.Flatten(),
-                             layers.Dense(5)], name="seq")
+    return keras.Sequential(
+        [keras.Input((16, 16, 3)), RNNPool(4, 4, (8, 8), name="rp"), layers.Flatten(), layers.Dense(5)], name="seq"
+    )
 
 
 def two_rnnpools(seed: int = 3):
@@ -90,12 +97,11 @@ def two_rnnpools(seed: int = 3):
 
 
 def compile_for_training(model, lr: float = 1e-2):
-    model.compile(keras.optimizers.Adam(lr), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  ["accuracy"])
+    model.compile(keras.optimizers.Adam(lr), keras.losses.SparseCategoricalCrossentropy(from_logits=True), ["accuracy"])
     return model
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def line_data():
     x, y = line_orientation(TRAIN_SAMPLES, seed=0)
     xv, yv = line_orientation(VAL_SAMPLES, seed=1)
@@ -108,18 +114,19 @@ class Acceptance:
     qat_model: object
     float_accuracy: float
     qat_accuracy: float
-    conversion: object          # convert.ConversionResult
-    report: object              # check.CheckReport on the validation data
+    conversion: object  # convert.ConversionResult
+    report: object  # check.CheckReport on the validation data
     float_io: bool
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def acceptance(hard: bool) -> Acceptance:
     """Float training, QAT (ranges calibrated, one fine-tuning epoch), conversion
     (int8 I/O; float I/O for the hard model) and the check on the validation set."""
     from rnnpool_tflm.check import checker as check
     from rnnpool_tflm.convert import keras_converter as convert
     from rnnpool_tflm.quantize import model as quantize
+
     x, y, xv, yv = line_data()
     model = compile_for_training(acceptance_model(hard=hard))
     model.fit(x, y, epochs=FLOAT_EPOCHS, batch_size=64, verbose=0)

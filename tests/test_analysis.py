@@ -5,9 +5,9 @@ import itertools
 import numpy as np
 import pytest
 
-from rnnpool_tflm.core.keras import keras
 from rnnpool_tflm.analysis.counts import analyze, layer_macs, layer_params, rnnpool_patch_macs
 from rnnpool_tflm.core.errors import RNNPoolError
+from rnnpool_tflm.core.keras import keras
 from rnnpool_tflm.layer.rnnpool import RNNPool
 
 L = keras.layers
@@ -16,10 +16,12 @@ L = keras.layers
 def _enumerated_patch_macs(r, c, k, h1, h2):
     """Algorithm 1 step by step: every FastGRNN step costs W x + U h (shared by both gates)."""
     rnn1_step, rnn2_step = k * h1 + h1 * h1, h1 * h2 + h2 * h2
-    rnn1 = sum(rnn1_step for _row in range(r) for _t in range(c)) + sum(rnn1_step for _col in range(c)
-                                                                        for _t in range(r))
-    rnn2 = sum(rnn2_step for _direction in range(2) for _t in range(r)) + \
-        sum(rnn2_step for _direction in range(2) for _t in range(c))
+    rnn1 = sum(rnn1_step for _row in range(r) for _t in range(c)) + sum(
+        rnn1_step for _col in range(c) for _t in range(r)
+    )
+    rnn2 = sum(rnn2_step for _direction in range(2) for _t in range(r)) + sum(
+        rnn2_step for _direction in range(2) for _t in range(c)
+    )
     return rnn1 + rnn2
 
 
@@ -75,11 +77,11 @@ def _mbconv(x, t, out, stride, name):
 
 def test_units_follow_appendix_e2():
     inputs = keras.Input((16, 16, 3), name="img")
-    x = L.Conv2D(8, 3, strides=2, padding="same", name="stem")(inputs)            # 8x8x8
+    x = L.Conv2D(8, 3, strides=2, padding="same", name="stem")(inputs)  # 8x8x8
     x = L.ReLU(name="stem_relu")(x)
-    x = _mbconv(x, 4, 8, 1, "mb1")                                                    # residual MBConv
-    x = _mbconv(x, 2, 12, 2, "mb2")                                                   # 4x4x12, no residual
-    y = L.Conv2D(12, 3, padding="same", name="r_a")(x)                                # plain residual block
+    x = _mbconv(x, 4, 8, 1, "mb1")  # residual MBConv
+    x = _mbconv(x, 2, 12, 2, "mb2")  # 4x4x12, no residual
+    y = L.Conv2D(12, 3, padding="same", name="r_a")(x)  # plain residual block
     y = L.ReLU(name="r_relu")(y)
     y = L.Conv2D(12, 3, padding="same", name="r_b")(y)
     x = L.Add(name="r_add")([x, y])
@@ -106,21 +108,22 @@ def test_units_follow_appendix_e2():
     assert a.peak_bytes == max(stem_cost, 2 * 8 * 8 * 8 * 4) == stem_cost
     assert a.peak_unit.layers == ("stem", "stem_relu")
     # every layer but the input belongs to exactly one unit
-    assert sorted(itertools.chain.from_iterable(u.layers for u in a.units)) == \
-        sorted(layer.name for layer in a.layers if layer.unit is not None)
+    assert sorted(itertools.chain.from_iterable(u.layers for u in a.units)) == sorted(
+        layer.name for layer in a.layers if layer.unit is not None
+    )
     assert [layer.unit for layer in a.layers].count(None) == 1
 
 
 def _rnnpool_stem_model(with_branch: bool):
     inputs = keras.Input((40, 48, 1), name="img")
-    x = L.Conv2D(4, 3, strides=2, padding="same", name="stem")(inputs)           # 20x24x4
+    x = L.Conv2D(4, 3, strides=2, padding="same", name="stem")(inputs)  # 20x24x4
     x = L.BatchNormalization(name="stem_bn")(x)
     outputs = []
     if with_branch:
         outputs.append(L.Conv2D(2, 3, strides=2, padding="same", name="branch")(x))  # 10x12x2
-    x = RNNPool(4, 4, (6, 6), name="pool")(x)                                        # 5x6x24
-    x = L.ZeroPadding2D(((0, 1), (0, 0)), name="pad")(x)                            # 6x6x24
-    x = _mbconv(x, 2, 16, 2, "mb")                                                  # 3x3x16
+    x = RNNPool(4, 4, (6, 6), name="pool")(x)  # 5x6x24
+    x = L.ZeroPadding2D(((0, 1), (0, 0)), name="pad")(x)  # 6x6x24
+    x = _mbconv(x, 2, 16, 2, "mb")  # 3x3x16
     outputs.append(x)
     return keras.Model(inputs, outputs)
 
@@ -132,7 +135,7 @@ def test_rnnpool_stem_is_one_patch_by_patch_unit(with_branch):
     assert stem.kind == "stem"
     expected = {"stem", "stem_bn", "pool", "pad"} | ({"branch"} if with_branch else set())
     assert set(stem.layers) == expected
-    assert stem.cost_elements == 6 * 6 * 24           # its largest stored result, the padded pooled map
+    assert stem.cost_elements == 6 * 6 * 24  # its largest stored result, the padded pooled map
     assert not stem.reads_input or stem.input_elements == 40 * 48
     mb = a.units[-1]
     assert mb.kind == "mbconv" and mb.cost_elements == 6 * 6 * 24 + 3 * 3 * 16
@@ -155,6 +158,7 @@ def test_no_stem_when_a_residual_precedes_the_rnnpool():
 
 def test_qat_model_counts_like_its_float_model(tmp_path):
     from rnnpool_tflm.quantize.model import load_model, quantize_model
+
     model = _rnnpool_stem_model(False)
     float_a = analyze(model)
     qat = quantize_model(model)
@@ -164,11 +168,17 @@ def test_qat_model_counts_like_its_float_model(tmp_path):
         assert qat_a.total_macs == float_a.total_macs
         assert qat_a.peak_bytes == float_a.peak_bytes
         assert [u.kind for u in qat_a.units] == [u.kind for u in float_a.units]
-    plain = keras.Sequential([keras.Input((8, 8, 3)), L.Conv2D(6, 3, strides=2, padding="same"), L.ReLU(),
-                              L.GlobalAveragePooling2D(), L.Dense(2)])
+    plain = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            L.Conv2D(6, 3, strides=2, padding="same"),
+            L.ReLU(),
+            L.GlobalAveragePooling2D(),
+            L.Dense(2),
+        ]
+    )
     plain_a, plain_qat_a = analyze(plain), analyze(quantize_model(plain))
-    assert [(u.kind, u.cost_elements) for u in plain_qat_a.units] == \
-        [(u.kind, u.cost_elements) for u in plain_a.units]
+    assert [(u.kind, u.cost_elements) for u in plain_qat_a.units] == [(u.kind, u.cost_elements) for u in plain_a.units]
     assert plain_qat_a.peak_bytes == (8 * 8 * 3 + 4 * 4 * 6) * 4
 
 
@@ -204,8 +214,15 @@ def test_as_dict_matches_the_totals():
 
 
 def test_sequential_and_nested_models():
-    seq = keras.Sequential([keras.Input((10, 10, 2)), L.Conv2D(4, 3, strides=2, padding="same"),
-                            RNNPool(3, 2, (2, 2)), L.GlobalAveragePooling2D(), L.Dense(3)])
+    seq = keras.Sequential(
+        [
+            keras.Input((10, 10, 2)),
+            L.Conv2D(4, 3, strides=2, padding="same"),
+            RNNPool(3, 2, (2, 2)),
+            L.GlobalAveragePooling2D(),
+            L.Dense(3),
+        ]
+    )
     a = analyze(seq, bytes_per_element=1)
     assert a.total_params == seq.count_params()
     assert [u.kind for u in a.units] == ["stem", "layer", "layer"]

@@ -9,8 +9,8 @@ import json
 import os
 
 import pytest
-
 from arena_models import builtin_models, rnnpool_model
+
 from rnnpool_tflm.arena import estimate_arena
 
 pytestmark = [pytest.mark.tflm, pytest.mark.slow]
@@ -18,6 +18,7 @@ pytestmark = [pytest.mark.tflm, pytest.mark.slow]
 
 def _emulate(path, capsys):
     from rnnpool_tflm.cli.main import main
+
     capsys.readouterr()
     code = main(["emulate", str(path), "--json"])
     out = capsys.readouterr().out

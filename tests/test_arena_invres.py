@@ -79,6 +79,7 @@ def _registerers():
     if not os.environ.get("TFLM_DIR"):
         pytest.skip("TFLM_DIR is not set (the ops' registerer is compiled against TFLM's headers)")
     from rnnpool_tflm.runtime import registerer as tflm_registerer
+
     return tflm_registerer.load_all()
 
 
@@ -86,17 +87,22 @@ def _registerers():
 @pytest.mark.parametrize("name", ["block", "toy", "face_m4"])
 def test_x86_estimate_of_fused_models_equals_the_interpreter(model, name):
     from rnnpool_tflm.arena.host import measure_host_arena, smallest_host_arena
+
     registerers = _registerers()
     if name == "block":
         tflite = model
     else:
         from test_ir_fusion import _converted
+
         tflite = _converted(name, True).tflite
     assert "InvertedResidual" in {op.name for op in read_graph(tflite).main.operators}
     estimate = estimate_arena(tflite, "x86-64")
     measured = measure_host_arena(tflite, registerers=registerers)
-    assert (estimate.total_bytes, estimate.head_bytes, estimate.tail_bytes) == \
-        (measured.total_bytes, measured.head_bytes, measured.tail_bytes)
+    assert (estimate.total_bytes, estimate.head_bytes, estimate.tail_bytes) == (
+        measured.total_bytes,
+        measured.head_bytes,
+        measured.tail_bytes,
+    )
     assert estimate.certain
     if name == "block":  # bisection: a few dozen forked allocations
         assert smallest_host_arena(tflite, estimate.total_bytes + 4096, registerers) == estimate.min_arena_bytes

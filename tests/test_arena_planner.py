@@ -1,7 +1,8 @@
 """The greedy planner re-implementation and input handling of the arena model."""
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rnnpool_tflm.arena import estimate_arena, get_target
 from rnnpool_tflm.arena.planner import Buffer, place_greedy
@@ -17,10 +18,10 @@ def test_hand_worked_plan():
     buffers = _buffers([(100, 0, 1), (200, 1, 2), (50, 2, 3), (30, 2, 2)])
     assert place_greedy(buffers) == 112 + 208
     a, b, c, s = buffers
-    assert b.offset == 0            # largest first
-    assert a.offset == 208          # shares step 1 with b: above it
-    assert c.offset == 208          # a is dead by step 2: c reuses its place
-    assert s.offset == 208 + 64     # above c (b and c occupy [0, 272) at step 2)
+    assert b.offset == 0  # largest first
+    assert a.offset == 208  # shares step 1 with b: above it
+    assert c.offset == 208  # a is dead by step 2: c reuses its place
+    assert s.offset == 208 + 64  # above c (b and c occupy [0, 272) at step 2)
 
 
 def test_equal_sizes_place_the_later_buffer_first():
@@ -45,17 +46,21 @@ def test_plans_never_overlap_and_are_large_enough(spec):
     size = place_greedy(buffers)
     for i, x in enumerate(buffers):
         assert x.offset >= 0 and x.offset % 16 == 0 and x.end <= size
-        for y in buffers[i + 1:]:
+        for y in buffers[i + 1 :]:
             if x.first <= y.last and y.first <= x.last:
                 assert x.end <= y.offset or y.end <= x.offset
     busiest = max(sum(b.size for b in buffers if b.alive_at(t)) for t in range(13))
     assert busiest <= size <= sum(b.size for b in buffers)
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"", "not a .tflite model"), (b"\x00" * 64, "not a .tflite model"),
-    (b"\x10\x00\x00\x00TFL3" + b"\xff" * 40, "truncated or corrupted flatbuffer"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "not a .tflite model"),
+        (b"\x00" * 64, "not a .tflite model"),
+        (b"\x10\x00\x00\x00TFL3" + b"\xff" * 40, "truncated or corrupted flatbuffer"),
+    ],
+)
 def test_bad_models_are_rejected(data, message):
     with pytest.raises(RNNPoolError, match=message):
         estimate_arena(data, "cortex-m4")
@@ -103,11 +108,14 @@ def _tiny_fc_model(with_weights=True) -> bytes:
 
 def test_tiny_model_exact_on_the_host_interpreter():
     from rnnpool_tflm.arena.host import measure_host_arena
+
     model = _tiny_fc_model()
     estimate = estimate_arena(model, "x86-64")
     assert estimate.head_bytes == 32  # x and y, 16 bytes each, both alive at the one step
-    assert (estimate.total_bytes, estimate.tail_bytes) == (measure_host_arena(model).total_bytes,
-                                                           measure_host_arena(model).tail_bytes)
+    assert (estimate.total_bytes, estimate.tail_bytes) == (
+        measure_host_arena(model).total_bytes,
+        measure_host_arena(model).tail_bytes,
+    )
 
 
 def test_operator_with_missing_tensors_is_rejected():

@@ -5,8 +5,8 @@ size functions are checked against them in test_kernel_host.py). Runtime: about 
 """
 
 import pytest
-
 from arena_models import rnnpool_model
+
 from rnnpool_tflm.arena import arena_report, estimate_arena
 from rnnpool_tflm.arena.graph import read_graph
 from rnnpool_tflm.core.errors import RNNPoolError
@@ -54,7 +54,7 @@ def test_rnnpool_op_takes_opdata_prepared_and_scratch(model, target, pointer):
 
 def test_host_and_m4_share_the_rnnpool_buffers_but_not_the_structs(model):
     host, m4 = estimate_arena(model, "x86-64"), estimate_arena(model, "cortex-m4")
-    assert m4.tail_bytes < host.tail_bytes          # 32-bit pointers, smaller structs
+    assert m4.tail_bytes < host.tail_bytes  # 32-bit pointers, smaller structs
     rnnpool = lambda e: next(op for op in e.per_op if op.op == "RNNPool")
     assert rnnpool(host).scratch_bytes == rnnpool(m4).scratch_bytes
 
@@ -79,6 +79,7 @@ def test_the_planner_reads_the_ops_in_place_lag(model):
     from rnnpool_tflm.arena.kernels import _Op
     from rnnpool_tflm.arena.rnnpool_buffers import rnnpool_inplace_lag
     from rnnpool_tflm.arena.targets import get_target
+
     graph = read_graph(model)
     op = next(op for op in graph.main.operators if op.name == "RNNPool")
     assert rnnpool_inplace_lag(_Op(graph, op, get_target("cortex-m4"))) == -832

@@ -11,8 +11,8 @@ import pathlib
 import shutil
 
 import pytest
-
 from arena_struct_probe import TOOLS, dependency_dirs, probe, probe_invres_op_data, probe_rnnpool_op_data
+
 from rnnpool_tflm.arena import invres_buffers
 from rnnpool_tflm.arena.rnnpool_buffers import op_data_bytes
 from rnnpool_tflm.arena.targets import TARGETS

@@ -29,8 +29,12 @@ def linker_memory(script: pathlib.Path):
     """(regions {name: (origin, length)}, STACK alias target, INCLUDEd files) of a linker script."""
     text = re.sub(r"/\*.*?\*/", "", script.read_text(), flags=re.S)
     memory = re.search(r"MEMORY\s*\{(.*?)\}", text, re.S).group(1)
-    regions = {name: (int(origin, 0), _size(length)) for name, origin, length in
-               re.findall(r"(\w+)\s*\([rwx]+\)\s*:\s*ORIGIN\s*=\s*(\w+)\s*,\s*LENGTH\s*=\s*(\w+)", memory)}
+    regions = {
+        name: (int(origin, 0), _size(length))
+        for name, origin, length in re.findall(
+            r"(\w+)\s*\([rwx]+\)\s*:\s*ORIGIN\s*=\s*(\w+)\s*,\s*LENGTH\s*=\s*(\w+)", memory
+        )
+    }
     alias = dict(re.findall(r'REGION_ALIAS\("(\w+)",\s*(\w+)\)', text))
     return regions, alias.get("STACK"), re.findall(r"INCLUDE\s+(\S+)", text)
 
@@ -73,8 +77,12 @@ def test_platformio_environments_are_the_hardware_boards():
 
 # Datasheet facts per STM32F4 line (DS8626, DS9405/DS9484, DS10693 Table 2; RM0090/RM0390
 # 2.3 and 5.1.4): max core clock, contiguous SRAM at 0x2000_0000, CCM, over-drive.
-FAMILY = {"STM32F40": (168, 128, 64, False), "STM32F42": (180, 192, 64, True), "STM32F43": (180, 192, 64, True),
-          "STM32F446": (180, 128, 0, True)}
+FAMILY = {
+    "STM32F40": (168, 128, 64, False),
+    "STM32F42": (180, 192, 64, True),
+    "STM32F43": (180, 192, 64, True),
+    "STM32F446": (180, 128, 0, True),
+}
 # ST's part numbering: the letter after the pin-count letter gives the flash size.
 FLASH_CODE = {"C": 256, "E": 512, "G": 1024, "I": 2048}
 PIN_CODE = {"R": 64, "V": 100, "Z": 144}
@@ -124,15 +132,28 @@ def test_the_board_code_builds_from_the_record_defines(name, tmp_path):
     checks (whole MHz, over-drive above 168 MHz, USART2/3) pass for every board, and it
     does not build without them."""
     board = get_board(name)
-    base = ["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-std=c17", "-Wall", "-Wextra", "-Werror",
-            f"-I{PLATFORM_DIR}", "-c", str(PLATFORM_DIR / "boards" / "uart_stm32f4.c"), "-o", str(tmp_path / "u.o")]
+    base = [
+        "arm-none-eabi-gcc",
+        "-mcpu=cortex-m4",
+        "-mthumb",
+        "-std=c17",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        f"-I{PLATFORM_DIR}",
+        "-c",
+        str(PLATFORM_DIR / "boards" / "uart_stm32f4.c"),
+        "-o",
+        str(tmp_path / "u.o"),
+    ]
     done = subprocess.run(base + [f"-D{d}" for d in board_defines(board)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     done = subprocess.run(base, capture_output=True, text=True)
     assert done.returncode != 0 and "board defines missing" in done.stderr
     wrong = [d for d in board_defines(board) if not d.startswith("RNNPOOL_STM32_OVERDRIVE")]
-    done = subprocess.run(base + [f"-D{d}" for d in wrong] + ["-DRNNPOOL_STM32_OVERDRIVE=0"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        base + [f"-D{d}" for d in wrong] + ["-DRNNPOOL_STM32_OVERDRIVE=0"], capture_output=True, text=True
+    )
     assert (done.returncode != 0) == (board.clock_hz > 168_000_000)
 
 
@@ -146,8 +167,7 @@ def test_unknown_board_error_lists_the_valid_names():
 
 
 def test_a_model_that_fits():
-    v = verdict("nucleo_f446re", arena_bytes=100 * KIB, model_bytes=200 * KIB, other_ram=8 * KIB,
-                other_flash=100 * KIB)
+    v = verdict("nucleo_f446re", arena_bytes=100 * KIB, model_bytes=200 * KIB, other_ram=8 * KIB, other_flash=100 * KIB)
     assert v.fits and v.ram_fits and v.flash_fits
     assert v.ram_margin == (128 - 108) * KIB
     assert v.flash_margin == (512 - 300) * KIB

@@ -3,15 +3,14 @@ and bad input (issue 4)."""
 
 import json
 
+import models_for_tests as mft
 import numpy as np
 import pytest
 
-from rnnpool_tflm.cli import main as cli
-from rnnpool_tflm.tflite import model as tfm
 from rnnpool_tflm.check.checker import check_model
+from rnnpool_tflm.cli import main as cli
 from rnnpool_tflm.core.errors import RNNPoolError
-
-import models_for_tests as mft
+from rnnpool_tflm.tflite import model as tfm
 
 
 @pytest.mark.parametrize("hard", [False, True], ids=["sigmoid_tanh_int8_io", "hard_activations_float_io"])
@@ -20,10 +19,12 @@ def test_acceptance_parity(hard):
     float -> int8 accuracy drop <= 1 point (all on the 512 validation images)."""
     acc = mft.acceptance(hard)
     r = acc.report
-    print(f"\n{'hard' if hard else 'soft'}: float acc {acc.float_accuracy:.4f}, QAT acc {acc.qat_accuracy:.4f}, "
-          f"int8 acc {r.tflite_accuracy:.4f}, top-1 agreement {r.top1_agreement:.4f}, max err "
-          f"{r.max_abs_err_lsb} LSB, RMSE {r.rmse:.5f}, cosine {r.cosine:.6f}, RNNPool mismatches "
-          f"{r.rnnpool_mismatches}, model {r.model_bytes} B")
+    print(
+        f"\n{'hard' if hard else 'soft'}: float acc {acc.float_accuracy:.4f}, QAT acc {acc.qat_accuracy:.4f}, "
+        f"int8 acc {r.tflite_accuracy:.4f}, top-1 agreement {r.top1_agreement:.4f}, max err "
+        f"{r.max_abs_err_lsb} LSB, RMSE {r.rmse:.5f}, cosine {r.cosine:.6f}, RNNPool mismatches "
+        f"{r.rnnpool_mismatches}, model {r.model_bytes} B"
+    )
     assert r.rnnpool_bitexact and r.rnnpool_mismatches == [0]
     assert r.top1_agreement >= 0.99
     assert r.max_abs_err_lsb <= 2
@@ -51,7 +52,7 @@ def cli_files(tmp_path_factory):
     good = acc.conversion.tflite
     (root / "good.tflite").write_bytes(good)
     (root / "not_a_model.tflite").write_text("this is a text file, not a flatbuffer\n")
-    (root / "truncated.tflite").write_bytes(good[:len(good) // 2])
+    (root / "truncated.tflite").write_bytes(good[: len(good) // 2])
     bad = {}
     m = tfm.read_model(good)
     code = next(c for c in m.operatorCodes if tfm._text(c.customCode) == "RNNPool")
@@ -60,6 +61,7 @@ def cli_files(tmp_path_factory):
     m = tfm.read_model(good)
     op = next(o for o in m.subgraphs[0].operators if tfm.is_rnnpool(m, o))
     from flatbuffers import flexbuffers
+
     options = flexbuffers.Loads(bytes(op.customOptions))
     options["patch_rows"] = 4  # the output shape no longer follows
     op.customOptions = np.frombuffer(flexbuffers.Dumps(options), np.uint8)
@@ -87,12 +89,34 @@ def test_cli_convert_then_check_json(cli_files, capsys, monkeypatch):
     assert "RNNPool x1" in out and "model bytes" in out and "match the op contract" in out
     assert out_path.read_bytes()[4:8] == b"TFL3"
     assert not list(cli_files.glob(".cli_out.tflite*"))  # no temporary left behind
-    code, out, err = _run(capsys, ["check", str(out_path), "--keras", str(cli_files / "qat.keras"),
-                                   "--data", str(cli_files / "val.npz"), "--board", "nucleo_f446re", "--json"])
+    code, out, err = _run(
+        capsys,
+        [
+            "check",
+            str(out_path),
+            "--keras",
+            str(cli_files / "qat.keras"),
+            "--data",
+            str(cli_files / "val.npz"),
+            "--board",
+            "nucleo_f446re",
+            "--json",
+        ],
+    )
     assert code == 0, err
     report = json.loads(out)
-    for key in ("top1_agreement", "max_abs_err_lsb", "rmse", "cosine", "rnnpool_bitexact", "arena_bytes",
-                "arena_exact", "model_bytes", "board", "fits"):
+    for key in (
+        "top1_agreement",
+        "max_abs_err_lsb",
+        "rmse",
+        "cosine",
+        "rnnpool_bitexact",
+        "arena_bytes",
+        "arena_exact",
+        "model_bytes",
+        "board",
+        "fits",
+    ):
         assert key in report
     assert report["rnnpool_bitexact"] is True and report["top1_agreement"] >= 0.99
     assert report["max_abs_err_lsb"] <= 2 and report["board"] == "nucleo_f446re" and report["fits"] is True
@@ -105,51 +129,66 @@ def test_check_fails_with_one_line_reason(cli_files, capsys, monkeypatch):
     monkeypatch.delenv("TFLM_DIR", raising=False)
     other = cli_files / "other.keras"
     mft.acceptance(True).qat_model.save(other)
-    code, out, err = _run(capsys, ["check", str(cli_files / "good.tflite"), "--keras", str(other),
-                                   "--data", str(cli_files / "val.npz")])
+    code, out, err = _run(
+        capsys, ["check", str(cli_files / "good.tflite"), "--keras", str(other), "--data", str(cli_files / "val.npz")]
+    )
     assert code == 1
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("rnnpool-tflm check: failed:") and "LSB" in lines[0]
     assert "check FAILED" in out
 
 
-@pytest.mark.parametrize("name, message", [
-    ("not_a_model", "not a .tflite model"),
-    ("truncated", "truncated or corrupted"),
-    ("corrupted", "corrupted model"),
-    ("unknown_op", "unknown custom operator 'MysteryOp'"),
-    ("inconsistent_options", "does not match the options"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("not_a_model", "not a .tflite model"),
+        ("truncated", "truncated or corrupted"),
+        ("corrupted", "corrupted model"),
+        ("unknown_op", "unknown custom operator 'MysteryOp'"),
+        ("inconsistent_options", "does not match the options"),
+    ],
+)
 def test_check_rejects_bad_models(cli_files, capsys, name, message):
     code, out, err = _run(capsys, ["check", str(cli_files / f"{name}.tflite")])
     assert code == 2
     assert err.startswith("rnnpool-tflm check: error:") and message in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("args, message", [
-    (["check", "{root}/missing.tflite"], "does not exist"),
-    (["check", "{root}/a_folder"], "model file {root}/a_folder is a directory, not a file"),
-    (["check", "{root}/good.tflite", "--data", "{root}/a_folder"], "data file {root}/a_folder is a directory"),
-    (["check", "{root}/good.tflite", "--data", "{root}/nan.npz"], "data file {root}/nan.npz array 'x' holds NaN values"),
-    (["check", "{root}/good.tflite", "--data", "{root}/inf.npz"], "array 'x' holds inf values (1 of"),
-    (["check", "{root}/good.tflite", "--data", "{root}/missing.npz"], "does not exist"),
-    (["check", "{root}/good.tflite", "--data", "{root}/wrong_shape.npz"], "data of the wrong shape"),
-    (["check", "{root}/good.tflite", "--board", "arduino_uno"], "unknown board"),
-    (["convert", "{root}/missing.keras", "-o", "{root}/x.tflite"], "does not exist"),
-    (["convert", "{root}/good.tflite", "-o", "{root}/x.tflite", "--float-io"], "is converted already: --float-io"),
-    (["convert", "{root}/qat.keras", "-o", "{root}/x.tflite", "--representative", "{root}/missing.npz"],
-     "does not exist"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["check", "{root}/missing.tflite"], "does not exist"),
+        (["check", "{root}/a_folder"], "model file {root}/a_folder is a directory, not a file"),
+        (["check", "{root}/good.tflite", "--data", "{root}/a_folder"], "data file {root}/a_folder is a directory"),
+        (
+            ["check", "{root}/good.tflite", "--data", "{root}/nan.npz"],
+            "data file {root}/nan.npz array 'x' holds NaN values",
+        ),
+        (["check", "{root}/good.tflite", "--data", "{root}/inf.npz"], "array 'x' holds inf values (1 of"),
+        (["check", "{root}/good.tflite", "--data", "{root}/missing.npz"], "does not exist"),
+        (["check", "{root}/good.tflite", "--data", "{root}/wrong_shape.npz"], "data of the wrong shape"),
+        (["check", "{root}/good.tflite", "--board", "arduino_uno"], "unknown board"),
+        (["convert", "{root}/missing.keras", "-o", "{root}/x.tflite"], "does not exist"),
+        (["convert", "{root}/good.tflite", "-o", "{root}/x.tflite", "--float-io"], "is converted already: --float-io"),
+        (
+            ["convert", "{root}/qat.keras", "-o", "{root}/x.tflite", "--representative", "{root}/missing.npz"],
+            "does not exist",
+        ),
+    ],
+)
 def test_cli_bad_arguments(cli_files, capsys, args, message):
     code, out, err = _run(capsys, [a.format(root=cli_files) for a in args])
     assert code == 2 and message.format(root=cli_files) in err, err
 
 
-@pytest.mark.parametrize("output, representative, message", [
-    ("{root}/a_folder", None, "output {root}/a_folder is a directory; name a file"),
-    ("{root}/good.tflite/sub/x.tflite", None, "cannot be written: {root}/good.tflite is not a directory"),
-    ("{root}/x.tflite", "{root}/nan.npz", "representative data file {root}/nan.npz array 'x' holds NaN"),
-])
+@pytest.mark.parametrize(
+    "output, representative, message",
+    [
+        ("{root}/a_folder", None, "output {root}/a_folder is a directory; name a file"),
+        ("{root}/good.tflite/sub/x.tflite", None, "cannot be written: {root}/good.tflite is not a directory"),
+        ("{root}/x.tflite", "{root}/nan.npz", "representative data file {root}/nan.npz array 'x' holds NaN"),
+    ],
+)
 def test_convert_refuses_before_converting(cli_files, capsys, monkeypatch, output, representative, message):
     """An output that cannot be written or non-finite representative data fail before the
     conversion starts (the converter is never called), with one line naming the path."""
@@ -157,6 +196,7 @@ def test_convert_refuses_before_converting(cli_files, capsys, monkeypatch, outpu
 
     def not_reached(*args, **kwargs):
         raise AssertionError("the conversion ran before the arguments were checked")
+
     monkeypatch.setattr(keras_converter, "convert_model", not_reached)
     args = ["convert", str(cli_files / "qat.keras"), "-o", output.format(root=cli_files)]
     if representative:

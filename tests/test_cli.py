@@ -8,8 +8,9 @@ import rnnpool_tflm
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, "-m", "rnnpool_tflm.cli.main", *args], capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "rnnpool_tflm.cli.main", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_version_and_help():

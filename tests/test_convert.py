@@ -3,19 +3,18 @@
 import pathlib
 import re
 
+import models_for_tests as mft
 import numpy as np
 import pytest
 from flatbuffers import flexbuffers
 
 from rnnpool_tflm.check import checker as check
 from rnnpool_tflm.convert import keras_converter as convert
-from rnnpool_tflm.quantize import model as quantize
-from rnnpool_tflm.tflite import model as tfm
+from rnnpool_tflm.core.contract import contract
 from rnnpool_tflm.core.errors import RNNPoolError
 from rnnpool_tflm.layer.rnnpool import find_rnnpool_layers
-from rnnpool_tflm.core.contract import contract
-
-import models_for_tests as mft
+from rnnpool_tflm.quantize import model as quantize
+from rnnpool_tflm.tflite import model as tfm
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -35,7 +34,7 @@ def test_acceptance_model_converts_to_one_custom_op_per_rnnpool_and_follows_the_
     assert (tfm._text(code.customCode), code.version) == (c.custom_code, c.version)
     op = ops[0]
     assert len(op.inputs) == len(c.inputs) and len(op.outputs) == 1
-    for spec, idx in zip(c.inputs, op.inputs):
+    for spec, idx in zip(c.inputs, op.inputs, strict=True):
         t = sg.tensors[idx]
         assert t.type == getattr(tfm.TensorType, spec.int8_type), spec.name
     # The weights are the layer's float weights quantized by docs/quantization.md's rules, checked
@@ -43,10 +42,12 @@ def test_acceptance_model_converts_to_one_custom_op_per_rnnpool_and_follows_the_
     # each value within half a step; biases in Q12, the FastGRNN sigmoid(zeta), sigmoid(nu) in Q14.
     layer = quantize.rnnpool_wrappers(acc.qat_model)[0].layer
     floats = layer.get_rnnpool_weights()
-    data = {spec.name: (tfm.constant_data(m, sg.tensors[idx]), sg.tensors[idx])
-            for spec, idx in zip(c.inputs[1:], op.inputs[1:], strict=True)}
+    data = {
+        spec.name: (tfm.constant_data(m, sg.tensors[idx]), sg.tensors[idx])
+        for spec, idx in zip(c.inputs[1:], op.inputs[1:], strict=True)
+    }
     for name, w in (("w1", floats.rnn1.w), ("u1", floats.rnn1.u), ("w2", floats.rnn2.w), ("u2", floats.rnn2.u)):
-        rows = np.asarray(w, np.float64).T                    # the contract's [out, in]
+        rows = np.asarray(w, np.float64).T  # the contract's [out, in]
         q, tensor = data[name]
         scales, zps, dim = tfm.quantization(tensor)
         np.testing.assert_allclose(scales, np.abs(rows).max(axis=1) / 127, rtol=1e-6, err_msg=name)
@@ -58,12 +59,24 @@ def test_acceptance_model_converts_to_one_custom_op_per_rnnpool_and_follows_the_
     sigmoid = lambda v: 1 / (1 + np.exp(-np.float64(v)))  # noqa: E731
     want = np.array([[sigmoid(cell.zeta), sigmoid(cell.nu)] for cell in (floats.rnn1, floats.rnn2)])
     assert np.all(np.abs(data["fastgrnn_scalars"][0] / 16384.0 - want) <= 0.5 / 16384 + 1e-9)
-    stored = {"version": 1, "patch_rows": 8, "patch_cols": 8, "stride_rows": 4, "stride_cols": 4, "padding": 0,
-              "gate_activation": 0, "update_activation": 0}
+    stored = {
+        "version": 1,
+        "patch_rows": 8,
+        "patch_cols": 8,
+        "stride_rows": 4,
+        "stride_cols": 4,
+        "padding": 0,
+        "gate_activation": 0,
+        "update_activation": 0,
+    }
     # Optional options at their default are not written (older kernels load the model); decoding fills them in.
     assert flexbuffers.Loads(bytes(op.customOptions)) == stored
-    assert tfm.decode_options(op.customOptions) == {**stored, "output_pad_bottom": 0, "output_pad_right": 0,
-                                                    "rnn1_mode": 0}
+    assert tfm.decode_options(op.customOptions) == {
+        **stored,
+        "output_pad_bottom": 0,
+        "output_pad_right": 0,
+        "rnn1_mode": 0,
+    }
     # Every other op is an int8 builtin or a fused inverted-residual block; graph I/O int8.
     builtin = {tfm.opcode_name(m, o.opcodeIndex) for o in sg.operators} - {"RNNPool"}
     assert builtin <= {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MEAN", "FULLY_CONNECTED", "InvertedResidual"}, builtin
@@ -77,8 +90,9 @@ def test_hard_model_has_float_io():
     acc = mft.acceptance(hard=True)
     m, sg, ops = _rnnpool_ops(acc.conversion.tflite)
     assert len(ops) == 1
-    assert tfm.decode_options(ops[0].customOptions)["gate_activation"] == contract().constants[
-        "RNNPOOL_GATE_HARD_SIGMOID"]
+    assert (
+        tfm.decode_options(ops[0].customOptions)["gate_activation"] == contract().constants["RNNPOOL_GATE_HARD_SIGMOID"]
+    )
     assert all(sg.tensors[i].type == tfm.TensorType.FLOAT32 for i in list(sg.inputs) + list(sg.outputs))
     names = [tfm.opcode_name(m, o.opcodeIndex) for o in sg.operators]
     assert names[0] == "QUANTIZE" and names[-1] == "DEQUANTIZE"
@@ -138,6 +152,7 @@ def test_model_without_rnnpool_converts_like_any_keras_model(qat):
     """zoo:face_m4_strided_conv (no RNNPool; an IndexError before): builtin int8 ops only,
     as post-training quantization with representative data and as a QAT model."""
     from rnnpool_tflm.analysis.zoo import face_m4_strided_conv_baseline
+
     model = face_m4_strided_conv_baseline((32, 48, 1))
     x = mft.random_images(model, 16)
     if qat:

@@ -15,18 +15,28 @@ from rnnpool_tflm.toolchain import tflm_tree
 PLATFORM = firmware_build.PLATFORM_DIR
 PROBE = pathlib.Path(__file__).parent / "m4" / "cortex_m4_core_probe.c"
 # The flags the firmware build compiles the platform code with, warnings as errors.
-FLAGS = (*firmware_build.CPU_FLAGS, *firmware_build.C_FLAGS, *firmware_build.TFLM_DEFINES, "-O2", "-Wall", "-Wextra",
-         "-Werror")
+FLAGS = (
+    *firmware_build.CPU_FLAGS,
+    *firmware_build.C_FLAGS,
+    *firmware_build.TFLM_DEFINES,
+    "-O2",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+)
 
-needs_gcc = pytest.mark.skipif(shutil.which(firmware_build.CC) is None,
-                               reason=f"{firmware_build.CC} not installed (CI installs gcc-arm-none-eabi)")
-needs_cmsis = pytest.mark.skipif(not os.environ.get(tflm_tree.TFLM_ENV),
-                                 reason="TFLM_DIR is not set (CMSIS-Core comes with TFLM's downloads)")
+needs_gcc = pytest.mark.skipif(
+    shutil.which(firmware_build.CC) is None, reason=f"{firmware_build.CC} not installed (CI installs gcc-arm-none-eabi)"
+)
+needs_cmsis = pytest.mark.skipif(
+    not os.environ.get(tflm_tree.TFLM_ENV), reason="TFLM_DIR is not set (CMSIS-Core comes with TFLM's downloads)"
+)
 
 
 def _compile(source: pathlib.Path, includes, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([firmware_build.CC, *FLAGS, *extra, *(f"-I{d}" for d in includes), str(source)],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [firmware_build.CC, *FLAGS, *extra, *(f"-I{d}" for d in includes), str(source)], capture_output=True, text=True
+    )
 
 
 def _cmsis_dirs():
@@ -54,8 +64,11 @@ ARCHITECTURAL = {
 
 
 def _architectural_probe(tmp_path: pathlib.Path) -> pathlib.Path:
-    lines = ["#include <stddef.h>", '#include "cortex_m4_core.h"',
-             *(f'_Static_assert(({expr}) == {value:#x}UL, "{expr}");' for expr, value in ARCHITECTURAL.items())]
+    lines = [
+        "#include <stddef.h>",
+        '#include "cortex_m4_core.h"',
+        *(f'_Static_assert(({expr}) == {value:#x}UL, "{expr}");' for expr, value in ARCHITECTURAL.items()),
+    ]
     path = tmp_path / "architectural.c"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -77,11 +90,13 @@ def test_the_platform_code_builds_without_cmsis_core(tmp_path, defines):
     """What the M4 kernel harnesses link (no TFLM_DIR): start-up and both cycle counters."""
     for source in ("startup_cm4.c", "cycle_counter.c"):
         obj = tmp_path / f"{source}.o"
-        done = _compile(PLATFORM / source, [PLATFORM], "-DRNNPOOL_CORE_CLOCK_HZ=25000000u", *defines,
-                        "-c", "-o", str(obj))
+        done = _compile(
+            PLATFORM / source, [PLATFORM], "-DRNNPOOL_CORE_CLOCK_HZ=25000000u", *defines, "-c", "-o", str(obj)
+        )
         assert done.returncode == 0, done.stderr
-    text = subprocess.run([firmware_build.OBJDUMP, "-d", str(tmp_path / "startup_cm4.c.o")],
-                          capture_output=True, text=True, check=True).stdout
+    text = subprocess.run(
+        [firmware_build.OBJDUMP, "-d", str(tmp_path / "startup_cm4.c.o")], capture_output=True, text=True, check=True
+    ).stdout
     assert "dsb" in text and "isb" in text  # the FPU enable is followed by the barriers
 
 
@@ -114,11 +129,13 @@ def test_the_probe_catches_a_fallback_that_drifted(tmp_path):
 def test_the_platform_code_is_the_same_machine_code_with_and_without_cmsis_core(tmp_path, defines):
     def disassembly(source: str, includes, tag: str) -> str:
         obj = tmp_path / f"{tag}-{source}.o"
-        done = _compile(PLATFORM / source, includes, "-DRNNPOOL_CORE_CLOCK_HZ=25000000u", *defines,
-                        "-c", "-o", str(obj))
+        done = _compile(
+            PLATFORM / source, includes, "-DRNNPOOL_CORE_CLOCK_HZ=25000000u", *defines, "-c", "-o", str(obj)
+        )
         assert done.returncode == 0, done.stderr
-        text = subprocess.run([firmware_build.OBJDUMP, "-d", str(obj)], capture_output=True, text=True,
-                              check=True).stdout
+        text = subprocess.run(
+            [firmware_build.OBJDUMP, "-d", str(obj)], capture_output=True, text=True, check=True
+        ).stdout
         return text.split("Disassembly of section", 1)[1]  # without the header naming the file
 
     for source in ("startup_cm4.c", "cycle_counter.c"):

@@ -19,7 +19,7 @@ def test_quick_demo_runs_the_whole_pipeline(tmp_path, capsys, monkeypatch):
     report = json.loads((out / "report.json").read_text())
 
     assert report["passed"] is True and "error" not in report
-    assert report["train"]["val_accuracy"] > 0.9          # 4 classes: chance is 0.25
+    assert report["train"]["val_accuracy"] > 0.9  # 4 classes: chance is 0.25
     c = report["check"]
     assert c["rnnpool_bitexact"] and c["top1_agreement"] >= 0.99 and c["max_abs_err_lsb"] <= 2
     assert c["board"] == "nucleo_f446re" and c["fits"] is True
@@ -32,7 +32,7 @@ def test_quick_demo_runs_the_whole_pipeline(tmp_path, capsys, monkeypatch):
     mem = report["memory"]
     assert (out / mem["plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert mem["rnnpool_model"]["paper_convention_peak_bytes"] < mem["baseline"]["paper_convention_peak_bytes"]
-    low = report["low_ram"]   # before/after of the low-RAM conversion, same output bytes
+    low = report["low_ram"]  # before/after of the low-RAM conversion, same output bytes
     assert low["outputs_identical"] is True and len(low["plain"]["output_sha256"]) == 64
     assert low["plain"]["arena_estimate_bytes"] > 0 and low["default"]["arena_estimate_bytes"] > 0
     assert (out / low["plain_model"]).stat().st_size > 0

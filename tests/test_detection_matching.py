@@ -11,8 +11,9 @@ from rnnpool_tflm.detection.matching import match_priors
 
 V = (0.1, 0.2)
 # Four priors tiling the unit square in quarters (centre-size form).
-QUARTERS = np.array([[0.25, 0.25, 0.5, 0.5], [0.75, 0.25, 0.5, 0.5],
-                     [0.25, 0.75, 0.5, 0.5], [0.75, 0.75, 0.5, 0.5]], np.float32)
+QUARTERS = np.array(
+    [[0.25, 0.25, 0.5, 0.5], [0.75, 0.25, 0.5, 0.5], [0.25, 0.75, 0.5, 0.5], [0.75, 0.75, 0.5, 0.5]], np.float32
+)
 
 
 def _match(faces, valid=None, priors=QUARTERS):
@@ -43,12 +44,13 @@ def test_each_face_keeps_its_best_prior_below_the_threshold():
     # Face (0.55, 0.55, 0.7, 0.7): IoU 0.0225 / 0.25 = 0.09 with prior 3, its best.
     offsets, labels = _match([[0.55, 0.55, 0.7, 0.7]])
     assert labels.tolist() == [0, 0, 0, 1]
-    np.testing.assert_allclose(offsets[3], [(0.625 - 0.75) / 0.05, (0.625 - 0.75) / 0.05,
-                                            math.log(0.3) / 0.2, math.log(0.3) / 0.2], rtol=1e-5)
+    np.testing.assert_allclose(
+        offsets[3], [(0.625 - 0.75) / 0.05, (0.625 - 0.75) / 0.05, math.log(0.3) / 0.2, math.log(0.3) / 0.2], rtol=1e-5
+    )
 
 
 def test_a_shared_best_prior_goes_to_the_later_face():
-    big = [0.5, 0.5, 1.0, 1.0]      # equals prior 3
+    big = [0.5, 0.5, 1.0, 1.0]  # equals prior 3
     small = [0.55, 0.55, 0.7, 0.7]  # best prior also 3
     offsets, labels = _match([big, small])
     assert labels.tolist() == [0, 0, 0, 1]
@@ -61,7 +63,7 @@ def test_padding_degenerate_boxes_and_empty_images_match_nothing():
     offsets, labels = _match([[0.0, 0.0, 0.5, 0.5], [0.5, 0.0, 1.0, 0.5]], valid=[True, False])
     assert labels.tolist() == [1, 0, 0, 0]
     np.testing.assert_allclose(offsets[0], 0.0, atol=1e-6)
-    offsets, labels = _match([[0.5, 0.5, 0.5, 0.9]])           # zero width
+    offsets, labels = _match([[0.5, 0.5, 0.5, 0.9]])  # zero width
     assert labels.tolist() == [0, 0, 0, 0] and np.all(offsets == 0)
     offsets, labels = _match(np.zeros((0, 4)))
     assert labels.tolist() == [0, 0, 0, 0] and np.all(offsets == 0) and offsets.shape == (4, 4)
@@ -71,11 +73,13 @@ def test_matching_runs_inside_tf_data():
     def element(i):
         faces = tf.constant([[0.1, 0.0, 0.9, 0.5], [0.0, 0.0, 0.0, 0.0]])
         return match_priors(faces, tf.range(2) < tf.cast(i + 1, tf.int32), QUARTERS, V)
+
     labels = [lab.numpy().tolist() for _, lab in tf.data.Dataset.range(2).map(element)]
     assert labels == [[1, 1, 0, 0], [1, 1, 0, 0]]
 
 
 # -- loss ------------------------------------------------------------------------------------------
+
 
 def _softplus(a):
     return math.log1p(math.exp(a))
@@ -88,8 +92,8 @@ def test_multibox_loss_by_hand():
     conf = tf.constant([[[0.0, ai] for ai in a]], tf.float32)
     loc_true = tf.constant(np.random.default_rng(0).normal(size=(1, 6, 4)), tf.float32)
     delta = np.zeros((1, 6, 4), np.float32)
-    delta[0, 0] = [0.5, 2.0, 0.0, -0.2]   # smooth L1: 0.125 + 1.5 + 0 + 0.02
-    delta[0, 1:] = 5.0                    # negatives' offsets never count
+    delta[0, 0] = [0.5, 2.0, 0.0, -0.2]  # smooth L1: 0.125 + 1.5 + 0 + 0.02
+    delta[0, 1:] = 5.0  # negatives' offsets never count
     loss, loc, cf = (float(v) for v in multibox_loss(loc_true, labels, loc_true + delta, conf))
     assert loc == pytest.approx(1.645, rel=1e-5)
     # positive: log 2; 3 mined negatives: the largest a (3, 2, 1)
@@ -102,8 +106,8 @@ def test_mining_count_is_three_per_positive_per_image_capped_by_the_negatives():
     rng = np.random.default_rng(2)
     ce = tf.constant(rng.uniform(0.1, 5.0, (3, 20)), tf.float32)
     positive = np.zeros((3, 20), bool)
-    positive[0, [3, 7]] = True      # 2 positives -> 6 negatives
-    positive[1, :18] = True         # 18 positives -> 54 wanted, 2 available
+    positive[0, [3, 7]] = True  # 2 positives -> 6 negatives
+    positive[1, :18] = True  # 18 positives -> 54 wanted, 2 available
     # image 2: no positives -> no negatives
     neg = hard_negatives(ce, tf.constant(positive)).numpy()
     assert neg.sum(axis=1).tolist() == [6, 2, 0]

@@ -38,7 +38,7 @@ def _random_outputs(setup: DetectorSetup, rng, spread: int):
 
 def _assert_same(native, reference):
     assert len(native) == len(reference)
-    np.testing.assert_array_equal(native.priors, reference.priors)          # same order
+    np.testing.assert_array_equal(native.priors, reference.priors)  # same order
     np.testing.assert_array_equal(native.labels, reference.labels)
     np.testing.assert_array_equal(native.scores.view(np.uint32), reference.scores.view(np.uint32))
     np.testing.assert_array_equal(native.boxes.view(np.uint32), reference.boxes.view(np.uint32))
@@ -46,11 +46,28 @@ def _assert_same(native, reference):
 
 # -- exp and priors ---------------------------------------------------------------------------------------
 
+
 def test_c_exp_equals_the_numpy_exp32_bit_for_bit_and_is_within_2_ulp_of_exp():
     rng = np.random.default_rng(0)
-    edges = np.array([0.0, -0.0, -87.0, np.nextafter(-87.0, -88, dtype=np.float32), 88.0,
-                      np.nextafter(88.0, 89, dtype=np.float32), -1e-30, 1e-30, np.inf, -np.inf, 0.5, -0.5,
-                      np.float32(np.log(2) / 2), -np.float32(np.log(2) / 2)], np.float32)
+    edges = np.array(
+        [
+            0.0,
+            -0.0,
+            -87.0,
+            np.nextafter(-87.0, -88, dtype=np.float32),
+            88.0,
+            np.nextafter(88.0, 89, dtype=np.float32),
+            -1e-30,
+            1e-30,
+            np.inf,
+            -np.inf,
+            0.5,
+            -0.5,
+            np.float32(np.log(2) / 2),
+            -np.float32(np.log(2) / 2),
+        ],
+        np.float32,
+    )
     x = np.concatenate([rng.uniform(-90, 90, 20000).astype(np.float32), edges])
     np.testing.assert_array_equal(dn.expf(x).view(np.uint32), exp32(x).view(np.uint32))
     assert np.isnan(dn.expf(np.float32(np.nan))) and np.isnan(exp32(np.float32(np.nan)))
@@ -62,11 +79,14 @@ def test_c_exp_equals_the_numpy_exp32_bit_for_bit_and_is_within_2_ulp_of_exp():
     assert exp32(np.float32(0.0)) == 1.0
 
 
-@pytest.mark.parametrize("image,maps,config", [
-    ((240, 320), FACE_M4_MAPS, FACE_M4_PRIORS),
-    ((96, 128), ((12, 16), (12, 16), (6, 8), (6, 8)), FACE_M4_PRIORS),
-    ((480, 640), ((120, 160), (60, 80), (30, 40), (15, 20), (8, 10), (4, 5)), FACE_QUANT_PRIORS),
-])
+@pytest.mark.parametrize(
+    "image,maps,config",
+    [
+        ((240, 320), FACE_M4_MAPS, FACE_M4_PRIORS),
+        ((96, 128), ((12, 16), (12, 16), (6, 8), (6, 8)), FACE_M4_PRIORS),
+        ((480, 640), ((120, 160), (60, 80), (30, 40), (15, 20), (8, 10), (4, 5)), FACE_QUANT_PRIORS),
+    ],
+)
 def test_c_priors_are_the_reference_priors_bit_for_bit(image, maps, config):
     layout = HeadLayout(maps, num_classes=2, maxout_first=True)
     priors = make_priors(image, maps, config)
@@ -75,6 +95,7 @@ def test_c_priors_are_the_reference_priors_bit_for_bit(image, maps, config):
 
 
 # -- C against the reference --------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("spread", [2, 12, 120])
 def test_random_int8_maps_give_the_reference_boxes_in_the_same_order(spread):
@@ -91,11 +112,13 @@ def test_random_int8_maps_give_the_reference_boxes_in_the_same_order(spread):
 
 
 def test_the_host_default_configuration_and_float32_outputs_match_too():
-    setup = _face_m4_setup(PostprocessConfig())              # nms_top_k 5000 > 3000 priors, top_k 750
+    setup = _face_m4_setup(PostprocessConfig())  # nms_top_k 5000 > 3000 priors, top_k 750
     rng = np.random.default_rng(7)
     outputs, scales, zeros = _random_outputs(setup, rng, 30)
-    _assert_same(on_device.native_detect(setup, outputs, scales, zeros),
-                 on_device.reference_detect(setup, outputs, scales, zeros))
+    _assert_same(
+        on_device.native_detect(setup, outputs, scales, zeros),
+        on_device.reference_detect(setup, outputs, scales, zeros),
+    )
     real = [rng.normal(0, 2, o.shape).astype(np.float32) for o in outputs]
     native = on_device.native_detect(setup, real)
     assert len(native) > 5
@@ -110,30 +133,33 @@ def test_three_classes_without_maxout_are_ordered_by_score_then_label_then_prior
     rng = np.random.default_rng(3)
     outputs = [rng.integers(-4, 5, s).astype(np.float32) for s in setup.output_shapes()]
     for conf in outputs[1::2]:
-        conf[..., 0] += 3.0                                    # most scores low: few boxes suppress others
-    outputs[1][0, 0] = outputs[1][3, 3] = [0.0, 3.0, 3.0]    # priors 0 and 15: both classes score alike
+        conf[..., 0] += 3.0  # most scores low: few boxes suppress others
+    outputs[1][0, 0] = outputs[1][3, 3] = [0.0, 3.0, 3.0]  # priors 0 and 15: both classes score alike
     native = on_device.native_detect(setup, outputs)
     assert set(native.labels.tolist()) == {1, 2} and len(native) == 12
-    rank = {(int(label), int(prior)): i for i, (label, prior) in enumerate(zip(native.labels, native.priors,
-                                                                               strict=True))}
-    first = rank[(1, 0)]    # equal scores: label 1 before label 2, then by prior
+    rank = {
+        (int(label), int(prior)): i for i, (label, prior) in enumerate(zip(native.labels, native.priors, strict=True))
+    }
+    first = rank[(1, 0)]  # equal scores: label 1 before label 2, then by prior
     assert [rank[(1, 15)], rank[(2, 0)], rank[(2, 15)]] == [first + 1, first + 2, first + 3]
     _assert_same(native, on_device.reference_detect(setup, outputs))
 
 
 # -- hand cases -------------------------------------------------------------------------------------------
 
+
 def _tiny():
     """16x16 image; head 0: 2x2 cells (stride 8, anchor 8, max-out), head 1: 1x1 (stride 16, anchor 16)."""
     maps = ((2, 2), (1, 1))
-    setup = DetectorSetup((16, 16), (HeadGeometry(2, 2, 8, 8.0), HeadGeometry(1, 1, 16, 16.0)), 2, True,
-                          (0.1, 0.2), 0.05, 0.3, 10, 10)
+    setup = DetectorSetup(
+        (16, 16), (HeadGeometry(2, 2, 8, 8.0), HeadGeometry(1, 1, 16, 16.0)), 2, True, (0.1, 0.2), 0.05, 0.3, 10, 10
+    )
     loc0 = np.zeros((2, 2, 4), np.float32)
     conf0 = np.full((2, 2, 4), -4.0, np.float32)
-    conf0[..., :3] = [-8.0, 4.0, -8.0]                 # background = max of 3 = 4
-    conf0[0, 1, 3] = conf0[1, 0, 3] = 6.0              # priors 1 and 2: faces, equal scores
+    conf0[..., :3] = [-8.0, 4.0, -8.0]  # background = max of 3 = 4
+    conf0[0, 1, 3] = conf0[1, 0, 3] = 6.0  # priors 1 and 2: faces, equal scores
     loc1 = np.zeros((1, 1, 4), np.float32)
-    conf1 = np.array([[[0.0, 1.5]]], np.float32)       # prior 4: the whole image
+    conf1 = np.array([[[0.0, 1.5]]], np.float32)  # prior 4: the whole image
     return maps, setup, [loc0, conf0, loc1, conf1]
 
 
@@ -158,7 +184,7 @@ def test_hand_case_scores_boxes_ties_and_nms():
 
 def test_hand_case_offsets_move_and_scale_the_box():
     _, setup, outputs = _tiny()
-    outputs[2] = np.array([[[1.0, -2.0, 5.0, 0.0]]], np.float32)   # prior 4: cx + 0.1*1, cy - 0.2, w * e^1
+    outputs[2] = np.array([[[1.0, -2.0, 5.0, 0.0]]], np.float32)  # prior 4: cx + 0.1*1, cy - 0.2, w * e^1
     found = on_device.native_detect(setup, outputs)
     box = found.boxes[found.priors.tolist().index(4)]
     w = np.e ** (5.0 * 0.2)
@@ -168,19 +194,22 @@ def test_hand_case_offsets_move_and_scale_the_box():
 def test_int8_outputs_dequantize_with_their_own_scale_and_zero_point():
     _, setup, outputs = _tiny()
     scales, zeros = [0.25, 0.5, 0.25, 0.125], [-3, 10, 0, 7]
-    q = [np.clip(np.round(o / s) + z, -128, 127).astype(np.int8) for o, s, z in zip(outputs, scales, zeros,
-                                                                                   strict=True)]
+    q = [
+        np.clip(np.round(o / s) + z, -128, 127).astype(np.int8) for o, s, z in zip(outputs, scales, zeros, strict=True)
+    ]
     _assert_same(on_device.native_detect(setup, q, scales, zeros), on_device.native_detect(setup, outputs))
 
 
 # -- sizes and statuses -----------------------------------------------------------------------------------
 
+
 def test_scratch_size_is_the_documented_formula():
     # Face-M4 (3000 priors, 2 classes), nms_top_k 200: A(8*200) + A(16*200) + A(200) = 5000
     assert dn.scratch_bytes(_face_m4_setup()) == 5000
     # K = min(nms_top_k, priors) = 5 priors, 3 classes: A(8*5*2) + A(16*5) + A(5) = 80 + 80 + 8
-    setup = DetectorSetup((8, 8), (HeadGeometry(2, 2, 4, 4.0), HeadGeometry(1, 1, 8, 8.0)), 3, False,
-                          (0.1, 0.2), 0.05, 0.3, 5000, 10)
+    setup = DetectorSetup(
+        (8, 8), (HeadGeometry(2, 2, 4, 4.0), HeadGeometry(1, 1, 8, 8.0)), 3, False, (0.1, 0.2), 0.05, 0.3, 5000, 10
+    )
     assert dn.scratch_bytes(setup) == 168
 
 
@@ -228,9 +257,13 @@ def test_maxout_flag_and_too_many_heads():
     _, setup, _ = _tiny()
     dims, params = setup.c_structs()
     dims.maxout_first = 2
-    assert dn._lib().detection_validate(ctypes.byref(dims), ctypes.byref(params)) == _status("DETECTION_ERR_BAD_CLASSES")
+    assert dn._lib().detection_validate(ctypes.byref(dims), ctypes.byref(params)) == _status(
+        "DETECTION_ERR_BAD_CLASSES"
+    )
     dims.maxout_first, dims.num_heads = 1, 9
-    assert dn._lib().detection_validate(ctypes.byref(dims), ctypes.byref(params)) == _status("DETECTION_ERR_BAD_HEAD_COUNT")
+    assert dn._lib().detection_validate(ctypes.byref(dims), ctypes.byref(params)) == _status(
+        "DETECTION_ERR_BAD_HEAD_COUNT"
+    )
     with pytest.raises(RNNPoolError, match="at most 8 heads"):
         dataclasses.replace(setup, heads=setup.heads * 5).c_structs()
 
@@ -242,9 +275,16 @@ def _run_raw(setup, table, scratch_size=None, capacity=None, scratch_offset=0):
     base = scratch.ctypes.data + (-scratch.ctypes.data) % 8 + scratch_offset
     boxes = (dn.CBox * 16)()
     count = ctypes.c_int32(-1)
-    status = dn._lib().detection_run(ctypes.byref(dims), ctypes.byref(params), table, base,
-                                     needed if scratch_size is None else scratch_size, boxes,
-                                     setup.top_k if capacity is None else capacity, ctypes.byref(count))
+    status = dn._lib().detection_run(
+        ctypes.byref(dims),
+        ctypes.byref(params),
+        table,
+        base,
+        needed if scratch_size is None else scratch_size,
+        boxes,
+        setup.top_k if capacity is None else capacity,
+        ctypes.byref(count),
+    )
     return status, count.value
 
 
@@ -260,29 +300,35 @@ def test_bad_tensors_buffers_and_pointers_have_their_own_status():
         return t, keep
 
     good, keep = table()
-    assert _run_raw(setup, good) == (0, 5)   # all scores 0.5, the quarters and the whole image overlap by 0.25
-    for name, change in [("DETECTION_ERR_NULL_POINTER", dict(data=None)),
-                         ("DETECTION_ERR_BAD_TENSOR_TYPE", dict(type=5)),
-                         ("DETECTION_ERR_TENSOR_SIZE", dict(elements=15)),
-                         ("DETECTION_ERR_BAD_SCALE", dict(scale=0.0)),
-                         ("DETECTION_ERR_BAD_SCALE", dict(scale=float("inf"))),
-                         ("DETECTION_ERR_BAD_ZERO_POINT", dict(zero_point=128))]:
+    assert _run_raw(setup, good) == (0, 5)  # all scores 0.5, the quarters and the whole image overlap by 0.25
+    for name, change in [
+        ("DETECTION_ERR_NULL_POINTER", dict(data=None)),
+        ("DETECTION_ERR_BAD_TENSOR_TYPE", dict(type=5)),
+        ("DETECTION_ERR_TENSOR_SIZE", dict(elements=15)),
+        ("DETECTION_ERR_BAD_SCALE", dict(scale=0.0)),
+        ("DETECTION_ERR_BAD_SCALE", dict(scale=float("inf"))),
+        ("DETECTION_ERR_BAD_ZERO_POINT", dict(zero_point=128)),
+    ]:
         bad, keep = table(**change)
         assert _run_raw(setup, bad) == (_status(name), 0), name
-    assert _run_raw(setup, good, scratch_size=dn.scratch_bytes(setup) - 1)[0] == _status("DETECTION_ERR_BUFFER_TOO_SMALL")
+    assert _run_raw(setup, good, scratch_size=dn.scratch_bytes(setup) - 1)[0] == _status(
+        "DETECTION_ERR_BUFFER_TOO_SMALL"
+    )
     assert _run_raw(setup, good, capacity=setup.top_k - 1)[0] == _status("DETECTION_ERR_BUFFER_TOO_SMALL")
     assert _run_raw(setup, good, scratch_offset=2)[0] == _status("DETECTION_ERR_MISALIGNED")
     # float32 data must be 4-byte aligned
-    floats = np.zeros(65, np.float32).view(np.uint8)[1:1 + 64]
+    floats = np.zeros(65, np.float32).view(np.uint8)[1 : 1 + 64]
     bad, keep = table(type=1, data=floats.ctypes.data)
     assert _run_raw(setup, bad)[0] == _status("DETECTION_ERR_MISALIGNED")
     dims, params = setup.c_structs()
     count = ctypes.c_int32(5)
-    assert dn._lib().detection_run(None, ctypes.byref(params), good, None, 0, None, 0,
-                                   ctypes.byref(count)) == _status("DETECTION_ERR_NULL_POINTER")
+    assert dn._lib().detection_run(None, ctypes.byref(params), good, None, 0, None, 0, ctypes.byref(count)) == _status(
+        "DETECTION_ERR_NULL_POINTER"
+    )
     assert count.value == 0
-    assert dn._lib().detection_run(ctypes.byref(dims), ctypes.byref(params), good, None, 0, None, 0,
-                                   None) == _status("DETECTION_ERR_NULL_POINTER")
+    assert dn._lib().detection_run(ctypes.byref(dims), ctypes.byref(params), good, None, 0, None, 0, None) == _status(
+        "DETECTION_ERR_NULL_POINTER"
+    )
     assert dn._lib().detection_prior(ctypes.byref(dims), 5, (ctypes.c_float * 4)()) == _status("DETECTION_ERR_BAD_HEAD")
 
 
@@ -302,12 +348,14 @@ def test_setup_refuses_anchors_that_are_not_float32_values():
 
 # -- a converted Face-M4 on the synthetic faces ---------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_converted_face_m4_outputs_on_synthetic_faces_give_the_reference_boxes():
     """The int8 head outputs of a converted Face-M4 (face_models: 96x128, rescaled random heads)
     on synthetic faces: C and NumPy agree on every image, with the device's and the host's
     configurations."""
     import face_models
+
     from rnnpool_tflm.runtime import host
 
     tflite = face_models.face_m4_tflite()

@@ -17,10 +17,10 @@ def _nms(boxes, scores, thr=0.3, top_k=None, indices=None):
 
 
 def test_nms_suppresses_overlaps_above_the_threshold_only():
-    a, b, c = [0, 0, 1, 1], [0, 0, 1, 0.8], [2, 2, 3, 3]     # IoU(a, b) = 0.8
+    a, b, c = [0, 0, 1, 1], [0, 0, 1, 0.8], [2, 2, 3, 3]  # IoU(a, b) = 0.8
     assert _nms([b, a, c], [0.8, 0.9, 0.7]) == [1, 2]
-    short = [0, 0, 1, 0.25]                                   # IoU(a, short) = 0.25 exactly
-    assert _nms([a, short], [0.9, 0.8], thr=0.25) == [0, 1]   # not greater: kept
+    short = [0, 0, 1, 0.25]  # IoU(a, short) = 0.25 exactly
+    assert _nms([a, short], [0.9, 0.8], thr=0.25) == [0, 1]  # not greater: kept
     assert _nms([a, short], [0.9, 0.8], thr=0.2) == [0]
 
 
@@ -44,11 +44,11 @@ def _tiny_detector():
     priors = make_priors((16, 16), layout.feature_maps, PriorConfig(anchor_sizes=(8.0, 16.0)))
     loc0 = np.zeros((1, 2, 2, 4), np.float32)
     conf0 = np.full((1, 2, 2, 4), -4.0, np.float32)
-    conf0[..., :3] = [[-8.0, 4.0, -8.0]]                     # background (max of 3) = 4
+    conf0[..., :3] = [[-8.0, 4.0, -8.0]]  # background (max of 3) = 4
     loc1 = np.zeros((1, 1, 1, 4), np.float32)
-    conf1 = np.array([[[[0.0, 1.5]]]], np.float32)          # prior 4 (whole image): face
-    conf0[0, 0, 1, 3] = 6.0                                  # prior 1 (top right quarter): face
-    conf0[0, 1, 0, 3] = 6.0                                  # prior 2 (bottom left): face, tie with prior 1
+    conf1 = np.array([[[[0.0, 1.5]]]], np.float32)  # prior 4 (whole image): face
+    conf0[0, 0, 1, 3] = 6.0  # prior 1 (top right quarter): face
+    conf0[0, 1, 0, 3] = 6.0  # prior 2 (bottom left): face, tie with prior 1
     return layout, priors, [loc0, conf0, loc1, conf1]
 
 
@@ -111,7 +111,7 @@ def test_ap_duplicates_are_false_positives_and_the_envelope_is_used():
 
 
 def test_ap_iou_threshold_and_errors():
-    shifted = [0.1, 0.15, 0.3, 0.35]   # IoU 0.03 / 0.05 = 0.6 with FACE1
+    shifted = [0.1, 0.15, 0.3, 0.35]  # IoU 0.03 / 0.05 = 0.6 with FACE1
     assert average_precision([[shifted]], [[0.5]], [[FACE1]], iou_threshold=0.5) == pytest.approx(1.0)
     assert average_precision([[shifted]], [[0.5]], [[FACE1]], iou_threshold=0.7) == 0.0
     with pytest.raises(RNNPoolError, match="at least one ground-truth face"):

@@ -12,8 +12,8 @@ from rnnpool_tflm.detection.detectors import build_face_detector, detector_prior
 from rnnpool_tflm.detection.heads import HeadLayout, flatten_heads, maxout_background
 from rnnpool_tflm.detection.priors import FACE_M4_PRIORS, FACE_QUANT_PRIORS, PriorConfig, head_stride, make_priors
 
-
 # -- priors ---------------------------------------------------------------------------------------
+
 
 def test_face_m4_priors_at_qvga_by_hand():
     p = make_priors((240, 320), [(30, 40), (30, 40), (15, 20), (15, 20)], FACE_M4_PRIORS)
@@ -53,8 +53,9 @@ def test_face_quant_heads_have_strides_4_to_128():
     assert priors.config == FACE_QUANT_PRIORS
     assert priors.feature_maps[0] == (120, 160) and priors.feature_maps[-1] == (4, 5)
     # head 5, cell (0, 0): centre (64, 64) px, anchor 512 px
-    np.testing.assert_allclose(priors.boxes[priors.head_slices()[5].start],
-                               [64 / 640, 64 / 480, 512 / 640, 512 / 480], rtol=1e-6)
+    np.testing.assert_allclose(
+        priors.boxes[priors.head_slices()[5].start], [64 / 640, 64 / 480, 512 / 640, 512 / 480], rtol=1e-6
+    )
 
 
 def test_prior_configuration_errors():
@@ -71,13 +72,15 @@ def test_prior_configuration_errors():
 
 # -- box coding ------------------------------------------------------------------------------------
 
+
 def test_encode_by_hand():
     prior = np.array([[0.5, 0.5, 0.1, 0.1]], np.float32)
-    face = np.array([[0.45, 0.5, 0.65, 0.7]], np.float32)   # centre (0.55, 0.6), size (0.2, 0.2)
+    face = np.array([[0.45, 0.5, 0.65, 0.7]], np.float32)  # centre (0.55, 0.6), size (0.2, 0.2)
     t = B.encode(face, prior, (0.1, 0.2))
     np.testing.assert_allclose(t[0], [0.05 / 0.01, 0.1 / 0.01, np.log(2) / 0.2, np.log(2) / 0.2], rtol=1e-5)
-    np.testing.assert_allclose(B.decode(np.zeros((1, 4), np.float32), prior, (0.1, 0.2))[0],
-                               [0.45, 0.45, 0.55, 0.55], rtol=1e-6)
+    np.testing.assert_allclose(
+        B.decode(np.zeros((1, 4), np.float32), prior, (0.1, 0.2))[0], [0.45, 0.45, 0.55, 0.55], rtol=1e-6
+    )
 
 
 def test_encode_decode_round_trip_numpy_and_tensorflow():
@@ -94,12 +97,12 @@ def test_encode_decode_round_trip_numpy_and_tensorflow():
 
 def test_iou_by_hand():
     a = np.array([[0.0, 0.0, 0.5, 0.5]], np.float32)
-    b = np.array([[0.0, 0.0, 0.5, 0.5], [0.25, 0.0, 0.75, 0.5], [0.5, 0.5, 1.0, 1.0], [0.2, 0.2, 0.2, 0.4]],
-                 np.float32)
+    b = np.array([[0.0, 0.0, 0.5, 0.5], [0.25, 0.0, 0.75, 0.5], [0.5, 0.5, 1.0, 1.0], [0.2, 0.2, 0.2, 0.4]], np.float32)
     np.testing.assert_allclose(B.iou_matrix(a, b)[0], [1.0, 0.125 / 0.375, 0.0, 0.0], rtol=1e-6)
 
 
 # -- heads -----------------------------------------------------------------------------------------
+
 
 def test_flatten_follows_the_prior_order_and_maxout_matches_the_zoo():
     layout = HeadLayout(((2, 3), (1, 2)), num_classes=2, maxout_first=True)
@@ -110,8 +113,8 @@ def test_flatten_follows_the_prior_order_and_maxout_matches_the_zoo():
     conf1 = rng.normal(size=(1, 1, 2, 2)).astype(np.float32)
     loc, conf = flatten_heads([loc0, conf0, loc1, conf1], layout)
     assert loc.shape == (1, 8, 4) and conf.shape == (1, 8, 2)
-    np.testing.assert_array_equal(loc[0, 4], [16, 17, 18, 19])          # head 0, row 1, col 1
-    np.testing.assert_array_equal(loc[0, 7], [104, 105, 106, 107])      # head 1, row 0, col 1
+    np.testing.assert_array_equal(loc[0, 4], [16, 17, 18, 19])  # head 0, row 1, col 1
+    np.testing.assert_array_equal(loc[0, 7], [104, 105, 106, 107])  # head 1, row 0, col 1
     np.testing.assert_array_equal(conf[0, 0], [conf0[0, 0, 0, :3].max(), conf0[0, 0, 0, 3]])
     np.testing.assert_array_equal(maxout_background(conf0), zoo.maxout_background(conf0).numpy())
     tf_loc, tf_conf = flatten_heads([tf.constant(v) for v in (loc0, conf0, loc1, conf1)], layout, tnp)

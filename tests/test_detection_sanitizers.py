@@ -22,8 +22,18 @@ FUZZ_SECONDS = 15
 
 
 def _compile(compiler: str, out: pathlib.Path, extra=()) -> None:
-    cmd = [compiler, *C_FLAGS, *SANITIZE, *extra, f"-I{DETECTION_DIR}", str(FUZZ),
-           *map(str, sorted(DETECTION_DIR.glob("*.c"))), "-lm", "-o", str(out)]
+    cmd = [
+        compiler,
+        *C_FLAGS,
+        *SANITIZE,
+        *extra,
+        f"-I{DETECTION_DIR}",
+        str(FUZZ),
+        *map(str, sorted(DETECTION_DIR.glob("*.c"))),
+        "-lm",
+        "-o",
+        str(out),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, f"{' '.join(cmd)}\n{done.stderr}"
 
@@ -32,10 +42,15 @@ def _libfuzzer_works(tmp_path: pathlib.Path) -> bool:
     if shutil.which("clang") is None:
         return False
     probe = tmp_path / "probe.c"
-    probe.write_text("#include <stdint.h>\n#include <stddef.h>\n"
-                     "int LLVMFuzzerTestOneInput(const uint8_t* d, size_t n) { (void)d; (void)n; return 0; }\n")
-    done = subprocess.run(["clang", "-fsanitize=fuzzer,address", str(probe), "-o", str(tmp_path / "probe")],
-                          capture_output=True, text=True)
+    probe.write_text(
+        "#include <stdint.h>\n#include <stddef.h>\n"
+        "int LLVMFuzzerTestOneInput(const uint8_t* d, size_t n) { (void)d; (void)n; return 0; }\n"
+    )
+    done = subprocess.run(
+        ["clang", "-fsanitize=fuzzer,address", str(probe), "-o", str(tmp_path / "probe")],
+        capture_output=True,
+        text=True,
+    )
     return done.returncode == 0
 
 
@@ -60,7 +75,19 @@ def test_libfuzzer_finds_no_crash(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     # libFuzzer's RSS limit reads the peak RSS inherited from pytest; limit single allocations instead.
-    done = subprocess.run([str(fuzzer), f"-max_total_time={FUZZ_SECONDS}", "-seed=1", "-print_final_stats=1",
-                           "-rss_limit_mb=0", "-malloc_limit_mb=1024", str(corpus)],
-                          capture_output=True, text=True, timeout=FUZZ_SECONDS + 120, cwd=tmp_path)
+    done = subprocess.run(
+        [
+            str(fuzzer),
+            f"-max_total_time={FUZZ_SECONDS}",
+            "-seed=1",
+            "-print_final_stats=1",
+            "-rss_limit_mb=0",
+            "-malloc_limit_mb=1024",
+            str(corpus),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=FUZZ_SECONDS + 120,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-4000:]

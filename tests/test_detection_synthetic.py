@@ -33,7 +33,7 @@ def test_faces_of_many_sizes_counts_and_some_empty_images(grey_set):
     # default heights 0.07 .. 0.30 of the image (the rotated box a bit taller or wider)
     assert heights.min() < 0.09 and heights.max() > 0.25
     assert np.percentile(heights, 75) / np.percentile(heights, 25) > 1.5
-    assert images.std() > 20   # not flat images
+    assert images.std() > 20  # not flat images
 
 
 def test_the_same_seed_and_index_give_the_same_image():
@@ -60,7 +60,7 @@ def test_faces_are_drawn_inside_their_boxes():
         changed = np.abs(with_faces.astype(int) - plain.astype(int))[..., 0] > 2
         inside = np.zeros_like(changed)
         for x1, y1, x2, y2 in boxes * [160, 120, 160, 120]:
-            inside[int(y1):int(np.ceil(y2)) + 1, int(x1):int(np.ceil(x2)) + 1] = True
+            inside[int(y1) : int(np.ceil(y2)) + 1, int(x1) : int(np.ceil(x2)) + 1] = True
         assert changed.any() and not (changed & ~inside).any()
 
 
@@ -78,6 +78,7 @@ def test_colour_images_and_configuration_errors():
 
 # -- the tf.data side ------------------------------------------------------------------------------
 
+
 def test_synthetic_source_pads_boxes_and_batches_encode_targets():
     shape = (48, 64, 1)
     source = synthetic_source(6, shape, seed=5)
@@ -85,7 +86,7 @@ def test_synthetic_source_pads_boxes_and_batches_encode_targets():
     ref_image, ref_boxes = synthetic_face_image(5, 2, shape)
     np.testing.assert_array_equal(image.numpy(), ref_image)
     assert int(count) == len(ref_boxes) and padded.shape == (SyntheticFaceConfig().max_faces, 4)
-    np.testing.assert_array_equal(padded.numpy()[:len(ref_boxes)], ref_boxes)
+    np.testing.assert_array_equal(padded.numpy()[: len(ref_boxes)], ref_boxes)
 
     priors = make_priors((48, 64), [(6, 8), (6, 8), (3, 4), (3, 4)], FACE_M4_PRIORS)
     images, targets = next(iter(detection_batches(source, priors, 3, channels=1)))

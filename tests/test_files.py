@@ -48,6 +48,7 @@ def test_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
 
     def broken_fsync(fd):
         raise OSError(28, "No space left on device")
+
     monkeypatch.setattr(files.os, "fsync", broken_fsync)
     with pytest.raises(OSError, match="No space left"):
         files.atomic_write_text(path, "new")

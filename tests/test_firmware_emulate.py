@@ -13,21 +13,21 @@ import os
 import pathlib
 import shutil
 
+import firmware_models
 import numpy as np
 import pytest
 
-import firmware_models
 from rnnpool_tflm.cli import main as cli
-from rnnpool_tflm.deploy import build as firmware_build
-from rnnpool_tflm.deploy import host_run
-from rnnpool_tflm.tflite import model_info as firmware_model
-from rnnpool_tflm.deploy import emulate as firmware_run
-from rnnpool_tflm.deploy import sources as firmware_sources
-from rnnpool_tflm.toolchain import tflm_tree as tflm_sources
 from rnnpool_tflm.core.config import RNNPoolConfig
 from rnnpool_tflm.core.errors import RNNPoolError
-from rnnpool_tflm.reference import quantize_rnnpool, rnnpool_int8
 from rnnpool_tflm.core.weights import RNNPoolWeights
+from rnnpool_tflm.deploy import build as firmware_build
+from rnnpool_tflm.deploy import emulate as firmware_run
+from rnnpool_tflm.deploy import host_run
+from rnnpool_tflm.deploy import sources as firmware_sources
+from rnnpool_tflm.reference import quantize_rnnpool, rnnpool_int8
+from rnnpool_tflm.tflite import model_info as firmware_model
+from rnnpool_tflm.toolchain import tflm_tree as tflm_sources
 
 
 def _missing() -> str:
@@ -88,8 +88,9 @@ def test_the_firmware_reports_a_wrong_expected_output(conv_path, tmp_path):
     wrong = expected[0].copy()
     wrong.reshape(-1)[5] = np.int8(wrong.reshape(-1)[5] ^ 1)
     gen = firmware_sources.write_sources(tmp_path / "gen", model, info, inputs, [wrong], 16, "conv", "qemu")
-    build = firmware_build.build_firmware(gen.directory, "netduinoplus2", tmp_path / "build",
-                                          ["RNNPOOL_ARENA_FILL_SRAM"])
+    build = firmware_build.build_firmware(
+        gen.directory, "netduinoplus2", tmp_path / "build", ["RNNPOOL_ARENA_FILL_SRAM"]
+    )
     run = firmware_run.run_elf(build.elf, "netduinoplus2")
     assert run.exit_code == 1
     assert run.values["output_matches_expected"] == "no"
@@ -114,8 +115,9 @@ def test_an_operator_the_firmware_does_not_register_is_a_clear_error(conv_path, 
     info, inputs, expected = host_run.prepare(model)
     without_ops = dataclasses.replace(info, ops=())
     gen = firmware_sources.write_sources(tmp_path / "gen", model, without_ops, inputs, expected, 16, "conv", "qemu")
-    build = firmware_build.build_firmware(gen.directory, "netduinoplus2", tmp_path / "build",
-                                          ["RNNPOOL_ARENA_FILL_SRAM"])
+    build = firmware_build.build_firmware(
+        gen.directory, "netduinoplus2", tmp_path / "build", ["RNNPOOL_ARENA_FILL_SRAM"]
+    )
     run = firmware_run.run_elf(build.elf, "netduinoplus2")
     assert run.exit_code == 5
     assert "CONV_2D" in run.output and "error: AllocateTensors failed" in run.output
@@ -177,6 +179,7 @@ def test_the_convert_acceptance_models_match_the_host_on_the_emulated_m4(hard, t
     shared with those tests) give output_matches_host on the emulated STM32F405, and the
     check's estimate without TFLM sources is within 5 % of the measured arena."""
     import models_for_tests
+
     from rnnpool_tflm.arena import estimate_arena
 
     acc = models_for_tests.acceptance(hard)
@@ -192,6 +195,7 @@ def test_the_convert_acceptance_models_match_the_host_on_the_emulated_m4(hard, t
     assert abs(predicted - result.arena_used_bytes) <= 0.05 * result.arena_used_bytes
     # `check` reports that measured figure as exact.
     from rnnpool_tflm.check.checker import check_model
+
     report = check_model(path, samples=4, board="nucleo_f446re")
     assert report.arena_exact is True and report.arena_bytes == result.arena_used_bytes
     assert report.fits and report.rnnpool_bitexact
@@ -202,9 +206,9 @@ def test_the_convert_acceptance_models_match_the_host_on_the_emulated_m4(hard, t
 def test_the_zoo_face_m4_model_is_measured_and_the_estimate_is_within_5_percent(tmp_path):
     """Issue 5 acceptance on the zoo's Face-M4 (Table 15): its arena does not fit the F405's
     128 KB block, so it is measured on mps2-an386; the estimate is within 5 % of it."""
-    from rnnpool_tflm.convert import keras_converter as convert
     from rnnpool_tflm.analysis import zoo as models
     from rnnpool_tflm.arena import estimate_arena
+    from rnnpool_tflm.convert import keras_converter as convert
 
     model = models.rnnpool_face_m4()
     rng = np.random.default_rng(0)

@@ -17,10 +17,10 @@ import pathlib
 import re
 import stat
 
+import firmware_models
 import numpy as np
 import pytest
 
-import firmware_models
 from rnnpool_tflm.cli import main as cli
 from rnnpool_tflm.core.errors import RNNPoolError
 from rnnpool_tflm.deploy import export as firmware_export
@@ -29,8 +29,16 @@ from rnnpool_tflm.deploy import sources as firmware_sources
 from rnnpool_tflm.tflite import model_info as firmware_model
 from rnnpool_tflm.toolchain import tflm_tree as tflm_sources
 
-GENERATED = ["detector_config.h", "manifest.json", "model_config.h", "model_data.cc", "model_data.h", "model_ops.h",
-             "test_data.cc", "test_data.h"]
+GENERATED = [
+    "detector_config.h",
+    "manifest.json",
+    "model_config.h",
+    "model_data.cc",
+    "model_data.h",
+    "model_ops.h",
+    "test_data.cc",
+    "test_data.h",
+]
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +59,12 @@ def _tflite_reference(model: bytes, x: np.ndarray) -> np.ndarray:
     import warnings
 
     import tensorflow as tf
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
         interpreter = tf.lite.Interpreter(
-            model_content=model, experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+            model_content=model, experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF
+        )
     interpreter.allocate_tensors()
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
     interpreter.invoke()
@@ -188,10 +198,13 @@ def test_exported_files_have_the_usual_modes(conv_path, tmp_path):
         os.umask(old)
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"not a model at all", "not a .tflite model"),
-    (None, "truncated or corrupted"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"not a model at all", "not a .tflite model"),
+        (None, "truncated or corrupted"),
+    ],
+)
 def test_export_rejects_bad_model_files(tmp_path, conv_path, data, message):
     path = tmp_path / "bad.tflite"
     path.write_bytes(data if data is not None else conv_path.read_bytes()[:200])
@@ -235,12 +248,12 @@ def test_generated_ops_list_only_the_model_ops_with_rnnpool_as_custom():
     assert re.findall(r"resolver\.(\w+)\(", header) == ["AddConv2D", "AddCustom", "AddFullyConnected"]
     assert '#include "rnnpool_tflm.h"' in header and "RNNPOOL_CUSTOM_CODE" in header
     with pytest.raises(RNNPoolError, match="custom operator 'Other' is not supported"):
-        firmware_model.check_ops_supported(
-            firmware_model.ModelInfo(("Other",), (), (), 1, ("Other",)), None)
+        firmware_model.check_ops_supported(firmware_model.ModelInfo(("Other",), (), (), 1, ("Other",)), None)
 
 
-@pytest.mark.skipif(not os.environ.get(tflm_sources.TFLM_ENV), reason="TFLM_DIR is not set (TFLM's op resolver "
-                    "header is needed)")
+@pytest.mark.skipif(
+    not os.environ.get(tflm_sources.TFLM_ENV), reason="TFLM_DIR is not set (TFLM's op resolver header is needed)"
+)
 def test_resolver_method_names_match_tflm():
     """For every builtin MicroMutableOpResolver registers, the schema name maps to its method
     (the same derivation as TFLM's generate_micro_mutable_op_resolver_from_model.py)."""
@@ -248,6 +261,9 @@ def test_resolver_method_names_match_tflm():
     header = (root / "tensorflow/lite/micro/micro_mutable_op_resolver.h").read_text()
     pairs = re.findall(r"TfLiteStatus (Add\w+)\([^{]*\{\s*return AddBuiltin\(BuiltinOperator_(\w+),", header)
     assert len(pairs) >= 90
-    wrong = [(method, op, firmware_model.resolver_method(op)) for method, op in pairs
-             if firmware_model.resolver_method(op) != method]
+    wrong = [
+        (method, op, firmware_model.resolver_method(op))
+        for method, op in pairs
+        if firmware_model.resolver_method(op) != method
+    ]
     assert wrong == []

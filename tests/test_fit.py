@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import json
 
+import firmware_models
 import pytest
 
-import firmware_models
 from rnnpool_tflm.cli import main as cli
 from rnnpool_tflm.core.boards import BOARDS, get_board
 from rnnpool_tflm.deploy.fit import can_build_firmware
 
-STEP = 2 * 8 * 8   # wide_model(rows=8, channels=8): two 8-channel maps of 8 rows alive at the peak
+STEP = 2 * 8 * 8  # wide_model(rows=8, channels=8): two 8-channel maps of 8 rows alive at the peak
 MEASURED = can_build_firmware()
 
 
@@ -108,8 +108,9 @@ def test_a_detectors_post_processing_counts_in_the_firmwares_ram():
     the verdict (check, export, profile) counts them. The tiny detector of
     test_firmware_detection: 128 B of scratch (worked out there) and top_k 4 boxes of 28 B
     (detection_box: five floats, two int32)."""
-    from rnnpool_tflm.deploy import fit as fitting
     from test_firmware_detection import _tiny_detector
+
+    from rnnpool_tflm.deploy import fit as fitting
 
     setup = _tiny_detector()[0]
     model = firmware_models.wide_model(600)
@@ -117,4 +118,3 @@ def test_a_detectors_post_processing_counts_in_the_firmwares_ram():
     detector = fitting.assess(model, "nucleo_f446re", measure=False, detector=setup)
     assert detector.firmware.static_ram - plain.firmware.static_ram == 128 + 4 * 28
     assert detector.verdict.ram_needed - plain.verdict.ram_needed == 128 + 4 * 28
-

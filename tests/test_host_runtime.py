@@ -3,15 +3,14 @@ and registered (the op inside tflite-micro, needs TFLM_DIR) (issue 4)."""
 
 import os
 
+import models_for_tests as mft
 import numpy as np
 import pytest
 
-from rnnpool_tflm.runtime import host as host_runtime
-from rnnpool_tflm.tflite import model as tfm
 from rnnpool_tflm.core.errors import RNNPoolError
 from rnnpool_tflm.reference import rnnpool_int8
-
-import models_for_tests as mft
+from rnnpool_tflm.runtime import host as host_runtime
+from rnnpool_tflm.tflite import model as tfm
 
 
 def _inputs(model: host_runtime.HostModel, n: int = 40):
@@ -67,8 +66,8 @@ def test_registered_and_partitioned_runs_are_identical(hard):
     registered = host_runtime.HostModel(tflite, "registered")
     inputs = [host_runtime.quantize_inputs(partitioned.input_details[0], mft.line_data()[2][:50])]
     a, b = partitioned.run(inputs), registered.run(inputs)
-    for x, y in zip(a.outputs, b.outputs):
+    for x, y in zip(a.outputs, b.outputs, strict=True):
         np.testing.assert_array_equal(x, y)
-    for x, y in zip(a.rnnpool, b.rnnpool):
+    for x, y in zip(a.rnnpool, b.rnnpool, strict=True):
         np.testing.assert_array_equal(x.inputs, y.inputs)
         np.testing.assert_array_equal(x.outputs, y.outputs)

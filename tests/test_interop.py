@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from edgeml_numpy import edgeml_rnnpool_forward
+
 from rnnpool_tflm.layer.interop import edgeml_state_dict_to_weights, load_edgeml_state_dict
 from rnnpool_tflm.layer.rnnpool import RNNPool
 
@@ -30,10 +30,10 @@ def test_loaded_layer_matches_edgeml_forward(patch, stride, k, h1, h2):
     layer(x)
     load_edgeml_state_dict(layer, state, prefix="rnn_model.")
     got = layer(x).numpy()
-    unprefixed = {key[len("rnn_model."):]: v for key, v in state.items()}
+    unprefixed = {key[len("rnn_model.") :]: v for key, v in state.items()}
     for i in range(got.shape[1]):
         for j in range(got.shape[2]):
-            patch_nhwc = x[:, i * stride:i * stride + patch, j * stride:j * stride + patch, :]
+            patch_nhwc = x[:, i * stride : i * stride + patch, j * stride : j * stride + patch, :]
             want = edgeml_rnnpool_forward(unprefixed, patch_nhwc.transpose(0, 3, 1, 2), h1, h2)
             np.testing.assert_allclose(got[:, i, j, :], want, atol=1e-5)
 

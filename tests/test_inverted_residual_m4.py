@@ -9,27 +9,40 @@ from __future__ import annotations
 
 import os
 
+import invres_models as im
 import numpy as np
 import pytest
 
-import invres_models as im
 from rnnpool_tflm.reference.inverted_residual import inverted_residual_int8
-from rnnpool_tflm.runtime import invres_harness
-from rnnpool_tflm.runtime import invres_native
-from rnnpool_tflm.runtime import m4_harness
+from rnnpool_tflm.runtime import invres_harness, invres_native, m4_harness
 from rnnpool_tflm.runtime.m4_harness import HarnessCase
 from rnnpool_tflm.toolchain import tflm_tree
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(bool(m4_harness.missing_tools()),
-                       reason=f"{', '.join(m4_harness.missing_tools())} not installed (CI installs "
-                              "gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm)"),
+    pytest.mark.skipif(
+        bool(m4_harness.missing_tools()),
+        reason=f"{', '.join(m4_harness.missing_tools())} not installed (CI installs "
+        "gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm)",
+    ),
 ]
 
 
-def _case(rng, ci, ce, co, stride, expand, residual, shape, acts=(3, 3, 0, 0), gain=1.0, per_channel=True,
-          biases=True, calibrated=False) -> HarnessCase:
+def _case(
+    rng,
+    ci,
+    ce,
+    co,
+    stride,
+    expand,
+    residual,
+    shape,
+    acts=(3, 3, 0, 0),
+    gain=1.0,
+    per_channel=True,
+    biases=True,
+    calibrated=False,
+) -> HarnessCase:
     p = im.random_params(rng, ci, ce, co, stride, expand, residual, acts, per_channel, biases, gain, calibrated)
     x = im.random_input(rng, shape)
     return HarnessCase(p, x, inverted_residual_int8(x, p))
@@ -38,11 +51,11 @@ def _case(rng, ci, ce, co, stride, expand, residual, shape, acts=(3, 3, 0, 0), g
 def _listed_cases():
     rng = np.random.default_rng(77)
     return [
-        _case(rng, 16, 32, 16, 1, True, True, (1, 9, 12, 16)),          # groups of four everywhere, residual
+        _case(rng, 16, 32, 16, 1, True, True, (1, 9, 12, 16)),  # groups of four everywhere, residual
         _case(rng, 16, 48, 8, 2, True, False, (1, 8, 10, 16), calibrated=True),  # ReLU6 clamps of full range
         _case(rng, 8, 16, 8, 1, True, True, (1, 7, 9, 8), (3, 3, 1, 0), calibrated=True),
-        _case(rng, 8, 24, 12, 2, True, False, (1, 10, 9, 8)),           # stride 2, odd width
-        _case(rng, 5, 13, 7, 1, True, False, (2, 6, 7, 5)),             # channel tails, batch 2
+        _case(rng, 8, 24, 12, 2, True, False, (1, 10, 9, 8)),  # stride 2, odd width
+        _case(rng, 5, 13, 7, 1, True, False, (2, 6, 7, 5)),  # channel tails, batch 2
         _case(rng, 6, 6, 6, 1, False, True, (1, 5, 5, 6), (0, 1, 2, 3)),  # t = 1, every activation
         _case(rng, 3, 9, 4, 2, True, False, (1, 1, 1, 3), (1, 2, 3, 0)),  # a 1x1 map
         _case(rng, 12, 20, 12, 1, True, True, (1, 4, 3, 12), gain=40.0),  # saturating
@@ -61,9 +74,22 @@ def _random_cases(count: int):
         co = ci if residual else int(rng.integers(1, 20))
         shape = (int(rng.integers(1, 3)), int(rng.integers(1, 11)), int(rng.integers(1, 11)), ci)
         acts = tuple(int(v) for v in rng.integers(0, 4, 4))
-        cases.append(_case(rng, ci, int(rng.integers(1, 40)), co, stride, expand, residual, shape, acts,
-                           gain=float(rng.choice([0.05, 1.0, 3.0, 40.0])), per_channel=bool(i % 4),
-                           biases=bool(i % 6)))
+        cases.append(
+            _case(
+                rng,
+                ci,
+                int(rng.integers(1, 40)),
+                co,
+                stride,
+                expand,
+                residual,
+                shape,
+                acts,
+                gain=float(rng.choice([0.05, 1.0, 3.0, 40.0])),
+                per_channel=bool(i % 4),
+                biases=bool(i % 6),
+            )
+        )
     return cases
 
 
@@ -72,8 +98,14 @@ def _general_form_case():
     rng = np.random.default_rng(5)
     case = _case(rng, 8, 12, 8, 1, True, True, (1, 6, 5, 8))
     p = case.params
-    big = p.__class__(**{**p.__dict__, "expand": p.expand.__class__(
-        **{**p.expand.__dict__, "scales": np.full(12, p.expand.scales.max() * 4000, np.float32)})})
+    big = p.__class__(
+        **{
+            **p.__dict__,
+            "expand": p.expand.__class__(
+                **{**p.expand.__dict__, "scales": np.full(12, p.expand.scales.max() * 4000, np.float32)}
+            ),
+        }
+    )
     assert invres_native.PreparedInvertedResidual(big, case.x.shape).requant_forms()["expand"] == "general"
     return HarnessCase(big, case.x, inverted_residual_int8(case.x, big))
 
@@ -105,8 +137,9 @@ def test_every_requantization_form_is_exercised(vector_cases):
     assert forms == {"smmlar", "general", "absent"}
 
 
-needs_tflm = pytest.mark.skipif(not os.environ.get(tflm_tree.TFLM_ENV),
-                                reason="TFLM_DIR is not set (CMSIS-NN and TFLM's library come from it)")
+needs_tflm = pytest.mark.skipif(
+    not os.environ.get(tflm_tree.TFLM_ENV), reason="TFLM_DIR is not set (CMSIS-NN and TFLM's library come from it)"
+)
 
 
 @needs_tflm
@@ -114,10 +147,12 @@ def test_cmsis_nn_gives_the_same_bytes_as_the_reference_and_the_fused_kernel(tmp
     from rnnpool_tflm.deploy import invres_bench
 
     rng = np.random.default_rng(31)
-    cases = [_case(rng, 16, 32, 16, 1, True, True, (1, 8, 10, 16)),
-             _case(rng, 8, 24, 16, 2, True, False, (1, 9, 8, 8), (3, 3, 0, 0)),
-             _case(rng, 12, 12, 12, 1, False, True, (1, 6, 7, 12), (0, 1, 3, 3)),
-             _case(rng, 5, 11, 6, 2, True, False, (1, 7, 5, 5), (2, 3, 1, 0), gain=3.0)]
+    cases = [
+        _case(rng, 16, 32, 16, 1, True, True, (1, 8, 10, 16)),
+        _case(rng, 8, 24, 16, 2, True, False, (1, 9, 8, 8), (3, 3, 0, 0)),
+        _case(rng, 12, 12, 12, 1, False, True, (1, 6, 7, 12), (0, 1, 3, 3)),
+        _case(rng, 5, 11, 6, 2, True, False, (1, 7, 5, 5), (2, 3, 1, 0), gain=3.0),
+    ]
     results = invres_bench.compare(cases, workdir=tmp_path)
     for r in results:
         assert r.cmsis_ok and r.cmsis_mismatches == 0, r
@@ -134,8 +169,11 @@ def test_bench_ir_host_prints_bit_exact_records(capsys):
     (record,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert record["name"] == "Face-M4 block 4" and record["bit_exact"] is True and record["ns_per_block"] > 0
     assert record["unfused_intermediate_bytes"] == 2 * 15 * 20 * 128
-    assert record["macs"] == {"expand": 15 * 20 * 64 * 128, "depthwise": 15 * 20 * 128 * 9,
-                              "project": 15 * 20 * 128 * 64}
+    assert record["macs"] == {
+        "expand": 15 * 20 * 64 * 128,
+        "depthwise": 15 * 20 * 128 * 9,
+        "project": 15 * 20 * 128 * 64,
+    }
 
 
 @needs_tflm

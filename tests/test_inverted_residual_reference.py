@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import re
 
+import invres_models as im
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-import invres_models as im
 from rnnpool_tflm.core import contract as contract_module
 from rnnpool_tflm.core.contract import contract, inverted_residual_contract, parse_contract
 from rnnpool_tflm.core.errors import RNNPoolError
 from rnnpool_tflm.deploy.host_run import run_interpreter
 from rnnpool_tflm.reference import tflm_int8 as ti
-from rnnpool_tflm.reference.inverted_residual import (geometry, inverted_residual_int8)
+from rnnpool_tflm.reference.inverted_residual import geometry, inverted_residual_int8
 from rnnpool_tflm.tflite import inverted_residual_op as irop
 from rnnpool_tflm.tflite import model as tfm
 
@@ -27,15 +28,30 @@ DOCS = __import__("pathlib").Path(__file__).resolve().parents[1] / "docs" / "inv
 
 # -- the contract header ------------------------------------------------------------------------
 
+
 def test_the_contract_header_parses_with_the_shared_parser():
     c = inverted_residual_contract()
     assert c.custom_code == "InvertedResidual" and c.version == 1
     assert [s.name for s in c.inputs] == [
-        "input", "expand_filter", "expand_bias", "expanded_quantization", "depthwise_filter", "depthwise_bias",
-        "depthwise_quantization", "project_filter", "project_bias", "projected_quantization"]
+        "input",
+        "expand_filter",
+        "expand_bias",
+        "expanded_quantization",
+        "depthwise_filter",
+        "depthwise_bias",
+        "depthwise_quantization",
+        "project_filter",
+        "project_bias",
+        "projected_quantization",
+    ]
     assert [s.name for s in c.inputs if s.optional] == [
-        "expand_filter", "expand_bias", "expanded_quantization", "depthwise_bias", "project_bias",
-        "projected_quantization"]
+        "expand_filter",
+        "expand_bias",
+        "expanded_quantization",
+        "depthwise_bias",
+        "project_bias",
+        "projected_quantization",
+    ]
     assert {s.float_type for s in c.inputs} == {"NONE"}
     assert [(o.key, o.minimum, o.maximum) for o in c.options][:2] == [("version", 1, 1), ("stride", 1, 2)]
     assert c.constants["INVRES_MAX_CHANNELS"] == 4096 and c.constants["INVRES_ACTIVATION_RELU6"] == 3
@@ -56,19 +72,24 @@ def test_the_docs_name_every_input_and_option():
 
 
 def test_a_malformed_header_fails_loudly():
-    text = contract_module.native_sources.source_dir("inverted_residual").joinpath(
-        "inverted_residual_op_contract.h").read_text()
+    text = (
+        contract_module.native_sources.source_dir("inverted_residual")
+        .joinpath("inverted_residual_op_contract.h")
+        .read_text()
+    )
     broken = text.replace('X(DEPTHWISE_BIAS, 5,', 'X(DEPTHWISE_BIAS, 15,')
     with pytest.raises(RuntimeError, match="INVRES_INPUTS does not list indices 0..9"):
         parse_contract(broken, "INVRES", "h.h")
     with pytest.raises(RuntimeError, match="INVRES_NUM_OPTIONS is not defined"):
         parse_contract(re.sub(r"#define INVRES_NUM_OPTIONS \d+", "", text), "INVRES", "h.h")
     with pytest.raises(ValueError, match="InvertedResidual option 'stride'=3 is outside"):
-        inverted_residual_contract().check_options({**{o.key: o.minimum for o in inverted_residual_contract().options},
-                                                    "stride": 3})
+        inverted_residual_contract().check_options(
+            {**{o.key: o.minimum for o in inverted_residual_contract().options}, "stride": 3}
+        )
 
 
 # -- TFLM's primitives on hand-worked values ----------------------------------------------------------
+
 
 def test_rounding_divide_by_pot_rounds_half_away_from_zero():
     x = np.array([5, -5, 6, -6, 7, -7, 4, -4, 0, -1])
@@ -111,8 +132,13 @@ def test_add_params_follow_calculate_op_data_add():
     p = ti.AddParams.create((0.5, 1), (0.25, -2), (1.0, 3), ti.ACTIVATION_NONE)
     # m1 = 0.5 / 1.0 -> (2^30, 0); m2 = 0.25 / 1.0 -> (2^30, -1); mo = 1 / 2^20 -> (2^30, -19).
     assert (p.input1_multiplier, p.input1_shift, p.input2_multiplier, p.input2_shift) == (1 << 30, 0, 1 << 30, -1)
-    assert (p.output_multiplier, p.output_shift, p.input1_offset, p.input2_offset, p.output_offset) == \
-        (1 << 30, -19, -1, 2, 3)
+    assert (p.output_multiplier, p.output_shift, p.input1_offset, p.input2_offset, p.output_offset) == (
+        1 << 30,
+        -19,
+        -1,
+        2,
+        3,
+    )
     # x = 5 -> (5 - 1) * 0.5 = 2.0; p = 2 -> (2 + 2) * 0.25 = 1.0; y = 3.0 / 1.0 + 3 = 6.
     assert p(np.array([5]), np.array([2])).tolist() == [6]
     with pytest.raises(ti.InvalidQuantization, match="ADD output multiplier"):
@@ -121,12 +147,13 @@ def test_add_params_follow_calculate_op_data_add():
 
 def test_geometry_is_tflite_same():
     assert geometry(30, 40, 1) == (30, 40, 1, 1)
-    assert geometry(30, 40, 2) == (15, 20, 0, 0)   # total padding 1: all of it at the bottom/right
-    assert geometry(7, 1, 2) == (4, 1, 1, 1)       # total padding 2
+    assert geometry(30, 40, 2) == (15, 20, 0, 0)  # total padding 1: all of it at the bottom/right
+    assert geometry(7, 1, 2) == (4, 1, 1, 1)  # total padding 2
     assert geometry(1, 1, 1) == (1, 1, 1, 1)
 
 
 # -- the reference against the interpreter -----------------------------------------------------------
+
 
 @st.composite
 def blocks(draw):
@@ -140,8 +167,19 @@ def blocks(draw):
     shape = (draw(st.integers(1, 3)), draw(st.integers(1, 9)), draw(st.integers(1, 9)), ci)
     seed = draw(st.integers(0, 2**31))
     rng = np.random.default_rng(seed)
-    p = im.random_params(rng, ci, ce, co, stride, expand, residual, acts, per_channel=draw(st.booleans()),
-                         biases=draw(st.booleans()), gain=draw(st.floats(0.2, 4.0)))
+    p = im.random_params(
+        rng,
+        ci,
+        ce,
+        co,
+        stride,
+        expand,
+        residual,
+        acts,
+        per_channel=draw(st.booleans()),
+        biases=draw(st.booleans()),
+        gain=draw(st.floats(0.2, 4.0)),
+    )
     return p, im.random_input(rng, shape)
 
 
@@ -166,18 +204,22 @@ def _decoded(model: bytes):
     return irop.decode(m, 0, 0).params
 
 
-@pytest.mark.parametrize("rows, cols, channels, expansion, filters, stride", [
-    (9, 11, 8, 2, 8, 1),     # residual
-    (8, 10, 8, 2, 16, 2),    # stride 2, even map
-    (7, 5, 8, 1, 8, 1),      # t = 1: no expansion conv, residual
-    (6, 8, 16, 2, 8, 1),     # Face-M4 block 1's pattern (no residual: 64 -> 32)
-])
+@pytest.mark.parametrize(
+    "rows, cols, channels, expansion, filters, stride",
+    [
+        (9, 11, 8, 2, 8, 1),  # residual
+        (8, 10, 8, 2, 16, 2),  # stride 2, even map
+        (7, 5, 8, 1, 8, 1),  # t = 1: no expansion conv, residual
+        (6, 8, 16, 2, 8, 1),  # Face-M4 block 1's pattern (no residual: 64 -> 32)
+    ],
+)
 def test_converted_keras_blocks_fuse_and_the_reference_equals_tflm(rows, cols, channels, expansion, filters, stride):
     unfused = im.keras_block_model(rows, cols, channels, expansion, filters, stride)
     m = tfm.read_model(unfused)
     names = [tfm.opcode_name(m, op.opcodeIndex) for op in m.subgraphs[0].operators]
-    assert names == (["CONV_2D"] if expansion > 1 else []) + ["DEPTHWISE_CONV_2D", "CONV_2D"] + \
-        (["ADD"] if stride == 1 and channels == filters else [])
+    assert names == (["CONV_2D"] if expansion > 1 else []) + ["DEPTHWISE_CONV_2D", "CONV_2D"] + (
+        ["ADD"] if stride == 1 and channels == filters else []
+    )
     fused = im.fused_model(unfused)
     fm = tfm.read_model(fused)
     assert [tfm.opcode_name(fm, op.opcodeIndex) for op in fm.subgraphs[0].operators] == ["InvertedResidual"]
@@ -205,8 +247,12 @@ def test_fusing_keeps_weights_and_quantizations_bit_identical():
         assert tfm.quantization(a)[1].tolist() == tfm.quantization(b)[1].tolist()
         return a, b
 
-    for original, name in ((expand.inputs[1], "expand_filter"), (dw.inputs[1], "depthwise_filter"),
-                           (project.inputs[1], "project_filter"), (expand.inputs[2], "expand_bias")):
+    for original, name in (
+        (expand.inputs[1], "expand_filter"),
+        (dw.inputs[1], "depthwise_filter"),
+        (project.inputs[1], "project_filter"),
+        (expand.inputs[2], "expand_bias"),
+    ):
         a, b = same(original, name)
         assert tfm.constant_data(m, a).tobytes() == tfm.constant_data(fused, b).tobytes()
     same(expand.outputs[0], "expanded_quantization")

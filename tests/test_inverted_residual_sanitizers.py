@@ -13,11 +13,11 @@ import shutil
 import subprocess
 
 import pytest
+from test_inverted_residual_m4 import _listed_cases, _random_cases
 
 from rnnpool_tflm.core.sources import source_dir
 from rnnpool_tflm.runtime import invres_harness
 from rnnpool_tflm.toolchain import tflm_tree
-from test_inverted_residual_m4 import _listed_cases, _random_cases
 
 HARNESS = pathlib.Path(__file__).resolve().parent / "m4"
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
@@ -53,8 +53,19 @@ def _run(cmd, **kwargs):
 
 
 def _compile_c(compiler: str, sources, out: pathlib.Path, includes=(), extra=()) -> None:
-    cmd = [compiler, *C_FLAGS, *SANITIZE, *extra, f"-I{source_dir('inverted_residual')}", f"-I{HARNESS}",
-           *(f"-I{d}" for d in includes), *map(str, sources), "-lm", "-o", str(out)]
+    cmd = [
+        compiler,
+        *C_FLAGS,
+        *SANITIZE,
+        *extra,
+        f"-I{source_dir('inverted_residual')}",
+        f"-I{HARNESS}",
+        *(f"-I{d}" for d in includes),
+        *map(str, sources),
+        "-lm",
+        "-o",
+        str(out),
+    ]
     done = _run(cmd)
     assert done.returncode == 0, f"{' '.join(cmd)}\n{done.stderr}"
 
@@ -63,8 +74,9 @@ def test_vectors_are_exact_under_sanitizers(tmp_path, kernel_objects):
     cases = [*_listed_cases(), *_random_cases(30)]
     (tmp_path / "invres_cases.h").write_text(invres_harness.cases_header(cases))
     driver = tmp_path / "invres_vectors"
-    _compile_c("gcc", [HARNESS / "invres_main.c", HARNESS / "invres_harness.c", *kernel_objects], driver,
-               includes=[tmp_path])
+    _compile_c(
+        "gcc", [HARNESS / "invres_main.c", HARNESS / "invres_harness.c", *kernel_objects], driver, includes=[tmp_path]
+    )
     done = _run([driver], timeout=300)
     assert done.returncode == 0 and done.stderr == "", done.stdout[-3000:] + done.stderr[-3000:]
     assert done.stdout.count(" ok status=INVRES_OK") == len(cases)
@@ -76,9 +88,11 @@ def _libfuzzer_works(tmp_path: pathlib.Path, compiler: str) -> bool:
     if shutil.which(compiler) is None:
         return False
     probe = tmp_path / ("probe.c" if compiler == "clang" else "probe.cc")
-    probe.write_text("#include <stdint.h>\n#include <stddef.h>\n"
-                     + ('extern "C" ' if compiler != "clang" else "")
-                     + "int LLVMFuzzerTestOneInput(const uint8_t* d, size_t n) { (void)d; (void)n; return 0; }\n")
+    probe.write_text(
+        "#include <stdint.h>\n#include <stddef.h>\n"
+        + ('extern "C" ' if compiler != "clang" else "")
+        + "int LLVMFuzzerTestOneInput(const uint8_t* d, size_t n) { (void)d; (void)n; return 0; }\n"
+    )
     done = _run([compiler, "-fsanitize=fuzzer,address,undefined", probe, "-o", tmp_path / "probe"])
     return done.returncode == 0
 
@@ -88,8 +102,19 @@ def _libfuzzer_run(fuzzer: pathlib.Path, tmp_path: pathlib.Path) -> None:
     corpus.mkdir()
     # libFuzzer's RSS limit reads the peak RSS, which Linux carries over from the process that
     # forked it (pytest with TensorFlow loaded); limit single allocations instead.
-    done = _run([fuzzer, f"-max_total_time={FUZZ_SECONDS}", "-seed=1", "-print_final_stats=1", "-rss_limit_mb=0",
-                 "-malloc_limit_mb=2048", corpus], timeout=FUZZ_SECONDS + 120, cwd=tmp_path)
+    done = _run(
+        [
+            fuzzer,
+            f"-max_total_time={FUZZ_SECONDS}",
+            "-seed=1",
+            "-print_final_stats=1",
+            "-rss_limit_mb=0",
+            "-malloc_limit_mb=2048",
+            corpus,
+        ],
+        timeout=FUZZ_SECONDS + 120,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     runs = int(next(line for line in done.stderr.splitlines() if "number_of_executed_units" in line).split()[-1])
     assert runs > 1000
@@ -109,8 +134,10 @@ def test_fuzzing_the_validator_prepare_and_eval_finds_no_crash(tmp_path, kernel_
         assert counts["iterations"] == "60000" and int(counts["evaluated"]) > 1000
 
 
-@pytest.mark.skipif(not os.environ.get(tflm_tree.TFLM_ENV),
-                    reason="TFLM_DIR is not set (the option parser needs its flatbuffers headers)")
+@pytest.mark.skipif(
+    not os.environ.get(tflm_tree.TFLM_ENV),
+    reason="TFLM_DIR is not set (the option parser needs its flatbuffers headers)",
+)
 def test_fuzzing_the_option_parser_finds_no_crash(tmp_path, kernel_objects):
     root = tflm_tree.tflm_dir()
     flexbuffers = root / tflm_tree.DOWNLOADS / "flatbuffers" / "include"
@@ -140,8 +167,12 @@ def test_the_fuzz_driver_catches_what_it_should(tmp_path, kernel_objects):
     rejects must abort. A copy of the target whose prepare always fails is built and run."""
     broken = tmp_path / "broken.c"
     text = (HARNESS / "fuzz_invres.c").read_text()
-    broken.write_text(text.replace("if (invres_s8_prepare(&cfg, &p, prep, prepared) != INVRES_OK) abort();",
-                                   "if (invres_s8_prepare(&cfg, &p, prep, prepared - 8) != INVRES_OK) abort();"))
+    broken.write_text(
+        text.replace(
+            "if (invres_s8_prepare(&cfg, &p, prep, prepared) != INVRES_OK) abort();",
+            "if (invres_s8_prepare(&cfg, &p, prep, prepared - 8) != INVRES_OK) abort();",
+        )
+    )
     fuzzer = tmp_path / "broken_fuzz"
     _compile_c("gcc", [broken, *kernel_objects], fuzzer, extra=["-DINVRES_FUZZ_STANDALONE"])
     done = _run([fuzzer, "20000", "1"], timeout=300)

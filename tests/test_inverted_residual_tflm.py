@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 
+import invres_models as im
 import numpy as np
 import pytest
 from flatbuffers import flexbuffers
 from hypothesis import given, settings
+from test_inverted_residual_reference import blocks
 
-import invres_models as im
 from rnnpool_tflm.core.contract import inverted_residual_contract
 from rnnpool_tflm.core.errors import RNNPoolError
 from rnnpool_tflm.deploy.host_run import run_interpreter
@@ -24,7 +25,6 @@ from rnnpool_tflm.runtime import registerer as tflm_registerer
 from rnnpool_tflm.tflite import inverted_residual_op as irop
 from rnnpool_tflm.tflite import model as tfm
 from rnnpool_tflm.toolchain import tflm_tree as tflm_sources
-from test_inverted_residual_reference import blocks
 
 
 def _missing() -> str:
@@ -45,13 +45,16 @@ def test_the_registered_op_equals_the_unfused_graph(case):
     p, x = case
     unfused = im.unfused_model(p, x.shape)
     expected = run_interpreter(unfused, [x], 1)[0]
-    np.testing.assert_array_equal(run_interpreter(im.fused_model(unfused), [x], 1, tflm_registerer.load_all())[0],
-                                  expected)
+    np.testing.assert_array_equal(
+        run_interpreter(im.fused_model(unfused), [x], 1, tflm_registerer.load_all())[0], expected
+    )
 
 
 @needs_tflm
-@pytest.mark.parametrize("rows, cols, channels, expansion, filters, stride", [
-    (9, 11, 8, 2, 8, 1), (8, 10, 8, 2, 16, 2), (7, 5, 8, 1, 8, 1), (6, 8, 16, 2, 8, 1)])
+@pytest.mark.parametrize(
+    "rows, cols, channels, expansion, filters, stride",
+    [(9, 11, 8, 2, 8, 1), (8, 10, 8, 2, 16, 2), (7, 5, 8, 1, 8, 1), (6, 8, 16, 2, 8, 1)],
+)
 def test_converted_blocks_fused_run_in_both_host_modes(rows, cols, channels, expansion, filters, stride):
     unfused = im.keras_block_model(rows, cols, channels, expansion, filters, stride)
     fused = im.fused_model(unfused)
@@ -73,6 +76,7 @@ def test_partitioned_mode_runs_the_fused_op_without_tflm_dir(monkeypatch):
 
 
 # -- one validator contract, both sides -----------------------------------------------------------
+
 
 def _fused_block(residual: bool = True, expand: bool = True):
     rng = np.random.default_rng(21)
@@ -145,49 +149,110 @@ def _output_shape(m):
 
 # (edit, residual block?, Python validator message, TFLM Prepare message)
 HOSTILE = {
-    "unknown option": (lambda m: _set_options(m, bogus=1), True,
-                       "unknown InvertedResidual option 'bogus'", "bad options: unknown option 'bogus'"),
-    "missing option": (lambda m: _drop_option(m, "stride"), True,
-                       "option 'stride' is missing", "bad options: missing option 'stride'"),
-    "option out of range": (lambda m: _set_options(m, stride=3), True,
-                            r"option 'stride'=3 is outside \[1, 2\]", "bad options: option out of range: 'stride'"),
-    "option not an integer": (lambda m: _set_options(m, stride=1.5), True,
-                              "option 'stride' must be an integer", "bad options: option is not an integer: 'stride'"),
-    "options not a map": (lambda m: _options_bytes(m, bytes(flexbuffers.Dumps([1, 2, 3]))), True,
-                          "not a valid flexbuffer map", "bad options: the options are not a flexbuffer map"),
-    "options garbage": (lambda m: _options_bytes(m, b"\xff\x00\x13"), True,
-                        "not a valid flexbuffer map", "bad options: the options are not a valid flexbuffer"),
-    "expand flag vs tensors": (lambda m: _set_options(m, expand=0, expand_activation=0), True,
-                               "option expand disagrees with the expand_filter input",
-                               "option expand disagrees with the expand_filter input"),
-    "residual flag vs tensors": (lambda m: _set_options(m, residual=1), False,
-                                 "option residual disagrees with the projected_quantization input",
-                                 "option residual disagrees with the projected_quantization input"),
-    "5x5 depthwise kernel": (lambda m: _reshape(m, "depthwise_filter", (1, 5, 5, 8)), True,
-                             "only 3x3 kernels are supported", "only 3x3 kernels are supported"),
-    "expansion filter vs input": (lambda m: _reshape(m, "expand_filter", (8, 1, 1, 3)), True,
-                                  r"'expand_filter' has shape \[8, 1, 1, 3\], the contract needs \[8, 1, 1, 4\]",
-                                  "tensor 'expand_filter' dim 3 is 3, the contract needs 4"),
-    "bias length": (lambda m: _reshape(m, "project_bias", (3,), np.int32), True,
-                    r"'project/bias': 4 scales, but dimension 0 has 3 channels",  # the reader's quantization check
-                    "tensor 'project_bias' dim 0 is 3, the contract needs 4"),
-    "variable weights": (lambda m: _variable(m, "project_filter"), True,
-                         r"reads tensor #5 'project/filter', which no operator writes and which is neither a graph "
-                         "input nor constant", r"must be a constant tensor \(tensor 'project_filter'\)"),
-    "bias type": (lambda m: _retype(m, "depthwise_bias"), True,
-                  "'depthwise_bias' is INT8, the contract needs INT32", "'depthwise_bias' is INT8, the contract needs"),
-    "scale count": (lambda m: _scales(m, "project_filter", [0.01, 0.02]), True,
-                    "'project/filter': 2 scales, but dimension 0 has 4 channels", "'project_filter' has 2 scales"),
-    "per-channel dimension": (lambda m: _scales(m, "depthwise_filter", [0.01] * 8, dim=0), True,
-                              "'depthwise/filter': 8 scales, but dimension 0 has 1 channels",
-                              "'depthwise_filter' is quantized along dimension 0, the contract's is 3"),
-    "asymmetric filter": (lambda m: _scales(m, "expand_filter", [0.01] * 8, [1] * 8), True,
-                          "'expand_filter' must be symmetric", r"symmetric \(zero point 0\)"),
-    "carrier per channel": (lambda m: _scales(m, "depthwise_quantization", [0.1, 0.2], [0, 0]), True,
-                            "'depthwise/quantization': 2 scales, but dimension 0 has 1 channels",
-                            "per-tensor quantization"),
-    "ADD rescaling": (lambda m: _output_scale(m, 1e-12), True,
-                      "ADD output multiplier", "INVRES_ERR_MULTIPLIER_RANGE"),
+    "unknown option": (
+        lambda m: _set_options(m, bogus=1),
+        True,
+        "unknown InvertedResidual option 'bogus'",
+        "bad options: unknown option 'bogus'",
+    ),
+    "missing option": (
+        lambda m: _drop_option(m, "stride"),
+        True,
+        "option 'stride' is missing",
+        "bad options: missing option 'stride'",
+    ),
+    "option out of range": (
+        lambda m: _set_options(m, stride=3),
+        True,
+        r"option 'stride'=3 is outside \[1, 2\]",
+        "bad options: option out of range: 'stride'",
+    ),
+    "option not an integer": (
+        lambda m: _set_options(m, stride=1.5),
+        True,
+        "option 'stride' must be an integer",
+        "bad options: option is not an integer: 'stride'",
+    ),
+    "options not a map": (
+        lambda m: _options_bytes(m, bytes(flexbuffers.Dumps([1, 2, 3]))),
+        True,
+        "not a valid flexbuffer map",
+        "bad options: the options are not a flexbuffer map",
+    ),
+    "options garbage": (
+        lambda m: _options_bytes(m, b"\xff\x00\x13"),
+        True,
+        "not a valid flexbuffer map",
+        "bad options: the options are not a valid flexbuffer",
+    ),
+    "expand flag vs tensors": (
+        lambda m: _set_options(m, expand=0, expand_activation=0),
+        True,
+        "option expand disagrees with the expand_filter input",
+        "option expand disagrees with the expand_filter input",
+    ),
+    "residual flag vs tensors": (
+        lambda m: _set_options(m, residual=1),
+        False,
+        "option residual disagrees with the projected_quantization input",
+        "option residual disagrees with the projected_quantization input",
+    ),
+    "5x5 depthwise kernel": (
+        lambda m: _reshape(m, "depthwise_filter", (1, 5, 5, 8)),
+        True,
+        "only 3x3 kernels are supported",
+        "only 3x3 kernels are supported",
+    ),
+    "expansion filter vs input": (
+        lambda m: _reshape(m, "expand_filter", (8, 1, 1, 3)),
+        True,
+        r"'expand_filter' has shape \[8, 1, 1, 3\], the contract needs \[8, 1, 1, 4\]",
+        "tensor 'expand_filter' dim 3 is 3, the contract needs 4",
+    ),
+    "bias length": (
+        lambda m: _reshape(m, "project_bias", (3,), np.int32),
+        True,
+        r"'project/bias': 4 scales, but dimension 0 has 3 channels",  # the reader's quantization check
+        "tensor 'project_bias' dim 0 is 3, the contract needs 4",
+    ),
+    "variable weights": (
+        lambda m: _variable(m, "project_filter"),
+        True,
+        r"reads tensor #5 'project/filter', which no operator writes and which is neither a graph "
+        "input nor constant",
+        r"must be a constant tensor \(tensor 'project_filter'\)",
+    ),
+    "bias type": (
+        lambda m: _retype(m, "depthwise_bias"),
+        True,
+        "'depthwise_bias' is INT8, the contract needs INT32",
+        "'depthwise_bias' is INT8, the contract needs",
+    ),
+    "scale count": (
+        lambda m: _scales(m, "project_filter", [0.01, 0.02]),
+        True,
+        "'project/filter': 2 scales, but dimension 0 has 4 channels",
+        "'project_filter' has 2 scales",
+    ),
+    "per-channel dimension": (
+        lambda m: _scales(m, "depthwise_filter", [0.01] * 8, dim=0),
+        True,
+        "'depthwise/filter': 8 scales, but dimension 0 has 1 channels",
+        "'depthwise_filter' is quantized along dimension 0, the contract's is 3",
+    ),
+    "asymmetric filter": (
+        lambda m: _scales(m, "expand_filter", [0.01] * 8, [1] * 8),
+        True,
+        "'expand_filter' must be symmetric",
+        r"symmetric \(zero point 0\)",
+    ),
+    "carrier per channel": (
+        lambda m: _scales(m, "depthwise_quantization", [0.1, 0.2], [0, 0]),
+        True,
+        "'depthwise/quantization': 2 scales, but dimension 0 has 1 channels",
+        "per-tensor quantization",
+    ),
+    "ADD rescaling": (lambda m: _output_scale(m, 1e-12), True, "ADD output multiplier", "INVRES_ERR_MULTIPLIER_RANGE"),
     "input count": (_drop_last_input, True, "needs 10 inputs and 1 output, has 9", "needs 10 inputs, has 9"),
     "output shape": (_output_shape, True, r"'output' has shape \[1, 5, 4, 4\]", r"the options give an output of"),
 }
@@ -221,6 +286,7 @@ def test_the_unedited_block_passes_both():
 
 
 # -- the firmware ----------------------------------------------------------------------------------
+
 
 def test_the_firmware_registers_the_op():
     from rnnpool_tflm.deploy import sources as firmware_sources
@@ -263,11 +329,15 @@ def test_fused_and_unfused_models_give_the_same_bytes_on_the_emulated_m4(tmp_pat
 def test_emulate_reads_the_instructions_of_every_operator():
     from rnnpool_tflm.deploy.emulate import FirmwareRun, parse_output
 
-    text = ("calibration_instructions: 400000\ncalibration_ticks: 200000\ninvoke_ticks: 1000\n"
-            "op_ticks: 0 CONV_2D 300\nop_ticks: 1 InvertedResidual 650\nop_ticks: 2 ADD 7\n")
+    text = (
+        "calibration_instructions: 400000\ncalibration_ticks: 200000\ninvoke_ticks: 1000\n"
+        "op_ticks: 0 CONV_2D 300\nop_ticks: 1 InvertedResidual 650\nop_ticks: 2 ADD 7\n"
+    )
     run = FirmwareRun(0, text, parse_output(text))
     assert run.instructions == 2000
-    assert run.op_instructions() == [{"index": 0, "op": "CONV_2D", "instructions": 600},
-                                     {"index": 1, "op": "InvertedResidual", "instructions": 1300},
-                                     {"index": 2, "op": "ADD", "instructions": 14}]
+    assert run.op_instructions() == [
+        {"index": 0, "op": "CONV_2D", "instructions": 600},
+        {"index": 1, "op": "InvertedResidual", "instructions": 1300},
+        {"index": 2, "op": "ADD", "instructions": 14},
+    ]
     assert FirmwareRun(0, "cycles: 5\nop_ticks: 0 ADD 3\n", parse_output("cycles: 5\n")).op_instructions() is None

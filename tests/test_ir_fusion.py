@@ -24,7 +24,7 @@ from rnnpool_tflm.tflite import inverted_residual_op as irop
 from rnnpool_tflm.tflite import model as tfm
 
 L = keras.layers
-FACE_INPUT = (40, 56, 1)   # the smallest-ish Face-M4 the zoo builds: RNNPool 4x6 -> padded 5x7x64
+FACE_INPUT = (40, 56, 1)  # the smallest-ish Face-M4 the zoo builds: RNNPool 4x6 -> padded 5x7x64
 TOY_INPUT = (24, 24, 3)
 
 
@@ -34,8 +34,14 @@ def _randomize_batchnorm(model, seed: int):
     for layer in model.layers:
         if isinstance(layer, L.BatchNormalization):
             g, b, mu, var = layer.get_weights()
-            layer.set_weights([rng.uniform(0.5, 1.5, g.shape), rng.normal(0, 0.3, b.shape),
-                               rng.normal(0, 0.3, mu.shape), rng.uniform(0.5, 1.5, var.shape)])
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, g.shape),
+                    rng.normal(0, 0.3, b.shape),
+                    rng.normal(0, 0.3, mu.shape),
+                    rng.uniform(0.5, 1.5, var.shape),
+                ]
+            )
     return model
 
 
@@ -44,9 +50,9 @@ def _toy_mobilenetv2():
     channels (no residual), then a classifier; the last block's output is a second model output."""
     keras.utils.set_random_seed(3)
     i = keras.Input(TOY_INPUT, name="image")
-    x = conv_bn_relu6(i, 8, 3, 2, "stem")                # 12x12x8
+    x = conv_bn_relu6(i, 8, 3, 2, "stem")  # 12x12x8
     x = inverted_residual(x, 1, 8, 1, "block1")
-    x = inverted_residual(x, 4, 16, 2, "block2")         # 6x6x16
+    x = inverted_residual(x, 4, 16, 2, "block2")  # 6x6x16
     x = inverted_residual(x, 4, 16, 1, "block3")
     features = inverted_residual(x, 6, 24, 1, "block4")
     logits = L.Dense(3, name="logits")(L.GlobalAveragePooling2D()(features))
@@ -58,10 +64,12 @@ def _shared_intermediates():
     depthwise output are model outputs too (GAP)."""
     keras.utils.set_random_seed(4)
     i = keras.Input((10, 10, 8), name="image")
-    e = L.ReLU(6.0, name="a_expand_relu6")(L.BatchNormalization(name="a_expand_bn")(
-        L.Conv2D(16, 1, use_bias=False, name="a_expand")(i)))
-    d = L.ReLU(6.0, name="a_dw_relu6")(L.BatchNormalization(name="a_dw_bn")(
-        L.DepthwiseConv2D(3, padding="same", use_bias=False, name="a_dw")(e)))
+    e = L.ReLU(6.0, name="a_expand_relu6")(
+        L.BatchNormalization(name="a_expand_bn")(L.Conv2D(16, 1, use_bias=False, name="a_expand")(i))
+    )
+    d = L.ReLU(6.0, name="a_dw_relu6")(
+        L.BatchNormalization(name="a_dw_bn")(L.DepthwiseConv2D(3, padding="same", use_bias=False, name="a_dw")(e))
+    )
     a = L.BatchNormalization(name="a_project_bn")(L.Conv2D(8, 1, use_bias=False, name="a_project")(d))
     e2 = L.ReLU(6.0, name="b_expand_relu6")(L.Conv2D(16, 1, name="b_expand")(a))
     d2 = L.ReLU(6.0, name="b_dw_relu6")(L.DepthwiseConv2D(3, padding="same", name="b_dw")(e2))
@@ -75,8 +83,11 @@ def _face_m4():
     return _randomize_batchnorm(build_zoo_model("face_m4", input_shape=FACE_INPUT), 5)
 
 
-MODELS = {"toy": (_toy_mobilenetv2, TOY_INPUT), "face_m4": (_face_m4, FACE_INPUT),
-          "shared": (_shared_intermediates, (10, 10, 8))}
+MODELS = {
+    "toy": (_toy_mobilenetv2, TOY_INPUT),
+    "face_m4": (_face_m4, FACE_INPUT),
+    "shared": (_shared_intermediates, (10, 10, 8)),
+}
 
 
 @functools.cache
@@ -127,13 +138,20 @@ def test_every_block_becomes_one_op_with_the_same_output_bytes(name, blocks):
 def test_the_toy_model_keeps_its_block_structure():
     report = _converted("toy", True).fusion
     assert [b.ops for b in report.fused] == [
-        ("DEPTHWISE_CONV_2D", "CONV_2D", "ADD"), ("CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D"),
-        ("CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D", "ADD"), ("CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D")]
+        ("DEPTHWISE_CONV_2D", "CONV_2D", "ADD"),
+        ("CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D"),
+        ("CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D", "ADD"),
+        ("CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D"),
+    ]
     assert [b.output_shape for b in report.fused] == [(1, 12, 12, 8), (1, 6, 6, 16), (1, 6, 6, 16), (1, 6, 6, 24)]
     m = tfm.read_model(_converted("toy", True).tflite)
     nodes = [irop.decode(m, 0, i) for i, op in enumerate(m.subgraphs[0].operators) if irop.is_inverted_residual(m, op)]
     assert [(n.options["stride"], n.options["expand"], n.options["residual"]) for n in nodes] == [
-        (1, 0, 1), (2, 1, 0), (1, 1, 1), (1, 1, 0)]
+        (1, 0, 1),
+        (2, 1, 0),
+        (1, 1, 1),
+        (1, 1, 0),
+    ]
 
 
 def test_an_intermediate_with_another_reader_is_not_fused():
@@ -146,8 +164,9 @@ def test_an_intermediate_with_another_reader_is_not_fused():
     assert len(report.skipped) == 1 and "not read by one 1x1 CONV_2D only" in report.skipped[0].reason
     assert _op_names(fused.tflite).count("DEPTHWISE_CONV_2D") == 1
     assert _op_names(fused.tflite).count("InvertedResidual") == 1
-    _assert_same_outputs(host.run(fused.tflite, _inputs("shared")).outputs,
-                         host.run(plain.tflite, _inputs("shared")).outputs)
+    _assert_same_outputs(
+        host.run(fused.tflite, _inputs("shared")).outputs, host.run(plain.tflite, _inputs("shared")).outputs
+    )
 
 
 def _unfused_block(expand=True, residual=True):
@@ -175,8 +194,10 @@ def _stride_three(m, sg):
     o.strideH = o.strideW = 3
 
 
-@pytest.mark.parametrize("edit, reason", [(_dilate, "not a 3x3 SAME stride-1/2 depthwise"),
-                                          (_stride_three, "not a 3x3 SAME stride-1/2 depthwise")])
+@pytest.mark.parametrize(
+    "edit, reason",
+    [(_dilate, "not a 3x3 SAME stride-1/2 depthwise"), (_stride_three, "not a 3x3 SAME stride-1/2 depthwise")],
+)
 def test_a_chain_the_op_cannot_compute_stays_and_says_why(edit, reason):
     model = _edited(_unfused_block(), edit)
     out, report = fuse_inverted_residuals(model)
@@ -187,6 +208,7 @@ def test_a_chain_the_op_cannot_compute_stays_and_says_why(edit, reason):
 def test_a_refused_add_is_left_out_and_the_rest_fused():
     def tanh_on_the_add(m, sg):  # a fused TANH: the op's contract has no such add_activation
         _op(m, sg, "ADD").builtinOptions.fusedActivationFunction = 4
+
     model = _edited(_unfused_block(), tanh_on_the_add)
     out, report = fuse_inverted_residuals(model)
     assert _op_names(out) == ["InvertedResidual", "ADD"]
@@ -206,11 +228,17 @@ def test_the_convert_command_lists_the_fused_blocks(tmp_path, capsys):
     import argparse
 
     from rnnpool_tflm.cli.commands import convert as convert_command
+
     path = tmp_path / "toy.keras"
     _toy_mobilenetv2().save(path)
     np.savez(tmp_path / "rep.npz", x=np.random.default_rng(0).uniform(0, 1, (8, *TOY_INPUT)).astype(np.float32))
-    args = argparse.Namespace(model=str(path), output=str(tmp_path / "toy.tflite"),
-                              representative=str(tmp_path / "rep.npz"), float_io=False, no_fuse=False)
+    args = argparse.Namespace(
+        model=str(path),
+        output=str(tmp_path / "toy.tflite"),
+        representative=str(tmp_path / "rep.npz"),
+        float_io=False,
+        no_fuse=False,
+    )
     assert convert_command.run(args) == 0
     text = capsys.readouterr().out
     assert "fused: 4 inverted-residual block(s)" in text
@@ -231,8 +259,9 @@ def test_output_sha256_is_the_digest_of_the_output_bytes_in_order():
 def test_check_gives_fused_and_plain_models_the_same_output_sha256():
     from rnnpool_tflm.check.checker import check_model
 
-    reports = {fuse: check_model(_converted("toy", fuse).tflite, samples=8, measure_arena=False)
-               for fuse in (False, True)}
+    reports = {
+        fuse: check_model(_converted("toy", fuse).tflite, samples=8, measure_arena=False) for fuse in (False, True)
+    }
     assert reports[True].output_sha256 == reports[False].output_sha256
     assert len(reports[True].output_sha256) == 64
     assert reports[True].as_json()["output_sha256"] == reports[True].output_sha256
@@ -260,11 +289,13 @@ def test_fused_and_plain_face_m4_give_the_same_bytes_on_the_emulated_m4(tmp_path
     # The device's digest is the host's (the firmware's input: deploy.host_run's deterministic one).
     from rnnpool_tflm.deploy.host_run import load_inputs
     from rnnpool_tflm.tflite.model_info import read_model_info
+
     plain = _converted("face_m4", False).tflite
     host_digest = host.output_sha256(host.run(plain, load_inputs(None, read_model_info(plain))).outputs)
     assert runs[True]["output_sha256"] == runs[False]["output_sha256"] == host_digest
     assert [o["op"] for o in runs[True]["op_instructions"]].count("InvertedResidual") == 4
     # The arena model sizes both exactly (the fused op's OpData, prepared data and scratch included).
     from rnnpool_tflm.arena import estimate_arena
+
     for fuse, run in runs.items():
         assert estimate_arena(_converted("face_m4", fuse).tflite, "cortex-m4").total_bytes == run["arena_used_bytes"]

@@ -10,11 +10,11 @@ import ctypes
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from test_kernel_host import kernel_cases, random_case
 
 from rnnpool_tflm.core.config import RNNPoolConfig
 from rnnpool_tflm.core.weights import RNNPoolWeights
 from rnnpool_tflm.runtime import native
-from test_kernel_host import kernel_cases, random_case
 
 # Face-M4's op (input 120x160x4 int8 = 640 B per row, patch 8, stride 4, h2 = 16: 64 B per output
 # pixel), worked out by hand from the write order in docs/kernel.md ("In place"):
@@ -58,31 +58,52 @@ def _overlapped(prepared, eval_fn, x: np.ndarray, out_shape, out_dtype, lag: int
     o = max(0, -lag)
     i = o + lag
     buf = native.aligned_buffer(max(o + out_bytes, i + x.nbytes) + 8)
-    buf[i:i + x.nbytes] = np.frombuffer(np.ascontiguousarray(x).tobytes(), np.uint8)
+    buf[i : i + x.nbytes] = np.frombuffer(np.ascontiguousarray(x).tobytes(), np.uint8)
     pointer = ctypes.POINTER(np.ctypeslib.as_ctypes_type(out_dtype))
-    status = eval_fn(prepared.prepared.ctypes.data, ctypes.cast(buf.ctypes.data + i, pointer),
-                     ctypes.cast(buf.ctypes.data + o, pointer), prepared.scratch.ctypes.data, prepared.scratch.size)
+    status = eval_fn(
+        prepared.prepared.ctypes.data,
+        ctypes.cast(buf.ctypes.data + i, pointer),
+        ctypes.cast(buf.ctypes.data + o, pointer),
+        prepared.scratch.ctypes.data,
+        prepared.scratch.size,
+    )
     assert status == 0
-    return buf[o:o + out_bytes].copy().view(out_dtype).reshape(out_shape)
+    return buf[o : o + out_bytes].copy().view(out_dtype).reshape(out_shape)
 
 
 CASES = [  # shape, patch, strides, padding, output padding, mode
-    ((1, 20, 24, 4), (8, 8), (4, 4), "valid", (1, 1), "cached"),    # Face-M4-like
+    ((1, 20, 24, 4), (8, 8), (4, 4), "valid", (1, 1), "cached"),  # Face-M4-like
     ((1, 20, 24, 4), (8, 8), (4, 4), "valid", (1, 1), "recompute"),
-    ((2, 13, 11, 3), (4, 3), (2, 2), "same", (0, 2), "cached"),     # batch, zero padding
+    ((2, 13, 11, 3), (4, 3), (2, 2), "same", (0, 2), "cached"),  # batch, zero padding
     ((2, 13, 11, 3), (4, 3), (2, 2), "same", (2, 0), "recompute"),
-    ((1, 17, 19, 5), (3, 2), (5, 4), "valid", (1, 1), "cached"),    # stride above the patch: rows skipped
-    ((1, 9, 12, 8), (6, 6), (2, 3), "same", (0, 0), "cached"),      # output bytes above the input's
-    ((3, 7, 6, 2), (7, 6), (1, 1), "valid", (3, 3), "recompute"),   # one patch per image
+    ((1, 17, 19, 5), (3, 2), (5, 4), "valid", (1, 1), "cached"),  # stride above the patch: rows skipped
+    ((1, 9, 12, 8), (6, 6), (2, 3), "same", (0, 0), "cached"),  # output bytes above the input's
+    ((3, 7, 6, 2), (7, 6), (1, 1), "valid", (3, 3), "recompute"),  # one patch per image
 ]
 
 
 @pytest.mark.parametrize("shape, patch, strides, padding, out_pad, mode", CASES)
 def test_int8_in_place_at_the_lag_equals_the_separate_run(shape, patch, strides, padding, out_pad, mode):
-    case = random_case(np.random.default_rng(sum(shape)), channels=shape[3], hidden=(6, 5), patch=patch,
-                       strides=strides, padding=padding, gate="sigmoid", update="tanh", per_channel=True,
-                       shape=shape, zeta=1.0, nu=-2.0, input_scale=0.03, output_scale=0.01, weight_gain=1.0,
-                       bias_gain=1.0, output_padding=out_pad, rnn1_mode=mode)
+    case = random_case(
+        np.random.default_rng(sum(shape)),
+        channels=shape[3],
+        hidden=(6, 5),
+        patch=patch,
+        strides=strides,
+        padding=padding,
+        gate="sigmoid",
+        update="tanh",
+        per_channel=True,
+        shape=shape,
+        zeta=1.0,
+        nu=-2.0,
+        input_scale=0.03,
+        output_scale=0.01,
+        weight_gain=1.0,
+        bias_gain=1.0,
+        output_padding=out_pad,
+        rnn1_mode=mode,
+    )
     kernel = native.PreparedS8(case.params, case.x.shape)
     lag = native.inplace_lag(kernel.cfg)
     expected = kernel(case.x)

@@ -9,17 +9,19 @@ import subprocess
 
 import numpy as np
 import pytest
+from test_kernel_host import random_case, random_cases
 
 from rnnpool_tflm.runtime import m4_harness as m4_toolchain
 from rnnpool_tflm.runtime import native
 from rnnpool_tflm.runtime.m4_harness import HarnessCase
-from test_kernel_host import random_case, random_cases
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(bool(m4_toolchain.missing_tools()),
-                       reason=f"{', '.join(m4_toolchain.missing_tools())} not installed (CI installs "
-                              "gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm)"),
+    pytest.mark.skipif(
+        bool(m4_toolchain.missing_tools()),
+        reason=f"{', '.join(m4_toolchain.missing_tools())} not installed (CI installs "
+        "gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm)",
+    ),
 ]
 
 # (patch, strides, hidden, padding, gate, update, per_channel, shape, (s_x, s_y, weight gain), (zeta, nu)).
@@ -41,10 +43,26 @@ CONFIGS = [
 def _listed_cases():
     rng = np.random.default_rng(44)
     for patch, strides, hidden, padding, gate, update, per_channel, shape, scales, (zeta, nu) in CONFIGS:
-        yield random_case(rng, channels=shape[3], hidden=hidden, patch=patch, strides=strides, padding=padding,
-                          gate=gate, update=update, per_channel=per_channel, shape=shape, zeta=zeta, nu=nu,
-                          zeta2=-nu, nu2=zeta / 2, input_scale=scales[0], output_scale=scales[1],
-                          weight_gain=scales[2], bias_gain=3.0)
+        yield random_case(
+            rng,
+            channels=shape[3],
+            hidden=hidden,
+            patch=patch,
+            strides=strides,
+            padding=padding,
+            gate=gate,
+            update=update,
+            per_channel=per_channel,
+            shape=shape,
+            zeta=zeta,
+            nu=nu,
+            zeta2=-nu,
+            nu2=zeta / 2,
+            input_scale=scales[0],
+            output_scale=scales[1],
+            weight_gain=scales[2],
+            bias_gain=3.0,
+        )
 
 
 INPLACE_CASES = [  # (patch, strides, padding, output padding, rnn1_mode, shape): run overlapped at the lag
@@ -58,10 +76,26 @@ INPLACE_CASES = [  # (patch, strides, padding, output padding, rnn1_mode, shape)
 def _inplace_cases():
     rng = np.random.default_rng(45)
     for patch, strides, padding, out_pad, mode, shape in INPLACE_CASES:
-        case = random_case(rng, channels=shape[3], hidden=(16, 16), patch=patch, strides=strides, padding=padding,
-                           gate="sigmoid", update="tanh", per_channel=True, shape=shape, zeta=2.0, nu=-3.0,
-                           input_scale=0.02, output_scale=0.01, weight_gain=0.7, bias_gain=1.0,
-                           output_padding=out_pad, rnn1_mode=mode)
+        case = random_case(
+            rng,
+            channels=shape[3],
+            hidden=(16, 16),
+            patch=patch,
+            strides=strides,
+            padding=padding,
+            gate="sigmoid",
+            update="tanh",
+            per_channel=True,
+            shape=shape,
+            zeta=2.0,
+            nu=-3.0,
+            input_scale=0.02,
+            output_scale=0.01,
+            weight_gain=0.7,
+            bias_gain=1.0,
+            output_padding=out_pad,
+            rnn1_mode=mode,
+        )
         yield HarnessCase(case.params, case.x, case.expected, inplace=True)
 
 
@@ -83,7 +117,7 @@ def test_kernel_on_the_emulated_m4_is_bit_exact(vector_cases, harness_run):
     assert len(harness_run.results) == len(vector_cases)
     for i, result in enumerate(harness_run.results):
         assert result.ok and result.status == "RNNPOOL_OK" and result.mismatches == 0, (i, result)
-    for case in vector_cases[:len(CONFIGS)]:
+    for case in vector_cases[: len(CONFIGS)]:
         assert len(np.unique(case.expected)) > 2  # the listed cases are not trivially saturated
     assert 4.0 < harness_run.instructions_per_tick < 8.0  # 1/0.168: SysTick at 168 MHz, 1 ns per instruction
 
@@ -107,17 +141,26 @@ def test_the_m4_build_takes_the_dsp_path(tmp_path):
     """The cross-compiled kernel uses the DSP instructions (the __ARM_FEATURE_DSP branch)."""
     obj = tmp_path / "rnnpool_s8.o"
     source = next(p for p in m4_toolchain.kernel_sources() if p.name == "rnnpool_s8.c")
-    cmd = [m4_toolchain.CC, *m4_toolchain.CPU_FLAGS, *m4_toolchain.C_FLAGS, f"-I{source.parent}", "-c",
-           str(source), "-o", str(obj)]
+    cmd = [
+        m4_toolchain.CC,
+        *m4_toolchain.CPU_FLAGS,
+        *m4_toolchain.C_FLAGS,
+        f"-I{source.parent}",
+        "-c",
+        str(source),
+        "-o",
+        str(obj),
+    ]
     subprocess.run(cmd, check=True, capture_output=True)
-    disassembly = subprocess.run(["arm-none-eabi-objdump", "-d", str(obj)], capture_output=True, text=True,
-                                 check=True).stdout
+    disassembly = subprocess.run(
+        ["arm-none-eabi-objdump", "-d", str(obj)], capture_output=True, text=True, check=True
+    ).stdout
     for instruction in ("smlad", "smmla", "smmulr", "smlatb", "ssat", "ldrd"):
         assert f"\t{instruction}" in disassembly, instruction
 
 
 def test_buffer_sizes_on_the_m4_equal_the_host_sizes(vector_cases, harness_run):
-    for case, result in zip(vector_cases, harness_run.results):
+    for case, result in zip(vector_cases, harness_run.results, strict=True):
         cfg = native.make_config(case.params.config, case.x.shape)
         assert (result.prepared_bytes, result.scratch_bytes) == native.buffer_bytes(cfg, "int8")
 
@@ -135,8 +178,10 @@ def test_bench_m4_counts_instructions_per_patch(capsys):
     import json
 
     from rnnpool_tflm.cli.commands import bench
-    args = argparse.Namespace(what="kernel", target="m4", json=True, shape=["VWW"], activations="hard", seconds=1.0,
-                              rnn1_mode="both")
+
+    args = argparse.Namespace(
+        what="kernel", target="m4", json=True, shape=["VWW"], activations="hard", seconds=1.0, rnn1_mode="both"
+    )
     assert bench.run(args) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["rnn1_mode"] for r in records] == ["cached", "recompute"]

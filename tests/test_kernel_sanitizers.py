@@ -16,13 +16,13 @@ import subprocess
 
 import numpy as np
 import pytest
+from test_kernel_host import KernelCase, random_cases
 
-from rnnpool_tflm.runtime import native
 from rnnpool_tflm.core.config import RNNPoolConfig
 from rnnpool_tflm.core.sources import source_dir
-from rnnpool_tflm.reference import rnnpool_float
 from rnnpool_tflm.core.weights import RNNPoolWeights
-from test_kernel_host import KernelCase, random_cases
+from rnnpool_tflm.reference import rnnpool_float
+from rnnpool_tflm.runtime import native
 
 HARNESS = pathlib.Path(__file__).resolve().parent / "m4"
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
@@ -33,8 +33,18 @@ pytestmark = pytest.mark.slow
 
 
 def _compile(compiler: str, sources, out: pathlib.Path, extra=()) -> None:
-    cmd = [compiler, *C_FLAGS, *SANITIZE, *extra, f"-I{source_dir()}", f"-I{HARNESS}", *map(str, sources),
-           "-lm", "-o", str(out)]
+    cmd = [
+        compiler,
+        *C_FLAGS,
+        *SANITIZE,
+        *extra,
+        f"-I{source_dir()}",
+        f"-I{HARNESS}",
+        *map(str, sources),
+        "-lm",
+        "-o",
+        str(out),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, f"{' '.join(cmd)}\n{done.stderr}"
 
@@ -54,6 +64,7 @@ def host_driver(tmp_path_factory) -> pathlib.Path:
 
 # -- vector files (format in tests/m4/main_host.c) ---------------------------------------------
 
+
 def _array(values, dtype) -> bytes:
     flat = np.ascontiguousarray(values, dtype=dtype).reshape(-1)
     return np.int32(flat.size).tobytes() + flat.tobytes()
@@ -67,15 +78,29 @@ def write_int8_vectors(path: pathlib.Path, case: KernelCase, expected: np.ndarra
     p = case.params
     cfg = native.make_config(p.config, case.x.shape)
     expected = case.expected if expected is None else expected
-    parts = [_header(0, cfg), np.float32(p.input_scale).tobytes(), np.int32(p.input_zero_point).tobytes(),
-             np.float32(p.output_scale).tobytes(), np.int32(p.output_zero_point).tobytes(),
-             np.array([p.w1_scale.size, p.u1_scale.size, p.w2_scale.size, p.u2_scale.size, expected.size],
-                      np.int32).tobytes(),
-             _array(p.w1, np.int8), _array(p.w1_scale, np.float32), _array(p.u1, np.int8),
-             _array(p.u1_scale, np.float32), _array(p.bias1, np.int32), _array(p.w2, np.int8),
-             _array(p.w2_scale, np.float32), _array(p.u2, np.int8), _array(p.u2_scale, np.float32),
-             _array(p.bias2, np.int32), _array(p.scalars, np.int16), _array(case.x, np.int8),
-             _array(expected, np.int8)]
+    parts = [
+        _header(0, cfg),
+        np.float32(p.input_scale).tobytes(),
+        np.int32(p.input_zero_point).tobytes(),
+        np.float32(p.output_scale).tobytes(),
+        np.int32(p.output_zero_point).tobytes(),
+        np.array(
+            [p.w1_scale.size, p.u1_scale.size, p.w2_scale.size, p.u2_scale.size, expected.size], np.int32
+        ).tobytes(),
+        _array(p.w1, np.int8),
+        _array(p.w1_scale, np.float32),
+        _array(p.u1, np.int8),
+        _array(p.u1_scale, np.float32),
+        _array(p.bias1, np.int32),
+        _array(p.w2, np.int8),
+        _array(p.w2_scale, np.float32),
+        _array(p.u2, np.int8),
+        _array(p.u2_scale, np.float32),
+        _array(p.bias2, np.int32),
+        _array(p.scalars, np.int16),
+        _array(case.x, np.int8),
+        _array(expected, np.int8),
+    ]
     path.write_bytes(b"".join(parts))
     return path
 
@@ -84,10 +109,14 @@ def write_float_vectors(path: pathlib.Path, x, weights: RNNPoolWeights, config: 
     params = native.F32Params(weights)
     expected = rnnpool_float(x, weights, config)
     k = params._keep
-    parts = [_header(1, native.make_config(config, x.shape)), np.float32(1e-5).tobytes(),
-             np.int32(expected.size).tobytes(),
-             *(_array(k[name], np.float32) for name in ("w1", "u1", "bias1", "w2", "u2", "bias2", "scalars")),
-             _array(x, np.float32), _array(expected, np.float32)]
+    parts = [
+        _header(1, native.make_config(config, x.shape)),
+        np.float32(1e-5).tobytes(),
+        np.int32(expected.size).tobytes(),
+        *(_array(k[name], np.float32) for name in ("w1", "u1", "bias1", "w2", "u2", "bias2", "scalars")),
+        _array(x, np.float32),
+        _array(expected, np.float32),
+    ]
     path.write_bytes(b"".join(parts))
     return path
 
@@ -100,14 +129,20 @@ def test_int8_and_float_vectors_are_exact_under_sanitizers(host_driver, tmp_path
     rng = np.random.default_rng(2024)
     files = [write_int8_vectors(tmp_path / f"s8_{i}.bin", case) for i, case in enumerate(random_cases(rng, 80))]
     for i in range(12):
-        config = RNNPoolConfig.create(tuple(int(v) for v in rng.integers(1, 5, 2)),
-                                      tuple(int(v) for v in rng.integers(1, 5, 2)),
-                                      tuple(int(v) for v in rng.integers(1, 9, 2)), ("valid", "same")[i % 2],
-                                      ("sigmoid", "hard_sigmoid")[i // 2 % 2], ("tanh", "hard_tanh")[i // 4 % 2])
-        weights = RNNPoolWeights.random(int(rng.integers(1, 9)), *config.hidden_dims, rng,
-                                        zeta=float(rng.normal(0, 3)), nu=float(rng.normal(-2, 3)))
-        x = rng.standard_normal((int(rng.integers(1, 3)), int(rng.integers(4, 10)), int(rng.integers(4, 10)),
-                                 weights.channels)).astype(np.float32)
+        config = RNNPoolConfig.create(
+            tuple(int(v) for v in rng.integers(1, 5, 2)),
+            tuple(int(v) for v in rng.integers(1, 5, 2)),
+            tuple(int(v) for v in rng.integers(1, 9, 2)),
+            ("valid", "same")[i % 2],
+            ("sigmoid", "hard_sigmoid")[i // 2 % 2],
+            ("tanh", "hard_tanh")[i // 4 % 2],
+        )
+        weights = RNNPoolWeights.random(
+            int(rng.integers(1, 9)), *config.hidden_dims, rng, zeta=float(rng.normal(0, 3)), nu=float(rng.normal(-2, 3))
+        )
+        x = rng.standard_normal(
+            (int(rng.integers(1, 3)), int(rng.integers(4, 10)), int(rng.integers(4, 10)), weights.channels)
+        ).astype(np.float32)
         files.append(write_float_vectors(tmp_path / f"f32_{i}.bin", x, weights, config))
     done = _run(host_driver, files)
     assert done.returncode == 0 and done.stderr == "", done.stdout[-3000:] + done.stderr[-3000:]
@@ -127,10 +162,13 @@ def _libfuzzer_works(tmp_path: pathlib.Path) -> bool:
     if shutil.which("clang") is None:
         return False
     probe = tmp_path / "probe.c"
-    probe.write_text("#include <stdint.h>\n#include <stddef.h>\n"
-                     "int LLVMFuzzerTestOneInput(const uint8_t* d, size_t n) { (void)d; (void)n; return 0; }\n")
-    done = subprocess.run(["clang", "-fsanitize=fuzzer", str(probe), "-o", str(tmp_path / "probe")],
-                          capture_output=True, text=True)
+    probe.write_text(
+        "#include <stdint.h>\n#include <stddef.h>\n"
+        "int LLVMFuzzerTestOneInput(const uint8_t* d, size_t n) { (void)d; (void)n; return 0; }\n"
+    )
+    done = subprocess.run(
+        ["clang", "-fsanitize=fuzzer", str(probe), "-o", str(tmp_path / "probe")], capture_output=True, text=True
+    )
     return done.returncode == 0
 
 
@@ -143,9 +181,21 @@ def test_fuzzing_the_validator_prepare_and_eval_finds_no_crash(tmp_path):
         corpus.mkdir()
         # libFuzzer's RSS limit reads the peak RSS, which Linux carries over from the process that
         # forked it (pytest with TensorFlow loaded: gigabytes); limit single allocations instead.
-        done = subprocess.run([str(fuzzer), f"-max_total_time={FUZZ_SECONDS}", "-seed=1", "-print_final_stats=1",
-                               "-rss_limit_mb=0", "-malloc_limit_mb=2048", str(corpus)],
-                              capture_output=True, text=True, timeout=FUZZ_SECONDS + 120, cwd=tmp_path)
+        done = subprocess.run(
+            [
+                str(fuzzer),
+                f"-max_total_time={FUZZ_SECONDS}",
+                "-seed=1",
+                "-print_final_stats=1",
+                "-rss_limit_mb=0",
+                "-malloc_limit_mb=2048",
+                str(corpus),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=FUZZ_SECONDS + 120,
+            cwd=tmp_path,
+        )
         assert done.returncode == 0, done.stderr[-4000:]
         runs = int(next(line for line in done.stderr.splitlines() if "number_of_executed_units" in line).split()[-1])
         assert runs > 1000
@@ -173,19 +223,34 @@ def test_a_long_randomized_run_reaches_eval_without_a_crash(tmp_path):
 
 # -- the TFLM op's flexbuffer option parser (custom_ops/rnnpool/rnnpool_options.h) ----------------
 
+
 def _options_fuzzer(tmp_path: pathlib.Path, header_dir: pathlib.Path, name: str) -> pathlib.Path:
     """tests/m4/fuzz_rnnpool_options.cc built standalone with g++ and the sanitizers, against the
     rnnpool_options.h in `header_dir` (TFLM's downloads supply flexbuffers.h)."""
     from rnnpool_tflm.toolchain import tflm_tree
+
     if not tflm_tree.tflm_dir(required=False):
         pytest.skip("TFLM_DIR is not set (the option parser needs its flatbuffers headers)")
     if shutil.which("g++") is None:
         pytest.skip("g++ is not installed")
     flexbuffers = tflm_tree.tflm_dir() / tflm_tree.DOWNLOADS / "flatbuffers" / "include"
     out = tmp_path / name
-    cmd = ["g++", "-std=c++17", "-g", "-O1", "-Wall", "-Wextra", *SANITIZE, "-DRNNPOOL_FUZZ_STANDALONE",
-           f"-I{header_dir}", f"-I{source_dir()}", f"-I{flexbuffers}", str(HARNESS / "fuzz_rnnpool_options.cc"),
-           "-o", str(out)]
+    cmd = [
+        "g++",
+        "-std=c++17",
+        "-g",
+        "-O1",
+        "-Wall",
+        "-Wextra",
+        *SANITIZE,
+        "-DRNNPOOL_FUZZ_STANDALONE",
+        f"-I{header_dir}",
+        f"-I{source_dir()}",
+        f"-I{flexbuffers}",
+        str(HARNESS / "fuzz_rnnpool_options.cc"),
+        "-o",
+        str(out),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, f"{' '.join(cmd)}\n{done.stderr[-4000:]}"
     return out
@@ -206,8 +271,10 @@ def test_the_option_fuzzer_finds_an_unchecked_key(tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
     text = (source_dir() / "rnnpool_options.h").read_text()
-    check = ('    if (!TerminatedInside(key, buffer, length)) return Refuse(error, cap, "an option key runs past '
-             'the options", nullptr);\n')
+    check = (
+        '    if (!TerminatedInside(key, buffer, length)) return Refuse(error, cap, "an option key runs past '
+        'the options", nullptr);\n'
+    )
     assert check in text
     (broken / "rnnpool_options.h").write_text(text.replace(check, ""))
     fuzzer = _options_fuzzer(tmp_path, broken, "broken_fuzz")

@@ -8,17 +8,20 @@ from rnnpool_tflm.core.keras import keras
 from rnnpool_tflm.layer.rnnpool import RNNPool
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(patch_size=0), "patch_size"),
-    (dict(patch_size=(3, -1)), "patch_size"),
-    (dict(patch_size=(2, 2, 2)), "patch_size"),
-    (dict(patch_size=3, strides=0), "strides"),
-    (dict(patch_size=3, hidden_dims=(4, 0)), "hidden_dims"),
-    (dict(patch_size=3, padding="full"), "padding"),
-    (dict(patch_size=3, gate_activation="relu"), "gate_activation"),
-    (dict(patch_size=3, update_activation="sigmoid"), "update_activation"),
-    (dict(patch_size=3, zeta_init=float("nan")), "zeta_init"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(patch_size=0), "patch_size"),
+        (dict(patch_size=(3, -1)), "patch_size"),
+        (dict(patch_size=(2, 2, 2)), "patch_size"),
+        (dict(patch_size=3, strides=0), "strides"),
+        (dict(patch_size=3, hidden_dims=(4, 0)), "hidden_dims"),
+        (dict(patch_size=3, padding="full"), "padding"),
+        (dict(patch_size=3, gate_activation="relu"), "gate_activation"),
+        (dict(patch_size=3, update_activation="sigmoid"), "update_activation"),
+        (dict(patch_size=3, zeta_init=float("nan")), "zeta_init"),
+    ],
+)
 def test_bad_arguments_raise_value_error_naming_them(kwargs, message):
     with pytest.raises(ValueError, match=message):
         RNNPool(**kwargs)
@@ -47,8 +50,17 @@ def _model(tmp_seed=0):
     keras.utils.set_random_seed(tmp_seed)
     inp = keras.Input((12, 10, 3))
     x = keras.layers.Conv2D(4, 3, padding="same")(inp)
-    x = RNNPool((4, 3), (2, 2), (5, 6), padding="same", gate_activation="hard_sigmoid",
-                update_activation="tanh", zeta_init=1.5, nu_init=-2.0, train_zeta_nu=False)(x)
+    x = RNNPool(
+        (4, 3),
+        (2, 2),
+        (5, 6),
+        padding="same",
+        gate_activation="hard_sigmoid",
+        update_activation="tanh",
+        zeta_init=1.5,
+        nu_init=-2.0,
+        train_zeta_nu=False,
+    )(x)
     out = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x))
     return keras.Model(inp, out)
 

@@ -30,7 +30,13 @@ def test_an_upward_import_breaks_the_contract(tmp_path):
     shutil.copytree(ROOT / "rnnpool_tflm", copy, ignore=shutil.ignore_patterns("*.so", "__pycache__", "_csrc"))
     (copy / "core" / "upward.py").write_text("from ..cli import main  # noqa: F401\n")
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    done = subprocess.run([_lint_imports(), "--no-cache"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=300, env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    done = subprocess.run(
+        [_lint_imports(), "--no-cache"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
     assert done.returncode != 0
     assert "rnnpool_tflm.core.upward -> rnnpool_tflm.cli" in done.stdout

@@ -9,10 +9,10 @@ import math
 import numpy as np
 import pytest
 
-from rnnpool_tflm.core.keras import keras
+from rnnpool_tflm import convert
 from rnnpool_tflm.analysis import zoo as models
 from rnnpool_tflm.analysis.counts import KIB, MIB, analyze, rnnpool_patch_macs
-from rnnpool_tflm import convert
+from rnnpool_tflm.core.keras import keras
 from rnnpool_tflm.quantize import model as quantize
 
 L = keras.layers
@@ -26,6 +26,7 @@ def zoo():
 
 # -- architecture ---------------------------------------------------------------------------------
 
+
 def _shape(model, layer):
     return tuple(model.get_layer(layer).output.shape[1:])
 
@@ -33,8 +34,8 @@ def _shape(model, layer):
 def test_mobilenetv2_rnnpool_follows_table_10(zoo):
     m = zoo["mobilenetv2_rnnpool"]
     assert _shape(m, "stem_relu6") == (112, 112, 32)
-    assert _shape(m, "rnnpool") == (27, 27, 64)            # valid 6x6 patches, stride 4
-    assert _shape(m, "rnnpool_pad_cols") == (28, 28, 64)   # replicate pad as EdgeML
+    assert _shape(m, "rnnpool") == (27, 27, 64)  # valid 6x6 patches, stride 4
+    assert _shape(m, "rnnpool_pad_cols") == (28, 28, 64)  # replicate pad as EdgeML
     # (t, c, n, s): (6,64,4,2) (6,96,3,1) (6,160,3,2) (6,320,1,1)
     assert _shape(m, "block4_project_bn") == (14, 14, 64)
     assert _shape(m, "block7_add") == (14, 14, 96)
@@ -60,7 +61,7 @@ def test_mobilenetv2_baseline_is_sandler_et_al(zoo):
 def test_vww_width_multiplier_rounds_to_multiples_of_8(zoo):
     m = zoo["mobilenetv2_rnnpool_vww"]
     assert _shape(m, "stem_relu6") == (112, 112, 8)
-    assert _shape(m, "rnnpool_pad_cols") == (28, 28, 32)    # 4 * h2, h1 = h2 = 8
+    assert _shape(m, "rnnpool_pad_cols") == (28, 28, 32)  # 4 * h2, h1 = h2 = 8
     # 64, 96, 160, 320 x 0.35 -> 24, 32, 56, 112 (make_divisible), last conv 320, 2 classes
     assert _shape(m, "block4_add") == (14, 14, 24)
     assert _shape(m, "block7_add") == (14, 14, 32)
@@ -82,9 +83,25 @@ def test_face_m4_follows_table_15_and_edgeml(zoo):
     assert _shape(m, "block3_project_bn") == (15, 20, 64)
     assert _shape(m, "block4_add") == (15, 20, 64)
     assert [tuple(o.shape[1:]) for o in m.outputs] == [
-        (30, 40, 4), (30, 40, 4), (30, 40, 4), (30, 40, 2), (15, 20, 4), (15, 20, 2), (15, 20, 4), (15, 20, 2)]
-    assert [o.name.split("/")[0] for o in m.outputs] == ["loc0", "conf0", "loc1", "conf1", "loc2", "conf2",
-                                                         "loc3", "conf3"]
+        (30, 40, 4),
+        (30, 40, 4),
+        (30, 40, 4),
+        (30, 40, 2),
+        (15, 20, 4),
+        (15, 20, 2),
+        (15, 20, 4),
+        (15, 20, 2),
+    ]
+    assert [o.name.split("/")[0] for o in m.outputs] == [
+        "loc0",
+        "conf0",
+        "loc1",
+        "conf1",
+        "loc2",
+        "conf2",
+        "loc3",
+        "conf3",
+    ]
     assert m.get_layer("rnnpool").rnnpool_config.hidden_dims == (16, 16)
 
 
@@ -95,7 +112,7 @@ def test_face_quant_follows_table_14_and_edgeml(zoo):
     assert _shape(m, "rnnpool_pad_cols") == (60, 80, 32)
     sizes = [tuple(o.shape[1:3]) for o in m.outputs[::2]]
     assert sizes == [(120, 160), (60, 80), (30, 40), (15, 20), (8, 10), (4, 5)]
-    assert tuple(m.outputs[1].shape[1:]) == (120, 160, 4)   # max-out background head
+    assert tuple(m.outputs[1].shape[1:]) == (120, 160, 4)  # max-out background head
     assert _shape(m, "block4_add") == (60, 80, 16) and _shape(m, "block12_project_bn") == (4, 5, 96)
 
 
@@ -110,6 +127,7 @@ def test_maxout_background_keeps_the_max_of_the_first_three():
 
 
 # -- numbers: our counts by an independent closed form, then against the paper ------------------------
+
 
 def _mbv2_closed_form(size, stages, alpha, stem, last, classes, rnnpool_hidden=None):
     """Parameters (conv weights, BN gamma/beta, classifier bias) and MACs of a (RNNPool-)MobileNetV2,
@@ -140,25 +158,34 @@ def _mbv2_closed_form(size, stages, alpha, stem, last, classes, rnnpool_hidden=N
     return params, macs
 
 
-@pytest.mark.parametrize("name,size,stages,alpha,stem,last,classes,hidden", [
-    ("mobilenetv2", 224, models.MOBILENETV2_STAGES, 1.0, 32, 1280, 10, None),
-    ("mobilenetv2_rnnpool", 224, models.MOBILENETV2_STAGES[3:], 1.0, 32, 1280, 10, 16),
-    ("mobilenetv2_vww", 224, models.MOBILENETV2_STAGES, 0.35, 8, 320, 2, None),
-    ("mobilenetv2_rnnpool_vww", 224, models.MOBILENETV2_STAGES[3:], 0.35, 8, 320, 2, 8),
-])
+@pytest.mark.parametrize(
+    "name,size,stages,alpha,stem,last,classes,hidden",
+    [
+        ("mobilenetv2", 224, models.MOBILENETV2_STAGES, 1.0, 32, 1280, 10, None),
+        ("mobilenetv2_rnnpool", 224, models.MOBILENETV2_STAGES[3:], 1.0, 32, 1280, 10, 16),
+        ("mobilenetv2_vww", 224, models.MOBILENETV2_STAGES, 0.35, 8, 320, 2, None),
+        ("mobilenetv2_rnnpool_vww", 224, models.MOBILENETV2_STAGES[3:], 0.35, 8, 320, 2, 8),
+    ],
+)
 def test_classification_counts_equal_the_closed_form(zoo, name, size, stages, alpha, stem, last, classes, hidden):
     a = analyze(zoo[name])
     assert (a.total_params, a.total_macs) == _mbv2_closed_form(size, stages, alpha, stem, last, classes, hidden)
-    bn_stats = sum(2 * int(layer.moving_mean.shape[0]) for layer in zoo[name].layers
-                   if isinstance(layer, L.BatchNormalization))
+    bn_stats = sum(
+        2 * int(layer.moving_mean.shape[0]) for layer in zoo[name].layers if isinstance(layer, L.BatchNormalization)
+    )
     assert a.total_params == zoo[name].count_params() - bn_stats
 
 
 def test_face_m4_counts_by_hand(zoo):
     a = analyze(zoo["face_m4"])
     rnnpool = 29 * 39 * rnnpool_patch_macs(8, 8, 4, 16, 16)
-    blocks = (1200 * (64 * 128 + 128 * 9 + 128 * 32) + 1200 * (32 * 64 + 64 * 9 + 64 * 32)
-              + 1200 * 32 * 64 + 300 * (64 * 9 + 64 * 64) + 300 * (64 * 128 + 128 * 9 + 128 * 64))
+    blocks = (
+        1200 * (64 * 128 + 128 * 9 + 128 * 32)
+        + 1200 * (32 * 64 + 64 * 9 + 64 * 32)
+        + 1200 * 32 * 64
+        + 300 * (64 * 9 + 64 * 64)
+        + 300 * (64 * 128 + 128 * 9 + 128 * 64)
+    )
     heads = 1200 * 9 * 32 * (4 + 4) + 1200 * 9 * 32 * (4 + 2) + 2 * 300 * 9 * 64 * (4 + 2)
     assert a.total_macs == 120 * 160 * 9 * 4 + rnnpool + blocks + heads
     assert a.layers[[layer.name for layer in a.layers].index("rnnpool")].macs == rnnpool
@@ -176,8 +203,14 @@ PAPER = [
     ("MobileNetV2-RNNPool peak", "mobilenetv2_rnnpool", {}, "peak_f32", 0.24 * MB, "Table 1/8, E.2.2"),
     ("MobileNetV2 + last RNNPool params", "mobilenetv2", {"last_rnnpool": True}, "params", 2.9e6, "Table 2"),
     ("MobileNetV2 + last RNNPool MAdds", "mobilenetv2", {"last_rnnpool": True}, "macs", 0.334e9, "Table 2"),
-    ("MobileNetV2-RNNPool + last RNNPool params", "mobilenetv2_rnnpool", {"last_rnnpool": True}, "params", 2.7e6,
-     "Table 2"),
+    (
+        "MobileNetV2-RNNPool + last RNNPool params",
+        "mobilenetv2_rnnpool",
+        {"last_rnnpool": True},
+        "params",
+        2.7e6,
+        "Table 2",
+    ),
     ("VWW MobileNetV2-0.35x params", "mobilenetv2_vww", {}, "params", 296e3, "Table 2"),
     ("VWW MobileNetV2-0.35x MAdds", "mobilenetv2_vww", {}, "macs", 53.2e6, "Table 2"),
     ("VWW MobileNetV2-0.35x peak", "mobilenetv2_vww", {}, "peak_int8", 250 * KB, "section 5.2 ('250 KB')"),
@@ -196,25 +229,32 @@ KNOWN_GAPS = {
     "MobileNetV2-RNNPool params": (
         "ours 2.217M (+10.8%). Table 10's layers remove MobileNetV2's stages 1-3 (~55K parameters) and add the "
         "RNNPool (1.3K) and a wider first 64-channel block (+33K), 2.237M -> 2.217M; the paper reports a 0.2M "
-        "drop (2.2M -> 2.0M, also 3.4M -> 3.2M on ImageNet-1K) that the published architecture cannot produce"),
+        "drop (2.2M -> 2.0M, also 3.4M -> 3.2M on ImageNet-1K) that the published architecture cannot produce"
+    ),
     "MobileNetV2-RNNPool MAdds": (
         "ours 263.6M (+16.6%): the layers other than the RNNPool add up to 214.3M, so the paper's 226M leaves "
         "~12M for the RNNPool, while Algorithm 1 counted per patch gives 49.3M (729 x 67,584); the paper does "
-        "not state how it counted the RNNPool"),
+        "not state how it counted the RNNPool"
+    ),
     "MobileNetV2-RNNPool + last RNNPool params": (
-        "ours 2.935M (+8.7%, inside 10%) -- listed because it inherits the 0.2M gap above"),
+        "ours 2.935M (+8.7%, inside 10%) -- listed because it inherits the 0.2M gap above"
+    ),
     "VWW RNNPool params": (
         "ours 281.9K (+10.5%); we build EdgeML's VWW model layer for layer (width 0.35, 8-channel stem, "
-        "RNNPool h=8, last conv 320); the paper's 255K cannot be reproduced from it"),
+        "RNNPool h=8, last conv 320); the paper's 255K cannot be reproduced from it"
+    ),
     "VWW RNNPool peak": (
         "ours 29,792 B = 28*28*32 + 14*14*24 (E.2: the MBConv after the RNNPool); the paper's 33.68 KB "
-        "= 34,496 B = 28*28*32 + 2*14*14*24, one more output-sized buffer than its own convention gives"),
+        "= 34,496 B = 28*28*32 + 2*14*14*24, one more output-sized buffer than its own convention gives"
+    ),
     "Face-Quant MAdds": (
         "ours 179.7M (+50%): the layers other than the RNNPool add up to 103.3M; Algorithm 1 per patch gives "
-        "76.4M for the RNNPool (4,661 x 16,384); the paper's 0.12G implies ~17M, as for MobileNetV2"),
+        "76.4M for the RNNPool (4,661 x 16,384); the paper's 0.12G implies ~17M, as for MobileNetV2"
+    ),
     "Face-M4 MAdds": (
         "ours 103.3M dense (38.5M + RNNPool 64.9M); Table 5's 70M is for the sparse-trained model "
-        "(W1 50%, other RNNPool matrices 30% non-zero; those densities give 59.8M by our count)"),
+        "(W1 50%, other RNNPool matrices 30% non-zero; those densities give 59.8M by our count)"
+    ),
 }
 # "+ last RNNPool params" is within 10 %: not a gap to mark.
 KNOWN_GAPS.pop("MobileNetV2-RNNPool + last RNNPool params")
@@ -234,9 +274,17 @@ def _quantity(model, quantity):
     raise AssertionError(quantity)
 
 
-@pytest.mark.parametrize("label,name,kwargs,quantity,paper,where", [
-    pytest.param(*row, id=row[0], marks=[pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[row[0]])]
-                 if row[0] in KNOWN_GAPS else []) for row in PAPER])
+@pytest.mark.parametrize(
+    "label,name,kwargs,quantity,paper,where",
+    [
+        pytest.param(
+            *row,
+            id=row[0],
+            marks=[pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[row[0]])] if row[0] in KNOWN_GAPS else [],
+        )
+        for row in PAPER
+    ],
+)
 def test_numbers_match_the_paper_within_10_percent(zoo, label, name, kwargs, quantity, paper, where):
     model = zoo[name] if not kwargs else models.build_zoo_model(name, **kwargs)
     ours = _quantity(model, quantity)
@@ -255,6 +303,7 @@ def test_exact_paper_convention_peaks(zoo):
 
 
 # -- runs, trains, serializes -------------------------------------------------------------------------
+
 
 def test_every_zoo_model_runs_a_forward_pass(zoo):
     rng = np.random.default_rng(0)
@@ -282,7 +331,7 @@ def _train_step_changes_weights(model, x, ys, loss):
     before = [w.copy() for w in model.get_weights()]
     history = model.fit(x, ys, epochs=1, batch_size=len(x), verbose=0)
     assert np.isfinite(history.history["loss"][0])
-    changed = sum(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    changed = sum(not np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
     assert changed > len(before) // 2
 
 
@@ -291,8 +340,12 @@ def test_small_models_train_a_step():
     rng = np.random.default_rng(2)
     clf = models.mobilenetv2_rnnpool((64, 64, 3), num_classes=3, alpha=0.35, rnnpool_hidden=4)
     assert clf.output_shape == (None, 3)
-    _train_step_changes_weights(clf, rng.random((4, 64, 64, 3), dtype=np.float32), rng.integers(0, 3, 4),
-                                keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    _train_step_changes_weights(
+        clf,
+        rng.random((4, 64, 64, 3), dtype=np.float32),
+        rng.integers(0, 3, 4),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     face = models.rnnpool_face_m4((48, 64, 1), rnnpool_hidden=4, l2norm=True)
     x = rng.random((2, 48, 64, 1), dtype=np.float32)
     targets = [rng.standard_normal((2,) + tuple(o.shape[1:])).astype(np.float32) for o in face.outputs]
@@ -301,17 +354,20 @@ def test_small_models_train_a_step():
 
 def test_serialization_round_trip(tmp_path):
     from rnnpool_tflm.quantize.model import load_model
+
     x = np.random.default_rng(3).random((2, 48, 64, 1), dtype=np.float32)
-    for model in (models.rnnpool_face_m4((48, 64, 1), l2norm=True),
-                  models.rnnpool_face_quant((40, 56, 3), rnnpool_hidden=4),
-                  models.mobilenetv2_rnnpool((40, 40, 3), num_classes=4, alpha=0.5, last_rnnpool=True)):
+    for model in (
+        models.rnnpool_face_m4((48, 64, 1), l2norm=True),
+        models.rnnpool_face_quant((40, 56, 3), rnnpool_hidden=4),
+        models.mobilenetv2_rnnpool((40, 40, 3), num_classes=4, alpha=0.5, last_rnnpool=True),
+    ):
         path = tmp_path / f"{model.name}.keras"
         model.save(path)
         loaded = load_model(str(path))
         data = np.resize(x, (2,) + tuple(model.input_shape[1:])).astype(np.float32)
         expected, got = _outputs(model, data), _outputs(loaded, data)
         assert len(expected) == len(got)
-        for a, b in zip(expected, got):
+        for a, b in zip(expected, got, strict=True):
             np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6)
         assert analyze(loaded).total_params == analyze(model).total_params
 
@@ -323,27 +379,31 @@ def _outputs(model, x):
 
 # -- argument checks ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("builder,kwargs,match", [
-    (models.mobilenetv2_rnnpool, {"input_shape": (224, 224)}, "input_shape"),
-    (models.mobilenetv2_rnnpool, {"input_shape": (10, 10, 3)}, "too small"),
-    (models.mobilenetv2_rnnpool, {"num_classes": 0}, "num_classes"),
-    (models.mobilenetv2_rnnpool, {"num_classes": True}, "num_classes"),
-    (models.mobilenetv2_rnnpool, {"alpha": 0.0}, "alpha"),
-    (models.mobilenetv2_rnnpool, {"alpha": float("nan")}, "alpha"),
-    (models.mobilenetv2_rnnpool, {"rnnpool_hidden": 2.5}, "rnnpool_hidden"),
-    (models.mobilenetv2_rnnpool, {"dropout": 1.0}, "dropout"),
-    (models.mobilenetv2_baseline, {"stem_channels": -8}, "stem_channels"),
-    (models.mobilenetv2_baseline, {"input_shape": (224, 0, 3)}, "input_shape"),
-    (models.rnnpool_face_m4, {"input_shape": (240, 320, 3)}, "1 channel"),
-    (models.rnnpool_face_m4, {"input_shape": (12, 320, 1)}, "too small"),
-    (models.rnnpool_face_m4, {"num_classes": 1}, "num_classes"),
-    (models.rnnpool_face_quant, {"input_shape": (480, 640, 1)}, "3 channel"),
-    (models.rnnpool_face_quant, {"rnnpool_hidden": 0}, "rnnpool_hidden"),
-    (models.rnnpool_face_m4, {"l2norm": "yes"}, "l2norm"),
-    (models.mobilenetv2_baseline, {"last_rnnpool": 1}, "last_rnnpool"),
-    (models.mobilenetv2_rnnpool, {"last_channels": 3, "last_rnnpool": True}, "last_channels >= 4"),
-    (models.build_zoo_model, {"name": "resnet"}, "unknown zoo model"),
-])
+
+@pytest.mark.parametrize(
+    "builder,kwargs,match",
+    [
+        (models.mobilenetv2_rnnpool, {"input_shape": (224, 224)}, "input_shape"),
+        (models.mobilenetv2_rnnpool, {"input_shape": (10, 10, 3)}, "too small"),
+        (models.mobilenetv2_rnnpool, {"num_classes": 0}, "num_classes"),
+        (models.mobilenetv2_rnnpool, {"num_classes": True}, "num_classes"),
+        (models.mobilenetv2_rnnpool, {"alpha": 0.0}, "alpha"),
+        (models.mobilenetv2_rnnpool, {"alpha": float("nan")}, "alpha"),
+        (models.mobilenetv2_rnnpool, {"rnnpool_hidden": 2.5}, "rnnpool_hidden"),
+        (models.mobilenetv2_rnnpool, {"dropout": 1.0}, "dropout"),
+        (models.mobilenetv2_baseline, {"stem_channels": -8}, "stem_channels"),
+        (models.mobilenetv2_baseline, {"input_shape": (224, 0, 3)}, "input_shape"),
+        (models.rnnpool_face_m4, {"input_shape": (240, 320, 3)}, "1 channel"),
+        (models.rnnpool_face_m4, {"input_shape": (12, 320, 1)}, "too small"),
+        (models.rnnpool_face_m4, {"num_classes": 1}, "num_classes"),
+        (models.rnnpool_face_quant, {"input_shape": (480, 640, 1)}, "3 channel"),
+        (models.rnnpool_face_quant, {"rnnpool_hidden": 0}, "rnnpool_hidden"),
+        (models.rnnpool_face_m4, {"l2norm": "yes"}, "l2norm"),
+        (models.mobilenetv2_baseline, {"last_rnnpool": 1}, "last_rnnpool"),
+        (models.mobilenetv2_rnnpool, {"last_channels": 3, "last_rnnpool": True}, "last_channels >= 4"),
+        (models.build_zoo_model, {"name": "resnet"}, "unknown zoo model"),
+    ],
+)
 def test_bad_arguments_are_clear_value_errors(builder, kwargs, match):
     with pytest.raises(ValueError, match=match):
         builder(**kwargs)
@@ -351,17 +411,22 @@ def test_bad_arguments_are_clear_value_errors(builder, kwargs, match):
 
 # -- quantization and conversion of what the zoo adds ------------------------------------------------
 
+
 def _op_names(model_bytes):
     from tflite_micro.tensorflow.lite.python import schema_py_generated as schema
+
     m = schema.ModelT.InitFromPackedBuf(model_bytes, 0)
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    return {c.customCode.decode() if c.customCode else names[max(c.builtinCode, c.deprecatedBuiltinCode)]
-            for c in m.operatorCodes}
+    return {
+        c.customCode.decode() if c.customCode else names[max(c.builtinCode, c.deprecatedBuiltinCode)]
+        for c in m.operatorCodes
+    }
 
 
 def _int8(model, samples):
     """Float-I/O int8 model calibrated on `samples` (so they are inside every range)."""
     import tensorflow as tf
+
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ([sample[None]] for sample in samples)
@@ -371,6 +436,7 @@ def _int8(model, samples):
 
 def test_replicate_pad_is_builtin_int8_and_runs_in_tflm():
     from rnnpool_tflm.deploy.host_run import run_interpreter
+
     keras.utils.set_random_seed(0)
     inputs = keras.Input((5, 7, 3))
     x = L.Conv2D(8, 1, name="mix")(inputs)
@@ -394,6 +460,7 @@ def test_replicate_pad_is_builtin_int8_and_runs_in_tflm():
 
 def test_l2norm_converts_to_builtin_ops():
     import tensorflow as tf
+
     inputs = keras.Input((6, 8, 5))
     model = keras.Model(inputs, models.L2Norm(8.0)(L.Conv2D(5, 1)(inputs)))
     flatbuffer = tf.lite.TFLiteConverter.from_keras_model(model).convert()

@@ -25,8 +25,13 @@ def _builder():
 
 
 def _outputs(nb, output_type):
-    return [out for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
-            if out.get("output_type") == output_type]
+    return [
+        out
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == output_type
+    ]
 
 
 def _stdout(nb) -> str:
@@ -61,6 +66,7 @@ def _run(name, tmp_path, monkeypatch):
 def test_the_stored_notebooks_are_the_builders_cells_executed():
     """The .ipynb files hold exactly the cells of build_notebooks.py, with their outputs."""
     import nbformat
+
     builder = _builder()
     for name, cells in builder.NOTEBOOKS.items():
         stored = nbformat.read(NOTEBOOKS / name, as_version=4)
@@ -89,8 +95,14 @@ def test_quickstart_notebook(tmp_path, monkeypatch):
 def test_paper_models_notebook(tmp_path, monkeypatch):
     nb = _run("02_paper_models.ipynb", tmp_path, monkeypatch)
     text = _stdout(nb)
-    for model in ("mobilenetv2", "mobilenetv2_rnnpool", "mobilenetv2_vww", "mobilenetv2_rnnpool_vww",
-                  "face_quant", "face_m4"):
+    for model in (
+        "mobilenetv2",
+        "mobilenetv2_rnnpool",
+        "mobilenetv2_vww",
+        "mobilenetv2_rnnpool_vww",
+        "face_quant",
+        "face_m4",
+    ):
         assert re.search(rf"^{model} +[14] ", text, re.M), f"no table row for {model}"
     arena = _number(r"TFLM arena on Cortex-M4 \(estimate\): ([\d,]+) B", text)
     peak = _number(r"paper-convention peak RAM: ([\d,]+) B with the input image in RAM", text)
@@ -115,11 +127,11 @@ def test_face_detection_notebook(tmp_path, monkeypatch):
     text = _stdout(nb)
     for name in ("best.keras", "history.json", "settings.json"):
         assert name in text, f"the float run folder has no {name}"
-    assert "InvertedResidual" in text and "RNNPool" in text   # the converted detector's operators
+    assert "InvertedResidual" in text and "RNNPool" in text  # the converted detector's operators
     ap = {m.group(1): float(m.group(2)) for m in re.finditer(r"^AP (float|QAT|int8) +([\d.]+)$", text, re.M)}
     assert set(ap) == {"float", "QAT", "int8"}, text
     assert ap["float"] > 0.1, "the float detector found (almost) nothing"
-    assert abs(ap["int8"] - ap["QAT"]) <= 0.05, ap   # the int8 model scores like the QAT model it simulates
+    assert abs(ap["int8"] - ap["QAT"]) <= 0.05, ap  # the int8 model scores like the QAT model it simulates
     assert "nucleo_f446re: RAM fits" in text
     pngs = [out for out in _outputs(nb, "display_data") if "image/png" in out.get("data", {})]
     assert len(pngs) == 2  # the synthetic faces with their boxes, the int8 model's boxes

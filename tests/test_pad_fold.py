@@ -27,10 +27,10 @@ def _padded_model(extra_reader: bool = False, twice: bool = False):
     keras.utils.set_random_seed(5)
     i = keras.Input((22, 27, 1), name="img")
     x = L.Conv2D(4, 3, strides=2, padding="same", activation="relu", name="stem")(i)
-    r = RNNPool(4, 2, (8, 6), name="rp")(x)                     # 11x14 -> 4x6x24
-    p = replicate_pad_bottom_right(r, "rp_pad")                  # -> 5x7x24
+    r = RNNPool(4, 2, (8, 6), name="rp")(x)  # 11x14 -> 4x6x24
+    p = replicate_pad_bottom_right(r, "rp_pad")  # -> 5x7x24
     if twice:
-        p = replicate_pad_bottom_right(p, "rp_pad2")             # -> 6x8x24
+        p = replicate_pad_bottom_right(p, "rp_pad2")  # -> 6x8x24
     y = L.Conv2D(8, 1, name="head_conv")(p)
     logits = L.Dense(3, name="logits")(L.GlobalAveragePooling2D()(y))
     outputs = [logits, p]
@@ -43,7 +43,7 @@ def _data(n=24, seed=0):
     return np.random.default_rng(seed).random((n, 22, 27, 1)).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _converted(fuse: bool, extra_reader: bool = False, twice: bool = False) -> bytes:
     return convert_model(_padded_model(extra_reader, twice), _data(), fuse=fuse).tflite
 
@@ -82,8 +82,10 @@ def test_two_pads_fold_into_two_rows_and_columns():
 
 @pytest.mark.parametrize("twice", [False, True])
 def test_fused_and_plain_models_give_the_same_output_bytes(twice):
-    plain, fused = _run(_converted(False, twice=twice), "partitioned"), _run(_converted(True, twice=twice),
-                                                                               "partitioned")
+    plain, fused = (
+        _run(_converted(False, twice=twice), "partitioned"),
+        _run(_converted(True, twice=twice), "partitioned"),
+    )
     assert len(plain.outputs) == len(fused.outputs) == 2
     for a, b in zip(plain.outputs, fused.outputs, strict=True):
         assert a.dtype == b.dtype == np.int8
@@ -141,9 +143,11 @@ def test_no_fold_unless_the_step_is_a_plain_copy(edit):
 
 def test_only_the_steps_that_are_copies_fold():
     """A second step that is not a copy stops the chain; the first step still folds."""
+
     def edit(m, sg):
         concat = _ops(m, sg, "CONCATENATION")[1]
         concat.builtinOptions.fusedActivationFunction = 1
+
     folded, count = fold_replicate_pads(_edited(edit))
     assert count == 1 and _op_names(folded).count("CONCATENATION") == 1
     node = _rnnpool(folded)
@@ -154,14 +158,16 @@ def test_the_convert_command_folds_unless_told_no_fuse(tmp_path, capsys):
     import argparse
 
     from rnnpool_tflm.cli.commands import convert as convert_command
+
     path = tmp_path / "padded.keras"
     _padded_model().save(path)
     np.savez(tmp_path / "rep.npz", x=_data())
     names = {}
     for flag in (False, True):
         out = tmp_path / f"model_{flag}.tflite"
-        args = argparse.Namespace(model=str(path), output=str(out), representative=str(tmp_path / "rep.npz"),
-                                  float_io=False, no_fuse=flag)
+        args = argparse.Namespace(
+            model=str(path), output=str(out), representative=str(tmp_path / "rep.npz"), float_io=False, no_fuse=flag
+        )
         assert convert_command.run(args) == 0
         names[flag] = _op_names(out.read_bytes())
     assert "CONCATENATION" not in names[False] and names[True].count("CONCATENATION") == 2

@@ -10,11 +10,11 @@ import sys
 import numpy as np
 import pytest
 
-from rnnpool_tflm.cli import main as cli
-from rnnpool_tflm.analysis import zoo as models
 from rnnpool_tflm.analysis import profile as prof
-from rnnpool_tflm.core.keras import keras
+from rnnpool_tflm.analysis import zoo as models
 from rnnpool_tflm.analysis.counts import analyze
+from rnnpool_tflm.cli import main as cli
+from rnnpool_tflm.core.keras import keras
 
 L = keras.layers
 
@@ -38,6 +38,7 @@ def _small_model():
 def small_files(tmp_path_factory):
     """A small Keras model (no RNNPool) and its int8 .tflite."""
     import tensorflow as tf
+
     folder = tmp_path_factory.mktemp("profile")
     model = _small_model()
     model.save(folder / "small.keras")
@@ -77,10 +78,18 @@ def test_text_report_shows_layers_totals_and_the_missing_tflm_part(capsys):
 
 def test_tflite_gives_the_arena_per_operator(capsys, small_files):
     from rnnpool_tflm.arena import arena_report
+
     flatbuffer = (small_files / "small.tflite").read_bytes()
     expected = arena_report(flatbuffer, "cortex-m4")
-    code, out, err = _main(capsys, str(small_files / "small.keras"), "--tflite", str(small_files / "small.tflite"),
-                           "--board", "nucleo_f446re", "--json")
+    code, out, err = _main(
+        capsys,
+        str(small_files / "small.keras"),
+        "--tflite",
+        str(small_files / "small.tflite"),
+        "--board",
+        "nucleo_f446re",
+        "--json",
+    )
     assert code == 0, err
     report = json.loads(out)
     tflm = report["tflm"]
@@ -105,6 +114,7 @@ def test_tflite_gives_the_arena_per_operator(capsys, small_files):
 
 def test_without_a_converter_the_tflm_part_says_so(capsys, monkeypatch):
     import rnnpool_tflm
+
     monkeypatch.setitem(sys.modules, "rnnpool_tflm.convert", None)  # the import fails as if it were absent
     monkeypatch.delattr(rnnpool_tflm, "convert", raising=False)
     loaded = prof.load("zoo:face_m4")
@@ -131,26 +141,39 @@ def _png_size(path):
 
 def test_plot_with_a_baseline(capsys, tmp_path, small_files):
     png = tmp_path / "memory.png"
-    code, out, err = _main(capsys, "zoo:face_m4", "--baseline", "zoo:face_m4_strided_conv", "--no-tflm",
-                           "--plot", str(png), "--board", "nucleo_f446re")
+    code, out, err = _main(
+        capsys,
+        "zoo:face_m4",
+        "--baseline",
+        "zoo:face_m4_strided_conv",
+        "--no-tflm",
+        "--plot",
+        str(png),
+        "--board",
+        "nucleo_f446re",
+    )
     assert code == 0, err
     width, height = _png_size(png)
     assert width > 800 and height > 300
     assert "baseline:" in out and "profile of zoo:face_m4_strided_conv" in out
     # with a TFLM part the figure gets a second panel
     png2 = tmp_path / "both.png"
-    code, _, err = _main(capsys, str(small_files / "small.keras"), "--tflite", str(small_files / "small.tflite"),
-                         "--plot", str(png2))
+    code, _, err = _main(
+        capsys, str(small_files / "small.keras"), "--tflite", str(small_files / "small.tflite"), "--plot", str(png2)
+    )
     assert code == 0, err
     assert _png_size(png2)[1] > 1.6 * height
 
 
-@pytest.mark.parametrize("args,message", [
-    (["zoo:resnet"], "unknown zoo model 'resnet'"),
-    (["missing.keras"], "model 'missing.keras' not found"),
-    (["zoo:face_m4", "--plot", "out.jpg", "--no-tflm"], "--plot must name a .png"),
-    (["zoo:face_m4", "--board", "arduino", "--no-tflm"], "unknown board 'arduino'"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["zoo:resnet"], "unknown zoo model 'resnet'"),
+        (["missing.keras"], "model 'missing.keras' not found"),
+        (["zoo:face_m4", "--plot", "out.jpg", "--no-tflm"], "--plot must name a .png"),
+        (["zoo:face_m4", "--board", "arduino", "--no-tflm"], "unknown board 'arduino'"),
+    ],
+)
 def test_errors_are_one_line(capsys, args, message):
     code, out, err = _main(capsys, *args)
     assert code == 2 and out == ""

@@ -40,6 +40,7 @@ def test_off_a_terminal_notes_become_lines_and_bars_stay_away(capsys):
 
 def test_activity_redraws_its_elapsed_time(capsys, monkeypatch):
     import time
+
     monkeypatch.setattr(progress, "TICK_SECONDS", 0.05)
     with progress.shown(True), progress.activity("emulate") as note:
         note("running QEMU")
@@ -71,6 +72,7 @@ def test_keras_fit_draws_one_bar_over_the_epochs_with_tqdms_callback(capsys):
     from tqdm.keras import TqdmCallback
 
     from rnnpool_tflm.core.keras import keras
+
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     model.compile("sgd", "mse")
     with progress.shown(True):
@@ -83,6 +85,7 @@ def test_keras_fit_draws_one_bar_over_the_epochs_with_tqdms_callback(capsys):
 
 
 # -- the command line ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("flags, drawn", [([], True), (["--quiet"], False), (["--json"], False)])
 def test_cli_draws_bars_on_a_terminal_unless_quiet_or_json(capsys, monkeypatch, flags, drawn):
@@ -102,6 +105,7 @@ def test_cli_draws_bars_on_a_terminal_unless_quiet_or_json(capsys, monkeypatch, 
 
 def test_every_command_takes_quiet(capsys):
     from rnnpool_tflm.cli import main as cli
+
     for name in cli.COMMANDS:
         with pytest.raises(SystemExit) as done:
             cli.main([name, "--help"])

@@ -3,31 +3,30 @@ quantize_model / annotate / apply, errors, save/load (issue 4)."""
 
 import math
 
+import models_for_tests as mft
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from rnnpool_tflm.core.config import RNNPoolConfig
+from rnnpool_tflm.core.errors import RNNPoolError
+from rnnpool_tflm.core.keras import keras
+from rnnpool_tflm.core.weights import RNNPoolWeights
+from rnnpool_tflm.layer.forward import FastGRNNParams, FloatCells, rnnpool_forward
+from rnnpool_tflm.layer.rnnpool import CELL_WEIGHTS, RNNPool
 from rnnpool_tflm.quantize import model as quantize
 from rnnpool_tflm.quantize import simulation as rnnpool_qat
 from rnnpool_tflm.quantize import tfmot_compat
-from rnnpool_tflm.core.keras import keras
-from rnnpool_tflm.core.config import RNNPoolConfig
-from rnnpool_tflm.core.errors import RNNPoolError
-from rnnpool_tflm.layer.rnnpool import CELL_WEIGHTS, RNNPool
 from rnnpool_tflm.reference import derive_multipliers, quantize_multiplier, quantize_rnnpool, rnnpool_int8
 from rnnpool_tflm.reference.int8_ref import rq as rq_reference
 from rnnpool_tflm.reference.quant_params import symmetric_quantize
-from rnnpool_tflm.layer.forward import FastGRNNParams, FloatCells, rnnpool_forward
-from rnnpool_tflm.core.weights import RNNPoolWeights
-
-import models_for_tests as mft
 
 # (patch, stride, hidden, padding, gate, update, zeta, nu, channels, input rows x cols)
 CASES = [
     ((8, 8), (4, 4), (16, 16), "valid", "sigmoid", "tanh", 100.0, -100.0, 8, (16, 16)),
     ((3, 5), (2, 3), (6, 5), "same", "hard_sigmoid", "hard_tanh", 1.0, -2.0, 3, (11, 9)),
-    ((4, 4), (1, 2), (7, 9), "valid", "sigmoid", "hard_tanh", 0.5, 0.3, 5, (9, 10)),   # q1 = q2 = 12
-    ((2, 6), (2, 2), (4, 3), "same", "hard_sigmoid", "tanh", -1.0, 2.5, 2, (7, 13)),   # sigmoid(nu) ~ 1: q = 11
+    ((4, 4), (1, 2), (7, 9), "valid", "sigmoid", "hard_tanh", 0.5, 0.3, 5, (9, 10)),  # q1 = q2 = 12
+    ((2, 6), (2, 2), (4, 3), "same", "hard_sigmoid", "tanh", -1.0, 2.5, 2, (7, 13)),  # sigmoid(nu) ~ 1: q = 11
 ]
 
 
@@ -58,7 +57,7 @@ def test_qat_forward_equals_golden_int8(case):
     assert (int(out.q1), int(out.q2)) == (mult.q1, mult.q2)
     states = out.states.numpy()
     # The float output is exactly g / 2^q2.
-    np.testing.assert_array_equal(out.output.numpy(), states * 2.0 ** -mult.q2)
+    np.testing.assert_array_equal(out.output.numpy(), states * 2.0**-mult.q2)
     y = np.clip(rq_reference(states, *mult.y) + p.output_zero_point, -128, 127)
     mismatches = int(np.count_nonzero(y != golden))
     print(f"case {case}: {mismatches} of {golden.size} outputs differ from the golden reference")
@@ -67,10 +66,14 @@ def test_qat_forward_equals_golden_int8(case):
 
 def test_tf_quantize_multiplier_matches_reference():
     rng = np.random.default_rng(0)
-    values = np.concatenate([10.0 ** rng.uniform(-12, 8, 2000), [0.5, 1.0, 2.0 ** -31, 2.0 ** -32, 0.9999999999,
-                                                                    1.0 - 2.0 ** -33, 3.0 * 2.0 ** -40]])
+    values = np.concatenate(
+        [
+            10.0 ** rng.uniform(-12, 8, 2000),
+            [0.5, 1.0, 2.0**-31, 2.0**-32, 0.9999999999, 1.0 - 2.0**-33, 3.0 * 2.0**-40],
+        ]
+    )
     mult, shift = rnnpool_qat.quantize_multiplier(tf.constant(values, tf.float64))
-    for v, m, n in zip(values, mult.numpy(), shift.numpy()):
+    for v, m, n in zip(values, mult.numpy(), shift.numpy(), strict=True):
         if math.frexp(v)[1] > 30:
             continue
         assert (int(m), int(n)) == quantize_multiplier(v), v
@@ -110,7 +113,7 @@ def test_gradients_follow_the_float_fastgrnn():
             qat_grads = grads
         else:
             float_grads = grads
-    for name, gq, gf in zip(variables, qat_grads, float_grads):
+    for name, gq, gf in zip(variables, qat_grads, float_grads, strict=True):
         assert gq is not None and np.all(np.isfinite(gq.numpy())), name
         a, b = gq.numpy().ravel(), gf.numpy().ravel()
         if np.linalg.norm(b) > 1e-6:
@@ -231,7 +234,6 @@ def test_calibrate_ranges_changes_only_ranges():
     qat = quantize.quantize_model(_small_model())
     before = {v.name: v.numpy() for v in qat.variables}
     quantize.calibrate_ranges(qat, mft.random_images(qat, 16))
-    changed = {name for name, v in ((v.name, v.numpy()) for v in qat.variables)
-               if not np.array_equal(before[name], v)}
+    changed = {name for name, v in ((v.name, v.numpy()) for v in qat.variables) if not np.array_equal(before[name], v)}
     assert changed and all(name.endswith(("_min:0", "_max:0")) for name in changed), changed
     assert "quant_rp/output_min:0" in changed or any("rp" in n and "output" in n for n in changed)

@@ -6,13 +6,22 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rnnpool_tflm.core.config import RNNPoolConfig
-from rnnpool_tflm.reference import derive_multipliers, dequantized_weights, quantize_multiplier, quantize_rnnpool, rnnpool_float, rnnpool_int8, state_frac_bits
-from rnnpool_tflm.reference import int8_ref
-from rnnpool_tflm.reference import lut
 from rnnpool_tflm.core.weights import RNNPoolWeights
+from rnnpool_tflm.reference import (
+    dequantized_weights,
+    derive_multipliers,
+    int8_ref,
+    lut,
+    quantize_multiplier,
+    quantize_rnnpool,
+    rnnpool_float,
+    rnnpool_int8,
+    state_frac_bits,
+)
 
 
 def test_committed_c_tables_match_the_generator():
@@ -36,7 +45,7 @@ def test_quantize_multiplier_edge_cases():
         quantize_multiplier(-1.0)
 
 
-@given(st.integers(-2**31, 2**31 - 1), st.integers(2**30, 2**31 - 1), st.integers(-31, 30))
+@given(st.integers(-(2**31), 2**31 - 1), st.integers(2**30, 2**31 - 1), st.integers(-31, 30))
 def test_rq_is_round_half_up_of_the_exact_product(v, mult, shift):
     exact = Fraction(v * mult, 2 ** (31 - shift))
     assert int(int8_ref.rq(v, mult, shift)) == math.floor(exact + Fraction(1, 2))
@@ -58,8 +67,13 @@ def test_smooth_activations_track_the_exact_functions():
 
 
 @settings(max_examples=300)
-@given(a=st.integers(0, 16384), b=st.integers(0, 16384), steps=st.integers(1, 64),
-       seed=st.integers(0, 2**32 - 1), hard=st.booleans())
+@given(
+    a=st.integers(0, 16384),
+    b=st.integers(0, 16384),
+    steps=st.integers(1, 64),
+    seed=st.integers(0, 2**32 - 1),
+    hard=st.booleans(),
+)
 def test_state_stays_within_the_documented_bound(a, b, steps, seed, hard):
     """|h_t| <= (A + t*B)/16384 (+ one LSB of rounding per step), so int16 at Q(q) never saturates."""
     q = state_frac_bits(a, b, steps)
@@ -77,8 +91,8 @@ def test_state_stays_within_the_documented_bound(a, b, steps, seed, hard):
 
 
 def test_state_format_examples_from_the_spec():
-    assert state_frac_bits(16384, 0, 8) == 14          # EdgeML init, Q14
-    assert state_frac_bits(16384, 16384, 8) == 11      # sigmoid(nu) = 1 over 8 steps: bound 9
+    assert state_frac_bits(16384, 0, 8) == 14  # EdgeML init, Q14
+    assert state_frac_bits(16384, 16384, 8) == 11  # sigmoid(nu) = 1 over 8 steps: bound 9
     assert state_frac_bits(0, 0, 8) == 14
 
 
@@ -87,12 +101,21 @@ def int8_cases(draw):
     r, c = draw(st.integers(1, 6)), draw(st.integers(1, 6))
     padding = draw(st.sampled_from(["valid", "same"]))
     return dict(
-        config=RNNPoolConfig.create((r, c), (draw(st.integers(1, 5)), draw(st.integers(1, 5))),
-                                    (draw(st.integers(1, 12)), draw(st.integers(1, 12))), padding,
-                                    *draw(st.sampled_from([("sigmoid", "tanh"), ("hard_sigmoid", "hard_tanh")]))),
-        rows=draw(st.integers(r, 10)), cols=draw(st.integers(c, 10)), channels=draw(st.integers(1, 16)),
-        zeta=draw(st.floats(-2, 4)), nu=draw(st.sampled_from([-100.0, -3.0, 0.0])),
-        per_channel=draw(st.booleans()), seed=draw(st.integers(0, 2**31 - 1)))
+        config=RNNPoolConfig.create(
+            (r, c),
+            (draw(st.integers(1, 5)), draw(st.integers(1, 5))),
+            (draw(st.integers(1, 12)), draw(st.integers(1, 12))),
+            padding,
+            *draw(st.sampled_from([("sigmoid", "tanh"), ("hard_sigmoid", "hard_tanh")])),
+        ),
+        rows=draw(st.integers(r, 10)),
+        cols=draw(st.integers(c, 10)),
+        channels=draw(st.integers(1, 16)),
+        zeta=draw(st.floats(-2, 4)),
+        nu=draw(st.sampled_from([-100.0, -3.0, 0.0])),
+        per_channel=draw(st.booleans()),
+        seed=draw(st.integers(0, 2**31 - 1)),
+    )
 
 
 @settings(max_examples=80)
@@ -101,8 +124,9 @@ def test_int8_reference_tracks_float_within_two_output_lsb(case):
     """Same (dequantized) weights and input: the integer op is within 2 LSB of the float op."""
     rng = np.random.default_rng(case["seed"])
     cfg = case["config"]
-    weights = RNNPoolWeights.random(case["channels"], *cfg.hidden_dims, rng, scale=1.0,
-                                    zeta=case["zeta"], nu=case["nu"])
+    weights = RNNPoolWeights.random(
+        case["channels"], *cfg.hidden_dims, rng, scale=1.0, zeta=case["zeta"], nu=case["nu"]
+    )
     x = rng.uniform(-1.0, 2.0, (1, case["rows"], case["cols"], case["channels"]))
     s_x, zp_x = 3.0 / 255, -43
     x_q = np.clip(np.round(x / s_x) + zp_x, -128, 127).astype(np.int8)
@@ -114,6 +138,7 @@ def test_int8_reference_tracks_float_within_two_output_lsb(case):
     params = quantize_rnnpool(weights, cfg, s_x, zp_x, s_y, zp_y, per_channel=case["per_channel"])
     y_q = rnnpool_int8(x_q, params)
     y_ref = rnnpool_float(x_deq, dequantized_weights(params), cfg)
-    err_lsb = np.abs((y_q.astype(np.float64) - zp_y) * s_y - np.clip(y_ref, (-128 - zp_y) * s_y,
-                                                                     (127 - zp_y) * s_y)) / s_y
+    err_lsb = (
+        np.abs((y_q.astype(np.float64) - zp_y) * s_y - np.clip(y_ref, (-128 - zp_y) * s_y, (127 - zp_y) * s_y)) / s_y
+    )
     assert err_lsb.max() <= 2.0, (err_lsb.max(), derive_multipliers(params).q1)

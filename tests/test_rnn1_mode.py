@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+from test_pad_fold import _converted, _rnnpool, _run
 
 from rnnpool_tflm.arena import estimate_arena
 from rnnpool_tflm.arena.graph import read_graph
@@ -14,7 +15,6 @@ from rnnpool_tflm.core.config import RNNPoolConfig
 from rnnpool_tflm.runtime import native
 from rnnpool_tflm.tflite import model as tfm
 from rnnpool_tflm.tflite import offline_plan
-from test_pad_fold import _converted, _rnnpool, _run
 
 
 def _scratch(tflite: bytes) -> int:

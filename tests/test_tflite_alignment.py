@@ -1,12 +1,12 @@
 """Every model the toolkit writes keeps the schema's 16-byte alignment of buffer data
 (issue 11: re-packing with the Python object API left buffers 4-byte aligned)."""
 
+import builtin_models as bm
+import invres_models as im
 import numpy as np
 import pytest
 from tflite_micro.tensorflow.lite.python import schema_py_generated as schema
 
-import builtin_models as bm
-import invres_models as im
 from rnnpool_tflm.tflite import model as tfm
 
 
@@ -34,7 +34,7 @@ def test_the_offsets_are_read_where_the_data_is():
     m = bm.unchecked(model)
     datas = [np.asarray(b.data, np.uint8).tobytes() for b in m.buffers if b.data is not None and len(b.data)]
     offsets = data_offsets(model)
-    assert [model[o:o + len(d)] for o, d in zip(offsets, datas, strict=True)] == datas
+    assert [model[o : o + len(d)] for o, d in zip(offsets, datas, strict=True)] == datas
 
 
 def test_write_model_aligns_buffers_of_odd_sizes():
@@ -46,6 +46,7 @@ def test_write_model_aligns_buffers_of_odd_sizes():
 
 def test_set_rnn1_mode_output_is_aligned():
     from test_tflite_validation import _rnnpool_case
+
     model, _ = _rnnpool_case()
     _assert_aligned(tfm.set_rnn1_mode(model, "recompute"), 7)
 
@@ -59,7 +60,9 @@ def test_a_fused_inverted_residual_model_is_aligned():
 @pytest.mark.slow
 def test_converted_models_are_aligned():
     import models_for_tests as mft
+
     from rnnpool_tflm.convert import keras_converter
+
     model = mft.sequential_rnnpool_first()
     x = np.random.default_rng(0).uniform(0, 1, (8, *model.input_shape[1:])).astype(np.float32)
     _assert_aligned(keras_converter.convert(model, representative_data=x), 7)

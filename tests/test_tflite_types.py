@@ -12,8 +12,19 @@ from rnnpool_tflm.tflite.tensor_types import TYPES, TensorType, schema_type, typ
 
 TFLM = pathlib.Path(os.environ.get("TFLM_DIR", "")) if os.environ.get("TFLM_DIR") else None
 needs_tflm = pytest.mark.skipif(TFLM is None, reason="needs TFLM sources (set TFLM_DIR)")
-C_SIZES = {"int8_t": 1, "uint8_t": 1, "bool": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4, "uint32_t": 4,
-           "float": 4, "int64_t": 8, "uint64_t": 8, "double": 8}
+C_SIZES = {
+    "int8_t": 1,
+    "uint8_t": 1,
+    "bool": 1,
+    "int16_t": 2,
+    "uint16_t": 2,
+    "int32_t": 4,
+    "uint32_t": 4,
+    "float": 4,
+    "int64_t": 8,
+    "uint64_t": 8,
+    "double": 8,
+}
 
 
 def test_every_schema_type_is_in_the_table_with_its_own_number():
@@ -44,10 +55,12 @@ def test_tflite_type_numbers_match_tflms_enum():
 @needs_tflm
 def test_arena_sizes_match_tflms_type_size_of():
     text = (TFLM / "tensorflow/lite/micro/memory_helpers.cc").read_text()
-    body = text[text.index("TfLiteStatus TfLiteTypeSizeOf("):]
-    body = body[:body.index("default:")]
-    sizes = {name.lower(): C_SIZES[c_type] * (2 if twice else 1)
-             for name, c_type, twice in re.findall(r"case kTfLite(\w+):\s*\*size = sizeof\((\w+)\)( \* 2)?;", body)}
+    body = text[text.index("TfLiteStatus TfLiteTypeSizeOf(") :]
+    body = body[: body.index("default:")]
+    sizes = {
+        name.lower(): C_SIZES[c_type] * (2 if twice else 1)
+        for name, c_type, twice in re.findall(r"case kTfLite(\w+):\s*\*size = sizeof\((\w+)\)( \* 2)?;", body)
+    }
     assert len(sizes) >= 15
     for info in TYPES.values():
         assert sizes.get(info.name) == info.size, info

@@ -7,12 +7,12 @@ import os
 import subprocess
 import sys
 
+import builtin_models as bm
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import builtin_models as bm
 from rnnpool_tflm.core.errors import RNNPoolError
 from rnnpool_tflm.deploy.host_run import run_interpreter
 from rnnpool_tflm.tflite import model as tfm
@@ -81,16 +81,26 @@ def test_an_abort_only_prepare_sees_becomes_an_error(good):
 
 def _cli(tmp_path, *args):
     env = {**os.environ, "TFLM_DIR": ""}  # the host-only path (no registerer build)
-    return subprocess.run([sys.executable, "-m", "rnnpool_tflm.cli.main", *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "rnnpool_tflm.cli.main", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.parametrize("command", ["check", "export"])
-@pytest.mark.parametrize("change, message", [
-    (dict(tensor=PROJECTED, scale=math.nan), "tensor #6 'projected': scale nan is not positive and finite"),
-    (dict(tensor=PROJECTED, scale=3e38), "tensor #6 'projected': scale 3e+38 is outside"),
-    (dict(tensor=OUTPUT, scale=1e-12), "aborted (SIGABRT) while preparing the model"),
-], ids=["nan", "huge", "prepare_aborts"])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(tensor=PROJECTED, scale=math.nan), "tensor #6 'projected': scale nan is not positive and finite"),
+        (dict(tensor=PROJECTED, scale=3e38), "tensor #6 'projected': scale 3e+38 is outside"),
+        (dict(tensor=OUTPUT, scale=1e-12), "aborted (SIGABRT) while preparing the model"),
+    ],
+    ids=["nan", "huge", "prepare_aborts"],
+)
 def test_check_and_export_report_bad_scales_instead_of_aborting(tmp_path, good, command, change, message):
     path = tmp_path / "bad.tflite"
     path.write_bytes(_with_quantization(good, **change))
@@ -104,6 +114,7 @@ def test_check_and_export_report_bad_scales_instead_of_aborting(tmp_path, good, 
 
 
 # -- graph structure ------------------------------------------------------------------------------
+
 
 def _edited(model: bytes, edit) -> bytes:
     m = bm.unchecked(model)
@@ -139,8 +150,11 @@ def _writes_graph_input(sg):
 
 
 BAD_STRUCTURE = [
-    (_swap_first_two, r"operators out of order: operator 0 \(CONV_2D\) reads tensor #3 'hidden' before "
-                      r"operator 1 writes it"),
+    (
+        _swap_first_two,
+        r"operators out of order: operator 0 \(CONV_2D\) reads tensor #3 'hidden' before "
+        r"operator 1 writes it",
+    ),
     (_second_writer, r"tensor #3 'hidden' is written by two operators \(0 and 1\)"),
     (_no_operators, r"subgraph 0 has no operators"),
     (_input_out_of_range, r"operator 2 \(ADD\) uses tensor 99 of 8"),
@@ -154,6 +168,7 @@ def test_bad_graph_structure_is_rejected_by_every_reader(good, edit, message):
     from rnnpool_tflm.arena.graph import read_graph
     from rnnpool_tflm.runtime.host import HostModel
     from rnnpool_tflm.tflite.model_info import read_model_info
+
     bad = _edited(good, edit)
     for read in (tfm.read_model, read_model_info, read_graph, HostModel):
         with pytest.raises(tfm.ModelError, match=message):
@@ -170,11 +185,14 @@ def test_export_refuses_a_model_without_operators(tmp_path, good):
 
 # -- one contract: the Python validator and the C Prepare refuse the same RNNPool models ----------
 
+
 def _rnnpool_case():
     import firmware_models
+
     from rnnpool_tflm.core.config import RNNPoolConfig
     from rnnpool_tflm.core.weights import RNNPoolWeights
     from rnnpool_tflm.reference import quantize_rnnpool
+
     rng = np.random.default_rng(7)
     config = RNNPoolConfig.create((4, 4), (2, 2), (8, 6))
     weights = RNNPoolWeights.random(5, 8, 6, rng, zeta=100.0, nu=-100.0)
@@ -188,38 +206,59 @@ def _quantize(index, scale, zero_point):
         q = tfm.schema.QuantizationParametersT()
         q.scale, q.zeroPoint, q.quantizedDimension = [scale], [zero_point], 0
         m.subgraphs[0].tensors[index].quantization = q
+
     return edit
 
 
 def _drop_zero_points(index):
     def edit(m):
         m.subgraphs[0].tensors[index].quantization.zeroPoint = []
+
     return edit
 
 
 def _options(entries):
     def edit(m):
         from flatbuffers import flexbuffers
+
         builder = flexbuffers.Builder()
         with builder.Map():
             for key, value in entries:
                 builder.Int(key, value)
         m.subgraphs[0].operators[0].customOptions = list(builder.Finish())
+
     return edit
 
 
-_GOOD_OPTIONS = [("version", 1), ("patch_rows", 4), ("patch_cols", 4), ("stride_rows", 2), ("stride_cols", 2),
-                 ("padding", 0), ("gate_activation", 0), ("update_activation", 0)]
+_GOOD_OPTIONS = [
+    ("version", 1),
+    ("patch_rows", 4),
+    ("patch_cols", 4),
+    ("stride_rows", 2),
+    ("stride_cols", 2),
+    ("padding", 0),
+    ("gate_activation", 0),
+    ("update_activation", 0),
+]
 
 # (edit, the Python validator's words, the C Prepare's words)
 CONTRACT_CASES = [
-    (_quantize(3, 1 / 4096, 1), r"'bias1': zero point 1 is outside \[0, 0\]",
-     r"fixed-point tensor must have zero point 0 \(tensor 'bias1'\)"),
-    (_quantize(7, 1 / 16384, 5), r"fastgrnn_scalars has a nonzero zero point",
-     r"fixed-point tensor must have zero point 0 \(tensor 'fastgrnn_scalars'\)"),
+    (
+        _quantize(3, 1 / 4096, 1),
+        r"'bias1': zero point 1 is outside \[0, 0\]",
+        r"fixed-point tensor must have zero point 0 \(tensor 'bias1'\)",
+    ),
+    (
+        _quantize(7, 1 / 16384, 5),
+        r"fastgrnn_scalars has a nonzero zero point",
+        r"fixed-point tensor must have zero point 0 \(tensor 'fastgrnn_scalars'\)",
+    ),
     (_drop_zero_points(1), r"'w1': 8 scale\(s\) but no zero point", r"int8 weights without affine quantization"),
-    (_options(_GOOD_OPTIONS + [("padding", 1)]), r"RNNPool option 'padding' is given twice",
-     r"option given twice: 'padding'"),
+    (
+        _options(_GOOD_OPTIONS + [("padding", 1)]),
+        r"RNNPool option 'padding' is given twice",
+        r"option given twice: 'padding'",
+    ),
     (_options(_GOOD_OPTIONS + [("dilation", 2)]), r"unknown RNNPool option 'dilation'", r"unknown option 'dilation'"),
 ]
 CONTRACT_IDS = ["bias_zero_point", "scalars_zero_point", "empty_weight_zero_points", "duplicate_key", "unknown_key"]
@@ -246,6 +285,7 @@ def test_the_python_validator_refuses(edit, python_says, c_says):
 
 def _registerer_missing() -> str:
     from rnnpool_tflm.toolchain import tflm_tree
+
     return "" if os.environ.get(tflm_tree.TFLM_ENV) else f"needs TFLM sources (set {tflm_tree.TFLM_ENV})"
 
 
@@ -254,6 +294,7 @@ def _registerer_missing() -> str:
 @pytest.mark.parametrize("edit, python_says, c_says", CONTRACT_CASES, ids=CONTRACT_IDS)
 def test_the_c_prepare_refuses_the_same(edit, python_says, c_says):
     from rnnpool_tflm.runtime import registerer
+
     bad, x = _broken_rnnpool(edit)
     with pytest.raises(RNNPoolError, match=f"RNNPool: .*{c_says}"):
         run_interpreter(bad, [x], 1, [registerer.load()])
@@ -270,7 +311,7 @@ def _mutated_options(model: bytes, flips, cut: int) -> bytes:
     raw = bytearray(bytes(bytearray(op.customOptions)))
     for position, xor in flips:
         raw[position % len(raw)] ^= xor
-    op.customOptions = list(raw[:len(raw) - cut % len(raw)])
+    op.customOptions = list(raw[: len(raw) - cut % len(raw)])
     return tfm.write_model(m)
 
 
@@ -290,6 +331,7 @@ def test_mutated_options_give_a_model_error_in_python(flips, cut):
 @given(flips=_MUTATION, cut=st.integers(0, 40))
 def test_mutated_options_never_crash_the_c_parser(flips, cut):
     from rnnpool_tflm.runtime import registerer
+
     model, x = _rnnpool_case()
     try:
         run_interpreter(_mutated_options(model, flips, cut), [x], 1, [registerer.load()], isolate_prepare=True)

@@ -14,7 +14,8 @@ from rnnpool_tflm.toolchain import tflm_tree
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get(tflm_tree.TFLM_ENV) or shutil.which("arm-none-eabi-gcc") is None or shutil.which("make") is None,
-    reason="TFLM_DIR is not set (or arm-none-eabi-gcc / make are missing): TFLM's Makefile lists the sources")
+    reason="TFLM_DIR is not set (or arm-none-eabi-gcc / make are missing): TFLM's Makefile lists the sources",
+)
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ def test_the_makefile_lists_the_library_offline_and_once(tmp_path, monkeypatch, 
     had_gen = (root / "gen").exists()
     sources = tflm_tree.library_sources(root)
     assert not network_tools_that_fail.exists()  # no download was tried
-    assert (root / "gen").exists() == had_gen     # nothing generated inside TFLM_DIR
+    assert (root / "gen").exists() == had_gen  # nothing generated inside TFLM_DIR
 
     # The CMSIS-NN build: specialised kernels replace the reference ones, at the kernel level.
     assert "tensorflow/lite/micro/kernels/cmsis_nn/conv.cc" in sources.kernels
@@ -52,6 +53,7 @@ def test_the_makefile_lists_the_library_offline_and_once(tmp_path, monkeypatch, 
     # Cached per tree: the second call does not run make.
     def no_make(*args, **kwargs):
         raise AssertionError("make ran again")
+
     monkeypatch.setattr(subprocess, "run", no_make)
     assert tflm_tree.library_sources(root) == sources
 

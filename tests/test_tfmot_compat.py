@@ -25,6 +25,7 @@ _tfmot = tfmot.quantization.keras
 
 # -- the version guard ------------------------------------------------------------------------------
 
+
 def test_installed_tfmot_is_the_tested_one_and_has_every_private_name():
     assert tfmot.__version__ == compat.TESTED_VERSION
     assert compat.differences() == []
@@ -44,25 +45,29 @@ def test_another_version_fails_naming_the_module_and_the_versions():
 
 def test_a_vanished_private_name_is_named_even_when_untested_use_is_allowed(monkeypatch):
     from tensorflow_model_optimization.python.core.quantization.keras import quantize_aware_activation
+
     monkeypatch.delattr(quantize_aware_activation.QuantizeAwareActivation, "_POST_QUANT_ACTIVATIONS")
-    assert compat.differences() == ["quantize_aware_activation:QuantizeAwareActivation._POST_QUANT_ACTIVATIONS "
-                                    "is gone"]
+    assert compat.differences() == ["quantize_aware_activation:QuantizeAwareActivation._POST_QUANT_ACTIVATIONS is gone"]
     with pytest.raises(compat.TfmotVersionError, match="_POST_QUANT_ACTIVATIONS is gone"):
         compat.check_version("0.9.0", allow_untested=True)
 
 
 def test_importing_the_package_with_another_tfmot_fails_in_the_compat_module():
-    code = ("import rnnpool_tflm, tensorflow_model_optimization as t; t.__version__ = '0.9.0'; "
-            "import rnnpool_tflm.quantize")
+    code = (
+        "import rnnpool_tflm, tensorflow_model_optimization as t; t.__version__ = '0.9.0'; import rnnpool_tflm.quantize"
+    )
     env = {k: v for k, v in os.environ.items() if k != compat.UNTESTED_ENV}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode != 0
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("rnnpool_tflm.quantize.tfmot_compat.TfmotVersionError: tensorflow-model-optimization "
-                           "0.9.0 is installed; rnnpool_tflm.quantize.tfmot_compat was written for 0.8.1"), last
+    assert last.startswith(
+        "rnnpool_tflm.quantize.tfmot_compat.TfmotVersionError: tensorflow-model-optimization "
+        "0.9.0 is installed; rnnpool_tflm.quantize.tfmot_compat was written for 0.8.1"
+    ), last
 
 
 # -- activations the wrapper can quantize -------------------------------------------------------------
+
 
 class _NoVariables(_tfmot.quantizers.Quantizer):
     def build(self, tensor_shape, name, layer):
@@ -75,11 +80,30 @@ class _NoVariables(_tfmot.quantizers.Quantizer):
         return {}
 
 
-@pytest.mark.parametrize("name", ["linear", "relu", "sigmoid", "tanh", "softmax", "swish", "gelu", "elu", "selu",
-                                  "softplus", "softsign", "exponential", "hard_sigmoid", "NoOpActivation"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "linear",
+        "relu",
+        "sigmoid",
+        "tanh",
+        "softmax",
+        "swish",
+        "gelu",
+        "elu",
+        "selu",
+        "softplus",
+        "softsign",
+        "exponential",
+        "hard_sigmoid",
+        "NoOpActivation",
+    ],
+)
 def test_quantizable_activations_are_those_tfmots_wrapper_accepts(name):
     from tensorflow_model_optimization.python.core.quantization.keras.quantize_aware_activation import (
-        QuantizeAwareActivation)
+        QuantizeAwareActivation,
+    )
+
     activation = compat.NoOpActivation() if name == "NoOpActivation" else keras.activations.get(name)
     accepted = True
     try:
@@ -90,6 +114,7 @@ def test_quantizable_activations_are_those_tfmots_wrapper_accepts(name):
 
 
 # -- fake-quant ranges inside a wrapped model ------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def ranged_model():
@@ -112,7 +137,7 @@ def _narrowed(layer, fake_quant, x, low, high):
 
 
 def test_input_fake_quant_holds_the_range_the_quantize_layer_applies(ranged_model):
-    layer, = [layer for layer in ranged_model.layers if isinstance(layer, compat.QuantizeLayer)]
+    (layer,) = [layer for layer in ranged_model.layers if isinstance(layer, compat.QuantizeLayer)]
     fake_quant = compat.input_fake_quant(layer)
     assert (fake_quant.owner, fake_quant.stage) == (layer.name, "input")
     x = np.linspace(-3, 3, 72, dtype=np.float32).reshape(1, 6, 6, 2)
@@ -122,8 +147,10 @@ def test_input_fake_quant_holds_the_range_the_quantize_layer_applies(ranged_mode
     np.testing.assert_allclose(np.round(after * 255), after * 255, atol=1e-3)  # on the grid 1/255
 
 
-@pytest.mark.parametrize("layer_name, stage", [("quant_conv_sig", "pre_activation"),
-                                               ("quant_conv_lin", "post_activation"), ("quant_add", "output")])
+@pytest.mark.parametrize(
+    "layer_name, stage",
+    [("quant_conv_sig", "pre_activation"), ("quant_conv_lin", "post_activation"), ("quant_add", "output")],
+)
 def test_wrapper_fake_quants_hold_the_ranges_the_wrapper_applies(ranged_model, layer_name, stage):
     layer = ranged_model.get_layer(layer_name)
     found = compat.activation_fake_quants(layer) + [f for f in [compat.output_fake_quant(layer)] if f is not None]
@@ -145,13 +172,14 @@ def test_wrapper_fake_quants_hold_the_ranges_the_wrapper_applies(ranged_model, l
 
 def test_weight_quantizers_are_the_wrappers_float_weights_and_quantizers(ranged_model):
     layer = ranged_model.get_layer("quant_conv_lin")
-    (weight, quantizer, variables), = compat.weight_quantizers(layer)
+    ((weight, quantizer, variables),) = compat.weight_quantizers(layer)
     assert isinstance(weight, tf.Variable) and weight.name == "conv_lin/kernel:0"
     assert any(weight is w for w in layer.trainable_weights)
     assert isinstance(quantizer, _tfmot.quantizers.Quantizer) and set(variables) == {"min_var", "max_var"}
 
 
 # -- the scheme's pieces -----------------------------------------------------------------------------------
+
 
 def test_layout_transform_list_mirrors_tfmots():
     source = inspect.getsource(_tfmot.default_8bit.Default8BitQuantizeLayoutTransform.apply)
@@ -201,6 +229,7 @@ def test_unsupported_layer_reads_quantize_applys_error():
 
 
 # -- patches ------------------------------------------------------------------------------------------------
+
 
 def test_moving_average_decay_replaces_tfmots_fixed_decay():
     x = tf.constant(np.linspace(-1, 2, 16, dtype=np.float32))
@@ -252,6 +281,7 @@ def test_keras_loading_still_needs_the_quantize_layer_fix(saved_qat_model):
 
 
 # -- tf-keras internals of the same path ----------------------------------------------------------------
+
 
 def test_inferring_output_signature_only_while_keras_builds_a_functional_model():
     seen = []

@@ -23,9 +23,11 @@ OFFICIAL = """\
 def test_official_records_parse_without_issues():
     parsed = parse_annotations(OFFICIAL.splitlines())
     assert parsed.issues.total == 0
-    assert [im.name for im in parsed.images] == ["0--Parade/0_Parade_marchingband_1_849.jpg",
-                                                 "0--Parade/0_Parade_Parade_0_904.jpg",
-                                                 "0--Parade/0_Parade_Parade_0_452.jpg"]
+    assert [im.name for im in parsed.images] == [
+        "0--Parade/0_Parade_marchingband_1_849.jpg",
+        "0--Parade/0_Parade_Parade_0_904.jpg",
+        "0--Parade/0_Parade_Parade_0_452.jpg",
+    ]
     first, second, empty = parsed.images
     np.testing.assert_array_equal(first.boxes, [[449, 330, 122, 149]])
     np.testing.assert_array_equal(second.boxes, [[361, 98, 263, 339], [78, 221, 7, 8]])
@@ -43,8 +45,10 @@ def test_four_number_face_lines_take_zero_flags():
     np.testing.assert_array_equal(parsed.images[0].flags, [[0] * 6])
 
 
-@pytest.mark.parametrize("line", ["449 330 122", "449 330 abc 149 0 0 0 0 0 0", "1 2 3 4 5 6 7",
-                                  "1 2 nan 4 0 0 0 0 0 0", "1 2 3 4 0.5 0 0 0 0 0"])
+@pytest.mark.parametrize(
+    "line",
+    ["449 330 122", "449 330 abc 149 0 0 0 0 0 0", "1 2 3 4 5 6 7", "1 2 nan 4 0 0 0 0 0 0", "1 2 3 4 0.5 0 0 0 0 0"],
+)
 def test_malformed_face_line_is_skipped_and_the_rest_kept(line):
     parsed = parse_annotations(["a/x.jpg", "2", line, "10 20 30 40 0 0 0 0 0 0"])
     assert parsed.issues.counts["malformed_box"] == 1
@@ -54,8 +58,7 @@ def test_malformed_face_line_is_skipped_and_the_rest_kept(line):
 
 
 def test_bad_count_skips_the_image_but_not_the_next():
-    lines = ["a/x.jpg", "two", "1 2 3 4 0 0 0 0 0 0", "a/y.jpg", "-1", "a/z.jpg", "1", "5 6 7 8 0 0 0 0 0 0",
-             "a/w.jpg"]
+    lines = ["a/x.jpg", "two", "1 2 3 4 0 0 0 0 0 0", "a/y.jpg", "-1", "a/z.jpg", "1", "5 6 7 8 0 0 0 0 0 0", "a/w.jpg"]
     parsed = parse_annotations(lines)
     assert parsed.issues.counts["malformed_count"] == 3  # "two", "-1", and w.jpg without any count
     assert [im.name for im in parsed.images] == ["a/z.jpg"]
@@ -63,17 +66,36 @@ def test_bad_count_skips_the_image_but_not_the_next():
 
 
 def test_counts_that_disagree_keep_the_face_lines_present():
-    lines = ["a/x.jpg", "3", "1 1 5 5 0 0 0 0 0 0",                               # fewer than announced
-             "a/y.jpg", "1", "1 1 5 5 0 0 0 0 0 0", "9 9 5 5 0 0 0 0 0 0",        # more
-             "a/z.jpg", "0", "4 4 6 6 0 0 0 0 0 0"]                               # 0, but a real face line
+    lines = [
+        "a/x.jpg",
+        "3",
+        "1 1 5 5 0 0 0 0 0 0",  # fewer than announced
+        "a/y.jpg",
+        "1",
+        "1 1 5 5 0 0 0 0 0 0",
+        "9 9 5 5 0 0 0 0 0 0",  # more
+        "a/z.jpg",
+        "0",
+        "4 4 6 6 0 0 0 0 0 0",
+    ]  # 0, but a real face line
     parsed = parse_annotations(lines)
     assert parsed.issues.counts["count_mismatch"] == 3
     assert [len(im.boxes) for im in parsed.images] == [1, 2, 1]
 
 
 def test_orphan_lines_blank_lines_and_duplicates():
-    lines = ["3", "1 2 3 4 0 0 0 0 0 0", "", "a/x.JPG", "1", "", "1 2 3 4 0 0 0 0 0 0",
-             "a/x.JPG", "1", "7 7 7 7 0 0 0 0 0 0"]
+    lines = [
+        "3",
+        "1 2 3 4 0 0 0 0 0 0",
+        "",
+        "a/x.JPG",
+        "1",
+        "",
+        "1 2 3 4 0 0 0 0 0 0",
+        "a/x.JPG",
+        "1",
+        "7 7 7 7 0 0 0 0 0 0",
+    ]
     parsed = parse_annotations(lines)
     assert parsed.issues.counts["orphan_line"] == 2
     assert parsed.issues.counts["duplicate_image"] == 1
@@ -85,8 +107,9 @@ def test_orphan_lines_blank_lines_and_duplicates():
 def test_boxes_are_kept_as_written_for_the_evaluation():
     # Zero-size, negative and outside-the-image faces are not the parser's business: the evaluation's
     # split files index faces by their position in the file.
-    parsed = parse_annotations(["a/x.jpg", "3", "5 5 0 9 0 0 0 0 0 0", "-20 -20 10 10 0 0 0 0 0 0",
-                                "1 1 -3 4 0 0 0 1 0 0"])
+    parsed = parse_annotations(
+        ["a/x.jpg", "3", "5 5 0 9 0 0 0 0 0 0", "-20 -20 10 10 0 0 0 0 0 0", "1 1 -3 4 0 0 0 1 0 0"]
+    )
     assert parsed.issues.total == 0
     np.testing.assert_array_equal(parsed.images[0].boxes, [[5, 5, 0, 9], [-20, -20, 10, 10], [1, 1, -3, 4]])
 

@@ -9,11 +9,15 @@ import tensorflow as tf
 from PIL import Image
 
 from rnnpool_tflm.core.errors import RNNPoolError
-from rnnpool_tflm.detection.face_augment import (AugmentConfig, crop_to_window, project_boxes,
-                                                 sample_anchor_window, sample_crop_window)
+from rnnpool_tflm.detection.face_augment import (
+    AugmentConfig,
+    crop_to_window,
+    project_boxes,
+    sample_anchor_window,
+    sample_crop_window,
+)
 from rnnpool_tflm.detection.wider_annotations import parse_annotations
-from rnnpool_tflm.detection.wider_data import (WiderReport, clean_faces, pad_and_batch, read_wider,
-                                               wider_dataset)
+from rnnpool_tflm.detection.wider_data import WiderReport, clean_faces, pad_and_batch, read_wider, wider_dataset
 
 INPUT = (48, 64)  # small model input keeps the tests fast; the code has no size assumption
 
@@ -22,7 +26,7 @@ def _faces_image(width, height, boxes_xywh, mode="RGB"):
     """Black image with each face a white rectangle: a box that misses its face shows up as dark."""
     pixels = np.zeros((height, width, 3), np.uint8)
     for x, y, w, h in boxes_xywh:
-        pixels[max(y, 0):max(y + h, 0), max(x, 0):max(x + w, 0)] = 255
+        pixels[max(y, 0) : max(y + h, 0), max(x, 0) : max(x + w, 0)] = 255
     return Image.fromarray(pixels).convert(mode)
 
 
@@ -76,8 +80,9 @@ def wider_root(tmp_path_factory):
     images = root / "WIDER_train" / "images"
     _save(_faces_image(400, 300, [(100, 50, 60, 60), (300, 200, 40, 40)]), images / "0--Parade/0_big.jpg", "JPEG")
     # greyscale, 200x100, the first face crossing the right border (clipped to x2 = 200)
-    _save(_faces_image(200, 100, [(150, 20, 80, 40), (20, 30, 40, 40)], mode="L"),
-          images / "0--Parade/0_gray.jpg", "JPEG")
+    _save(
+        _faces_image(200, 100, [(150, 20, 80, 40), (20, 30, 40, 40)], mode="L"), images / "0--Parade/0_gray.jpg", "JPEG"
+    )
     _save(_faces_image(80, 60, [(10, 10, 30, 30)], mode="RGBA"), images / "1--Handshaking/1_png.jpg", "PNG")
     _save(_faces_image(50, 40, []), images / "1--Handshaking/1_empty.jpg", "JPEG")
     (images / "1--Handshaking/1_text.jpg").write_text("not an image")
@@ -94,8 +99,13 @@ def test_index_counts_every_skip_and_clip(wider_root):
     index = read_wider(wider_root, "train")
     report = index.report
     names = [p.split("images/")[1] for p in index.paths]
-    assert names == ["0--Parade/0_big.jpg", "0--Parade/0_gray.jpg", "1--Handshaking/1_png.jpg",
-                     "1--Handshaking/1_truncated.jpg", "1--Handshaking/1_bad_lines.jpg"]
+    assert names == [
+        "0--Parade/0_big.jpg",
+        "0--Parade/0_gray.jpg",
+        "1--Handshaking/1_png.jpg",
+        "1--Handshaking/1_truncated.jpg",
+        "1--Handshaking/1_bad_lines.jpg",
+    ]
     assert index.sizes == ((400, 300), (200, 100), (80, 60), (70, 50), (60, 60))
     assert report.images_listed == 9 and report.images_used == 5
     assert dict(report.images_skipped) == {"no_faces": 2, "missing_file": 1, "unreadable_image": 1}
@@ -111,16 +121,26 @@ def test_index_counts_every_skip_and_clip(wider_root):
 
 def test_keep_invalid_and_keep_empty(wider_root):
     index = read_wider(wider_root, "train", keep_invalid=True, keep_empty=True)
-    assert index.report.images_used == 7 and dict(index.report.images_skipped) == {"missing_file": 1,
-                                                                                    "unreadable_image": 1}
+    assert index.report.images_used == 7 and dict(index.report.images_skipped) == {
+        "missing_file": 1,
+        "unreadable_image": 1,
+    }
     unusable = index.paths.index(str(wider_root / "WIDER_train/images/1--Handshaking/1_unusable.jpg"))
     np.testing.assert_array_equal(index.boxes[unusable], [[10, 10, 30, 30]])  # the invalid face, kept
 
 
 def test_clean_faces_rules():
-    image = parse_annotations(["e/x.jpg", "5", "-5 -5 20 20 0 0 0 0 0 0", "90 40 20 20 0 0 0 0 0 0",
-                               "100 10 5 5 0 0 0 0 0 0", "10 10 5 -1 0 0 0 0 0 0",
-                               "10 10 5 5 0 0 0 1 0 0"]).images[0]
+    image = parse_annotations(
+        [
+            "e/x.jpg",
+            "5",
+            "-5 -5 20 20 0 0 0 0 0 0",
+            "90 40 20 20 0 0 0 0 0 0",
+            "100 10 5 5 0 0 0 0 0 0",
+            "10 10 5 -1 0 0 0 0 0 0",
+            "10 10 5 5 0 0 0 1 0 0",
+        ]
+    ).images[0]
     report = WiderReport()
     kept = clean_faces(image, (100, 50), report)
     np.testing.assert_array_equal(kept, [[0, 0, 15, 15], [90, 40, 100, 50]])
@@ -148,8 +168,11 @@ def test_resize_without_augmentation_gives_exact_boxes_and_channels(wider_root):
             assert image.shape == INPUT + (channels,) and image.dtype == np.float32
             assert 0.0 <= image.min() and image.max() <= 1.0
             assert boxes.dtype == np.float32 and boxes.shape[1] == 4
-        np.testing.assert_allclose(elements[0][1], [[100 / 400, 50 / 300, 160 / 400, 110 / 300],
-                                                    [300 / 400, 200 / 300, 340 / 400, 240 / 300]], rtol=1e-6)
+        np.testing.assert_allclose(
+            elements[0][1],
+            [[100 / 400, 50 / 300, 160 / 400, 110 / 300], [300 / 400, 200 / 300, 340 / 400, 240 / 300]],
+            rtol=1e-6,
+        )
         np.testing.assert_allclose(elements[1][1], [[0.75, 0.2, 1.0, 0.6], [0.1, 0.3, 0.3, 0.7]], rtol=1e-6)
 
 
@@ -171,7 +194,7 @@ def test_augmented_boxes_stay_on_the_faces(wider_root):
         assert np.all(boxes[:, 2] > boxes[:, 0]) and np.all(boxes[:, 3] > boxes[:, 1])
         assert boxes.min() >= 0.0 and boxes.max() <= 1.0
         for x1, y1, x2, y2 in boxes * [INPUT[1], INPUT[0], INPUT[1], INPUT[0]]:
-            inner = image[int(np.ceil(y1)) + 1:int(y2) - 1, int(np.ceil(x1)) + 1:int(x2) - 1]
+            inner = image[int(np.ceil(y1)) + 1 : int(y2) - 1, int(np.ceil(x1)) + 1 : int(x2) - 1]
             if inner.size:
                 assert inner.mean() > 0.9, (x1, y1, x2, y2, inner.mean())
                 checked += 1
@@ -206,12 +229,13 @@ def test_anchor_window_zooms_the_face_to_a_nearby_anchor_scale():
     scales = (8.0, 16.0, 32.0, 64.0, 128.0, 256.0)
     sizes = []
     for s in range(200):
-        window = sample_anchor_window(face, tf.constant([800.0, 1000.0]), (240, 320), scales,
-                                      tf.constant([s, 11], tf.int64)).numpy()
+        window = sample_anchor_window(
+            face, tf.constant([800.0, 1000.0]), (240, 320), scales, tf.constant([s, 11], tf.int64)
+        ).numpy()
         x0, y0, x1, y1 = window
-        assert x0 == np.floor(x0) and x1 == np.round(x1)                    # integer corners
-        assert x0 <= 500 and x1 >= 510 and y0 <= 400 and y1 >= 410          # the face inside
-        assert abs((x1 - x0) / (y1 - y0) - 320 / 240) < 0.02                # the model's aspect
+        assert x0 == np.floor(x0) and x1 == np.round(x1)  # integer corners
+        assert x0 <= 500 and x1 >= 510 and y0 <= 400 and y1 >= 410  # the face inside
+        assert abs((x1 - x0) / (y1 - y0) - 320 / 240) < 0.02  # the model's aspect
         sizes.append(10 * 320 / (x1 - x0))
     assert min(sizes) >= 4 * 0.98 and max(sizes) <= 32 * 1.02
     assert min(sizes) < 6 and max(sizes) > 24  # both targets and the 2^U spread are drawn
@@ -220,8 +244,9 @@ def test_anchor_window_zooms_the_face_to_a_nearby_anchor_scale():
 def test_crop_window_has_the_model_aspect_and_holds_a_face():
     face = tf.constant([[300.0, 200.0, 340.0, 240.0]])
     for s in range(50):
-        x0, y0, x1, y1 = sample_crop_window(face, tf.constant([600.0, 800.0]), (240, 320), 0.3,
-                                            tf.constant([s, 2], tf.int64)).numpy()
+        x0, y0, x1, y1 = sample_crop_window(
+            face, tf.constant([600.0, 800.0]), (240, 320), 0.3, tf.constant([s, 2], tf.int64)
+        ).numpy()
         assert 0 <= x0 and x1 <= 800 and 0 <= y0 and y1 <= 600
         assert 0.3 * 800 - 1 <= x1 - x0 <= 800 and abs((x1 - x0) / (y1 - y0) - 4 / 3) < 0.01
         assert x0 <= 300 and x1 >= 340 and y0 <= 200 and y1 >= 240
@@ -249,11 +274,14 @@ def test_bad_input_shapes_are_clear_errors(wider_root):
 
 
 def test_pad_and_batch_keeps_the_largest_faces():
-    boxes = [np.array([[0.0, 0.0, 0.1, 0.1], [0.2, 0.2, 0.6, 0.6], [0.5, 0.5, 0.8, 0.7]], np.float32),
-             np.zeros((0, 4), np.float32)]
+    boxes = [
+        np.array([[0.0, 0.0, 0.1, 0.1], [0.2, 0.2, 0.6, 0.6], [0.5, 0.5, 0.8, 0.7]], np.float32),
+        np.zeros((0, 4), np.float32),
+    ]
     dataset = tf.data.Dataset.from_generator(
         lambda: ((np.zeros((2, 2, 1), np.float32), b) for b in boxes),
-        output_signature=(tf.TensorSpec([2, 2, 1], tf.float32), tf.TensorSpec([None, 4], tf.float32)))
+        output_signature=(tf.TensorSpec([2, 2, 1], tf.float32), tf.TensorSpec([None, 4], tf.float32)),
+    )
     images, padded, counts = next(iter(pad_and_batch(dataset, batch_size=2, max_faces=2)))
     assert images.shape == (2, 2, 2, 1)
     np.testing.assert_array_equal(counts, [2, 0])

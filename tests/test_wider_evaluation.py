@@ -10,14 +10,18 @@ import pytest
 from scipy.io import savemat
 
 from rnnpool_tflm.core.errors import RNNPoolError
-from rnnpool_tflm.detection.evaluation import (average_precision, box_overlaps, evaluate, normalize_scores,
-                                               thresholds)
-from rnnpool_tflm.detection.evaluation_files import (evaluate_files, read_ground_truth, read_predictions,
-                                                     read_subsets, write_prediction_file)
+from rnnpool_tflm.detection.evaluation import average_precision, box_overlaps, evaluate, normalize_scores, thresholds
+from rnnpool_tflm.detection.evaluation_files import (
+    evaluate_files,
+    read_ground_truth,
+    read_predictions,
+    read_subsets,
+    write_prediction_file,
+)
 
-A = [0, 0, 9, 9]          # x y w h: spans 0..9, 10 x 10 pixels under the +1 convention
+A = [0, 0, 9, 9]  # x y w h: spans 0..9, 10 x 10 pixels under the +1 convention
 B = [100, 100, 9, 9]
-FAR = [300, 300, 9, 9]    # overlaps nothing
+FAR = [300, 300, 9, 9]  # overlaps nothing
 
 
 def det(box, score):
@@ -40,8 +44,9 @@ def test_plus_one_pixel_convention_on_a_borderline_iou():
 
 def test_box_overlaps_of_disjoint_and_touching_boxes():
     # Touching at x = 9: under the +1 convention they share the column x = 9 (1 x 10 pixels).
-    np.testing.assert_allclose(box_overlaps(np.array([[9, 0, 9, 9], [10, 0, 9, 9]]), np.array([A])),
-                               [[10 / 190], [0.0]])
+    np.testing.assert_allclose(
+        box_overlaps(np.array([[9, 0, 9, 9], [10, 0, 9, 9]]), np.array([A])), [[10 / 190], [0.0]]
+    )
 
 
 def test_a_second_detection_of_the_same_face_is_a_false_positive():
@@ -117,16 +122,16 @@ def test_all_misses_give_ap_zero():
 
 def test_a_perfect_detector_gives_ap_one():
     faces = {"i": [A, B], "j": [[20, 30, 40, 50]], "k": [[5, 5, 60, 70]]}
-    predictions = {"i": [det(A, 0.3), det(B, 0.9)], "j": [det([20, 30, 40, 50], 0.55)],
-                   "k": [det([5, 5, 60, 70], 0.1)]}
+    predictions = {"i": [det(A, 0.3), det(B, 0.9)], "j": [det([20, 30, 40, 50], 0.55)], "k": [det([5, 5, 60, 70], 0.1)]}
     assert ap(faces, predictions) == 1.0
     # All scores equal (min-max normalisation would divide 0 by 0): every detection counts -> still 1.
     assert ap(faces, {k: [d[:4] + [0.7] for d in v] for k, v in predictions.items()}) == 1.0
 
 
 def test_scores_are_normalised_over_the_whole_dataset():
-    out = normalize_scores({"i": np.array([det(A, 2.0), det(B, 4.0)]), "j": np.array([det(A, 6.0)]),
-                            "k": np.zeros((0, 5))})
+    out = normalize_scores(
+        {"i": np.array([det(A, 2.0), det(B, 4.0)]), "j": np.array([det(A, 6.0)]), "k": np.zeros((0, 5))}
+    )
     np.testing.assert_allclose(out["i"][:, 4], [0.0, 0.5])
     np.testing.assert_allclose(out["j"][:, 4], [1.0])
     assert out["k"].shape == (0, 5)
@@ -235,19 +240,27 @@ def test_split_lists_from_wider_face_val_mat(submission, tmp_path):
         write_split(folder / f"wider_{subset}_val.mat", keep, with_lists=False, boxes=None)
     with pytest.raises(RNNPoolError, match="no event_list/file_list"):
         read_subsets(folder, read_ground_truth(gt))
-    savemat(str(folder / "wider_face_val.mat"),
-            {"event_list": _cell(list(EVENTS)), "file_list": _cell([_cell(list(f)) for f in FILES])})
+    savemat(
+        str(folder / "wider_face_val.mat"),
+        {"event_list": _cell(list(EVENTS)), "file_list": _cell([_cell(list(f)) for f in FILES])},
+    )
     subsets = read_subsets(folder, read_ground_truth(gt))
     np.testing.assert_array_equal(subsets["medium"]["0_a"], [0, 1])
     assert subsets["easy"]["1_c"].size == 0
 
 
-@pytest.mark.parametrize("keep, boxes, message", [
-    ((([1], [2]), ([],)), BOXES, r"lists faces \[2\] but has 1"),
-    ((([0], [1]), ([],)), BOXES, r"lists faces \[0\]"),
-    (KEEP["easy"], ((np.array([A], float), np.array([A], float)), (np.array([A], float),)),
-     "has 1 faces there but 2"),
-])
+@pytest.mark.parametrize(
+    "keep, boxes, message",
+    [
+        ((([1], [2]), ([],)), BOXES, r"lists faces \[2\] but has 1"),
+        ((([0], [1]), ([],)), BOXES, r"lists faces \[0\]"),
+        (
+            KEEP["easy"],
+            ((np.array([A], float), np.array([A], float)), (np.array([A], float),)),
+            "has 1 faces there but 2",
+        ),
+    ],
+)
 def test_split_files_that_disagree_with_the_ground_truth(submission, keep, boxes, message):
     gt, _, splits = submission
     write_split(splits / "wider_easy_val.mat", keep, boxes=boxes)
@@ -292,14 +305,17 @@ def test_submission_reader(tmp_path):
     assert found.missing == ("never",) and found.unknown == ("stray",)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("other\n0\n", "names image 'other'"),
-    ("x\n", "first two lines"),
-    ("x\nmany\n", "non-negative integer"),
-    ("x\n2\n1 2 3 4 0.5\n", "count says 2 detection"),
-    ("x\n1\n1 2 3 0.5\n", "line 3: expected finite numbers"),
-    ("x\n1\n1 2 inf 4 0.5\n", "line 3"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("other\n0\n", "names image 'other'"),
+        ("x\n", "first two lines"),
+        ("x\nmany\n", "non-negative integer"),
+        ("x\n2\n1 2 3 4 0.5\n", "count says 2 detection"),
+        ("x\n1\n1 2 3 0.5\n", "line 3: expected finite numbers"),
+        ("x\n1\n1 2 inf 4 0.5\n", "line 3"),
+    ],
+)
 def test_malformed_prediction_files(tmp_path, text, message):
     (tmp_path / "x.txt").write_text(text)
     with pytest.raises(RNNPoolError, match=message):
@@ -314,8 +330,12 @@ def test_duplicate_prediction_stems(tmp_path):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "rnnpool_tflm.cli.main", "eval-face", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "rnnpool_tflm.cli.main", "eval-face", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_eval_face_command(submission):
@@ -337,14 +357,18 @@ def test_eval_face_errors_are_one_line(submission, tmp_path):
     gt, predictions, _ = submission
     done = _cli("--predictions", predictions, "--gt", tmp_path / "absent.txt")
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert done.stderr.strip() == f"rnnpool-tflm eval-face: error: WIDER FACE annotation file " \
-                                  f"{tmp_path / 'absent.txt'} does not exist"
+    assert (
+        done.stderr.strip() == f"rnnpool-tflm eval-face: error: WIDER FACE annotation file "
+        f"{tmp_path / 'absent.txt'} does not exist"
+    )
     done = _cli("model.keras", "--data", tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "--data must be 'synthetic' or 'wider:DIR'" in done.stderr
     done = _cli(tmp_path / "absent.keras", "--data", "synthetic")
-    assert done.returncode == 2 and done.stderr.strip() == \
-        f"rnnpool-tflm eval-face: error: model {tmp_path / 'absent.keras'} does not exist"
+    assert (
+        done.returncode == 2
+        and done.stderr.strip() == f"rnnpool-tflm eval-face: error: model {tmp_path / 'absent.keras'} does not exist"
+    )
 
 
 def _official_loops(faces, predictions, keep):
@@ -385,7 +409,7 @@ def _official_loops(faces, predictions, keep):
             above = np.nonzero(pred[:, 4] >= 1 - (t + 1) / 1000)[0]
             if len(above):
                 r = above[-1]
-                pr[t] += [np.sum(proposal_list[:r + 1] == 1), pred_recall[r]]
+                pr[t] += [np.sum(proposal_list[: r + 1] == 1), pred_recall[r]]
     with np.errstate(invalid="ignore"):
         precision, recall = pr[:, 1] / pr[:, 0], pr[:, 1] / count_face
     mrec, mpre = np.concatenate([[0], recall, [1]]), np.concatenate([[0], precision, [0]])

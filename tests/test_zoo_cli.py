@@ -25,11 +25,14 @@ def test_zoo_model_without_representative_data_says_what_is_needed(capsys, tmp_p
     assert not (tmp_path / "m.tflite").exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["convert", "zoo:no_such_model", "-o", "{tmp}/m.tflite"], "unknown zoo model 'no_such_model'"),
-    (["check", "zoo:face_m4"], "convert zoo:face_m4 first: rnnpool-tflm convert zoo:face_m4 -o MODEL.tflite"),
-    (["check", "{tmp}/missing.tflite", "--keras", "zoo:face_m4"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["convert", "zoo:no_such_model", "-o", "{tmp}/m.tflite"], "unknown zoo model 'no_such_model'"),
+        (["check", "zoo:face_m4"], "convert zoo:face_m4 first: rnnpool-tflm convert zoo:face_m4 -o MODEL.tflite"),
+        (["check", "{tmp}/missing.tflite", "--keras", "zoo:face_m4"], "does not exist"),
+    ],
+)
 def test_zoo_errors_are_one_line(capsys, tmp_path, args, message):
     code, out, err = _run(capsys, *[a.format(tmp=tmp_path) for a in args])
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
@@ -48,8 +51,9 @@ def test_convert_zoo_face_m4_then_check_against_the_same_zoo_model(capsys, tmp_p
     m = tfm.read_model(out_path.read_bytes())
     assert sum(tfm.is_rnnpool(m, op) for op in m.subgraphs[0].operators) == 1
     # Post-training quantization of random weights: parity is close, not within 2 LSB.
-    code, out, err = _run(capsys, "check", str(out_path), "--keras", "zoo:face_m4", "--data", str(rep),
-                          "--max-lsb", "64", "--json")
+    code, out, err = _run(
+        capsys, "check", str(out_path), "--keras", "zoo:face_m4", "--data", str(rep), "--max-lsb", "64", "--json"
+    )
     assert code == 0, err
     report = json.loads(out)
     assert report["rnnpool_bitexact"] is True and report["cosine"] > 0.99, report

@@ -12,22 +12,22 @@
 #pragma GCC optimize("fp-contract=off")
 #endif
 
-#define DETECTION_STATUS_LIST(X)                                                               \
-  X(DETECTION_OK, "ok")                                                                        \
-  X(DETECTION_ERR_NULL_POINTER, "a required pointer is NULL")                                  \
-  X(DETECTION_ERR_BAD_IMAGE, "image rows or cols outside 1..DETECTION_MAX_IMAGE_SIDE")         \
-  X(DETECTION_ERR_BAD_HEAD_COUNT, "head count outside 1..DETECTION_MAX_HEADS")                 \
+#define DETECTION_STATUS_LIST(X)                                                                  \
+  X(DETECTION_OK, "ok")                                                                           \
+  X(DETECTION_ERR_NULL_POINTER, "a required pointer is NULL")                                     \
+  X(DETECTION_ERR_BAD_IMAGE, "image rows or cols outside 1..DETECTION_MAX_IMAGE_SIDE")            \
+  X(DETECTION_ERR_BAD_HEAD_COUNT, "head count outside 1..DETECTION_MAX_HEADS")                    \
   X(DETECTION_ERR_BAD_CLASSES, "class count outside 2..DETECTION_MAX_CLASSES or bad maxout flag") \
-  X(DETECTION_ERR_BAD_HEAD, "a head's map, stride or anchor is invalid")                       \
-  X(DETECTION_ERR_TOO_MANY_PRIORS, "more than DETECTION_MAX_PRIORS priors")                    \
-  X(DETECTION_ERR_BAD_VARIANCE, "a variance is not a positive finite number")                  \
-  X(DETECTION_ERR_BAD_THRESHOLD, "a threshold is outside [0, 1]")                              \
-  X(DETECTION_ERR_BAD_TOP_K, "a top-k outside 1..DETECTION_MAX_TOP_K")                         \
-  X(DETECTION_ERR_BAD_TENSOR_TYPE, "a tensor type is neither int8 nor float32")                \
-  X(DETECTION_ERR_TENSOR_SIZE, "a tensor's element count does not match its head")             \
-  X(DETECTION_ERR_BAD_SCALE, "a tensor scale is not a positive finite number")                 \
-  X(DETECTION_ERR_BAD_ZERO_POINT, "a tensor zero point is outside [-128, 127]")                \
-  X(DETECTION_ERR_BUFFER_TOO_SMALL, "scratch or box buffer too small")                         \
+  X(DETECTION_ERR_BAD_HEAD, "a head's map, stride or anchor is invalid")                          \
+  X(DETECTION_ERR_TOO_MANY_PRIORS, "more than DETECTION_MAX_PRIORS priors")                       \
+  X(DETECTION_ERR_BAD_VARIANCE, "a variance is not a positive finite number")                     \
+  X(DETECTION_ERR_BAD_THRESHOLD, "a threshold is outside [0, 1]")                                 \
+  X(DETECTION_ERR_BAD_TOP_K, "a top-k outside 1..DETECTION_MAX_TOP_K")                            \
+  X(DETECTION_ERR_BAD_TENSOR_TYPE, "a tensor type is neither int8 nor float32")                   \
+  X(DETECTION_ERR_TENSOR_SIZE, "a tensor's element count does not match its head")                \
+  X(DETECTION_ERR_BAD_SCALE, "a tensor scale is not a positive finite number")                    \
+  X(DETECTION_ERR_BAD_ZERO_POINT, "a tensor zero point is outside [-128, 127]")                   \
+  X(DETECTION_ERR_BUFFER_TOO_SMALL, "scratch or box buffer too small")                            \
   X(DETECTION_ERR_MISALIGNED, "scratch or float32 data not 4-byte aligned")
 
 const char* detection_status_str(detection_status status) {
@@ -57,29 +57,29 @@ const char* detection_status_name(detection_status status) {
 /* ---- exp ------------------------------------------------------------------------------------ */
 
 /* Hex literals: the constants are float32 values exactly, on every compiler. */
-#define EXP_MIN_X (-87.0f)                /* exp(-87) > FLT_MIN: results below are flushed to 0 */
-#define EXP_MAX_X 88.0f                   /* exp(88) < FLT_MAX: results above saturate to +inf */
-#define EXP_LOG2E 0x1.715476p+0f          /* 1/ln 2 */
-#define EXP_LN2_HI 0x1.63p-1f             /* ln 2 = LN2_HI + LN2_LO; k * LN2_HI is exact for |k| <= 2^15 */
+#define EXP_MIN_X (-87.0f)       /* exp(-87) > FLT_MIN: results below are flushed to 0 */
+#define EXP_MAX_X 88.0f          /* exp(88) < FLT_MAX: results above saturate to +inf */
+#define EXP_LOG2E 0x1.715476p+0f /* 1/ln 2 */
+#define EXP_LN2_HI 0x1.63p-1f    /* ln 2 = LN2_HI + LN2_LO; k * LN2_HI is exact for |k| <= 2^15 */
 #define EXP_LN2_LO (-0x1.bd0106p-13f)
-#define EXP_ROUNDER 0x1.8p+23f            /* (v + 1.5 * 2^23) - 1.5 * 2^23 rounds v to an integer, ties to even */
+#define EXP_ROUNDER 0x1.8p+23f /* (v + 1.5 * 2^23) - 1.5 * 2^23 rounds v to an integer, ties to even */
 
 float detection_expf(float x) {
   if (x != x) return x;
   if (x < EXP_MIN_X) return 0.0f;
   if (x > EXP_MAX_X) return INFINITY;
-  const float k = (x * EXP_LOG2E + EXP_ROUNDER) - EXP_ROUNDER;  /* round(x / ln 2), in [-126, 127] */
-  const float r = (x - k * EXP_LN2_HI) - k * EXP_LN2_LO;        /* |r| <= about ln(2)/2 */
+  const float k = (x * EXP_LOG2E + EXP_ROUNDER) - EXP_ROUNDER; /* round(x / ln 2), in [-126, 127] */
+  const float r = (x - k * EXP_LN2_HI) - k * EXP_LN2_LO;       /* |r| <= about ln(2)/2 */
   /* exp(r) by Taylor to degree 7 (truncation below 1e-8 relative), Horner. */
-  float p = 0x1.a01a02p-13f;     /* 1/7! */
-  p = p * r + 0x1.6c16c2p-10f;   /* 1/6! */
-  p = p * r + 0x1.111112p-7f;    /* 1/5! */
-  p = p * r + 0x1.555556p-5f;    /* 1/4! */
-  p = p * r + 0x1.555556p-3f;    /* 1/3! */
-  p = p * r + 0x1.0p-1f;         /* 1/2! */
+  float p = 0x1.a01a02p-13f;   /* 1/7! */
+  p = p * r + 0x1.6c16c2p-10f; /* 1/6! */
+  p = p * r + 0x1.111112p-7f;  /* 1/5! */
+  p = p * r + 0x1.555556p-5f;  /* 1/4! */
+  p = p * r + 0x1.555556p-3f;  /* 1/3! */
+  p = p * r + 0x1.0p-1f;       /* 1/2! */
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  const uint32_t bits = (uint32_t)((int32_t)k + 127) << 23;     /* 2^k, a normal float for k in [-126, 127] */
+  const uint32_t bits = (uint32_t)((int32_t)k + 127) << 23; /* 2^k, a normal float for k in [-126, 127] */
   float two_k;
   memcpy(&two_k, &bits, sizeof two_k);
   return p * two_k;
@@ -88,7 +88,7 @@ float detection_expf(float x) {
 /* ---- validation ------------------------------------------------------------------------------ */
 
 static int finite_positive(float v) { return v > 0.0f && v <= 3.402823466e38f; }
-static int in_unit_interval(float v) { return v >= 0.0f && v <= 1.0f; }  /* false for NaN */
+static int in_unit_interval(float v) { return v >= 0.0f && v <= 1.0f; } /* false for NaN */
 
 static int32_t conf_channels(const detection_dims* dims, int32_t head) {
   return dims->num_classes + ((head == 0 && dims->maxout_first) ? DETECTION_MAXOUT_BACKGROUND - 1 : 0);
@@ -151,11 +151,11 @@ typedef struct {
 } candidate;
 
 typedef struct {
-  size_t heaps;    /* offset of the (C - 1) candidate arrays of K entries */
-  size_t boxes;    /* offset of K decoded boxes (4 floats each) */
-  size_t flags;    /* offset of K suppression flags */
+  size_t heaps; /* offset of the (C - 1) candidate arrays of K entries */
+  size_t boxes; /* offset of K decoded boxes (4 floats each) */
+  size_t flags; /* offset of K suppression flags */
   size_t total;
-  int32_t k;       /* min(nms_top_k, priors) */
+  int32_t k; /* min(nms_top_k, priors) */
 } scratch_layout;
 
 static size_t round8(size_t v) { return (v + 7u) & ~(size_t)7u; }
@@ -214,8 +214,7 @@ detection_status detection_prior(const detection_dims* dims, int32_t index, floa
 
 /* Element i of a head tensor as a real number: scale * (q - zero_point) for int8. */
 static float tensor_value(const detection_tensor* t, int32_t i) {
-  if (t->type == DETECTION_INT8)
-    return t->scale * (float)((int32_t)((const int8_t*)t->data)[i] - t->zero_point);
+  if (t->type == DETECTION_INT8) return t->scale * (float)((int32_t)((const int8_t*)t->data)[i] - t->zero_point);
   return ((const float*)t->data)[i];
 }
 
@@ -278,7 +277,7 @@ static void heap_offer(candidate* heap, int32_t* count, int32_t capacity, candid
   if (*count < capacity) {
     int32_t i = (*count)++;
     heap[i] = c;
-    while (i > 0) {  /* sift up: a parent must rank after its children */
+    while (i > 0) { /* sift up: a parent must rank after its children */
       const int32_t parent = (i - 1) / 2;
       if (!ranks_before(&heap[parent], &heap[i])) break;
       const candidate tmp = heap[i];
@@ -327,7 +326,7 @@ static void class_scores(const detection_dims* dims, const detection_tensor* con
                          float* scores) {
   const int32_t channels = conf_channels(dims, head);
   const int32_t base = cell * channels;
-  const int32_t extra = channels - dims->num_classes;  /* 2 with max-out, else 0 */
+  const int32_t extra = channels - dims->num_classes; /* 2 with max-out, else 0 */
   float logits[DETECTION_MAX_CLASSES];
   if (extra > 0) {
     float background = tensor_value(conf, base);
@@ -417,8 +416,8 @@ detection_status detection_run(const detection_dims* dims, const detection_param
     }
     for (int32_t i = 0; i < n; ++i) {
       if (suppressed[i]) continue;
-      const detection_box box = {decoded[4 * i], decoded[4 * i + 1], decoded[4 * i + 2], decoded[4 * i + 3],
-                                 heap[i].score, c, heap[i].prior};
+      const detection_box box = {
+          decoded[4 * i], decoded[4 * i + 1], decoded[4 * i + 2], decoded[4 * i + 3], heap[i].score, c, heap[i].prior};
       insert_box(boxes, &kept, params->top_k, &box);
       for (int32_t j = i + 1; j < n; ++j) {
         if (!suppressed[j] && iou(&decoded[4 * i], &decoded[4 * j]) > params->nms_iou) suppressed[j] = 1;

@@ -55,27 +55,27 @@ extern "C" {
  * thresholds, top-ks, then (run) tensors, scratch, box capacity. */
 typedef enum {
   DETECTION_OK = 0,
-  DETECTION_ERR_NULL_POINTER = 1,     /* a required pointer (argument or tensor data) is NULL */
-  DETECTION_ERR_BAD_IMAGE = 2,        /* image_rows or image_cols outside 1..DETECTION_MAX_IMAGE_SIDE */
-  DETECTION_ERR_BAD_HEAD_COUNT = 3,   /* num_heads outside 1..DETECTION_MAX_HEADS */
-  DETECTION_ERR_BAD_CLASSES = 4,      /* num_classes outside 2..DETECTION_MAX_CLASSES, or maxout_first not 0/1 */
-  DETECTION_ERR_BAD_HEAD = 5,         /* a head's rows, cols or stride < 1, its map larger than the image,
-                                         a prior centre beyond 2^22 pixels, or an anchor not positive finite */
-  DETECTION_ERR_TOO_MANY_PRIORS = 6,  /* more than DETECTION_MAX_PRIORS priors in all */
-  DETECTION_ERR_BAD_VARIANCE = 7,     /* a variance not positive finite */
-  DETECTION_ERR_BAD_THRESHOLD = 8,    /* conf_threshold or nms_iou outside [0, 1] (or NaN) */
-  DETECTION_ERR_BAD_TOP_K = 9,        /* nms_top_k or top_k outside 1..DETECTION_MAX_TOP_K */
-  DETECTION_ERR_BAD_TENSOR_TYPE = 10, /* a tensor type other than DETECTION_INT8 / DETECTION_FLOAT32 */
-  DETECTION_ERR_TENSOR_SIZE = 11,     /* a tensor's element count differs from its head's map */
-  DETECTION_ERR_BAD_SCALE = 12,       /* an int8 tensor's scale not positive finite */
-  DETECTION_ERR_BAD_ZERO_POINT = 13,  /* an int8 tensor's zero point outside [-128, 127] */
-  DETECTION_ERR_BUFFER_TOO_SMALL = 14,/* scratch smaller than detection_scratch_bytes, or box capacity < top_k */
-  DETECTION_ERR_MISALIGNED = 15,      /* scratch or float32 tensor data not 4-byte aligned */
+  DETECTION_ERR_NULL_POINTER = 1,      /* a required pointer (argument or tensor data) is NULL */
+  DETECTION_ERR_BAD_IMAGE = 2,         /* image_rows or image_cols outside 1..DETECTION_MAX_IMAGE_SIDE */
+  DETECTION_ERR_BAD_HEAD_COUNT = 3,    /* num_heads outside 1..DETECTION_MAX_HEADS */
+  DETECTION_ERR_BAD_CLASSES = 4,       /* num_classes outside 2..DETECTION_MAX_CLASSES, or maxout_first not 0/1 */
+  DETECTION_ERR_BAD_HEAD = 5,          /* a head's rows, cols or stride < 1, its map larger than the image,
+                                          a prior centre beyond 2^22 pixels, or an anchor not positive finite */
+  DETECTION_ERR_TOO_MANY_PRIORS = 6,   /* more than DETECTION_MAX_PRIORS priors in all */
+  DETECTION_ERR_BAD_VARIANCE = 7,      /* a variance not positive finite */
+  DETECTION_ERR_BAD_THRESHOLD = 8,     /* conf_threshold or nms_iou outside [0, 1] (or NaN) */
+  DETECTION_ERR_BAD_TOP_K = 9,         /* nms_top_k or top_k outside 1..DETECTION_MAX_TOP_K */
+  DETECTION_ERR_BAD_TENSOR_TYPE = 10,  /* a tensor type other than DETECTION_INT8 / DETECTION_FLOAT32 */
+  DETECTION_ERR_TENSOR_SIZE = 11,      /* a tensor's element count differs from its head's map */
+  DETECTION_ERR_BAD_SCALE = 12,        /* an int8 tensor's scale not positive finite */
+  DETECTION_ERR_BAD_ZERO_POINT = 13,   /* an int8 tensor's zero point outside [-128, 127] */
+  DETECTION_ERR_BUFFER_TOO_SMALL = 14, /* scratch smaller than detection_scratch_bytes, or box capacity < top_k */
+  DETECTION_ERR_MISALIGNED = 15,       /* scratch or float32 tensor data not 4-byte aligned */
   DETECTION_STATUS_COUNT = 16
 } detection_status;
 
 #define DETECTION_MAX_HEADS 8
-#define DETECTION_MAX_CLASSES 32          /* background included */
+#define DETECTION_MAX_CLASSES 32 /* background included */
 #define DETECTION_MAX_IMAGE_SIDE 65536
 #define DETECTION_MAX_PRIORS (1 << 22)
 #define DETECTION_MAX_TOP_K 65536
@@ -84,18 +84,18 @@ typedef enum {
 #define DETECTION_MAXOUT_BACKGROUND 3
 
 typedef struct {
-  int32_t rows;    /* feature map rows (loc map [rows][cols][4], conf [rows][cols][conf channels]) */
-  int32_t cols;    /* feature map columns */
-  int32_t stride;  /* image pixels between neighbouring priors */
-  float anchor;    /* prior side in image pixels (a float32 value, > 0) */
+  int32_t rows;   /* feature map rows (loc map [rows][cols][4], conf [rows][cols][conf channels]) */
+  int32_t cols;   /* feature map columns */
+  int32_t stride; /* image pixels between neighbouring priors */
+  float anchor;   /* prior side in image pixels (a float32 value, > 0) */
 } detection_head;
 
 typedef struct {
-  int32_t image_rows;    /* the detector's input image, pixels */
+  int32_t image_rows; /* the detector's input image, pixels */
   int32_t image_cols;
-  int32_t num_heads;     /* 1..DETECTION_MAX_HEADS; heads[num_heads..] are not read */
-  int32_t num_classes;   /* background (class 0) included, 2..DETECTION_MAX_CLASSES */
-  int32_t maxout_first;  /* 1: head 0's conf has DETECTION_MAXOUT_BACKGROUND background channels */
+  int32_t num_heads;    /* 1..DETECTION_MAX_HEADS; heads[num_heads..] are not read */
+  int32_t num_classes;  /* background (class 0) included, 2..DETECTION_MAX_CLASSES */
+  int32_t maxout_first; /* 1: head 0's conf has DETECTION_MAXOUT_BACKGROUND background channels */
   detection_head heads[DETECTION_MAX_HEADS];
 } detection_dims;
 
@@ -103,12 +103,12 @@ typedef struct {
  * for head 0 with maxout_first. Priors: head by head, each row-major. */
 
 typedef struct {
-  float variance_center;  /* box coding variances (0.1, 0.2 for S3FD), > 0 */
+  float variance_center; /* box coding variances (0.1, 0.2 for S3FD), > 0 */
   float variance_size;
-  float conf_threshold;   /* a class score must be greater than this, [0, 1] */
-  float nms_iou;          /* a box is suppressed by a kept one when their IoU is greater, [0, 1] */
-  int32_t nms_top_k;      /* candidates per class entering NMS (the best by score), 1..DETECTION_MAX_TOP_K */
-  int32_t top_k;          /* detections kept over all classes, 1..DETECTION_MAX_TOP_K */
+  float conf_threshold; /* a class score must be greater than this, [0, 1] */
+  float nms_iou;        /* a box is suppressed by a kept one when their IoU is greater, [0, 1] */
+  int32_t nms_top_k;    /* candidates per class entering NMS (the best by score), 1..DETECTION_MAX_TOP_K */
+  int32_t top_k;        /* detections kept over all classes, 1..DETECTION_MAX_TOP_K */
 } detection_params;
 
 typedef enum { DETECTION_INT8 = 0, DETECTION_FLOAT32 = 1 } detection_tensor_type;
@@ -116,18 +116,18 @@ typedef enum { DETECTION_INT8 = 0, DETECTION_FLOAT32 = 1 } detection_tensor_type
 /* One head output, NHWC with batch 1. int8 values mean scale * (q - zero_point). */
 typedef struct {
   const void* data;
-  int32_t type;         /* detection_tensor_type */
-  int32_t elements;     /* element count of data (rows * cols * channels) */
-  float scale;          /* int8 only */
-  int32_t zero_point;   /* int8 only */
+  int32_t type;       /* detection_tensor_type */
+  int32_t elements;   /* element count of data (rows * cols * channels) */
+  float scale;        /* int8 only */
+  int32_t zero_point; /* int8 only */
 } detection_tensor;
 
 /* One detection: normalised corner coordinates (not clipped to the image). */
 typedef struct {
   float x1, y1, x2, y2;
-  float score;     /* the class's softmax probability */
-  int32_t label;   /* 1..num_classes - 1 */
-  int32_t prior;   /* index of the prior it was decoded from */
+  float score;   /* the class's softmax probability */
+  int32_t label; /* 1..num_classes - 1 */
+  int32_t prior; /* index of the prior it was decoded from */
 } detection_box;
 
 /* Checks dims and params alone. */

@@ -86,19 +86,19 @@ typedef enum {
 /* One block applied to a fixed input shape: the op's options plus the
  * tensors' channel counts. */
 typedef struct {
-  int32_t batch;                /* N >= 1 */
-  int32_t in_rows;              /* H >= 1 */
-  int32_t in_cols;              /* W >= 1 */
-  int32_t in_channels;          /* Ci, 1..INVRES_MAX_CHANNELS */
-  int32_t expanded_channels;    /* Ce, 1..INVRES_MAX_CHANNELS; equals Ci without expansion */
-  int32_t out_channels;         /* Co, 1..INVRES_MAX_CHANNELS; equals Ci with the residual */
-  int32_t stride;               /* 1 or 2 (the depthwise conv's, rows and columns) */
-  int32_t expand;               /* 1: a 1x1 expansion conv runs first */
-  int32_t residual;             /* 1: the input is added to the projection (TFLM's ADD) */
-  int32_t expand_activation;    /* INVRES_ACTIVATION_*; NONE without expansion */
+  int32_t batch;             /* N >= 1 */
+  int32_t in_rows;           /* H >= 1 */
+  int32_t in_cols;           /* W >= 1 */
+  int32_t in_channels;       /* Ci, 1..INVRES_MAX_CHANNELS */
+  int32_t expanded_channels; /* Ce, 1..INVRES_MAX_CHANNELS; equals Ci without expansion */
+  int32_t out_channels;      /* Co, 1..INVRES_MAX_CHANNELS; equals Ci with the residual */
+  int32_t stride;            /* 1 or 2 (the depthwise conv's, rows and columns) */
+  int32_t expand;            /* 1: a 1x1 expansion conv runs first */
+  int32_t residual;          /* 1: the input is added to the projection (TFLM's ADD) */
+  int32_t expand_activation; /* INVRES_ACTIVATION_*; NONE without expansion */
   int32_t depthwise_activation;
   int32_t project_activation;
-  int32_t add_activation;       /* NONE without the residual */
+  int32_t add_activation; /* NONE without the residual */
 } invres_config;
 
 /* TFLite 'same': Ho = ceil(H/stride), pad_top = max((Ho-1)*stride + 3 - H, 0) / 2. */
@@ -117,10 +117,10 @@ typedef struct {
 
 /* One convolution's constant tensors, in the TFLite layouts of the unfused graph. */
 typedef struct {
-  const int8_t* weights;  /* expansion/projection [out][in]; depthwise [3][3][C] */
-  const int32_t* bias;    /* [out], or NULL (no bias) */
-  const float* scales;    /* [scale_count] symmetric filter scales */
-  int32_t scale_count;    /* 1 or the output channels */
+  const int8_t* weights; /* expansion/projection [out][in]; depthwise [3][3][C] */
+  const int32_t* bias;   /* [out], or NULL (no bias) */
+  const float* scales;   /* [scale_count] symmetric filter scales */
+  int32_t scale_count;   /* 1 or the output channels */
 } invres_filter;
 
 /* The quantizations of every activation of the unfused graph and its three
@@ -140,8 +140,8 @@ typedef struct {
 
 /* What eval reads besides the prepared buffer: the same arrays prepare saw. */
 typedef struct {
-  const int8_t* expand_weights;     /* NULL without expansion */
-  const int32_t* expand_bias;       /* NULL: none */
+  const int8_t* expand_weights; /* NULL without expansion */
+  const int32_t* expand_bias;   /* NULL: none */
   const int8_t* depthwise_weights;
   const int32_t* depthwise_bias;
   const int8_t* project_weights;

@@ -147,10 +147,22 @@ invres_status invres_quantize_multiplier(double m, int32_t* multiplier, int32_t*
     return INVRES_OK;
   }
   /* frexp by exact scaling with powers of two: m = f * 2^exponent, f in [0.5, 1). */
-  while (m >= 18446744073709551616.0) { m *= 1.0 / 18446744073709551616.0; exponent += 64; }
-  while (m >= 1.0) { m *= 0.5; ++exponent; }
-  while (m < 1.0 / 18446744073709551616.0) { m *= 18446744073709551616.0; exponent -= 64; }
-  while (m < 0.5) { m *= 2.0; --exponent; }
+  while (m >= 18446744073709551616.0) {
+    m *= 1.0 / 18446744073709551616.0;
+    exponent += 64;
+  }
+  while (m >= 1.0) {
+    m *= 0.5;
+    ++exponent;
+  }
+  while (m < 1.0 / 18446744073709551616.0) {
+    m *= 18446744073709551616.0;
+    exponent -= 64;
+  }
+  while (m < 0.5) {
+    m *= 2.0;
+    --exponent;
+  }
   /* f * 2^31 is exact; + 0.5 then truncation rounds half away from zero (TfLiteRound). */
   q = (int64_t)(m * 2147483648.0 + 0.5);
   if (q == ((int64_t)1 << 31)) {
@@ -180,8 +192,7 @@ static invres_status quantize_bound(float value, float scale, int32_t zero_point
   return INVRES_OK;
 }
 
-invres_status invres_activation_range(int32_t activation, float scale, int32_t zero_point, int32_t* lo,
-                                      int32_t* hi) {
+invres_status invres_activation_range(int32_t activation, float scale, int32_t zero_point, int32_t* lo, int32_t* hi) {
   int32_t q;
   invres_status st;
   *lo = -128;

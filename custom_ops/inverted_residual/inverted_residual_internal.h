@@ -24,13 +24,13 @@
 
 /* One stage (a convolution) as prepared. */
 typedef struct {
-  int32_t channels;       /* output channels */
-  int32_t zero_point_in;  /* folded into the biases (eval) */
+  int32_t channels;      /* output channels */
+  int32_t zero_point_in; /* folded into the biases (eval) */
   int32_t zero_point_out;
-  int32_t lo, hi;         /* clamp (CalculateActivationRangeQuantized) */
-  int32_t full_range;     /* lo == -128 && hi == 127: the clamp is one saturation */
-  int32_t form;           /* INVRES_FORM_* */
-  uint32_t quant_offset;  /* byte offset of its [channels][2] (multiplier, shift) pairs in the prepared buffer */
+  int32_t lo, hi;        /* clamp (CalculateActivationRangeQuantized) */
+  int32_t full_range;    /* lo == -128 && hi == 127: the clamp is one saturation */
+  int32_t form;          /* INVRES_FORM_* */
+  uint32_t quant_offset; /* byte offset of its [channels][2] (multiplier, shift) pairs in the prepared buffer */
 } invres_stage_info;
 
 /* The ADD (docs section 4.5) as prepared. */
@@ -41,11 +41,11 @@ typedef struct {
 
 /* Where eval puts things in its scratch (byte offsets; 0 size = absent). */
 typedef struct {
-  uint32_t records[3];    /* invres_record [channels] per stage */
-  uint32_t tables;        /* int32 [2][256]: the ADD's rescaled inputs */
-  uint32_t ring;          /* int8 [3][ring_cols][Ce] */
-  uint32_t expand_buffer; /* int16: four widened input pixels */
-  uint32_t project_buffer;/* int16: four widened depthwise pixels */
+  uint32_t records[3];     /* invres_record [channels] per stage */
+  uint32_t tables;         /* int32 [2][256]: the ADD's rescaled inputs */
+  uint32_t ring;           /* int8 [3][ring_cols][Ce] */
+  uint32_t expand_buffer;  /* int16: four widened input pixels */
+  uint32_t project_buffer; /* int16: four widened depthwise pixels */
   uint32_t total;
 } invres_scratch_layout;
 
@@ -54,7 +54,7 @@ typedef struct {
   uint32_t prepared_bytes;
   invres_config cfg;
   invres_geometry geo;
-  int32_t ring_cols;      /* (Wo - 1)*stride + 3 */
+  int32_t ring_cols; /* (Wo - 1)*stride + 3 */
   invres_stage_info stage[3];
   invres_add_info add;
   invres_scratch_layout scratch;
@@ -77,8 +77,7 @@ invres_status invres_layout(const invres_config* cfg, invres_geometry* geo, int3
 /* TFLM's QuantizeMultiplier (double rounding build): m = M * 2^(n - 31); n > 30 is an error. */
 invres_status invres_quantize_multiplier(double m, int32_t* multiplier, int32_t* shift);
 /* CalculateActivationRangeQuantized for an int8 output. */
-invres_status invres_activation_range(int32_t activation, float scale, int32_t zero_point, int32_t* lo,
-                                      int32_t* hi);
+invres_status invres_activation_range(int32_t activation, float scale, int32_t zero_point, int32_t* lo, int32_t* hi);
 
 /* ---- arithmetic primitives -------------------------------------------------------------- */
 

@@ -69,19 +69,19 @@ INVRES_INLINE void invres_widen_pixel(const int8_t* x, int32_t channels, int16_t
  * the pixel words live in fixed registers r8-r11. */
 #if INVRES_DSP && defined(__OPTIMIZE__) && !defined(INVRES_NO_ASM)
 #define INVRES_ASM 1
-#define INVRES_DOT4_GROUP                  \
-  "ldr %[wb], [%[w]], #4\n\t"              \
-  "ldm %[b]!, {r8, r9, r10, r11}\n\t"      \
-  "sxtb16 %[wa], %[wb]\n\t"                \
-  "sxtb16 %[wb], %[wb], ror #8\n\t"        \
-  "smlad %[a0], %[wa], r8, %[a0]\n\t"      \
-  "smlad %[a0], %[wb], r9, %[a0]\n\t"      \
-  "smlad %[a1], %[wa], r10, %[a1]\n\t"     \
-  "smlad %[a1], %[wb], r11, %[a1]\n\t"     \
-  "ldm %[b]!, {r8, r9, r10, r11}\n\t"      \
-  "smlad %[a2], %[wa], r8, %[a2]\n\t"      \
-  "smlad %[a2], %[wb], r9, %[a2]\n\t"      \
-  "smlad %[a3], %[wa], r10, %[a3]\n\t"     \
+#define INVRES_DOT4_GROUP              \
+  "ldr %[wb], [%[w]], #4\n\t"          \
+  "ldm %[b]!, {r8, r9, r10, r11}\n\t"  \
+  "sxtb16 %[wa], %[wb]\n\t"            \
+  "sxtb16 %[wb], %[wb], ror #8\n\t"    \
+  "smlad %[a0], %[wa], r8, %[a0]\n\t"  \
+  "smlad %[a0], %[wb], r9, %[a0]\n\t"  \
+  "smlad %[a1], %[wa], r10, %[a1]\n\t" \
+  "smlad %[a1], %[wb], r11, %[a1]\n\t" \
+  "ldm %[b]!, {r8, r9, r10, r11}\n\t"  \
+  "smlad %[a2], %[wa], r8, %[a2]\n\t"  \
+  "smlad %[a2], %[wb], r9, %[a2]\n\t"  \
+  "smlad %[a3], %[wa], r10, %[a3]\n\t" \
   "smlad %[a3], %[wb], r11, %[a3]\n\t"
 #else
 #define INVRES_ASM 0
@@ -89,8 +89,7 @@ INVRES_INLINE void invres_widen_pixel(const int8_t* x, int32_t channels, int16_t
 
 /* acc[p] = init + sum_k w[k] * x_p[k] over `channels` (int32 wrap-around), for the
  * four pixels of a widened buffer. */
-INVRES_INLINE void invres_dot4(const int8_t* w, const int16_t* buffer, int32_t channels, int32_t init,
-                               int32_t acc[4]) {
+INVRES_INLINE void invres_dot4(const int8_t* w, const int16_t* buffer, int32_t channels, int32_t init, int32_t acc[4]) {
   const int32_t groups = channels >> 2, tail = channels & 3;
   int32_t g, k;
 #if INVRES_DSP
@@ -163,16 +162,18 @@ INVRES_INLINE void invres_dot4(const int8_t* w, const int16_t* buffer, int32_t c
 #if INVRES_ASM
 /* One tap of four channels: the input and weight words at [in OFFSET] / [wt OFFSET],
  * widened by SXTB16 (channels 0, 2) and SXTB16 ROR #8 (1, 3), four 16x16 MACs. */
-#define INVRES_DEPTHWISE_TAP(offset)             \
-  "ldr %[vi], [%[in]" offset "]\n\t"            \
-  "ldr %[vw], [%[wt]" offset "]\n\t"            \
-  "sxtb16 %[ti], %[vi], ror #8\n\t"             \
-  "sxtb16 %[tw], %[vw], ror #8\n\t"             \
-  "sxtb16 %[vi], %[vi]\n\t"                     \
-  "sxtb16 %[vw], %[vw]\n\t"                     \
-  "smlabb %[a0], %[vi], %[vw], %[a0]\n\t"       \
-  "smlatt %[a2], %[vi], %[vw], %[a2]\n\t"       \
-  "smlabb %[a1], %[ti], %[tw], %[a1]\n\t"       \
+#define INVRES_DEPTHWISE_TAP(offset)      \
+  "ldr %[vi], [%[in]" offset              \
+  "]\n\t"                                 \
+  "ldr %[vw], [%[wt]" offset              \
+  "]\n\t"                                 \
+  "sxtb16 %[ti], %[vi], ror #8\n\t"       \
+  "sxtb16 %[tw], %[vw], ror #8\n\t"       \
+  "sxtb16 %[vi], %[vi]\n\t"               \
+  "sxtb16 %[vw], %[vw]\n\t"               \
+  "smlabb %[a0], %[vi], %[vw], %[a0]\n\t" \
+  "smlatt %[a2], %[vi], %[vw], %[a2]\n\t" \
+  "smlabb %[a1], %[ti], %[tw], %[a1]\n\t" \
   "smlatt %[a3], %[ti], %[tw], %[a3]\n\t"
 #endif
 

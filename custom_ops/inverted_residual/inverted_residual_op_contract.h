@@ -19,35 +19,34 @@
  * options, docs/inverted_residual.md). The *_quantization inputs are constant
  * INT8 [1] tensors whose quantization (one float32 scale, one zero point) is
  * that of the unfused graph's intermediate activation; their value is unused. */
-#define INVRES_INPUTS(X)                                                                     \
-  X(INPUT, 0, "input", INT8, NONE, "[N, H, W, Ci]", REQUIRED)                                \
-  X(EXPAND_FILTER, 1, "expand_filter", INT8, NONE, "[Ce, 1, 1, Ci]", OPTIONAL)               \
-  X(EXPAND_BIAS, 2, "expand_bias", INT32, NONE, "[Ce]", OPTIONAL)                            \
-  X(EXPANDED_QUANTIZATION, 3, "expanded_quantization", INT8, NONE, "[1]", OPTIONAL)          \
-  X(DEPTHWISE_FILTER, 4, "depthwise_filter", INT8, NONE, "[1, 3, 3, Ce]", REQUIRED)          \
-  X(DEPTHWISE_BIAS, 5, "depthwise_bias", INT32, NONE, "[Ce]", OPTIONAL)                      \
-  X(DEPTHWISE_QUANTIZATION, 6, "depthwise_quantization", INT8, NONE, "[1]", REQUIRED)        \
-  X(PROJECT_FILTER, 7, "project_filter", INT8, NONE, "[Co, 1, 1, Ce]", REQUIRED)             \
-  X(PROJECT_BIAS, 8, "project_bias", INT32, NONE, "[Co]", OPTIONAL)                          \
+#define INVRES_INPUTS(X)                                                              \
+  X(INPUT, 0, "input", INT8, NONE, "[N, H, W, Ci]", REQUIRED)                         \
+  X(EXPAND_FILTER, 1, "expand_filter", INT8, NONE, "[Ce, 1, 1, Ci]", OPTIONAL)        \
+  X(EXPAND_BIAS, 2, "expand_bias", INT32, NONE, "[Ce]", OPTIONAL)                     \
+  X(EXPANDED_QUANTIZATION, 3, "expanded_quantization", INT8, NONE, "[1]", OPTIONAL)   \
+  X(DEPTHWISE_FILTER, 4, "depthwise_filter", INT8, NONE, "[1, 3, 3, Ce]", REQUIRED)   \
+  X(DEPTHWISE_BIAS, 5, "depthwise_bias", INT32, NONE, "[Ce]", OPTIONAL)               \
+  X(DEPTHWISE_QUANTIZATION, 6, "depthwise_quantization", INT8, NONE, "[1]", REQUIRED) \
+  X(PROJECT_FILTER, 7, "project_filter", INT8, NONE, "[Co, 1, 1, Ce]", REQUIRED)      \
+  X(PROJECT_BIAS, 8, "project_bias", INT32, NONE, "[Co]", OPTIONAL)                   \
   X(PROJECTED_QUANTIZATION, 9, "projected_quantization", INT8, NONE, "[1]", OPTIONAL)
 
 /* X(ENUM, index, "name", int8-op type, float-op type, "shape", presence) */
-#define INVRES_OUTPUTS(X)                                                                    \
-  X(OUTPUT, 0, "output", INT8, NONE, "[N, Ho, Wo, Co]", REQUIRED)
+#define INVRES_OUTPUTS(X) X(OUTPUT, 0, "output", INT8, NONE, "[N, Ho, Wo, Co]", REQUIRED)
 
 #define INVRES_NUM_INPUTS 10
 #define INVRES_NUM_OUTPUTS 1
 
 /* Options: a flexbuffer map of integers.
  * X(ENUM, "key", minimum, maximum) */
-#define INVRES_OPTIONS(X)                                                                    \
-  X(VERSION, "version", 1, 1)                                                                \
-  X(STRIDE, "stride", 1, 2)                                                                  \
-  X(EXPAND, "expand", 0, 1)                                                                  \
-  X(RESIDUAL, "residual", 0, 1)                                                              \
-  X(EXPAND_ACTIVATION, "expand_activation", 0, 3)                                            \
-  X(DEPTHWISE_ACTIVATION, "depthwise_activation", 0, 3)                                      \
-  X(PROJECT_ACTIVATION, "project_activation", 0, 3)                                          \
+#define INVRES_OPTIONS(X)                               \
+  X(VERSION, "version", 1, 1)                           \
+  X(STRIDE, "stride", 1, 2)                             \
+  X(EXPAND, "expand", 0, 1)                             \
+  X(RESIDUAL, "residual", 0, 1)                         \
+  X(EXPAND_ACTIVATION, "expand_activation", 0, 3)       \
+  X(DEPTHWISE_ACTIVATION, "depthwise_activation", 0, 3) \
+  X(PROJECT_ACTIVATION, "project_activation", 0, 3)     \
   X(ADD_ACTIVATION, "add_activation", 0, 3)
 
 #define INVRES_NUM_OPTIONS 8

@@ -62,7 +62,8 @@ void ParseOptions(const uint8_t* buffer, size_t length, Options* out) {
   out->error[0] = '\0';
   for (int k = 0; k < INVRES_NUM_OPTIONS; ++k) out->values[k] = 0;
   if (buffer == nullptr || length == 0) return SetError(out, "the op has no options (a flexbuffer map)", nullptr);
-  if (!flexbuffers::VerifyBuffer(buffer, length)) return SetError(out, "the options are not a valid flexbuffer", nullptr);
+  if (!flexbuffers::VerifyBuffer(buffer, length))
+    return SetError(out, "the options are not a valid flexbuffer", nullptr);
   const flexbuffers::Reference root = flexbuffers::GetRoot(buffer, length);
   if (!root.IsMap()) return SetError(out, "the options are not a flexbuffer map", nullptr);
   const flexbuffers::Map map = root.AsMap();
@@ -87,8 +88,9 @@ void ParseOptions(const uint8_t* buffer, size_t length, Options* out) {
     seen[index] = true;
     const flexbuffers::Reference value = values[i];
     if (!(value.IsInt() || value.IsUInt())) return SetError(out, "option is not an integer:", key);
-    const int64_t v = value.IsUInt() ? (value.AsUInt64() > INT64_MAX ? INT64_MAX : static_cast<int64_t>(value.AsUInt64()))
-                                     : value.AsInt64();
+    const int64_t v = value.IsUInt()
+                          ? (value.AsUInt64() > INT64_MAX ? INT64_MAX : static_cast<int64_t>(value.AsUInt64()))
+                          : value.AsInt64();
     if (v < kOptionRules[index].minimum || v > kOptionRules[index].maximum) {
       return SetError(out, "option out of range:", key);
     }

@@ -24,7 +24,7 @@ static_assert(kOptionCount == INVRES_NUM_OPTIONS, "INVRES_OPTIONS and INVRES_NUM
 struct Options {
   int32_t values[INVRES_NUM_OPTIONS];  // by OptionIndex; valid when ok
   bool ok;
-  char error[96];                      // why not, when !ok
+  char error[96];  // why not, when !ok
 };
 
 // Fills *out from a flexbuffer map holding exactly the contract's keys, each an

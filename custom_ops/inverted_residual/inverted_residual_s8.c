@@ -15,8 +15,8 @@ static int zero_point_ok(int32_t zp) { return zp >= -128 && zp <= 127; }
 typedef struct {
   const invres_filter* filter;
   invres_quantization in, out;
-  int32_t channels;   /* output channels */
-  int32_t fan_in;     /* products per output */
+  int32_t channels; /* output channels */
+  int32_t fan_in;   /* products per output */
   int32_t activation;
   int present;
 } stage_view;
@@ -24,12 +24,12 @@ typedef struct {
 static void stage_views(const invres_config* cfg, const invres_s8_params* p, stage_view v[3]) {
   const invres_quantization expanded = cfg->expand ? p->expanded : p->input;
   const invres_quantization projected = cfg->residual ? p->projected : p->output;
-  v[INVRES_STAGE_EXPAND] = (stage_view){&p->expand, p->input, p->expanded, cfg->expanded_channels,
-                                        cfg->in_channels, cfg->expand_activation, cfg->expand};
-  v[INVRES_STAGE_DEPTHWISE] = (stage_view){&p->depthwise_filter, expanded, p->depthwise, cfg->expanded_channels,
-                                           9, cfg->depthwise_activation, 1};
-  v[INVRES_STAGE_PROJECT] = (stage_view){&p->project, p->depthwise, projected, cfg->out_channels,
-                                         cfg->expanded_channels, cfg->project_activation, 1};
+  v[INVRES_STAGE_EXPAND] = (stage_view){
+      &p->expand, p->input, p->expanded, cfg->expanded_channels, cfg->in_channels, cfg->expand_activation, cfg->expand};
+  v[INVRES_STAGE_DEPTHWISE] = (stage_view){&p->depthwise_filter,      expanded, p->depthwise, cfg->expanded_channels, 9,
+                                           cfg->depthwise_activation, 1};
+  v[INVRES_STAGE_PROJECT] = (stage_view){
+      &p->project, p->depthwise, projected, cfg->out_channels, cfg->expanded_channels, cfg->project_activation, 1};
 }
 
 /* The ADD's three multipliers (docs section 4.5): each must be in (0, 1) with shift <= 0. */
@@ -211,8 +211,8 @@ typedef struct {
   int8_t* ring;
   int16_t* expand_buffer;
   int16_t* project_buffer;
-  int32_t row_bytes;     /* ring_cols * Ce */
-  int32_t expanded_zp;   /* the ring's padding value */
+  int32_t row_bytes;   /* ring_cols * Ce */
+  int32_t expanded_zp; /* the ring's padding value */
 } invres_run;
 
 /* Per-channel records (folded biases, multipliers) and the ADD's tables, built for this call. */
@@ -250,8 +250,8 @@ static void build_records(invres_run* r) {
       const int32_t q = i - 128;
       t[i] = invres_rounding_divide_by_pot(invres_srdhm((q - h->add.zero_point1) * (1 << 20), h->add.multiplier1),
                                            -h->add.shift1);
-      t[256 + i] = invres_rounding_divide_by_pot(
-          invres_srdhm((q - h->add.zero_point2) * (1 << 20), h->add.multiplier2), -h->add.shift2);
+      t[256 + i] = invres_rounding_divide_by_pot(invres_srdhm((q - h->add.zero_point2) * (1 << 20), h->add.multiplier2),
+                                                 -h->add.shift2);
     }
     r->tables = t;
   }
@@ -307,7 +307,7 @@ INVRES_INLINE void store4(int8_t* out, int32_t step, const int32_t acc[4], int32
 
 /* The ADD's output step, held in registers (see invres_clamp_info). */
 typedef struct {
-  invres_record step;  /* multiplier, shift and round as a record of the add's form */
+  invres_record step; /* multiplier, shift and round as a record of the add's form */
   invres_clamp_info clamp;
   int form;
 } invres_add_step;
@@ -328,9 +328,9 @@ INVRES_INLINE invres_add_step add_step(const invres_add_info* a) {
 /* The ADD's output for the rescaled inputs' sum (|sum| < 2^28: the SMMLAR form needs only a right
  * shift; the general form is TFLM's MultiplyByQuantizedMultiplierSmallerThanOneExp). */
 INVRES_INLINE int32_t add_output(const invres_add_step q, int32_t sum, int form) {
-  const int32_t v = form == INVRES_FORM_SMMLAR ? invres_requant_smmlar(sum, &q.step)
-                                               : invres_rounding_divide_by_pot(invres_srdhm(sum, q.step.multiplier),
-                                                                               -q.step.shift);
+  const int32_t v = form == INVRES_FORM_SMMLAR
+                        ? invres_requant_smmlar(sum, &q.step)
+                        : invres_rounding_divide_by_pot(invres_srdhm(sum, q.step.multiplier), -q.step.shift);
   return invres_clamp(v + q.clamp.zero_point, q.clamp.lo, q.clamp.hi);
 }
 
@@ -346,7 +346,7 @@ INVRES_INLINE void expand_row_form(const invres_run* r, const int8_t* x, int8_t*
     for (p = 0; p < 4; ++p) {
       if (p < count) {
         invres_widen_pixel(x + (size_t)(x0 + p) * (size_t)ci, ci, r->expand_buffer, p);
-      } else {  /* past the row's end: zeros (their results are not stored) */
+      } else { /* past the row's end: zeros (their results are not stored) */
         for (c = 0; c < ci; ++c) r->expand_buffer[invres_lane(c, p)] = 0;
       }
     }
@@ -360,8 +360,10 @@ INVRES_INLINE void expand_row_form(const invres_run* r, const int8_t* x, int8_t*
 static void expand_row(const invres_run* r, const int8_t* x, int8_t* dst) {
   const invres_stage_info* s = &r->h->stage[INVRES_STAGE_EXPAND];
   if (s->form == INVRES_FORM_SMMLAR) {
-    if (s->full_range) expand_row_form(r, x, dst, INVRES_FORM_SMMLAR, 1);
-    else expand_row_form(r, x, dst, INVRES_FORM_SMMLAR, 0);
+    if (s->full_range)
+      expand_row_form(r, x, dst, INVRES_FORM_SMMLAR, 1);
+    else
+      expand_row_form(r, x, dst, INVRES_FORM_SMMLAR, 0);
   } else {
     expand_row_form(r, x, dst, INVRES_FORM_GENERAL, 0);
   }
@@ -472,8 +474,8 @@ INVRES_INLINE void depthwise_pixel(const invres_run* r, const int8_t* const rows
     dst[3] = (int16_t)finish(acc[3], rec[c + 3], k, form, full_range);
   }
   for (; c < ce; ++c) {
-    out[invres_lane(c, p)] = (int16_t)finish(invres_depthwise1(rows, w, ce, c, rec[c].bias), rec[c], k, form,
-                                             full_range);
+    out[invres_lane(c, p)] =
+        (int16_t)finish(invres_depthwise1(rows, w, ce, c, rec[c].bias), rec[c], k, form, full_range);
   }
 }
 
@@ -502,8 +504,8 @@ INVRES_INLINE void project_add(const invres_run* r, const int8_t* x_row, int8_t*
 }
 
 /* Projection (and the residual ADD) of four depthwise pixels into output pixels ox0.. */
-INVRES_INLINE void project_pixels(const invres_run* r, const int8_t* x_row, int8_t* y_row, int32_t ox0,
-                                  int32_t count, int form, int full_range) {
+INVRES_INLINE void project_pixels(const invres_run* r, const int8_t* x_row, int8_t* y_row, int32_t ox0, int32_t count,
+                                  int form, int full_range) {
   const invres_config* cfg = &r->h->cfg;
   const invres_clamp_info k = clamp_info(&r->h->stage[INVRES_STAGE_PROJECT]);
   const invres_record* rec = r->records[INVRES_STAGE_PROJECT];
@@ -523,8 +525,8 @@ INVRES_INLINE void project_pixels(const invres_run* r, const int8_t* x_row, int8
 }
 
 /* One output row: depthwise four pixels at a time, then their projection. */
-INVRES_INLINE void output_row_form(const invres_run* r, const int8_t* const rows[3], const int8_t* x_row,
-                                   int8_t* y_row, int dw_form, int dw_full, int pr_form, int pr_full) {
+INVRES_INLINE void output_row_form(const invres_run* r, const int8_t* const rows[3], const int8_t* x_row, int8_t* y_row,
+                                   int dw_form, int dw_full, int pr_form, int pr_full) {
   const int32_t out_cols = r->h->geo.out_cols, stride = r->h->cfg.stride, ce = r->h->cfg.expanded_channels;
   int32_t ox0, p;
   for (ox0 = 0; ox0 < out_cols; ox0 += 4) {

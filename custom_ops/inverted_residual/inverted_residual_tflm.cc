@@ -123,8 +123,7 @@ TfLiteStatus CheckShape(const TfLiteTensor* t, const char* name, int rank, const
       return kTfLiteError;
     }
     if (expected != nullptr && expected[i] >= 0 && Dim(t, i) != expected[i]) {
-      MicroPrintf("InvertedResidual: tensor '%s' dim %d is %d, the contract needs %d", name, i, Dim(t, i),
-                  expected[i]);
+      MicroPrintf("InvertedResidual: tensor '%s' dim %d is %d, the contract needs %d", name, i, Dim(t, i), expected[i]);
       return kTfLiteError;
     }
   }
@@ -240,7 +239,8 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
       return Fail("must be a constant tensor", kInputRules[i].name);
     }
 #ifdef USE_TFLM_COMPRESSION
-    if (micro_context->IsTensorCompressed(node, i)) return Fail("compressed tensors are not supported", kInputRules[i].name);
+    if (micro_context->IsTensorCompressed(node, i))
+      return Fail("compressed tensors are not supported", kInputRules[i].name);
 #endif
   }
   if (tensors.output() == nullptr) return Fail("output missing", "output");
@@ -278,16 +278,15 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
   const struct {
     int index;
     const int* shape;
-  } vectors[] = {{kInputEXPAND_BIAS, expand_bias},       {kInputDEPTHWISE_BIAS, dw_bias},
-                 {kInputPROJECT_BIAS, project_bias},     {kInputEXPANDED_QUANTIZATION, carrier},
+  } vectors[] = {{kInputEXPAND_BIAS, expand_bias},        {kInputDEPTHWISE_BIAS, dw_bias},
+                 {kInputPROJECT_BIAS, project_bias},      {kInputEXPANDED_QUANTIZATION, carrier},
                  {kInputDEPTHWISE_QUANTIZATION, carrier}, {kInputPROJECTED_QUANTIZATION, carrier}};
   for (const auto& v : vectors) {
     if (tensors.input(v.index) != nullptr) {
       TF_LITE_ENSURE_OK(context, CheckShape(tensors.input(v.index), kInputRules[v.index].name, 1, v.shape));
     }
   }
-  const invres_config cfg =
-      invres::MakeConfig(data->options, Dim(input, 0), Dim(input, 1), Dim(input, 2), ci, ce, co);
+  const invres_config cfg = invres::MakeConfig(data->options, Dim(input, 0), Dim(input, 1), Dim(input, 2), ci, ce, co);
   invres_geometry geo;
   TF_LITE_ENSURE_OK(context, CoreStatus(invres_validate_config(&cfg, &geo), "options do not fit the tensors"));
   const int output_shape[] = {cfg.batch, geo.out_rows, geo.out_cols, co};
@@ -301,19 +300,19 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
   invres_s8_params params = {};
   TF_LITE_ENSURE_OK(context, Activation(input, "input", &params.input));
   TF_LITE_ENSURE_OK(context, Activation(tensors.output(), "output", &params.output));
-  TF_LITE_ENSURE_OK(context, Activation(tensors.input(kInputDEPTHWISE_QUANTIZATION), "depthwise_quantization",
-                                        &params.depthwise));
+  TF_LITE_ENSURE_OK(
+      context, Activation(tensors.input(kInputDEPTHWISE_QUANTIZATION), "depthwise_quantization", &params.depthwise));
   if (cfg.expand) {
-    TF_LITE_ENSURE_OK(context, Activation(tensors.input(kInputEXPANDED_QUANTIZATION), "expanded_quantization",
-                                          &params.expanded));
+    TF_LITE_ENSURE_OK(
+        context, Activation(tensors.input(kInputEXPANDED_QUANTIZATION), "expanded_quantization", &params.expanded));
     TF_LITE_ENSURE_OK(context, Filter(expand, tensors.input(kInputEXPAND_BIAS), "expand_filter", 0, &params.expand));
   }
   if (cfg.residual) {
-    TF_LITE_ENSURE_OK(context, Activation(tensors.input(kInputPROJECTED_QUANTIZATION), "projected_quantization",
-                                          &params.projected));
+    TF_LITE_ENSURE_OK(
+        context, Activation(tensors.input(kInputPROJECTED_QUANTIZATION), "projected_quantization", &params.projected));
   }
-  TF_LITE_ENSURE_OK(context, Filter(dw, tensors.input(kInputDEPTHWISE_BIAS), "depthwise_filter", 3,
-                                    &params.depthwise_filter));
+  TF_LITE_ENSURE_OK(context,
+                    Filter(dw, tensors.input(kInputDEPTHWISE_BIAS), "depthwise_filter", 3, &params.depthwise_filter));
   TF_LITE_ENSURE_OK(context, Filter(project, tensors.input(kInputPROJECT_BIAS), "project_filter", 0, &params.project));
   TF_LITE_ENSURE_OK(context, CoreStatus(invres_s8_validate(&cfg, &params), "invalid parameters"));
 

@@ -67,26 +67,26 @@ extern "C" {
  * zero points, scale counts, scalars, biases, multipliers, buffer sizes. */
 typedef enum {
   RNNPOOL_OK = 0,
-  RNNPOOL_ERR_NULL_POINTER = 1,     /* a required pointer (argument or params array) is NULL */
-  RNNPOOL_ERR_BAD_DIMS = 2,         /* batch, in_rows or in_cols < 1 */
-  RNNPOOL_ERR_BAD_CHANNELS = 3,     /* channels outside 1..RNNPOOL_MAX_CHANNELS */
-  RNNPOOL_ERR_BAD_HIDDEN = 4,       /* hidden1 or hidden2 outside 1..RNNPOOL_MAX_HIDDEN */
-  RNNPOOL_ERR_BAD_PATCH = 5,        /* a patch or stride side outside the contract's 1..255 */
-  RNNPOOL_ERR_BAD_PADDING = 6,      /* padding not RNNPOOL_PADDING_VALID/_SAME */
-  RNNPOOL_ERR_BAD_ACTIVATION = 7,   /* gate/update activation not a contract value */
-  RNNPOOL_ERR_SIZE_OVERFLOW = 8,    /* a tensor larger than RNNPOOL_MAX_ELEMENTS, or a buffer size beyond size_t */
-  RNNPOOL_ERR_PATCH_TOO_LARGE = 9,  /* "valid" padding and a patch larger than the input */
-  RNNPOOL_ERR_BAD_SCALE = 10,       /* a scale that is not positive and finite */
-  RNNPOOL_ERR_BAD_ZERO_POINT = 11,  /* input/output zero point outside [-128, 127] */
-  RNNPOOL_ERR_BAD_SCALE_COUNT = 12, /* a weight scale count other than 1 or the matrix's rows */
-  RNNPOOL_ERR_BAD_SCALARS = 13,     /* int8: A or B outside [0, 16384]; float: outside [0, 1] */
-  RNNPOOL_ERR_BAD_BIAS = 14,        /* int8: bias outside [-2^24, 2^24 - 1]; float: not finite */
-  RNNPOOL_ERR_MULTIPLIER_RANGE = 15,/* a derived multiplier >= 2^30 (exponent above 30) */
-  RNNPOOL_ERR_BUFFER_TOO_SMALL = 16,/* prepared or scratch buffer smaller than its size function says */
-  RNNPOOL_ERR_MISALIGNED = 17,      /* prepared/scratch not 8-byte aligned, or float data not 4-byte aligned */
-  RNNPOOL_ERR_NOT_PREPARED = 18,    /* eval on a buffer that prepare did not fill (or of the other variant) */
-  RNNPOOL_ERR_BAD_OUTPUT_PAD = 19,  /* output_pad_bottom/right outside the contract's range */
-  RNNPOOL_ERR_BAD_RNN1_MODE = 20,   /* rnn1_mode not RNNPOOL_RNN1_CACHED/_RECOMPUTE */
+  RNNPOOL_ERR_NULL_POINTER = 1,      /* a required pointer (argument or params array) is NULL */
+  RNNPOOL_ERR_BAD_DIMS = 2,          /* batch, in_rows or in_cols < 1 */
+  RNNPOOL_ERR_BAD_CHANNELS = 3,      /* channels outside 1..RNNPOOL_MAX_CHANNELS */
+  RNNPOOL_ERR_BAD_HIDDEN = 4,        /* hidden1 or hidden2 outside 1..RNNPOOL_MAX_HIDDEN */
+  RNNPOOL_ERR_BAD_PATCH = 5,         /* a patch or stride side outside the contract's 1..255 */
+  RNNPOOL_ERR_BAD_PADDING = 6,       /* padding not RNNPOOL_PADDING_VALID/_SAME */
+  RNNPOOL_ERR_BAD_ACTIVATION = 7,    /* gate/update activation not a contract value */
+  RNNPOOL_ERR_SIZE_OVERFLOW = 8,     /* a tensor larger than RNNPOOL_MAX_ELEMENTS, or a buffer size beyond size_t */
+  RNNPOOL_ERR_PATCH_TOO_LARGE = 9,   /* "valid" padding and a patch larger than the input */
+  RNNPOOL_ERR_BAD_SCALE = 10,        /* a scale that is not positive and finite */
+  RNNPOOL_ERR_BAD_ZERO_POINT = 11,   /* input/output zero point outside [-128, 127] */
+  RNNPOOL_ERR_BAD_SCALE_COUNT = 12,  /* a weight scale count other than 1 or the matrix's rows */
+  RNNPOOL_ERR_BAD_SCALARS = 13,      /* int8: A or B outside [0, 16384]; float: outside [0, 1] */
+  RNNPOOL_ERR_BAD_BIAS = 14,         /* int8: bias outside [-2^24, 2^24 - 1]; float: not finite */
+  RNNPOOL_ERR_MULTIPLIER_RANGE = 15, /* a derived multiplier >= 2^30 (exponent above 30) */
+  RNNPOOL_ERR_BUFFER_TOO_SMALL = 16, /* prepared or scratch buffer smaller than its size function says */
+  RNNPOOL_ERR_MISALIGNED = 17,       /* prepared/scratch not 8-byte aligned, or float data not 4-byte aligned */
+  RNNPOOL_ERR_NOT_PREPARED = 18,     /* eval on a buffer that prepare did not fill (or of the other variant) */
+  RNNPOOL_ERR_BAD_OUTPUT_PAD = 19,   /* output_pad_bottom/right outside the contract's range */
+  RNNPOOL_ERR_BAD_RNN1_MODE = 20,    /* rnn1_mode not RNNPOOL_RNN1_CACHED/_RECOMPUTE */
   RNNPOOL_STATUS_COUNT = 21
 } rnnpool_status;
 
@@ -126,9 +126,9 @@ typedef struct {
 } rnnpool_config;
 
 typedef struct {
-  int32_t out_rows;   /* Ho: patches down the map */
-  int32_t out_cols;   /* Wo: patches across */
-  int32_t pad_top;    /* input zero padding ("same" only; 0 for "valid") */
+  int32_t out_rows; /* Ho: patches down the map */
+  int32_t out_cols; /* Wo: patches across */
+  int32_t pad_top;  /* input zero padding ("same" only; 0 for "valid") */
   int32_t pad_bottom;
   int32_t pad_left;
   int32_t pad_right;
@@ -150,25 +150,25 @@ const char* rnnpool_status_name(rnnpool_status status);
  * 1). Matrices are output-major [out][in]. A scale array holds 1 value (per
  * tensor) or one per output row (per channel); `*_scale_count` says which. */
 typedef struct {
-  float input_scale;          /* s_x > 0 */
-  int32_t input_zero_point;   /* zp_x in [-128, 127] */
-  float output_scale;         /* s_y > 0 */
-  int32_t output_zero_point;  /* zp_y in [-128, 127] */
-  const int8_t* w1;           /* [h1][k] */
-  const float* w1_scale;      /* [w1_scale_count] */
-  int32_t w1_scale_count;     /* 1 or h1 */
-  const int8_t* u1;           /* [h1][h1] */
+  float input_scale;         /* s_x > 0 */
+  int32_t input_zero_point;  /* zp_x in [-128, 127] */
+  float output_scale;        /* s_y > 0 */
+  int32_t output_zero_point; /* zp_y in [-128, 127] */
+  const int8_t* w1;          /* [h1][k] */
+  const float* w1_scale;     /* [w1_scale_count] */
+  int32_t w1_scale_count;    /* 1 or h1 */
+  const int8_t* u1;          /* [h1][h1] */
   const float* u1_scale;
-  int32_t u1_scale_count;     /* 1 or h1 */
-  const int32_t* bias1;       /* [2][h1]: gate bias then update bias, Q12, in [-2^24, 2^24 - 1] */
-  const int8_t* w2;           /* [h2][h1] */
+  int32_t u1_scale_count; /* 1 or h1 */
+  const int32_t* bias1;   /* [2][h1]: gate bias then update bias, Q12, in [-2^24, 2^24 - 1] */
+  const int8_t* w2;       /* [h2][h1] */
   const float* w2_scale;
-  int32_t w2_scale_count;     /* 1 or h2 */
-  const int8_t* u2;           /* [h2][h2] */
+  int32_t w2_scale_count; /* 1 or h2 */
+  const int8_t* u2;       /* [h2][h2] */
   const float* u2_scale;
-  int32_t u2_scale_count;     /* 1 or h2 */
-  const int32_t* bias2;       /* [2][h2], Q12 */
-  const int16_t* scalars;     /* [A1, B1, A2, B2] = round(16384*sigmoid(zeta|nu)), each in [0, 16384] */
+  int32_t u2_scale_count; /* 1 or h2 */
+  const int32_t* bias2;   /* [2][h2], Q12 */
+  const int16_t* scalars; /* [A1, B1, A2, B2] = round(16384*sigmoid(zeta|nu)), each in [0, 16384] */
 } rnnpool_s8_params;
 
 /* Checks cfg and params (everything prepare checks, without a buffer). */
@@ -179,11 +179,11 @@ size_t rnnpool_s8_prepared_bytes(const rnnpool_config* cfg);
 size_t rnnpool_s8_scratch_bytes(const rnnpool_config* cfg);
 /* Validates cfg and params, then fills `prepared` (8-byte aligned, at least
  * rnnpool_s8_prepared_bytes(cfg) bytes). Nothing is written on failure. */
-rnnpool_status rnnpool_s8_prepare(const rnnpool_config* cfg, const rnnpool_s8_params* params,
-                                  void* prepared, size_t prepared_bytes);
+rnnpool_status rnnpool_s8_prepare(const rnnpool_config* cfg, const rnnpool_s8_params* params, void* prepared,
+                                  size_t prepared_bytes);
 /* input int8 [N, H, W, k] -> output int8 [N, Ho + pad_b, Wo + pad_r, 4*h2], NHWC, all N. */
-rnnpool_status rnnpool_s8_eval(const void* prepared, const int8_t* input, int8_t* output,
-                               void* scratch, size_t scratch_bytes);
+rnnpool_status rnnpool_s8_eval(const void* prepared, const int8_t* input, int8_t* output, void* scratch,
+                               size_t scratch_bytes);
 
 /* In place (docs/kernel.md, "In place"): eval may run with the output
  * overlapping the input when input_start - output_start >= *lag_bytes (the
@@ -231,11 +231,11 @@ typedef struct {
 rnnpool_status rnnpool_f32_validate(const rnnpool_config* cfg, const rnnpool_f32_params* params);
 size_t rnnpool_f32_prepared_bytes(const rnnpool_config* cfg);
 size_t rnnpool_f32_scratch_bytes(const rnnpool_config* cfg);
-rnnpool_status rnnpool_f32_prepare(const rnnpool_config* cfg, const rnnpool_f32_params* params,
-                                   void* prepared, size_t prepared_bytes);
+rnnpool_status rnnpool_f32_prepare(const rnnpool_config* cfg, const rnnpool_f32_params* params, void* prepared,
+                                   size_t prepared_bytes);
 /* input/output 4-byte aligned float32, NHWC, all N. */
-rnnpool_status rnnpool_f32_eval(const void* prepared, const float* input, float* output,
-                                void* scratch, size_t scratch_bytes);
+rnnpool_status rnnpool_f32_eval(const void* prepared, const float* input, float* output, void* scratch,
+                                size_t scratch_bytes);
 /* rnnpool_s8_inplace_lag for float32 tensors (4-byte elements). */
 rnnpool_status rnnpool_f32_inplace_lag(const rnnpool_config* cfg, int64_t* lag_bytes);
 

@@ -2,27 +2,27 @@
  * int8 and float32 RNNPool kernels. */
 #include "rnnpool_internal.h"
 
-#define RNNPOOL_STATUS_LIST(X)                                                              \
-  X(RNNPOOL_OK, "ok")                                                                       \
-  X(RNNPOOL_ERR_NULL_POINTER, "a required pointer is NULL")                                 \
-  X(RNNPOOL_ERR_BAD_DIMS, "batch, rows or cols is not positive")                           \
-  X(RNNPOOL_ERR_BAD_CHANNELS, "channels outside 1..RNNPOOL_MAX_CHANNELS")                   \
-  X(RNNPOOL_ERR_BAD_HIDDEN, "hidden size outside 1..RNNPOOL_MAX_HIDDEN")                    \
-  X(RNNPOOL_ERR_BAD_PATCH, "patch or stride side outside 1..255")                           \
-  X(RNNPOOL_ERR_BAD_PADDING, "unknown padding")                                             \
-  X(RNNPOOL_ERR_BAD_ACTIVATION, "unknown gate or update activation")                        \
-  X(RNNPOOL_ERR_SIZE_OVERFLOW, "a tensor or buffer size is too large")                      \
-  X(RNNPOOL_ERR_PATCH_TOO_LARGE, "patch larger than the input with padding 'valid'")        \
-  X(RNNPOOL_ERR_BAD_SCALE, "a scale is not a positive finite number")                       \
-  X(RNNPOOL_ERR_BAD_ZERO_POINT, "a zero point is outside [-128, 127]")                      \
-  X(RNNPOOL_ERR_BAD_SCALE_COUNT, "a weight scale count is neither 1 nor the row count")     \
-  X(RNNPOOL_ERR_BAD_SCALARS, "a FastGRNN scalar is out of range")                           \
-  X(RNNPOOL_ERR_BAD_BIAS, "a bias is out of range")                                         \
-  X(RNNPOOL_ERR_MULTIPLIER_RANGE, "a derived requantization multiplier is too large")       \
-  X(RNNPOOL_ERR_BUFFER_TOO_SMALL, "prepared or scratch buffer too small")                   \
-  X(RNNPOOL_ERR_MISALIGNED, "buffer not aligned")                                           \
-  X(RNNPOOL_ERR_NOT_PREPARED, "buffer was not filled by this variant's prepare")                \
-  X(RNNPOOL_ERR_BAD_OUTPUT_PAD, "output padding outside the contract's range")               \
+#define RNNPOOL_STATUS_LIST(X)                                                          \
+  X(RNNPOOL_OK, "ok")                                                                   \
+  X(RNNPOOL_ERR_NULL_POINTER, "a required pointer is NULL")                             \
+  X(RNNPOOL_ERR_BAD_DIMS, "batch, rows or cols is not positive")                        \
+  X(RNNPOOL_ERR_BAD_CHANNELS, "channels outside 1..RNNPOOL_MAX_CHANNELS")               \
+  X(RNNPOOL_ERR_BAD_HIDDEN, "hidden size outside 1..RNNPOOL_MAX_HIDDEN")                \
+  X(RNNPOOL_ERR_BAD_PATCH, "patch or stride side outside 1..255")                       \
+  X(RNNPOOL_ERR_BAD_PADDING, "unknown padding")                                         \
+  X(RNNPOOL_ERR_BAD_ACTIVATION, "unknown gate or update activation")                    \
+  X(RNNPOOL_ERR_SIZE_OVERFLOW, "a tensor or buffer size is too large")                  \
+  X(RNNPOOL_ERR_PATCH_TOO_LARGE, "patch larger than the input with padding 'valid'")    \
+  X(RNNPOOL_ERR_BAD_SCALE, "a scale is not a positive finite number")                   \
+  X(RNNPOOL_ERR_BAD_ZERO_POINT, "a zero point is outside [-128, 127]")                  \
+  X(RNNPOOL_ERR_BAD_SCALE_COUNT, "a weight scale count is neither 1 nor the row count") \
+  X(RNNPOOL_ERR_BAD_SCALARS, "a FastGRNN scalar is out of range")                       \
+  X(RNNPOOL_ERR_BAD_BIAS, "a bias is out of range")                                     \
+  X(RNNPOOL_ERR_MULTIPLIER_RANGE, "a derived requantization multiplier is too large")   \
+  X(RNNPOOL_ERR_BUFFER_TOO_SMALL, "prepared or scratch buffer too small")               \
+  X(RNNPOOL_ERR_MISALIGNED, "buffer not aligned")                                       \
+  X(RNNPOOL_ERR_NOT_PREPARED, "buffer was not filled by this variant's prepare")        \
+  X(RNNPOOL_ERR_BAD_OUTPUT_PAD, "output padding outside the contract's range")          \
   X(RNNPOOL_ERR_BAD_RNN1_MODE, "unknown RNN1 mode")
 
 const char* rnnpool_status_str(rnnpool_status status) {
@@ -148,10 +148,22 @@ rnnpool_status rnnpool_quantize_multiplier(double m, int32_t* multiplier, int32_
     return RNNPOOL_OK;
   }
   /* frexp by exact scaling with powers of two: m = f * 2^exponent, f in [0.5, 1). */
-  while (m >= 18446744073709551616.0) { m *= 1.0 / 18446744073709551616.0; exponent += 64; }
-  while (m >= 1.0) { m *= 0.5; ++exponent; }
-  while (m < 1.0 / 18446744073709551616.0) { m *= 18446744073709551616.0; exponent -= 64; }
-  while (m < 0.5) { m *= 2.0; --exponent; }
+  while (m >= 18446744073709551616.0) {
+    m *= 1.0 / 18446744073709551616.0;
+    exponent += 64;
+  }
+  while (m >= 1.0) {
+    m *= 0.5;
+    ++exponent;
+  }
+  while (m < 1.0 / 18446744073709551616.0) {
+    m *= 18446744073709551616.0;
+    exponent -= 64;
+  }
+  while (m < 0.5) {
+    m *= 2.0;
+    --exponent;
+  }
   /* f * 2^31 is exact; + 0.5 then truncation rounds half away from zero. */
   q = (int64_t)(m * 2147483648.0 + 0.5);
   if (q == ((int64_t)1 << 31)) {

@@ -10,7 +10,7 @@
 typedef struct {
   uint32_t w, u, bias; /* offsets: w [h][in], u [h][h], bias [2][h] */
   int32_t h, in;
-  float zeta, nu;    /* sigmoid(zeta), sigmoid(nu) */
+  float zeta, nu; /* sigmoid(zeta), sigmoid(nu) */
 } f32_cell_offsets;
 
 typedef struct {
@@ -290,8 +290,7 @@ rnnpool_status rnnpool_f32_eval(const void* prepared, const float* input, float*
   rnnpool_stream_ops ops;
   f32_view v;
   if (p == NULL) return RNNPOOL_ERR_NULL_POINTER;
-  if (!rnnpool_is_aligned(prepared, RNNPOOL_ALIGN) || !rnnpool_is_aligned(input, 4) ||
-      !rnnpool_is_aligned(output, 4)) {
+  if (!rnnpool_is_aligned(prepared, RNNPOOL_ALIGN) || !rnnpool_is_aligned(input, 4) || !rnnpool_is_aligned(output, 4)) {
     return RNNPOOL_ERR_MISALIGNED;
   }
   if (p->magic != F32_MAGIC) return RNNPOOL_ERR_NOT_PREPARED;

@@ -43,9 +43,7 @@ static inline size_t rnnpool_take(size_t* cursor, size_t bytes, int* ok) {
   return at;
 }
 
-static inline int rnnpool_is_aligned(const void* p, size_t alignment) {
-  return ((uintptr_t)p & (alignment - 1u)) == 0;
-}
+static inline int rnnpool_is_aligned(const void* p, size_t alignment) { return ((uintptr_t)p & (alignment - 1u)) == 0; }
 
 static inline int32_t rnnpool_even(int32_t v) { return v + (v & 1); }
 
@@ -105,9 +103,8 @@ typedef struct {
 size_t rnnpool_stream_scratch_bytes(const rnnpool_layout* layout, const rnnpool_stream_ops* ops);
 
 /* Runs the whole layer over all N (see docs/kernel.md, "Work organisation"). */
-rnnpool_status rnnpool_stream_run(const rnnpool_layout* layout, const rnnpool_stream_ops* ops,
-                                  const void* prepared, const void* input, void* output, void* scratch,
-                                  size_t scratch_bytes);
+rnnpool_status rnnpool_stream_run(const rnnpool_layout* layout, const rnnpool_stream_ops* ops, const void* prepared,
+                                  const void* input, void* output, void* scratch, size_t scratch_bytes);
 
 /* The in-place lag of the driver cfg.rnn1_mode selects (rnnpool.h,
  * rnnpool_s8_inplace_lag), for pixels of these sizes. */

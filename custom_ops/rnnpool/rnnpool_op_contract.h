@@ -13,19 +13,18 @@
 #define RNNPOOL_OP_VERSION 1
 
 /* X(ENUM, index, "name", int8-op type, float-op type, "shape") */
-#define RNNPOOL_INPUTS(X)                                                    \
-  X(INPUT, 0, "input", INT8, FLOAT32, "[N, H, W, k]")                        \
-  X(W1, 1, "w1", INT8, FLOAT32, "[h1, k]")                                   \
-  X(U1, 2, "u1", INT8, FLOAT32, "[h1, h1]")                                  \
-  X(BIAS1, 3, "bias1", INT32, FLOAT32, "[2, h1]")                            \
-  X(W2, 4, "w2", INT8, FLOAT32, "[h2, h1]")                                  \
-  X(U2, 5, "u2", INT8, FLOAT32, "[h2, h2]")                                  \
-  X(BIAS2, 6, "bias2", INT32, FLOAT32, "[2, h2]")                            \
+#define RNNPOOL_INPUTS(X)                             \
+  X(INPUT, 0, "input", INT8, FLOAT32, "[N, H, W, k]") \
+  X(W1, 1, "w1", INT8, FLOAT32, "[h1, k]")            \
+  X(U1, 2, "u1", INT8, FLOAT32, "[h1, h1]")           \
+  X(BIAS1, 3, "bias1", INT32, FLOAT32, "[2, h1]")     \
+  X(W2, 4, "w2", INT8, FLOAT32, "[h2, h1]")           \
+  X(U2, 5, "u2", INT8, FLOAT32, "[h2, h2]")           \
+  X(BIAS2, 6, "bias2", INT32, FLOAT32, "[2, h2]")     \
   X(SCALARS, 7, "fastgrnn_scalars", INT16, FLOAT32, "[2, 2]")
 
 /* X(ENUM, index, "name", int8-op type, float-op type, "shape") */
-#define RNNPOOL_OUTPUTS(X)                                                   \
-  X(OUTPUT, 0, "output", INT8, FLOAT32, "[N, Ho + pad_b, Wo + pad_r, 4*h2]")
+#define RNNPOOL_OUTPUTS(X) X(OUTPUT, 0, "output", INT8, FLOAT32, "[N, Ho + pad_b, Wo + pad_r, 4*h2]")
 
 #define RNNPOOL_NUM_INPUTS 8
 #define RNNPOOL_NUM_OUTPUTS 1
@@ -37,30 +36,30 @@
  *   FIXED_POINT     a fixed Q format (Q12 biases, Q14 scalars): unquantized, or
  *                   zero points 0 (a scale is informative only).
  * X("name", KIND), one line per input and output. */
-#define RNNPOOL_QUANTIZATION(X)                                              \
-  X("input", PER_TENSOR)                                                     \
-  X("w1", SYMMETRIC_ROWS)                                                    \
-  X("u1", SYMMETRIC_ROWS)                                                    \
-  X("bias1", FIXED_POINT)                                                    \
-  X("w2", SYMMETRIC_ROWS)                                                    \
-  X("u2", SYMMETRIC_ROWS)                                                    \
-  X("bias2", FIXED_POINT)                                                    \
-  X("fastgrnn_scalars", FIXED_POINT)                                         \
+#define RNNPOOL_QUANTIZATION(X)      \
+  X("input", PER_TENSOR)             \
+  X("w1", SYMMETRIC_ROWS)            \
+  X("u1", SYMMETRIC_ROWS)            \
+  X("bias1", FIXED_POINT)            \
+  X("w2", SYMMETRIC_ROWS)            \
+  X("u2", SYMMETRIC_ROWS)            \
+  X("bias2", FIXED_POINT)            \
+  X("fastgrnn_scalars", FIXED_POINT) \
   X("output", PER_TENSOR)
 
 /* Options: a flexbuffer map of integers.
  * X(ENUM, "key", minimum, maximum) */
-#define RNNPOOL_OPTIONS(X)                                                   \
-  X(VERSION, "version", 1, 1)                                                \
-  X(PATCH_ROWS, "patch_rows", 1, 255)                                        \
-  X(PATCH_COLS, "patch_cols", 1, 255)                                        \
-  X(STRIDE_ROWS, "stride_rows", 1, 255)                                      \
-  X(STRIDE_COLS, "stride_cols", 1, 255)                                      \
-  X(PADDING, "padding", 0, 1)                                                \
-  X(GATE_ACTIVATION, "gate_activation", 0, 1)                                \
-  X(UPDATE_ACTIVATION, "update_activation", 0, 1)                            \
-  X(OUTPUT_PAD_BOTTOM, "output_pad_bottom", 0, 4)                            \
-  X(OUTPUT_PAD_RIGHT, "output_pad_right", 0, 4)                             \
+#define RNNPOOL_OPTIONS(X)                        \
+  X(VERSION, "version", 1, 1)                     \
+  X(PATCH_ROWS, "patch_rows", 1, 255)             \
+  X(PATCH_COLS, "patch_cols", 1, 255)             \
+  X(STRIDE_ROWS, "stride_rows", 1, 255)           \
+  X(STRIDE_COLS, "stride_cols", 1, 255)           \
+  X(PADDING, "padding", 0, 1)                     \
+  X(GATE_ACTIVATION, "gate_activation", 0, 1)     \
+  X(UPDATE_ACTIVATION, "update_activation", 0, 1) \
+  X(OUTPUT_PAD_BOTTOM, "output_pad_bottom", 0, 4) \
+  X(OUTPUT_PAD_RIGHT, "output_pad_right", 0, 4)   \
   X(RNN1_MODE, "rnn1_mode", 0, 1)
 
 #define RNNPOOL_NUM_OPTIONS 11
@@ -69,9 +68,9 @@
  * option is required. Writers omit an option that equals its default, so a
  * model that does not use a later option still loads where it is unknown.
  * X(ENUM, default) */
-#define RNNPOOL_OPTION_DEFAULTS(X)                                           \
-  X(OUTPUT_PAD_BOTTOM, 0)                                                    \
-  X(OUTPUT_PAD_RIGHT, 0)                                                     \
+#define RNNPOOL_OPTION_DEFAULTS(X) \
+  X(OUTPUT_PAD_BOTTOM, 0)          \
+  X(OUTPUT_PAD_RIGHT, 0)           \
   X(RNN1_MODE, 0)
 
 /* Values of the enumerated options. */

@@ -90,8 +90,7 @@ inline bool KeyEquals(const char* a, const char* b) {
 // Fills options[] (by OptionIndex) from a flexbuffer map holding the contract's
 // keys, those with a default optional, each once and an integer within its
 // range; otherwise returns false with `error` (capacity `cap`) saying why.
-inline bool Parse(const uint8_t* buffer, size_t length, int32_t options[RNNPOOL_NUM_OPTIONS], char* error,
-                  size_t cap) {
+inline bool Parse(const uint8_t* buffer, size_t length, int32_t options[RNNPOOL_NUM_OPTIONS], char* error, size_t cap) {
   error[0] = '\0';
   for (int k = 0; k < RNNPOOL_NUM_OPTIONS; ++k) options[k] = 0;
   if (buffer == nullptr || length == 0) return Refuse(error, cap, "the op has no options (a flexbuffer map)", nullptr);
@@ -109,7 +108,8 @@ inline bool Parse(const uint8_t* buffer, size_t length, int32_t options[RNNPOOL_
     const flexbuffers::Reference key_ref = keys[i];
     if (!key_ref.IsKey()) return Refuse(error, cap, "an option key is not a string", nullptr);
     const char* key = key_ref.AsKey();
-    if (!TerminatedInside(key, buffer, length)) return Refuse(error, cap, "an option key runs past the options", nullptr);
+    if (!TerminatedInside(key, buffer, length))
+      return Refuse(error, cap, "an option key runs past the options", nullptr);
     int index = -1;
     for (int k = 0; k < RNNPOOL_NUM_OPTIONS; ++k) {
       if (KeyEquals(key, kOptionRules[k].key)) index = k;
@@ -119,8 +119,9 @@ inline bool Parse(const uint8_t* buffer, size_t length, int32_t options[RNNPOOL_
     seen[index] = true;
     const flexbuffers::Reference value = values[i];
     if (!(value.IsInt() || value.IsUInt())) return Refuse(error, cap, "option is not an integer:", key);
-    const int64_t v = value.IsUInt() ? (value.AsUInt64() > INT64_MAX ? INT64_MAX : static_cast<int64_t>(value.AsUInt64()))
-                                     : value.AsInt64();
+    const int64_t v = value.IsUInt()
+                          ? (value.AsUInt64() > INT64_MAX ? INT64_MAX : static_cast<int64_t>(value.AsUInt64()))
+                          : value.AsInt64();
     if (v < kOptionRules[index].minimum || v > kOptionRules[index].maximum) {
       return Refuse(error, cap, "option out of range:", key);
     }

@@ -25,8 +25,8 @@ typedef struct {
   uint32_t w, u, wq, ur; /* offsets of the cell's arrays in the prepared buffer */
   int32_t h, hp, inp;
   int32_t a, b, q;
-  int32_t w_class, u_class;    /* RNNPOOL_RQ_*: how W's and U's multipliers are applied */
-  int32_t fast;                /* Q14 states, U in form S that never saturates: the specialised step */
+  int32_t w_class, u_class; /* RNNPOOL_RQ_*: how W's and U's multipliers are applied */
+  int32_t fast;             /* Q14 states, U in form S that never saturates: the specialised step */
 } s8_cell_offsets;
 
 typedef struct {
@@ -35,7 +35,7 @@ typedef struct {
   rnnpool_layout layout;
   s8_cell_offsets rnn1, rnn2;
   int32_t input_zero_point, output_zero_point;
-  rnnpool_rq y;        /* RNN2 state -> output */
+  rnnpool_rq y; /* RNN2 state -> output */
   /* Work area (start of the scratch) */
   uint32_t work_pixel; /* [kp] int16: the input pixel, widened and permuted like W1's columns */
   uint32_t work_gv;    /* [hm][4] int32: (g_a, v_a, g_b, v_b) pre-activations of a step pair */
@@ -49,9 +49,9 @@ typedef char s8_header_fits[sizeof(s8_prepared) <= RNNPOOL_PREPARED_HEADER_BYTES
 
 /* One FastGRNN cell as eval uses it (offsets resolved). */
 typedef struct {
-  const int16_t* w;     /* [hp][inp] input weights, interleaved */
-  const int16_t* u;     /* [hp][hp] recurrent weights, interleaved */
-  const rnnpool_rq* wq; /* [hp] input projection -> Q12 */
+  const int16_t* w;       /* [hp][inp] input weights, interleaved */
+  const int16_t* u;       /* [hp][hp] recurrent weights, interleaved */
+  const rnnpool_rq* wq;   /* [hp] input projection -> Q12 */
   const rnnpool_urow* ur; /* [hp] U.h -> Q12, and the biases */
   int32_t h, hp, inp;
   int32_t w_class, u_class; /* RNNPOOL_RQ_*: how W's and U's multipliers are applied */
@@ -114,19 +114,29 @@ RNNPOOL_INLINE void project_rows_short(const int16_t* w, int32_t hp, const rnnpo
   }
 }
 
-#define PROJECT_SHORT(cls)                                                                     \
-  switch (inp >> 1) {                                                                          \
-    case 1: project_rows_short(w, hp, q, bias, x, out, 1, cls); return;                        \
-    case 2: project_rows_short(w, hp, q, bias, x, out, 2, cls); return;                        \
-    default: project_rows(w, hp, inp, q, bias, x, out, cls); return;                           \
+#define PROJECT_SHORT(cls)                                \
+  switch (inp >> 1) {                                     \
+    case 1:                                               \
+      project_rows_short(w, hp, q, bias, x, out, 1, cls); \
+      return;                                             \
+    case 2:                                               \
+      project_rows_short(w, hp, q, bias, x, out, 2, cls); \
+      return;                                             \
+    default:                                              \
+      project_rows(w, hp, inp, q, bias, x, out, cls);     \
+      return;                                             \
   }
 
 static void project(const int16_t* w, int32_t hp, int32_t inp, const rnnpool_rq* q, const rnnpool_urow* bias,
                     const int16_t* x, int32_t* out, int32_t cls) {
   switch (cls) {
-    case RNNPOOL_RQ_SMALL: PROJECT_SHORT(RNNPOOL_RQ_SMALL)
-    case RNNPOOL_RQ_UNCLAMPED: PROJECT_SHORT(RNNPOOL_RQ_UNCLAMPED)
-    default: project_rows(w, hp, inp, q, bias, x, out, RNNPOOL_RQ_MIXED); return;
+    case RNNPOOL_RQ_SMALL:
+      PROJECT_SHORT(RNNPOOL_RQ_SMALL)
+    case RNNPOOL_RQ_UNCLAMPED:
+      PROJECT_SHORT(RNNPOOL_RQ_UNCLAMPED)
+    default:
+      project_rows(w, hp, inp, q, bias, x, out, RNNPOOL_RQ_MIXED);
+      return;
   }
 }
 
@@ -183,8 +193,8 @@ RNNPOOL_INLINE void pre_activations(const s8_cell* cell, const int16_t* sa, cons
 
 /* h' of one unit (section 6) from its (gate, update) pre-activations g, v
  * and its old state h; the constants come in registers (see update_units). */
-RNNPOOL_INLINE int32_t unit_update(int32_t g, int32_t v, int32_t h, const int32_t* sig, const int32_t* tnh,
-                                   int32_t a, int32_t b, int32_t a_round, int32_t half14, int32_t h128, int32_t h64,
+RNNPOOL_INLINE int32_t unit_update(int32_t g, int32_t v, int32_t h, const int32_t* sig, const int32_t* tnh, int32_t a,
+                                   int32_t b, int32_t a_round, int32_t half14, int32_t h128, int32_t h64,
                                    int32_t c_round, int32_t c_shift, const int gate_hard, const int update_hard,
                                    const int q14) {
   const int32_t z = gate_hard ? rnnpool_hard_sigmoid_q(g) : rnnpool_sigmoid_at(g, sig, h128);
@@ -223,17 +233,21 @@ RNNPOOL_INLINE void update_units(const s8_cell* cell, const int32_t* gv, int16_t
 /* Phase 2 of one state, specialised on the activations and the state format
  * (one copy of each loop, shared by every kind of step). */
 static void update_any(const s8_cell* cell, const int32_t* gv, int16_t* state, int32_t activations, int q14) {
-#define RNNPOOL_UPDATE(g, u)                               \
-  if (q14) {                                               \
-    update_units(cell, gv, state, g, u, 1);                \
-  } else {                                                 \
-    update_units(cell, gv, state, g, u, 0);                \
+#define RNNPOOL_UPDATE(g, u)                \
+  if (q14) {                                \
+    update_units(cell, gv, state, g, u, 1); \
+  } else {                                  \
+    update_units(cell, gv, state, g, u, 0); \
   }
   switch (activations) {
-    case 0: RNNPOOL_UPDATE(0, 0) break;
-    case 1: RNNPOOL_UPDATE(0, 1) break;
-    case 2: RNNPOOL_UPDATE(1, 0) break;
-    default: RNNPOOL_UPDATE(1, 1) break;
+    case 0:
+      RNNPOOL_UPDATE(0, 0) break;
+    case 1:
+      RNNPOOL_UPDATE(0, 1) break;
+    case 2:
+      RNNPOOL_UPDATE(1, 0) break;
+    default:
+      RNNPOOL_UPDATE(1, 1) break;
   }
 #undef RNNPOOL_UPDATE
 }
@@ -248,11 +262,17 @@ RNNPOOL_INLINE void step_cell(const s8_cell* cell, int16_t* sa, const int32_t* i
     update_any(cell, gv, sa, activations, fast);
     return;
   }
-  if (biased && ia == ib) { /* cached mode: two segments through the same pixel, the hottest loop */
+  if (biased && ia == ib) {        /* cached mode: two segments through the same pixel, the hottest loop */
     switch (fast ? cell->hp : 0) { /* the unrolled dot kernels' sizes (h = 16, 8) get their own loops */
-      case 16: pre_activations(cell, sa, ia, sb, ia, gv, 1, 1, 1, fast, 8); break;
-      case 8: pre_activations(cell, sa, ia, sb, ia, gv, 1, 1, 1, fast, 4); break;
-      default: pre_activations(cell, sa, ia, sb, ia, gv, 1, 1, 1, fast, 0); break;
+      case 16:
+        pre_activations(cell, sa, ia, sb, ia, gv, 1, 1, 1, fast, 8);
+        break;
+      case 8:
+        pre_activations(cell, sa, ia, sb, ia, gv, 1, 1, 1, fast, 4);
+        break;
+      default:
+        pre_activations(cell, sa, ia, sb, ia, gv, 1, 1, 1, fast, 0);
+        break;
     }
   } else {
     pre_activations(cell, sa, ia, sb, ib, gv, 1, biased, 0, fast, 0);
@@ -286,16 +306,24 @@ RNNPOOL_INLINE void first_cell(const s8_cell* cell, const int32_t* in, int16_t* 
 }
 
 /* First steps specialised on the activations (2*hard_gate + hard_update). */
-#define RNNPOOL_ACTIVATION_CASES(call)  \
+#define RNNPOOL_ACTIVATION_CASES(call) \
   switch (activations) {               \
-    case 0: call(0, 0); break;          \
-    case 1: call(0, 1); break;          \
-    case 2: call(1, 0); break;          \
-    default: call(1, 1); break;         \
+    case 0:                            \
+      call(0, 0);                      \
+      break;                           \
+    case 1:                            \
+      call(0, 1);                      \
+      break;                           \
+    case 2:                            \
+      call(1, 0);                      \
+      break;                           \
+    default:                           \
+      call(1, 1);                      \
+      break;                           \
   }
 
-static void rnn1_step(const s8_cell* cell, int16_t* sa, const int32_t* ia, int16_t* sb, const int32_t* ib,
-                      int32_t* gv, int32_t activations) {
+static void rnn1_step(const s8_cell* cell, int16_t* sa, const int32_t* ia, int16_t* sb, const int32_t* ib, int32_t* gv,
+                      int32_t activations) {
   if (cell->fast) {
     step_cell(cell, sa, ia, sb, ib, gv, activations, 1, 1);
   } else {
@@ -303,8 +331,8 @@ static void rnn1_step(const s8_cell* cell, int16_t* sa, const int32_t* ia, int16
   }
 }
 
-static void rnn2_step(const s8_cell* cell, int16_t* sa, const int32_t* ia, int16_t* sb, const int32_t* ib,
-                      int32_t* gv, int32_t activations) {
+static void rnn2_step(const s8_cell* cell, int16_t* sa, const int32_t* ia, int16_t* sb, const int32_t* ib, int32_t* gv,
+                      int32_t activations) {
   if (cell->fast) {
     step_cell(cell, sa, ia, sb, ib, gv, activations, 0, 1);
   } else {
@@ -313,11 +341,11 @@ static void rnn2_step(const s8_cell* cell, int16_t* sa, const int32_t* ia, int16
 }
 
 static void first_any(const s8_cell* cell, const int32_t* in, int16_t* state, int biased, int32_t activations) {
-#define RNNPOOL_FIRST(g, u)                       \
-  if (biased) {                                   \
-    first_cell(cell, in, state, 1, g, u);         \
-  } else {                                        \
-    first_cell(cell, in, state, 0, g, u);         \
+#define RNNPOOL_FIRST(g, u)               \
+  if (biased) {                           \
+    first_cell(cell, in, state, 1, g, u); \
+  } else {                                \
+    first_cell(cell, in, state, 0, g, u); \
   }
   RNNPOOL_ACTIVATION_CASES(RNNPOOL_FIRST)
 #undef RNNPOOL_FIRST
@@ -361,7 +389,7 @@ static void widen_pixel(const int8_t* x, int32_t k, int32_t zp, int16_t* out) {
   for (; i + 4 <= k; i += 4) {
     uint32_t word, pair[2];
     memcpy(&word, x + i, 4);
-    pair[0] = __ssub16(__sxtb16((int32_t)word), zp2);                     /* channels 0, 2 */
+    pair[0] = __ssub16(__sxtb16((int32_t)word), zp2);                         /* channels 0, 2 */
     pair[1] = __ssub16(__sxtb16((int32_t)((word >> 8) | (word << 24))), zp2); /* channels 1, 3 */
     memcpy(out + i, pair, 8);
   }
@@ -400,15 +428,14 @@ static void s8_fresh(const void* prepared, const void* input, void* state, void*
 
 static void s8_step(const void* prepared, void* a, const void* ia, void* b, const void* ib, void* work) {
   const s8_view* v = (const s8_view*)prepared;
-  rnn1_step(&v->rnn1, (int16_t*)a, (const int32_t*)ia, (int16_t*)b, (const int32_t*)ib,
-            WORK(v, work, work_gv, int32_t), v->p->activations);
+  rnn1_step(&v->rnn1, (int16_t*)a, (const int32_t*)ia, (int16_t*)b, (const int32_t*)ib, WORK(v, work, work_gv, int32_t),
+            v->p->activations);
 }
 
 static void s8_summarize(const void* prepared, const void* state, void* proj, void* work) {
   const s8_view* v = (const s8_view*)prepared;
   (void)work;
-  project(v->rnn2.w, v->rnn2.hp, v->rnn2.inp, v->rnn2.wq, NULL, (const int16_t*)state, (int32_t*)proj,
-          v->rnn2.w_class);
+  project(v->rnn2.w, v->rnn2.hp, v->rnn2.inp, v->rnn2.wq, NULL, (const int16_t*)state, (int32_t*)proj, v->rnn2.w_class);
 }
 
 /* RNN2 forward (state g) and backward (g + hp2) over one sequence, stepped as a
@@ -556,8 +583,8 @@ static rnnpool_rq* rq_at(rnnpool_rq* first, size_t stride, int32_t j) {
 
 /* Scales -> per-channel multipliers scale[j] * factor into the records at
  * out, stride bytes apart (out may be NULL: check only). */
-static rnnpool_status channel_multipliers(const float* scale, int32_t count, int32_t h, double factor,
-                                          rnnpool_rq* out, size_t stride) {
+static rnnpool_status channel_multipliers(const float* scale, int32_t count, int32_t h, double factor, rnnpool_rq* out,
+                                          size_t stride) {
   int32_t j;
   for (j = 0; j < count; ++j) {
     if (!rnnpool_scale_ok(scale[j])) return RNNPOOL_ERR_BAD_SCALE;
@@ -622,8 +649,8 @@ static rnnpool_status check_params(const rnnpool_config* cfg, const rnnpool_s8_p
       pr->output_zero_point > 127) {
     return RNNPOOL_ERR_BAD_ZERO_POINT;
   }
-  if (!count_ok(pr->w1_scale_count, h1) || !count_ok(pr->u1_scale_count, h1) ||
-      !count_ok(pr->w2_scale_count, h2) || !count_ok(pr->u2_scale_count, h2)) {
+  if (!count_ok(pr->w1_scale_count, h1) || !count_ok(pr->u1_scale_count, h1) || !count_ok(pr->w2_scale_count, h2) ||
+      !count_ok(pr->u2_scale_count, h2)) {
     return RNNPOOL_ERR_BAD_SCALE_COUNT;
   }
   for (i = 0; i < 4; ++i) {
@@ -674,8 +701,8 @@ static void widen(const int8_t* src, int32_t rows, int32_t cols, int32_t rows_p,
   for (r = 0; r < rows_p; ++r) {
     for (t = 0; t < cols_p; ++t) {
       const int32_t col = permute ? w1_column(t, cols) : t;
-      const size_t at = (((size_t)(r / 2) * (size_t)(cols_p / 2) + (size_t)(t / 2)) * 2 + (size_t)(r % 2)) * 2 +
-                        (size_t)(t % 2);
+      const size_t at =
+          (((size_t)(r / 2) * (size_t)(cols_p / 2) + (size_t)(t / 2)) * 2 + (size_t)(r % 2)) * 2 + (size_t)(t % 2);
       dst[at] = r < rows && col < cols ? src[(size_t)r * (size_t)cols + (size_t)col] : 0;
     }
   }
@@ -799,8 +826,8 @@ rnnpool_status rnnpool_s8_prepare(const rnnpool_config* cfg, const rnnpool_s8_pa
 
   memset(&p, 0, sizeof(p));
   p.layout = layout;
-  p.activations = 2 * (cfg->gate_activation == RNNPOOL_GATE_HARD_SIGMOID) +
-                  (cfg->update_activation == RNNPOOL_UPDATE_HARD_TANH);
+  p.activations =
+      2 * (cfg->gate_activation == RNNPOOL_GATE_HARD_SIGMOID) + (cfg->update_activation == RNNPOOL_UPDATE_HARD_TANH);
   f = formats(cfg, params);
   set_cell(&p.rnn1, s.w1, s.u1, s.wq1, s.ur1, h1, cfg->channels, params->scalars[0], params->scalars[1], f.q1);
   set_cell(&p.rnn2, s.w2, s.u2, s.wq2, s.ur2, h2, h1, params->scalars[2], params->scalars[3], f.q2);

@@ -32,9 +32,7 @@
 
 /* ---- saturation ------------------------------------------------------------- */
 
-RNNPOOL_INLINE int32_t rnnpool_clamp(int32_t v, int32_t lo, int32_t hi) {
-  return v < lo ? lo : (v > hi ? hi : v);
-}
+RNNPOOL_INLINE int32_t rnnpool_clamp(int32_t v, int32_t lo, int32_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
 #if RNNPOOL_DSP
 #define rnnpool_sat25(v) __ssat((v), 25)
@@ -89,18 +87,18 @@ RNNPOOL_INLINE int32_t rnnpool_mac2(rnnpool_pair w, rnnpool_pair x, int32_t acc)
 #endif
 
 #if RNNPOOL_ASM
-#define RNNPOOL_DOT2X2_BODY                   \
-  "ldrd %[w0], %[w1], [%[w]], #8\n\t"         \
-  "ldr %[x], [%[xa]], #4\n\t"                 \
-  "ldr %[y], [%[xb]], #4\n\t"                 \
-  "smlad %[a0], %[w0], %[x], %[a0]\n\t"       \
-  "smlad %[a1], %[w1], %[x], %[a1]\n\t"       \
-  "smlad %[b0], %[w0], %[y], %[b0]\n\t"       \
+#define RNNPOOL_DOT2X2_BODY             \
+  "ldrd %[w0], %[w1], [%[w]], #8\n\t"   \
+  "ldr %[x], [%[xa]], #4\n\t"           \
+  "ldr %[y], [%[xb]], #4\n\t"           \
+  "smlad %[a0], %[w0], %[x], %[a0]\n\t" \
+  "smlad %[a1], %[w1], %[x], %[a1]\n\t" \
+  "smlad %[b0], %[w0], %[y], %[b0]\n\t" \
   "smlad %[b1], %[w1], %[y], %[b1]\n\t"
-#define RNNPOOL_DOT2X1_BODY                   \
-  "ldrd %[w0], %[w1], [%[w]], #8\n\t"         \
-  "ldr %[x], [%[xa]], #4\n\t"                 \
-  "smlad %[a0], %[w0], %[x], %[a0]\n\t"       \
+#define RNNPOOL_DOT2X1_BODY             \
+  "ldrd %[w0], %[w1], [%[w]], #8\n\t"   \
+  "ldr %[x], [%[xa]], #4\n\t"           \
+  "smlad %[a0], %[w0], %[x], %[a0]\n\t" \
   "smlad %[a1], %[w1], %[x], %[a1]\n\t"
 #endif
 
@@ -110,35 +108,34 @@ RNNPOOL_INLINE int32_t rnnpool_mac2(rnnpool_pair w, rnnpool_pair x, int32_t acc)
  * real size of the asm when they choose branch encodings around it. */
 #define RNNPOOL_REPEAT_4(body) body body body body
 #define RNNPOOL_REPEAT_8(body) RNNPOOL_REPEAT_4(body) RNNPOOL_REPEAT_4(body)
-#define RNNPOOL_DOT2X2_FIXED(words)                                                                         \
+#define RNNPOOL_DOT2X2_FIXED(words)                                                                            \
   RNNPOOL_INLINE const int16_t* rnnpool_dot2x2_##words(const int16_t* w, const int16_t* xa, const int16_t* xb, \
-                                                     int32_t acc[4]) {                                     \
-    int32_t a0 = acc[0], a1 = acc[1], b0 = acc[2], b1 = acc[3];                                            \
-    uint32_t w0, w1, x, y;                                                                                 \
-    __asm__ volatile(RNNPOOL_REPEAT_##words(RNNPOOL_DOT2X2_BODY)                                          \
-                     : [w] "+r"(w), [xa] "+r"(xa), [xb] "+r"(xb), [a0] "+r"(a0), [a1] "+r"(a1),            \
-                       [b0] "+r"(b0), [b1] "+r"(b1), [w0] "=&r"(w0), [w1] "=&r"(w1), [x] "=&r"(x),         \
-                       [y] "=&r"(y)                                                                        \
-                     :                                                                                     \
-                     : "memory");                                                                          \
-    acc[0] = a0;                                                                                           \
-    acc[1] = a1;                                                                                           \
-    acc[2] = b0;                                                                                           \
-    acc[3] = b1;                                                                                           \
-    return w;                                                                                              \
+                                                       int32_t acc[4]) {                                       \
+    int32_t a0 = acc[0], a1 = acc[1], b0 = acc[2], b1 = acc[3];                                                \
+    uint32_t w0, w1, x, y;                                                                                     \
+    __asm__ volatile(RNNPOOL_REPEAT_##words(RNNPOOL_DOT2X2_BODY)                                               \
+                     : [w] "+r"(w), [xa] "+r"(xa), [xb] "+r"(xb), [a0] "+r"(a0), [a1] "+r"(a1), [b0] "+r"(b0), \
+                       [b1] "+r"(b1), [w0] "=&r"(w0), [w1] "=&r"(w1), [x] "=&r"(x), [y] "=&r"(y)               \
+                     :                                                                                         \
+                     : "memory");                                                                              \
+    acc[0] = a0;                                                                                               \
+    acc[1] = a1;                                                                                               \
+    acc[2] = b0;                                                                                               \
+    acc[3] = b1;                                                                                               \
+    return w;                                                                                                  \
   }
-#define RNNPOOL_DOT2X1_FIXED(words)                                                                         \
-  RNNPOOL_INLINE const int16_t* rnnpool_dot2x1_##words(const int16_t* w, const int16_t* xa, int32_t acc[2]) {  \
-    int32_t a0 = acc[0], a1 = acc[1];                                                                      \
-    uint32_t w0, w1, x;                                                                                    \
-    __asm__ volatile(RNNPOOL_REPEAT_##words(RNNPOOL_DOT2X1_BODY)                                          \
-                     : [w] "+r"(w), [xa] "+r"(xa), [a0] "+r"(a0), [a1] "+r"(a1), [w0] "=&r"(w0),           \
-                       [w1] "=&r"(w1), [x] "=&r"(x)                                                        \
-                     :                                                                                     \
-                     : "memory");                                                                          \
-    acc[0] = a0;                                                                                           \
-    acc[1] = a1;                                                                                           \
-    return w;                                                                                              \
+#define RNNPOOL_DOT2X1_FIXED(words)                                                                              \
+  RNNPOOL_INLINE const int16_t* rnnpool_dot2x1_##words(const int16_t* w, const int16_t* xa, int32_t acc[2]) {    \
+    int32_t a0 = acc[0], a1 = acc[1];                                                                            \
+    uint32_t w0, w1, x;                                                                                          \
+    __asm__ volatile(                                                                                            \
+        RNNPOOL_REPEAT_##words(RNNPOOL_DOT2X1_BODY)                                                              \
+        : [w] "+r"(w), [xa] "+r"(xa), [a0] "+r"(a0), [a1] "+r"(a1), [w0] "=&r"(w0), [w1] "=&r"(w1), [x] "=&r"(x) \
+        :                                                                                                        \
+        : "memory");                                                                                             \
+    acc[0] = a0;                                                                                                 \
+    acc[1] = a1;                                                                                                 \
+    return w;                                                                                                    \
   }
 RNNPOOL_DOT2X2_FIXED(4)
 RNNPOOL_DOT2X2_FIXED(8)
@@ -151,71 +148,69 @@ RNNPOOL_DOT2X1_FIXED(8)
  * products are SMUAD, the state words come two at a time by LDRD at fixed
  * offsets (no pointer updates), and two weight rows feed both states: per
  * two words 2 + 2 weight/state loads and 8 SMLADs. 13 registers. */
-#define RNNPOOL_Z2X2_MAC(op, x, y, acc0, acc1, acc2, acc3)                        \
-  #op " %[a0], %[w0], %[" #x "]" acc0 "\n\t"                                      \
-  #op " %[a1], %[w1], %[" #x "]" acc1 "\n\t"                                      \
-  #op " %[b0], %[w0], %[" #y "]" acc2 "\n\t"                                      \
-  #op " %[b1], %[w1], %[" #y "]" acc3 "\n\t"
+#define RNNPOOL_Z2X2_MAC(op, x, y, acc0, acc1, acc2, acc3)                                                         \
+  #op " %[a0], %[w0], %[" #x "]" acc0 "\n\t" #op " %[a1], %[w1], %[" #x "]" acc1 "\n\t" #op " %[b0], %[w0], %[" #y \
+      "]" acc2 "\n\t" #op " %[b1], %[w1], %[" #y "]" acc3 "\n\t"
 #define RNNPOOL_Z2X2_ACC RNNPOOL_Z2X2_MAC(smlad, x0, y0, ", %[a0]", ", %[a1]", ", %[b0]", ", %[b1]")
 #define RNNPOOL_Z2X2_ACC1 RNNPOOL_Z2X2_MAC(smlad, x1, y1, ", %[a0]", ", %[a1]", ", %[b0]", ", %[b1]")
-#define RNNPOOL_Z2X2_LOADS(off)                                                   \
-  "ldrd %[w0], %[w1], [%[w]], #8\n\t"                                           \
-  "ldrd %[x0], %[x1], [%[xa], #" #off "]\n\t"                                    \
+#define RNNPOOL_Z2X2_LOADS(off)       \
+  "ldrd %[w0], %[w1], [%[w]], #8\n\t" \
+  "ldrd %[x0], %[x1], [%[xa], #" #off \
+  "]\n\t"                             \
   "ldrd %[y0], %[y1], [%[xb], #" #off "]\n\t"
-#define RNNPOOL_Z2X2_FIRST                                                        \
-  RNNPOOL_Z2X2_LOADS(0) RNNPOOL_Z2X2_MAC(smuad, x0, y0, "", "", "", "")           \
-  "ldrd %[w0], %[w1], [%[w]], #8\n\t" RNNPOOL_Z2X2_ACC1
-#define RNNPOOL_Z2X2_NEXT(off)                                                    \
+#define RNNPOOL_Z2X2_FIRST \
+  RNNPOOL_Z2X2_LOADS(0)    \
+  RNNPOOL_Z2X2_MAC(smuad, x0, y0, "", "", "", "") "ldrd %[w0], %[w1], [%[w]], #8\n\t" RNNPOOL_Z2X2_ACC1
+#define RNNPOOL_Z2X2_NEXT(off) \
   RNNPOOL_Z2X2_LOADS(off) RNNPOOL_Z2X2_ACC "ldrd %[w0], %[w1], [%[w]], #8\n\t" RNNPOOL_Z2X2_ACC1
 #define RNNPOOL_Z2X2_BODY_4 RNNPOOL_Z2X2_FIRST RNNPOOL_Z2X2_NEXT(8)
 #define RNNPOOL_Z2X2_BODY_8 RNNPOOL_Z2X2_BODY_4 RNNPOOL_Z2X2_NEXT(16) RNNPOOL_Z2X2_NEXT(24)
-#define RNNPOOL_DOT2X2_ZERO_FIXED(words)                                                                     \
-  RNNPOOL_INLINE const int16_t* rnnpool_dot2x2_zero_##words(const int16_t* w, const int16_t* xa,              \
-                                                          const int16_t* xb, int32_t acc[4]) {               \
-    int32_t a0, a1, b0, b1;                                                                                 \
-    uint32_t w0, w1, x0, x1, y0, y1;                                                                        \
-    __asm__ volatile(RNNPOOL_Z2X2_BODY_##words                                                              \
-                     : [w] "+r"(w), [a0] "=&r"(a0), [a1] "=&r"(a1), [b0] "=&r"(b0), [b1] "=&r"(b1),          \
-                       [w0] "=&r"(w0), [w1] "=&r"(w1), [x0] "=&r"(x0), [x1] "=&r"(x1), [y0] "=&r"(y0),       \
-                       [y1] "=&r"(y1)                                                                       \
-                     : [xa] "r"(xa), [xb] "r"(xb)                                                           \
-                     : "memory");                                                                           \
-    acc[0] = a0;                                                                                            \
-    acc[1] = a1;                                                                                            \
-    acc[2] = b0;                                                                                            \
-    acc[3] = b1;                                                                                            \
-    return w;                                                                                               \
+#define RNNPOOL_DOT2X2_ZERO_FIXED(words)                                                                            \
+  RNNPOOL_INLINE const int16_t* rnnpool_dot2x2_zero_##words(const int16_t* w, const int16_t* xa, const int16_t* xb, \
+                                                            int32_t acc[4]) {                                       \
+    int32_t a0, a1, b0, b1;                                                                                         \
+    uint32_t w0, w1, x0, x1, y0, y1;                                                                                \
+    __asm__ volatile(RNNPOOL_Z2X2_BODY_##words                                                                      \
+                     : [w] "+r"(w), [a0] "=&r"(a0), [a1] "=&r"(a1), [b0] "=&r"(b0), [b1] "=&r"(b1), [w0] "=&r"(w0), \
+                       [w1] "=&r"(w1), [x0] "=&r"(x0), [x1] "=&r"(x1), [y0] "=&r"(y0), [y1] "=&r"(y1)               \
+                     : [xa] "r"(xa), [xb] "r"(xb)                                                                   \
+                     : "memory");                                                                                   \
+    acc[0] = a0;                                                                                                    \
+    acc[1] = a1;                                                                                                    \
+    acc[2] = b0;                                                                                                    \
+    acc[3] = b1;                                                                                                    \
+    return w;                                                                                                       \
   }
 RNNPOOL_DOT2X2_ZERO_FIXED(4)
 RNNPOOL_DOT2X2_ZERO_FIXED(8)
 #endif
 
 RNNPOOL_INLINE const int16_t* rnnpool_dot2x2(const int16_t* w, const int16_t* xa, const int16_t* xb, int32_t words,
-                                            int32_t acc[4]) {
+                                             int32_t acc[4]) {
 #if RNNPOOL_ASM
   if (words == 8) return rnnpool_dot2x2_8(w, xa, xb, acc);
   if (words == 4) return rnnpool_dot2x2_4(w, xa, xb, acc);
   {
-  int32_t a0 = acc[0], a1 = acc[1], b0 = acc[2], b1 = acc[3];
-  uint32_t w0, w1, x, y;
-  __asm__ volatile(
-      "tst %[n], #1\n\t"
-      "beq 2f\n\t" RNNPOOL_DOT2X2_BODY
-      "2:\n\t"
-      "lsrs %[n], %[n], #1\n\t"
-      "beq 4f\n"
-      "3:\n\t" RNNPOOL_DOT2X2_BODY RNNPOOL_DOT2X2_BODY
-      "subs %[n], %[n], #1\n\t"
-      "bne 3b\n"
-      "4:\n"
-      : [w] "+r"(w), [xa] "+r"(xa), [xb] "+r"(xb), [n] "+r"(words), [a0] "+r"(a0), [a1] "+r"(a1), [b0] "+r"(b0),
-        [b1] "+r"(b1), [w0] "=&r"(w0), [w1] "=&r"(w1), [x] "=&r"(x), [y] "=&r"(y)
-      :
-      : "cc", "memory");
-  acc[0] = a0;
-  acc[1] = a1;
-  acc[2] = b0;
-  acc[3] = b1;
+    int32_t a0 = acc[0], a1 = acc[1], b0 = acc[2], b1 = acc[3];
+    uint32_t w0, w1, x, y;
+    __asm__ volatile(
+        "tst %[n], #1\n\t"
+        "beq 2f\n\t" RNNPOOL_DOT2X2_BODY
+        "2:\n\t"
+        "lsrs %[n], %[n], #1\n\t"
+        "beq 4f\n"
+        "3:\n\t" RNNPOOL_DOT2X2_BODY RNNPOOL_DOT2X2_BODY
+        "subs %[n], %[n], #1\n\t"
+        "bne 3b\n"
+        "4:\n"
+        : [w] "+r"(w), [xa] "+r"(xa), [xb] "+r"(xb), [n] "+r"(words), [a0] "+r"(a0), [a1] "+r"(a1), [b0] "+r"(b0),
+          [b1] "+r"(b1), [w0] "=&r"(w0), [w1] "=&r"(w1), [x] "=&r"(x), [y] "=&r"(y)
+        :
+        : "cc", "memory");
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = b0;
+    acc[3] = b1;
   }
 #else
   for (; words > 0; --words, w += 4, xa += 2, xb += 2) {
@@ -236,24 +231,24 @@ RNNPOOL_INLINE const int16_t* rnnpool_dot2x1(const int16_t* w, const int16_t* xa
   if (words == 8) return rnnpool_dot2x1_8(w, xa, acc);
   if (words == 4) return rnnpool_dot2x1_4(w, xa, acc);
   {
-  int32_t a0 = acc[0], a1 = acc[1];
-  uint32_t w0, w1, x;
-  __asm__ volatile(
-      "tst %[n], #1\n\t"
-      "beq 2f\n\t" RNNPOOL_DOT2X1_BODY
-      "2:\n\t"
-      "lsrs %[n], %[n], #1\n\t"
-      "beq 4f\n"
-      "3:\n\t" RNNPOOL_DOT2X1_BODY RNNPOOL_DOT2X1_BODY
-      "subs %[n], %[n], #1\n\t"
-      "bne 3b\n"
-      "4:\n"
-      : [w] "+r"(w), [xa] "+r"(xa), [n] "+r"(words), [a0] "+r"(a0), [a1] "+r"(a1), [w0] "=&r"(w0), [w1] "=&r"(w1),
-        [x] "=&r"(x)
-      :
-      : "cc", "memory");
-  acc[0] = a0;
-  acc[1] = a1;
+    int32_t a0 = acc[0], a1 = acc[1];
+    uint32_t w0, w1, x;
+    __asm__ volatile(
+        "tst %[n], #1\n\t"
+        "beq 2f\n\t" RNNPOOL_DOT2X1_BODY
+        "2:\n\t"
+        "lsrs %[n], %[n], #1\n\t"
+        "beq 4f\n"
+        "3:\n\t" RNNPOOL_DOT2X1_BODY RNNPOOL_DOT2X1_BODY
+        "subs %[n], %[n], #1\n\t"
+        "bne 3b\n"
+        "4:\n"
+        : [w] "+r"(w), [xa] "+r"(xa), [n] "+r"(words), [a0] "+r"(a0), [a1] "+r"(a1), [w0] "=&r"(w0), [w1] "=&r"(w1),
+          [x] "=&r"(x)
+        :
+        : "cc", "memory");
+    acc[0] = a0;
+    acc[1] = a1;
   }
 #else
   for (; words > 0; --words, w += 4, xa += 2) {
@@ -268,8 +263,8 @@ RNNPOOL_INLINE const int16_t* rnnpool_dot2x1(const int16_t* w, const int16_t* xa
 }
 
 /* rnnpool_dot2x2 from zero accumulators (U.h: nothing to start from). */
-RNNPOOL_INLINE const int16_t* rnnpool_dot2x2_zero(const int16_t* w, const int16_t* xa, const int16_t* xb,
-                                                 int32_t words, int32_t acc[4]) {
+RNNPOOL_INLINE const int16_t* rnnpool_dot2x2_zero(const int16_t* w, const int16_t* xa, const int16_t* xb, int32_t words,
+                                                  int32_t acc[4]) {
 #if RNNPOOL_ASM
   if (words == 8) return rnnpool_dot2x2_zero_8(w, xa, xb, acc);
   if (words == 4) return rnnpool_dot2x2_zero_4(w, xa, xb, acc);
@@ -329,9 +324,9 @@ typedef struct {
 } rnnpool_urow;
 
 /* How the multipliers of one matrix are applied (decided when prepared). */
-#define RNNPOOL_RQ_SMALL 0    /* every row in form S */
+#define RNNPOOL_RQ_SMALL 0     /* every row in form S */
 #define RNNPOOL_RQ_UNCLAMPED 1 /* every row in form L, and no accumulator can reach the clamp */
-#define RNNPOOL_RQ_MIXED 2    /* anything else: per row */
+#define RNNPOOL_RQ_MIXED 2     /* anything else: per row */
 
 RNNPOOL_INLINE int32_t rnnpool_rq_small(int32_t v, const rnnpool_rq* q) {
   return rnnpool_smmla(v, q->mult, q->round_or_lo) >> q->post;
@@ -397,7 +392,9 @@ RNNPOOL_INLINE int32_t rnnpool_tanh_at(int32_t v, const int32_t* mid, int32_t ha
 #endif
 }
 
-RNNPOOL_INLINE int32_t rnnpool_sigmoid_q(int32_t g) { return rnnpool_sigmoid_at(g, rnnpool_sigmoid_lut_packed + 256, 128); }
+RNNPOOL_INLINE int32_t rnnpool_sigmoid_q(int32_t g) {
+  return rnnpool_sigmoid_at(g, rnnpool_sigmoid_lut_packed + 256, 128);
+}
 RNNPOOL_INLINE int32_t rnnpool_tanh_q(int32_t v) { return rnnpool_tanh_at(v, rnnpool_tanh_lut_packed + 256, 64); }
 
 RNNPOOL_INLINE int32_t rnnpool_hard_sigmoid_q(int32_t g) { return (rnnpool_clamp(g, -4096, 4096) + 4096) * 2; }

@@ -139,8 +139,8 @@ static void batch_add(step_batch* b, uint8_t* state, int fresh) {
   }
 }
 
-static void run_cached(const rnnpool_layout* l, const rnnpool_stream_ops* ops, const void* prepared,
-                       const uint8_t* in, uint8_t* out, uint8_t* base, const stream_regions* s) {
+static void run_cached(const rnnpool_layout* l, const rnnpool_stream_ops* ops, const void* prepared, const uint8_t* in,
+                       uint8_t* out, uint8_t* base, const stream_regions* s) {
   const rnnpool_config* cfg = &l->cfg;
   const int32_t r = cfg->patch_rows, c = cfg->patch_cols;
   const int32_t sr = cfg->stride_rows, sc = cfg->stride_cols;
@@ -168,7 +168,7 @@ static void run_cached(const rnnpool_layout* l, const rnnpool_stream_ops* ops, c
       const int32_t j_lo = first_window(x, c, sc);
       const int32_t j_hi = x / sc < wo - 1 ? x / sc : wo - 1;
       const int32_t j_done = window_ending_at(x, c, sc); /* row segment completed at this pixel */
-      if (j_lo > j_hi) continue;                          /* between patch columns */
+      if (j_lo > j_hi) continue;                         /* between patch columns */
       ops->project(prepared, pixel_at(l, in, y, x, ops->in_pixel_bytes), base + s->input, batch.work);
       batch.fresh_done = NULL;
       batch.pending = NULL;

@@ -50,8 +50,7 @@ struct TensorRule {
 constexpr TensorRule kInputRules[RNNPOOL_NUM_INPUTS] = {
 #define RNNPOOL_X_RULE(ENUM, INDEX, NAME, INT8_TYPE, FLOAT_TYPE, SHAPE) \
   {NAME, RNNPOOL_TYPE_##INT8_TYPE, RNNPOOL_TYPE_##FLOAT_TYPE, SHAPE},
-    RNNPOOL_INPUTS(RNNPOOL_X_RULE)
-};
+    RNNPOOL_INPUTS(RNNPOOL_X_RULE)};
 constexpr TensorRule kOutputRules[RNNPOOL_NUM_OUTPUTS] = {RNNPOOL_OUTPUTS(RNNPOOL_X_RULE)};
 #undef RNNPOOL_X_RULE
 
@@ -74,7 +73,7 @@ struct OpData {
   bool options_ok;
   char options_error[96];  // why Init rejected the options (printed by Prepare)
   bool is_int8;
-  const void* prepared;    // the C core's prepared buffer (persistent)
+  const void* prepared;  // the C core's prepared buffer (persistent)
   size_t scratch_bytes;
   int scratch_index;
 };
@@ -292,7 +291,8 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
       return Fail("weights must be constant tensors", kInputRules[i].name);
     }
 #ifdef USE_TFLM_COMPRESSION
-    if (micro_context->IsTensorCompressed(node, i)) return Fail("compressed tensors are not supported", kInputRules[i].name);
+    if (micro_context->IsTensorCompressed(node, i))
+      return Fail("compressed tensors are not supported", kInputRules[i].name);
 #endif
   }
   const TfLiteType out_want = data->is_int8 ? kOutputRules[0].int8_type : kOutputRules[0].float_type;

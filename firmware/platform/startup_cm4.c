@@ -36,9 +36,22 @@ void BusFault_Handler(void) __attribute__((weak, alias("HardFault_Handler")));
 void UsageFault_Handler(void) __attribute__((weak, alias("HardFault_Handler")));
 
 __attribute__((section(".isr_vector"), used)) void (*const g_vectors[16])(void) = {
-    (void (*)(void))(&_estack), Reset_Handler, NMI_Handler, HardFault_Handler,
-    MemManage_Handler, BusFault_Handler, UsageFault_Handler, 0, 0, 0, 0,
-    Default_Handler, Default_Handler, 0, Default_Handler, SysTick_Handler,
+    (void (*)(void))(&_estack),
+    Reset_Handler,
+    NMI_Handler,
+    HardFault_Handler,
+    MemManage_Handler,
+    BusFault_Handler,
+    UsageFault_Handler,
+    0,
+    0,
+    0,
+    0,
+    Default_Handler,
+    Default_Handler,
+    0,
+    Default_Handler,
+    SysTick_Handler,
 };
 
 void Reset_Handler(void) {

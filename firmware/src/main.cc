@@ -157,9 +157,10 @@ int main(void) {
   static OpProfiler profiler;
   static tflite::MicroInterpreter interpreter(model, resolver, ArenaStart(), ArenaBytes(), nullptr, &profiler);
   if (interpreter.AllocateTensors() != kTfLiteOk) {
-    console_printf("AllocateTensors failed with an arena of %u bytes (see the messages above: a too "
-                   "small arena, an unsupported operator or an invalid model)\n",
-                   static_cast<unsigned>(ArenaBytes()));
+    console_printf(
+        "AllocateTensors failed with an arena of %u bytes (see the messages above: a too "
+        "small arena, an unsupported operator or an invalid model)\n",
+        static_cast<unsigned>(ArenaBytes()));
     Fail(kAllocateFailed, "AllocateTensors failed");
   }
   console_printf("arena_used_bytes: %u\n", static_cast<unsigned>(interpreter.arena_used_bytes()));
@@ -198,7 +199,8 @@ int main(void) {
   // Instructions executed in Invoke (deterministic under -icount): ticks over the
   // calibration loop's ticks per instruction. QEMU is not cycle-accurate, so the
   // time below counts one instruction per cycle.
-  const uint64_t instructions = calibration == 0 ? 0 : (ticks * (2u * kCalibrationIterations) + calibration / 2) / calibration;
+  const uint64_t instructions =
+      calibration == 0 ? 0 : (ticks * (2u * kCalibrationIterations) + calibration / 2) / calibration;
   console_write("instructions: ");
   console_write_u64(instructions);
   console_write("\n");
@@ -240,7 +242,8 @@ int main(void) {
   console_printf("output_matches_expected: %s\n", mismatches == 0 ? "yes" : "no");
   if (detection_report::Enabled()) {
     uint64_t detection_ticks = 0;
-    if (!detection_report::Run(interpreter, &detection_ticks)) Fail(kDetectionFailed, "detector post-processing failed");
+    if (!detection_report::Run(interpreter, &detection_ticks))
+      Fail(kDetectionFailed, "detector post-processing failed");
     console_write("detection_ticks: ");
     console_write_u64(detection_ticks);
     console_write("\n");

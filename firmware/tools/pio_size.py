@@ -6,6 +6,7 @@ shares the same SRAM block. Both are added here, against the arena's block (the 
 RAM tools/pio_tflm.py takes from the board record), so `pio run` reports the same RAM as
 `rnnpool-tflm check --board` / `export` judge.
 """
+
 import pathlib
 import sys
 
@@ -17,4 +18,4 @@ from rnnpool_tflm.core import boards  # noqa: E402
 
 board = boards.get_board(env["PIOENV"])  # noqa: F821
 ram_sections = [r"\.data", r"\.bss", r"\.noinit", r"\.arena"] + ([r"\.stack"] if board.stack_shares_arena_block else [])
-env.Replace(SIZEDATAREGEXP=r"^(?:%s)\s+(\d+).*" % "|".join(ram_sections))  # noqa: F821
+env.Replace(SIZEDATAREGEXP=rf"^(?:{'|'.join(ram_sections)})\s+(\d+).*")  # noqa: F821

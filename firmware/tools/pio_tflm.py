@@ -12,6 +12,7 @@ The environment's name is a board of rnnpool_tflm/core/boards.py: its clock, con
 and memory sizes become the defines (deploy.build.board_defines) and PlatformIO's size
 limits; the app gets the emulated build's warnings (deploy.build.APP_WARNINGS).
 """
+
 import os
 import pathlib
 import subprocess
@@ -36,8 +37,9 @@ def tflm_root() -> pathlib.Path:
     if os.environ.get(tflm_sources.TFLM_ENV, "").strip():
         return tflm_sources.tflm_dir()
     print("TFLM_DIR is not set: fetching TFLM at the pinned commit (tools/fetch_tflm.sh)")
-    done = subprocess.run(["bash", str(FIRMWARE / "tools" / "fetch_tflm.sh")], check=True,
-                          stdout=subprocess.PIPE, text=True)
+    done = subprocess.run(
+        ["bash", str(FIRMWARE / "tools" / "fetch_tflm.sh")], check=True, stdout=subprocess.PIPE, text=True
+    )
     return tflm_sources.check_tflm_dir(pathlib.Path(done.stdout.strip().splitlines()[-1]))
 
 
@@ -76,9 +78,15 @@ def define(flag: str):
 # Ours (the app, the op, the model, the platform) get the board's defines from the record
 # and the emulated build's warnings.
 env.Append(  # noqa: F821
-    CPPPATH=[str(FIRMWARE / "src"), str(FIRMWARE / "generated"), str(REPO / "custom_ops" / "rnnpool"),
-             str(REPO / "custom_ops" / "inverted_residual"), str(REPO / "custom_ops" / "detection"),
-             str(FIRMWARE / "platform"), *map(str, LIBRARY.include_dirs)],
+    CPPPATH=[
+        str(FIRMWARE / "src"),
+        str(FIRMWARE / "generated"),
+        str(REPO / "custom_ops" / "rnnpool"),
+        str(REPO / "custom_ops" / "inverted_residual"),
+        str(REPO / "custom_ops" / "detection"),
+        str(FIRMWARE / "platform"),
+        *map(str, LIBRARY.include_dirs),
+    ],
     CPPDEFINES=[define(d) for d in fb.TFLM_DEFINES] + [define(f"-D{d}") for d in fb.board_defines(BOARD)],
     CCFLAGS=[*fb.CPU_FLAGS, *fb.COMMON_FLAGS, *fb.APP_WARNINGS],
     CFLAGS=list(fb.C_FLAGS),
@@ -88,12 +96,24 @@ env.Append(  # noqa: F821
 )
 
 # The custom ops (compiled from custom_ops/, not copied), the model, the board start-up/console.
-env.BuildSources("$BUILD_DIR/rnnpool_op", str(REPO / "custom_ops" / "rnnpool"),  # noqa: F821
-                 src_filter="-<*> +<*.c> +<rnnpool_tflm.cc>")
-env.BuildSources("$BUILD_DIR/inverted_residual_op", str(REPO / "custom_ops" / "inverted_residual"),  # noqa: F821
-                 src_filter="-<*> +<*.c> +<inverted_residual_tflm.cc> +<inverted_residual_options.cc>")
-env.BuildSources("$BUILD_DIR/detection", str(REPO / "custom_ops" / "detection"),  # noqa: F821
-                 src_filter="-<*> +<*.c>")
+env.BuildSources(
+    "$BUILD_DIR/rnnpool_op",
+    str(REPO / "custom_ops" / "rnnpool"),  # noqa: F821
+    src_filter="-<*> +<*.c> +<rnnpool_tflm.cc>",
+)
+env.BuildSources(
+    "$BUILD_DIR/inverted_residual_op",
+    str(REPO / "custom_ops" / "inverted_residual"),  # noqa: F821
+    src_filter="-<*> +<*.c> +<inverted_residual_tflm.cc> +<inverted_residual_options.cc>",
+)
+env.BuildSources(
+    "$BUILD_DIR/detection",
+    str(REPO / "custom_ops" / "detection"),  # noqa: F821
+    src_filter="-<*> +<*.c>",
+)
 env.BuildSources("$BUILD_DIR/generated", str(FIRMWARE / "generated"), src_filter="-<*> +<*.cc>")  # noqa: F821
-env.BuildSources("$BUILD_DIR/platform", str(FIRMWARE / "platform"),  # noqa: F821
-                 src_filter="-<*> " + " ".join(f"+<{s}>" for s in fb.platform_sources(BOARD)))
+env.BuildSources(
+    "$BUILD_DIR/platform",
+    str(FIRMWARE / "platform"),  # noqa: F821
+    src_filter="-<*> " + " ".join(f"+<{s}>" for s in fb.platform_sources(BOARD)),
+)

@@ -39,8 +39,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
-from ..core.keras import keras
 from ..core.errors import RNNPoolError
+from ..core.keras import keras
 from ..layer.rnnpool import RNNPool
 
 L = keras.layers
@@ -49,9 +49,23 @@ KIB = 1024
 MIB = 1024 * 1024
 
 # Layers that change values in place: fused into the layer that produced their input.
-IN_PLACE = (L.BatchNormalization, L.ReLU, L.Activation, L.LeakyReLU, L.PReLU, L.ELU, L.ThresholdedReLU,
-            L.Softmax, L.Dropout, L.SpatialDropout1D, L.SpatialDropout2D, L.GaussianNoise, L.GaussianDropout,
-            L.AlphaDropout, L.ActivityRegularization)
+IN_PLACE = (
+    L.BatchNormalization,
+    L.ReLU,
+    L.Activation,
+    L.LeakyReLU,
+    L.PReLU,
+    L.ELU,
+    L.ThresholdedReLU,
+    L.Softmax,
+    L.Dropout,
+    L.SpatialDropout1D,
+    L.SpatialDropout2D,
+    L.GaussianNoise,
+    L.GaussianDropout,
+    L.AlphaDropout,
+    L.ActivityRegularization,
+)
 # Layers that only copy or rearrange values: part of the RNNPool stem when they follow it.
 COPY_ONLY = (L.Cropping2D, L.Concatenate, L.ZeroPadding2D, L.Reshape, L.Flatten, L.Permute)
 GLOBAL_POOLS = (L.GlobalAveragePooling2D, L.GlobalMaxPooling2D)
@@ -81,6 +95,7 @@ def layer_params(layer) -> int:
         # tfmot detaches the quantized kernels from the wrapped layer and keeps them in the
         # wrapper, next to its quantizer variables (which are not parameters).
         from ..quantize import tfmot_compat  # a wrapped model: tfmot is loaded already
+
         weights = list(inner.weights) + [weight for weight, _, _ in tfmot_compat.weight_quantizers(layer)]
         weights = list({id(w): w for w in weights}.values())
     skip = set()
@@ -154,17 +169,22 @@ def _graph(model) -> Tuple[List[_Node], Dict[TensorKey, Tuple], List[TensorKey],
     if not isinstance(model, keras.Model):
         raise RNNPoolError(f"expected a Keras model, got {type(model).__name__}")
     if not getattr(model, "_is_graph_network", False):
-        raise RNNPoolError("the analysis needs a functional or Sequential model built on a keras.Input "
-                           "(a subclassed model has no layer graph)")
+        raise RNNPoolError(
+            "the analysis needs a functional or Sequential model built on a keras.Input "
+            "(a subclassed model has no layer graph)"
+        )
     own_nodes = getattr(model, "_network_nodes", None)
     nodes: List[_Node] = []
     shapes: Dict[TensorKey, Tuple] = {}
     for layer in model.layers:
-        mine = [n for i, n in enumerate(layer._inbound_nodes)
-                if own_nodes is None or f"{layer.name}_ib-{i}" in own_nodes]
+        mine = [
+            n for i, n in enumerate(layer._inbound_nodes) if own_nodes is None or f"{layer.name}_ib-{i}" in own_nodes
+        ]
         if len(mine) != 1:
-            raise RNNPoolError(f"layer {layer.name!r} is called {len(mine)} times in the model; the analysis "
-                               "supports each layer called once")
+            raise RNNPoolError(
+                f"layer {layer.name!r} is called {len(mine)} times in the model; the analysis "
+                "supports each layer called once"
+            )
         node = mine[0]
         inputs = [] if isinstance(layer, L.InputLayer) else [_key(t) for t in keras_inputs(node)]
         outputs = [_key(t) for t in _flatten(node.outputs)]
@@ -188,17 +208,18 @@ def _flatten(x) -> list:
 
 # -- results --------------------------------------------------------------------------------------
 
+
 @dataclasses.dataclass(frozen=True)
 class LayerStats:
     index: int
     name: str
-    kind: str                          # layer class (the wrapped one for QAT layers)
-    output_shapes: Tuple[Tuple[int, ...], ...]   # without the batch dimension
+    kind: str  # layer class (the wrapped one for QAT layers)
+    output_shapes: Tuple[Tuple[int, ...], ...]  # without the batch dimension
     params: int
     macs: int
     input_elements: int
     output_elements: int
-    unit: Optional[int]                # index of its paper-convention unit (None: the model input)
+    unit: Optional[int]  # index of its paper-convention unit (None: the model input)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,13 +227,13 @@ class MemoryUnit:
     """A step of the paper's layer-by-layer schedule and the activations it holds."""
 
     index: int
-    kind: str            # "mbconv", "residual", "stem" (patch by patch), "pointwise+pool", "layer"
+    kind: str  # "mbconv", "residual", "stem" (patch by patch), "pointwise+pool", "layer"
     name: str
     layers: Tuple[str, ...]
     input_elements: int
     output_elements: int
-    cost_elements: int   # what the convention charges (see the module docstring)
-    reads_input: bool    # reads the model's input image
+    cost_elements: int  # what the convention charges (see the module docstring)
+    reads_input: bool  # reads the model's input image
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,16 +273,27 @@ class ModelAnalysis:
     def as_dict(self) -> dict:
         peak = self.peak_unit
         return {
-            "model": self.name, "params": self.total_params, "macs": self.total_macs,
-            "bytes_per_element": self.bytes_per_element, "resident_input": self.resident_input,
+            "model": self.name,
+            "params": self.total_params,
+            "macs": self.total_macs,
+            "bytes_per_element": self.bytes_per_element,
+            "resident_input": self.resident_input,
             "input_bytes": self.input_elements * self.bytes_per_element,
-            "paper_peak_bytes": self.peak_bytes, "paper_peak": format_paper_bytes(self.peak_bytes),
+            "paper_peak_bytes": self.peak_bytes,
+            "paper_peak": format_paper_bytes(self.peak_bytes),
             "paper_peak_unit": peak.name if peak else None,
-            "layers": [{**dataclasses.asdict(layer), "output_shapes": [list(s) for s in layer.output_shapes],
-                        "activation_bytes": layer.output_elements * self.bytes_per_element}
-                       for layer in self.layers],
-            "units": [{**dataclasses.asdict(unit), "layers": list(unit.layers), "bytes": self.unit_bytes(unit)}
-                      for unit in self.units],
+            "layers": [
+                {
+                    **dataclasses.asdict(layer),
+                    "output_shapes": [list(s) for s in layer.output_shapes],
+                    "activation_bytes": layer.output_elements * self.bytes_per_element,
+                }
+                for layer in self.layers
+            ],
+            "units": [
+                {**dataclasses.asdict(unit), "layers": list(unit.layers), "bytes": self.unit_bytes(unit)}
+                for unit in self.units
+            ],
         }
 
 
@@ -271,6 +303,7 @@ def format_paper_bytes(n: int) -> str:
 
 
 # -- grouping into the paper's units --------------------------------------------------------------
+
 
 @dataclasses.dataclass
 class _Op:
@@ -384,8 +417,9 @@ class _Grouping:
             for op in self.ops:
                 if op.id in region or not op.inputs:
                     continue
-                inside = all(t in self.model_inputs or (t in self.producer and self.producer[t].id in region)
-                             for t in op.inputs)
+                inside = all(
+                    t in self.model_inputs or (t in self.producer and self.producer[t].id in region) for t in op.inputs
+                )
                 if inside and (op.id not in after or isinstance(op.head, COPY_ONLY)):
                     region.add(op.id)
                     grown = True
@@ -394,26 +428,43 @@ class _Grouping:
     @staticmethod
     def is_pointwise(op: _Op) -> bool:
         head = op.head
-        return (isinstance(head, L.Conv2D) and not isinstance(head, (L.DepthwiseConv2D, L.SeparableConv2D))
-                and tuple(head.kernel_size) == (1, 1) and tuple(head.strides) == (1, 1) and len(op.inputs) == 1)
+        return (
+            isinstance(head, L.Conv2D)
+            and not isinstance(head, (L.DepthwiseConv2D, L.SeparableConv2D))
+            and tuple(head.kernel_size) == (1, 1)
+            and tuple(head.strides) == (1, 1)
+            and len(op.inputs) == 1
+        )
 
     def mbconv(self, project: _Op, taken: Set[int]) -> Optional[Tuple[List[_Op], TensorKey, List[TensorKey]]]:
         """(ops, block input, block output) when `project` ends an inverted residual."""
         if not self.is_pointwise(project):
             return None
         dw = self.producer.get(project.inputs[0])
-        if dw is None or dw.id in taken or not isinstance(dw.head, L.DepthwiseConv2D) \
-                or self.sole_consumer(dw) is not project:
+        if (
+            dw is None
+            or dw.id in taken
+            or not isinstance(dw.head, L.DepthwiseConv2D)
+            or self.sole_consumer(dw) is not project
+        ):
             return None
         ops = [dw, project]
         expand = self.producer.get(dw.inputs[0])
-        if expand is not None and expand.id not in taken and self.is_pointwise(expand) \
-                and self.sole_consumer(expand) is dw:
+        if (
+            expand is not None
+            and expand.id not in taken
+            and self.is_pointwise(expand)
+            and self.sole_consumer(expand) is dw
+        ):
             ops.insert(0, expand)
         block_in = ops[0].inputs[0]
         block_out = project.output
         add = self.sole_consumer(project)
-        if add is not None and isinstance(add.head, L.Add) and sorted(add.inputs) == sorted([block_in] + project.output):
+        if (
+            add is not None
+            and isinstance(add.head, L.Add)
+            and sorted(add.inputs) == sorted([block_in] + project.output)
+        ):
             ops.append(add)
             block_out = add.output
         return ops, block_in, block_out
@@ -454,12 +505,22 @@ def analyze(model, bytes_per_element: int = 4, resident_input: bool = False) -> 
     units: List[MemoryUnit] = []
     unit_of_op: Dict[int, int] = {}
 
-    def add_unit(kind: str, name: str, ops: Sequence[_Op], ins: Sequence[TensorKey], outs: Sequence[TensorKey],
-                 cost: int) -> None:
+    def add_unit(
+        kind: str, name: str, ops: Sequence[_Op], ins: Sequence[TensorKey], outs: Sequence[TensorKey], cost: int
+    ) -> None:
         index = len(units)
-        units.append(MemoryUnit(index, kind, name, tuple(n.layer.name for op in ops for n in op.nodes),
-                                g.elements(ins), g.elements(outs), cost,
-                                any(t in g.model_inputs for t in ins)))
+        units.append(
+            MemoryUnit(
+                index,
+                kind,
+                name,
+                tuple(n.layer.name for op in ops for n in op.nodes),
+                g.elements(ins),
+                g.elements(outs),
+                cost,
+                any(t in g.model_inputs for t in ins),
+            )
+        )
         for op in ops:
             unit_of_op[op.id] = index
 
@@ -467,12 +528,22 @@ def analyze(model, bytes_per_element: int = 4, resident_input: bool = False) -> 
     taken: Set[int] = set(stem)
     if stem:
         stem_ops = [op for op in g.ops if op.id in stem]
-        exits = [t for op in stem_ops for t in op.output
-                 if t in g.model_outputs or any(c.id not in stem for c in g.consumers.get(t, []))]
+        exits = [
+            t
+            for op in stem_ops
+            for t in op.output
+            if t in g.model_outputs or any(c.id not in stem for c in g.consumers.get(t, []))
+        ]
         ins = [t for op in stem_ops for t in op.inputs if t not in g.producer or g.producer[t].id not in stem]
         rnnpool = next(op for op in stem_ops if isinstance(op.head, RNNPool))
-        add_unit("stem", f"RNNPool stem (patch by patch, through {rnnpool.name})", stem_ops, ins, exits,
-                 max((g.elements([t]) for t in exits), default=0))
+        add_unit(
+            "stem",
+            f"RNNPool stem (patch by patch, through {rnnpool.name})",
+            stem_ops,
+            ins,
+            exits,
+            max((g.elements([t]) for t in exits), default=0),
+        )
     for op in g.ops:  # inverted residuals, found from their last 1x1 convolution
         if op.id in taken:
             continue
@@ -481,8 +552,14 @@ def analyze(model, bytes_per_element: int = 4, resident_input: bool = False) -> 
             ops, block_in, block_out = found
             if not any(o.id in taken for o in ops):
                 taken.update(o.id for o in ops)
-                add_unit("mbconv", f"MBConv {ops[0].name} .. {ops[-1].name}", ops, [block_in], block_out,
-                         g.elements([block_in]) + g.elements(block_out))
+                add_unit(
+                    "mbconv",
+                    f"MBConv {ops[0].name} .. {ops[-1].name}",
+                    ops,
+                    [block_in],
+                    block_out,
+                    g.elements([block_in]) + g.elements(block_out),
+                )
     for op in g.ops:
         if op.id in taken:
             continue
@@ -491,19 +568,33 @@ def analyze(model, bytes_per_element: int = 4, resident_input: bool = False) -> 
             ops, block_in = found
             ops = sorted(ops, key=lambda o: o.id)
             taken.update(o.id for o in ops)
-            add_unit("residual", f"residual {ops[0].name} .. {ops[-1].name}", ops, [block_in], op.output,
-                     max(g.elements([block_in]), g.elements(op.output)))
+            add_unit(
+                "residual",
+                f"residual {ops[0].name} .. {ops[-1].name}",
+                ops,
+                [block_in],
+                op.output,
+                max(g.elements([block_in]), g.elements(op.output)),
+            )
     for op in g.ops:  # a 1x1 conv feeding a global pool: its output is pooled as it is computed
         pool = g.sole_consumer(op) if op.id not in taken and g.is_pointwise(op) else None
         if pool is not None and pool.id not in taken and isinstance(pool.head, GLOBAL_POOLS):
             taken.update((op.id, pool.id))
-            add_unit("pointwise+pool", f"{op.name} + {pool.name} (1x1 conv output pooled on the fly)", [op, pool],
-                     op.inputs, pool.output, g.elements(op.inputs) + g.elements(pool.output))
+            add_unit(
+                "pointwise+pool",
+                f"{op.name} + {pool.name} (1x1 conv output pooled on the fly)",
+                [op, pool],
+                op.inputs,
+                pool.output,
+                g.elements(op.inputs) + g.elements(pool.output),
+            )
     for op in g.ops:
         if op.id not in taken:
             add_unit("layer", op.name, [op], op.inputs, op.output, g.elements(op.inputs) + g.elements(op.output))
-    order = sorted(range(len(units)), key=lambda i: min(
-        next(n.index for op in g.ops if unit_of_op.get(op.id) == i for n in op.nodes), 10**9))
+    order = sorted(
+        range(len(units)),
+        key=lambda i: min(next(n.index for op in g.ops if unit_of_op.get(op.id) == i for n in op.nodes), 10**9),
+    )
     renumber = {old: new for new, old in enumerate(order)}
     units = [dataclasses.replace(units[old], index=new) for new, old in enumerate(order)]
     node_unit = {n.index: renumber[unit_of_op[op.id]] for op in g.ops for n in op.nodes}
@@ -512,15 +603,34 @@ def analyze(model, bytes_per_element: int = 4, resident_input: bool = False) -> 
     for node in nodes:
         in_shapes = [shapes[t] for t in node.inputs]
         out_shapes = [shapes[t] for t in node.outputs]
-        stats.append(LayerStats(
-            node.index, node.layer.name, type(node.inner).__name__,
-            tuple(tuple(int(d) for d in s[1:]) for s in out_shapes), layer_params(node.layer),
-            0 if isinstance(node.layer, L.InputLayer) else int(layer_macs(node.layer, in_shapes, out_shapes)),
-            sum(_elements(s) for s in in_shapes), sum(_elements(s) for s in out_shapes),
-            node_unit.get(node.index)))
-    return ModelAnalysis(model.name, tuple(stats), tuple(units), g.elements(model_inputs), bytes_per_element,
-                         bool(resident_input))
+        stats.append(
+            LayerStats(
+                node.index,
+                node.layer.name,
+                type(node.inner).__name__,
+                tuple(tuple(int(d) for d in s[1:]) for s in out_shapes),
+                layer_params(node.layer),
+                0 if isinstance(node.layer, L.InputLayer) else int(layer_macs(node.layer, in_shapes, out_shapes)),
+                sum(_elements(s) for s in in_shapes),
+                sum(_elements(s) for s in out_shapes),
+                node_unit.get(node.index),
+            )
+        )
+    return ModelAnalysis(
+        model.name, tuple(stats), tuple(units), g.elements(model_inputs), bytes_per_element, bool(resident_input)
+    )
 
 
-__all__ = ["analyze", "ModelAnalysis", "LayerStats", "MemoryUnit", "layer_params", "layer_macs",
-           "rnnpool_patch_macs", "format_paper_bytes", "unwrap", "KIB", "MIB"]
+__all__ = [
+    "analyze",
+    "ModelAnalysis",
+    "LayerStats",
+    "MemoryUnit",
+    "layer_params",
+    "layer_macs",
+    "rnnpool_patch_macs",
+    "format_paper_bytes",
+    "unwrap",
+    "KIB",
+    "MIB",
+]

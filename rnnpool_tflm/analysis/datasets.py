@@ -14,8 +14,9 @@ import numpy as np
 ORIENTATIONS = (0.0, 45.0, 90.0, 135.0)
 
 
-def line_orientation(n: int, size: int = 32, channels: int = 1, seed: int = 0,
-                     noise: float = 0.15) -> Tuple[np.ndarray, np.ndarray]:
+def line_orientation(
+    n: int, size: int = 32, channels: int = 1, seed: int = 0, noise: float = 0.15
+) -> Tuple[np.ndarray, np.ndarray]:
     """n images [n, size, size, channels] in [0, 1] and int labels in [0, 4)."""
     if n <= 0 or size < 8 or channels <= 0:
         raise ValueError(f"need n > 0, size >= 8, channels > 0; got n={n}, size={size}, channels={channels}")
@@ -31,7 +32,7 @@ def line_orientation(n: int, size: int = 32, channels: int = 1, seed: int = 0,
         dy, dx = np.sin(theta), np.cos(theta)
         along = (xx - cx) * dx + (yy - cy) * dy
         across = -(xx - cx) * dy + (yy - cy) * dx
-        line = np.exp(-(across / width) ** 2) * (np.abs(along) <= half_len)
+        line = np.exp(-((across / width) ** 2)) * (np.abs(along) <= half_len)
         intensity = rng.uniform(0.6, 1.0)
         img = intensity * line + rng.normal(0.0, noise, size=line.shape)
         images[i] = np.clip(img, 0.0, 1.0)[..., None]

@@ -44,7 +44,14 @@ L = keras.layers
 
 # MobileNetV2's inverted-residual stages (t expansion, c channels, n repeats, s stride), Sandler et al. Table 2.
 MOBILENETV2_STAGES: Tuple[Tuple[int, int, int, int], ...] = (
-    (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 # The stages the RNNPool block replaces in MobileNetV2-RNNPool (112x112x32 -> 28x28): the first three.
 _RNNPOOL_REPLACED_STAGES = 3
 # Face-M4 (Table 15): four inverted residuals after the RNNPool, a detection head after each.
@@ -54,6 +61,7 @@ FACE_QUANT_STAGES = ((2, 16, 4, 1), (2, 24, 4, 2), (2, 32, 2, 2), (2, 64, 1, 2),
 
 
 # -- argument checks ----------------------------------------------------------------------------
+
 
 def _positive_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) <= 0:
@@ -97,9 +105,11 @@ def _check_rnnpool_fits(model: str, rows: int, cols: int, stem_stride: int, patc
     out_rows, out_cols = math.ceil(rows / stem_stride), math.ceil(cols / stem_stride)
     if out_rows < patch or out_cols < patch:
         need = stem_stride * (patch - 1) + 1
-        raise ValueError(f"{model}: input_shape {tuple(input_shape)} is too small: the stem gives "
-                         f"{out_rows}x{out_cols}, smaller than the {patch}x{patch} RNNPool patch "
-                         f"(rows and cols must be >= {need})")
+        raise ValueError(
+            f"{model}: input_shape {tuple(input_shape)} is too small: the stem gives "
+            f"{out_rows}x{out_cols}, smaller than the {patch}x{patch} RNNPool patch "
+            f"(rows and cols must be >= {need})"
+        )
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -110,6 +120,7 @@ def make_divisible(value: float, divisor: int = 8) -> int:
 
 
 # -- building blocks ------------------------------------------------------------------------------
+
 
 def conv_bn_relu6(x, filters: int, kernel: int, stride: int, name: str):
     """EdgeML's ConvBNReLU: bias-free conv, BatchNorm, ReLU6."""
@@ -154,8 +165,13 @@ def rnnpool_block(x, patch: int, stride: int, hidden: int, name: str = "rnnpool"
     return replicate_pad_bottom_right(x, f"{name}_pad")
 
 
-def _stages(x, stages: Sequence[Tuple[int, int, int, int]], alpha: float, first_index: int,
-            after_block: Optional[Callable] = None):
+def _stages(
+    x,
+    stages: Sequence[Tuple[int, int, int, int]],
+    alpha: float,
+    first_index: int,
+    after_block: Optional[Callable] = None,
+):
     index = first_index
     for expansion, channels, repeats, stride in stages:
         filters = make_divisible(channels * alpha)
@@ -185,6 +201,7 @@ def _classifier_head(x, last_channels: int, num_classes: int, dropout: float, la
 
 # -- image classification ------------------------------------------------------------------------
 
+
 def _classification_args(input_shape, num_classes, alpha, dropout, stem_channels, last_channels):
     shape = _image_shape(input_shape)
     num_classes = _positive_int("num_classes", num_classes)
@@ -192,8 +209,11 @@ def _classification_args(input_shape, num_classes, alpha, dropout, stem_channels
     dropout = _dropout_rate(dropout)
     stem = make_divisible(32 * alpha) if stem_channels is None else _positive_int("stem_channels", stem_channels)
     # torchvision/EdgeML: the last 1x1 conv keeps 1280 channels unless alpha > 1.
-    last = (make_divisible(1280 * max(1.0, alpha)) if last_channels is None
-            else _positive_int("last_channels", last_channels))
+    last = (
+        make_divisible(1280 * max(1.0, alpha))
+        if last_channels is None
+        else _positive_int("last_channels", last_channels)
+    )
     return shape, num_classes, alpha, dropout, stem, last
 
 
@@ -203,11 +223,20 @@ def _check_last_rnnpool(last_rnnpool, last: int) -> bool:
     return last_rnnpool
 
 
-def mobilenetv2_rnnpool(input_shape=(224, 224, 3), num_classes: int = 10, alpha: float = 1.0,
-                        rnnpool_hidden: int = 16, *, rnnpool_patch: int = 6, rnnpool_stride: int = 4,
-                        stem_channels: Optional[int] = None, last_channels: Optional[int] = None,
-                        last_rnnpool: bool = False, dropout: float = 0.2,
-                        name: str = "mobilenetv2_rnnpool"):
+def mobilenetv2_rnnpool(
+    input_shape=(224, 224, 3),
+    num_classes: int = 10,
+    alpha: float = 1.0,
+    rnnpool_hidden: int = 16,
+    *,
+    rnnpool_patch: int = 6,
+    rnnpool_stride: int = 4,
+    stem_channels: Optional[int] = None,
+    last_channels: Optional[int] = None,
+    last_rnnpool: bool = False,
+    dropout: float = 0.2,
+    name: str = "mobilenetv2_rnnpool",
+):
     """MobileNetV2-RNNPool (Table 10): conv 3x3 s2 -> RNNPool (patch 6, stride 4, h1 = h2 = 16,
     4*h2 channels) -> bottlenecks (6,64,4,2) (6,96,3,1) (6,160,3,2) (6,320,1,1) -> conv 1x1 1280
     -> global average pool -> classifier.
@@ -221,7 +250,8 @@ def mobilenetv2_rnnpool(input_shape=(224, 224, 3), num_classes: int = 10, alpha:
     (320 channels, h = 80) does.
     """
     shape, num_classes, alpha, dropout, stem, last = _classification_args(
-        input_shape, num_classes, alpha, dropout, stem_channels, last_channels)
+        input_shape, num_classes, alpha, dropout, stem_channels, last_channels
+    )
     last_rnnpool = _check_last_rnnpool(last_rnnpool, last)
     hidden = _positive_int("rnnpool_hidden", rnnpool_hidden)
     patch = _positive_int("rnnpool_patch", rnnpool_patch)
@@ -236,15 +266,24 @@ def mobilenetv2_rnnpool(input_shape=(224, 224, 3), num_classes: int = 10, alpha:
     return keras.Model(inputs, outputs, name=name)
 
 
-def mobilenetv2_baseline(input_shape=(224, 224, 3), num_classes: int = 10, alpha: float = 1.0, *,
-                         stem_channels: Optional[int] = None, last_channels: Optional[int] = None,
-                         last_rnnpool: bool = False, dropout: float = 0.2, name: str = "mobilenetv2"):
+def mobilenetv2_baseline(
+    input_shape=(224, 224, 3),
+    num_classes: int = 10,
+    alpha: float = 1.0,
+    *,
+    stem_channels: Optional[int] = None,
+    last_channels: Optional[int] = None,
+    last_rnnpool: bool = False,
+    dropout: float = 0.2,
+    name: str = "mobilenetv2",
+):
     """The base MobileNetV2 (Sandler et al.): conv 3x3 s2 32 -> the seven bottleneck stages ->
     conv 1x1 1280 -> average pool -> classifier. Its stem (conv + the first three stages, down to
     28x28) is what MobileNetV2-RNNPool replaces by conv + RNNPool. last_rnnpool as in
     mobilenetv2_rnnpool (Table 2's "Last layer RNNPool")."""
     shape, num_classes, alpha, dropout, stem, last = _classification_args(
-        input_shape, num_classes, alpha, dropout, stem_channels, last_channels)
+        input_shape, num_classes, alpha, dropout, stem_channels, last_channels
+    )
     last_rnnpool = _check_last_rnnpool(last_rnnpool, last)
     inputs = keras.Input(shape, name="image")
     x = conv_bn_relu6(inputs, stem, 3, 2, "stem")
@@ -258,21 +297,42 @@ def mobilenetv2_baseline(input_shape=(224, 224, 3), num_classes: int = 10, alpha
 VWW_SETTINGS = {"alpha": 0.35, "stem_channels": 8, "last_channels": 320}
 
 
-def mobilenetv2_rnnpool_vww(input_shape=(224, 224, 3), num_classes: int = 2, *, last_rnnpool: bool = False,
-                            dropout: float = 0.2, name: str = "mobilenetv2_rnnpool_vww"):
+def mobilenetv2_rnnpool_vww(
+    input_shape=(224, 224, 3),
+    num_classes: int = 2,
+    *,
+    last_rnnpool: bool = False,
+    dropout: float = 0.2,
+    name: str = "mobilenetv2_rnnpool_vww",
+):
     """MobileNetV2-RNNPool (0.35x) for Visual Wake Words."""
-    return mobilenetv2_rnnpool(input_shape, num_classes, rnnpool_hidden=8, last_rnnpool=last_rnnpool,
-                               dropout=dropout, name=name, **VWW_SETTINGS)
+    return mobilenetv2_rnnpool(
+        input_shape,
+        num_classes,
+        rnnpool_hidden=8,
+        last_rnnpool=last_rnnpool,
+        dropout=dropout,
+        name=name,
+        **VWW_SETTINGS,
+    )
 
 
-def mobilenetv2_baseline_vww(input_shape=(224, 224, 3), num_classes: int = 2, *, last_rnnpool: bool = False,
-                             dropout: float = 0.2, name: str = "mobilenetv2_vww"):
+def mobilenetv2_baseline_vww(
+    input_shape=(224, 224, 3),
+    num_classes: int = 2,
+    *,
+    last_rnnpool: bool = False,
+    dropout: float = 0.2,
+    name: str = "mobilenetv2_vww",
+):
     """The VWW baseline: MobileNetV2-0.35x with an 8-channel first conv and a 320-channel last conv."""
-    return mobilenetv2_baseline(input_shape, num_classes, last_rnnpool=last_rnnpool, dropout=dropout,
-                                name=name, **VWW_SETTINGS)
+    return mobilenetv2_baseline(
+        input_shape, num_classes, last_rnnpool=last_rnnpool, dropout=dropout, name=name, **VWW_SETTINGS
+    )
 
 
 # -- face detection -----------------------------------------------------------------------------
+
 
 @keras.utils.register_keras_serializable(package="rnnpool_tflm")
 class L2Norm(keras.layers.Layer):
@@ -287,8 +347,9 @@ class L2Norm(keras.layers.Layer):
         self.epsilon = _positive_float("epsilon", epsilon)
 
     def build(self, input_shape):
-        self.scale = self.add_weight(name="scale", shape=(int(input_shape[-1]),),
-                                     initializer=keras.initializers.Constant(self.scale_init))
+        self.scale = self.add_weight(
+            name="scale", shape=(int(input_shape[-1]),), initializer=keras.initializers.Constant(self.scale_init)
+        )
         super().build(input_shape)
 
     def call(self, inputs):
@@ -336,8 +397,14 @@ def _source(x, use_l2norm: bool, scale: float, index: int):
     return L2Norm(scale, name=f"l2norm{index}")(x) if use_l2norm else x
 
 
-def rnnpool_face_m4(input_shape=(240, 320, 1), num_classes: int = 2, *, rnnpool_hidden: int = 16,
-                    l2norm: bool = False, name: str = "rnnpool_face_m4"):
+def rnnpool_face_m4(
+    input_shape=(240, 320, 1),
+    num_classes: int = 2,
+    *,
+    rnnpool_hidden: int = 16,
+    l2norm: bool = False,
+    name: str = "rnnpool_face_m4",
+):
     """RNNPool-Face-M4 (Table 15 / EdgeML RPool_Face_M4) for 320x240 monochrome images:
     ConvBNReLU 3x3 s2 to 4 channels -> RNNPool (patch 8, stride 4, h1 = h2 = 16) over valid
     patches (29x39 for 120x160) -> replicate pad to 30x40x64 -> inverted residuals (t=2):
@@ -369,8 +436,9 @@ def rnnpool_face_m4(input_shape=(240, 320, 1), num_classes: int = 2, *, rnnpool_
     return keras.Model(inputs, outputs, name=name)
 
 
-def face_m4_strided_conv_baseline(input_shape=(240, 320, 1), num_classes: int = 2, *,
-                                  name: str = "face_m4_strided_conv"):
+def face_m4_strided_conv_baseline(
+    input_shape=(240, 320, 1), num_classes: int = 2, *, name: str = "face_m4_strided_conv"
+):
     """A baseline for Face-M4's memory plot (our construction, not a paper model): the same
     detector with the RNNPool block replaced by two ConvBNReLU 3x3 stride-2 layers (4 -> 16 -> 64
     channels), like Table 2's "Strided Convolution" downsampling."""
@@ -380,13 +448,24 @@ def face_m4_strided_conv_baseline(input_shape=(240, 320, 1), num_classes: int = 
     x = conv_bn_relu6(x, 16, 3, 2, "down1")
     x = conv_bn_relu6(x, 64, 3, 2, "down2")
     outputs: List = []
-    _stages(x, FACE_M4_STAGES, 1.0, first_index=1,
-            after_block=lambda index, y: detection_head(y, index - 1, num_classes, index == 1, outputs))
+    _stages(
+        x,
+        FACE_M4_STAGES,
+        1.0,
+        first_index=1,
+        after_block=lambda index, y: detection_head(y, index - 1, num_classes, index == 1, outputs),
+    )
     return keras.Model(inputs, outputs, name=name)
 
 
-def rnnpool_face_quant(input_shape=(480, 640, 3), num_classes: int = 2, *, rnnpool_hidden: int = 8,
-                       l2norm: bool = False, name: str = "rnnpool_face_quant"):
+def rnnpool_face_quant(
+    input_shape=(480, 640, 3),
+    num_classes: int = 2,
+    *,
+    rnnpool_hidden: int = 8,
+    l2norm: bool = False,
+    name: str = "rnnpool_face_quant",
+):
     """RNNPool-Face-Quant (Table 14 / EdgeML RPool_Face_Quant) for 640x480 RGB images:
     ConvBNReLU 3x3 s2 (4) -> ConvBNReLU 3x3 (4) -> RNNPool (patch 8, stride 4, 4*h2 = 32 channels)
     over valid patches, replicate pad (59x79 -> 60x80) -> inverted residuals (t=2): c16 x4,
@@ -408,8 +487,14 @@ def rnnpool_face_quant(input_shape=(480, 640, 3), num_classes: int = 2, *, rnnpo
     x = conv_bn_relu6(x, 4, 3, 1, "stem2")
     outputs: List = []
     scales = (10.0, 8.0, 5.0)
-    detection_head(_source(x, l2norm, scales[0], 0), 0, num_classes, maxout=True, outputs=outputs,
-                   pre=lambda y, prefix: conv_bn_relu6(y, 8, 3, 2, prefix))
+    detection_head(
+        _source(x, l2norm, scales[0], 0),
+        0,
+        num_classes,
+        maxout=True,
+        outputs=outputs,
+        pre=lambda y, prefix: conv_bn_relu6(y, 8, 3, 2, prefix),
+    )
     x = rnnpool_block(x, 8, 4, hidden)
     first = 1
     for s, stage in enumerate(FACE_QUANT_STAGES, start=1):
@@ -448,7 +533,23 @@ def build_zoo_model(name: str, **kwargs):
     return ZOO[key](**kwargs)
 
 
-__all__ = ["mobilenetv2_rnnpool", "mobilenetv2_baseline", "mobilenetv2_rnnpool_vww", "mobilenetv2_baseline_vww",
-           "rnnpool_face_m4", "face_m4_strided_conv_baseline", "rnnpool_face_quant", "L2Norm", "ZOO",
-           "ZOO_BASELINES", "build_zoo_model", "make_divisible", "inverted_residual", "conv_bn_relu6",
-           "replicate_pad_bottom_right", "rnnpool_block", "detection_head", "maxout_background"]
+__all__ = [
+    "mobilenetv2_rnnpool",
+    "mobilenetv2_baseline",
+    "mobilenetv2_rnnpool_vww",
+    "mobilenetv2_baseline_vww",
+    "rnnpool_face_m4",
+    "face_m4_strided_conv_baseline",
+    "rnnpool_face_quant",
+    "L2Norm",
+    "ZOO",
+    "ZOO_BASELINES",
+    "build_zoo_model",
+    "make_divisible",
+    "inverted_residual",
+    "conv_bn_relu6",
+    "replicate_pad_bottom_right",
+    "rnnpool_block",
+    "detection_head",
+    "maxout_background",
+]

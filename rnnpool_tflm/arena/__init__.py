@@ -8,5 +8,15 @@ tflite-micro Python interpreter); arena_report() adds the per-operator plan.
 from .estimate import ArenaEstimate, ArenaReport, LiveBuffer, OpArena, OpReport, arena_report, estimate_arena
 from .targets import TARGETS, Target, get_target
 
-__all__ = ["ArenaEstimate", "ArenaReport", "LiveBuffer", "OpArena", "OpReport", "TARGETS", "Target",
-           "arena_report", "estimate_arena", "get_target"]
+__all__ = [
+    "ArenaEstimate",
+    "ArenaReport",
+    "LiveBuffer",
+    "OpArena",
+    "OpReport",
+    "TARGETS",
+    "Target",
+    "arena_report",
+    "estimate_arena",
+    "get_target",
+]

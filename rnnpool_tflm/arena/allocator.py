@@ -26,7 +26,7 @@ from .planner import ARENA_ALIGNMENT, align_up
 from .targets import Target
 
 PLANNER_BYTES_PER_BUFFER = 40  # GreedyMemoryPlanner::per_buffer_size(): 16 + 4 + 4 + 12 + 4, any target
-MAX_SCRATCH_PER_OP = 12        # kMaxScratchBuffersPerOp
+MAX_SCRATCH_PER_OP = 12  # kMaxScratchBuffersPerOp
 
 
 class ArenaTooSmall(Exception):
@@ -48,9 +48,9 @@ class OpTail:
 
 @dataclasses.dataclass
 class Replay:
-    head: int                      # final head: the plan
-    tail: int                      # final tail usage
-    tail_parts: Dict[str, int]     # tail bytes by what they hold
+    head: int  # final head: the plan
+    tail: int  # final tail usage
+    tail_parts: Dict[str, int]  # tail bytes by what they hold
     op_tail: List[OpTail]
 
 
@@ -92,8 +92,9 @@ class _Arena:
         return self.end - self.tail
 
 
-def replay(graph: Graph, target: Target, kernels: List[KernelMemory], plan_bytes: int, n_buffers: int,
-           arena_size: int) -> Replay:
+def replay(
+    graph: Graph, target: Target, kernels: List[KernelMemory], plan_bytes: int, n_buffers: int, arena_size: int
+) -> Replay:
     """Runs the allocation sequence in an arena of `arena_size` bytes.
     Raises ArenaTooSmall where TFLM's AllocateTensors would fail."""
     t = target
@@ -175,7 +176,7 @@ def replay(graph: Graph, target: Target, kernels: List[KernelMemory], plan_bytes
     a.temp_alloc(t.size("AllocationInfo") * (n_tensors + requests), t.align("AllocationInfo"))
     offline = graph.offline_offsets
     first_index = 0
-    for subgraph in graph.subgraphs:   # AllocateVariables: offline-planned variables live in the plan
+    for subgraph in graph.subgraphs:  # AllocateVariables: offline-planned variables live in the plan
         for tensor in subgraph.tensors:
             if tensor.is_variable and (offline is None or offline[first_index + tensor.index] == -1):
                 persist("variables", tensor.nbytes, ARENA_ALIGNMENT)
@@ -199,8 +200,9 @@ def replay(graph: Graph, target: Target, kernels: List[KernelMemory], plan_bytes
     return Replay(a.head, a.tail_used, parts, op_tail)
 
 
-def fits(graph: Graph, target: Target, kernels: List[KernelMemory], plan_bytes: int, n_buffers: int,
-         arena_size: int) -> bool:
+def fits(
+    graph: Graph, target: Target, kernels: List[KernelMemory], plan_bytes: int, n_buffers: int, arena_size: int
+) -> bool:
     try:
         replay(graph, target, kernels, plan_bytes, n_buffers, arena_size)
         return True
@@ -208,10 +210,12 @@ def fits(graph: Graph, target: Target, kernels: List[KernelMemory], plan_bytes: 
         return False
 
 
-def smallest_arena(graph: Graph, target: Target, kernels: List[KernelMemory], plan_bytes: int, n_buffers: int,
-                   start: int) -> Optional[int]:
+def smallest_arena(
+    graph: Graph, target: Target, kernels: List[KernelMemory], plan_bytes: int, n_buffers: int, start: int
+) -> Optional[int]:
     """The smallest arena size that allocates, found as one would by trial: grow from
     `start` until it fits, then bisect."""
+
     def ok(size):
         return fits(graph, target, kernels, plan_bytes, n_buffers, size)
 

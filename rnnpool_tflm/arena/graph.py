@@ -25,9 +25,9 @@ class Tensor:
     shape: Tuple[int, ...]
     dtype: int
     nbytes: int
-    has_data: bool           # constant: its bytes live in the flatbuffer (flash)
+    has_data: bool  # constant: its bytes live in the flatbuffer (flash)
     is_variable: bool
-    quant_channels: int      # scales TFLM copies (0: no affine quantization)
+    quant_channels: int  # scales TFLM copies (0: no affine quantization)
 
     @property
     def type_name(self) -> str:
@@ -42,7 +42,7 @@ class Tensor:
 @dataclasses.dataclass(frozen=True)
 class Operator:
     index: int
-    name: str                # builtin name, or the custom code for CUSTOM ops
+    name: str  # builtin name, or the custom code for CUSTOM ops
     builtin_code: int
     inputs: Tuple[int, ...]  # -1: optional input left out
     outputs: Tuple[int, ...]
@@ -68,7 +68,7 @@ class Graph:
     subgraphs: Tuple[Subgraph, ...]
     metadata_names: Tuple[str, ...]
     model_bytes: int
-    offline_offsets: Optional[Tuple[int, ...]] = None   # OfflineMemoryAllocation, per tensor (-1: online)
+    offline_offsets: Optional[Tuple[int, ...]] = None  # OfflineMemoryAllocation, per tensor (-1: online)
 
     @property
     def main(self) -> Subgraph:
@@ -85,8 +85,14 @@ def _enum_names(cls) -> Dict[int, str]:
 # Builtin options the kernel models need, read as plain dicts (keys as the schema's getters).
 _OPTION_FIELDS = {
     "Conv2DOptions": ("Padding", "StrideW", "StrideH", "DilationWFactor", "DilationHFactor"),
-    "DepthwiseConv2DOptions": ("Padding", "StrideW", "StrideH", "DepthMultiplier", "DilationWFactor",
-                               "DilationHFactor"),
+    "DepthwiseConv2DOptions": (
+        "Padding",
+        "StrideW",
+        "StrideH",
+        "DepthMultiplier",
+        "DilationWFactor",
+        "DilationHFactor",
+    ),
     "Pool2DOptions": ("Padding", "StrideW", "StrideH", "FilterWidth", "FilterHeight"),
     "FullyConnectedOptions": ("KeepNumDims",),
     "ConcatenationOptions": ("Axis",),
@@ -124,20 +130,38 @@ def read_graph(model: bytes) -> Graph:
             scales, zps, _ = tfm.quantization(tensor)
             channels = int(scales.size) if scales.size and zps.size else 0
             name = tfm._text(tensor.name)
-            tensors.append(Tensor(t, name or f"t{t}", shape, int(tensor.type), math.prod(shape) * info.size,
-                                  _has_bytes(parsed, tensor),
-                                  bool(tensor.isVariable), channels))
+            tensors.append(
+                Tensor(
+                    t,
+                    name or f"t{t}",
+                    shape,
+                    int(tensor.type),
+                    math.prod(shape) * info.size,
+                    _has_bytes(parsed, tensor),
+                    bool(tensor.isVariable),
+                    channels,
+                )
+            )
         operators = []
         for o, op in enumerate(sg.operators or []):
             code = parsed.operatorCodes[op.opcodeIndex]
             raw = op.customOptions
             custom_options = bytes(bytearray(raw)) if raw is not None and len(raw) else None
-            operators.append(Operator(o, tfm.opcode_name(parsed, op.opcodeIndex), tfm.builtin_code(code),
-                                      _ints(op.inputs), _ints(op.outputs), _ints(op.intermediates),
-                                      _read_options(op), custom_options))
+            operators.append(
+                Operator(
+                    o,
+                    tfm.opcode_name(parsed, op.opcodeIndex),
+                    tfm.builtin_code(code),
+                    _ints(op.inputs),
+                    _ints(op.outputs),
+                    _ints(op.intermediates),
+                    _read_options(op),
+                    custom_options,
+                )
+            )
         subgraphs.append(Subgraph(tuple(tensors), tuple(operators), _ints(sg.inputs), _ints(sg.outputs)))
     metadata = tuple(tfm._text(m.name) for m in parsed.metadata or [])
-    offline = offline_plan.read_plan(parsed)   # TFLM rejects a plan that does not cover every tensor
+    offline = offline_plan.read_plan(parsed)  # TFLM rejects a plan that does not cover every tensor
     return Graph(tuple(subgraphs), metadata, len(model), tuple(offline) if offline is not None else None)
 
 

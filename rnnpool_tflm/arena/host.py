@@ -14,8 +14,8 @@ import sys
 from typing import Sequence
 
 from ..core.errors import RNNPoolError
-from ..runtime.native_output import captured_stderr_fd
 from ..runtime.interpreter import default_arena_size, open_interpreter
+from ..runtime.native_output import captured_stderr_fd
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,10 +37,11 @@ def measure_host_arena(model: bytes, arena_size: int = 0, registerers: Sequence[
         else:
             failure = None
     if failure is not None:
-        raise RNNPoolError(f"the tflite-micro interpreter could not allocate the model in {size} bytes: "
-                           f"{failure}; it said: {text[0].strip()[-300:]}")
-    found = {key: int(value) for key, value in
-             re.findall(r"Arena allocation (total|head|tail) (\d+) bytes", text[0])}
+        raise RNNPoolError(
+            f"the tflite-micro interpreter could not allocate the model in {size} bytes: "
+            f"{failure}; it said: {text[0].strip()[-300:]}"
+        )
+    found = {key: int(value) for key, value in re.findall(r"Arena allocation (total|head|tail) (\d+) bytes", text[0])}
     if set(found) != {"total", "head", "tail"}:
         raise RNNPoolError(f"unexpected print_allocations() output: {text[0][:300]!r}")
     return HostArena(found["total"], found["head"], found["tail"])
@@ -53,6 +54,7 @@ def host_allocates(model: bytes, arena_size: int, registerers: Sequence[str] = (
     (a kernel's Init gets no OpData from a full tail and Prepare writes through the null
     pointer), so a crash counts as "does not allocate"."""
     from tflite_micro.python.tflite_micro import runtime  # noqa: F401  (import once, before forking)
+
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()

@@ -33,10 +33,12 @@ def _lag(graph: Graph, op, target) -> Optional[int]:
     """The operator's in-place lag, None when it cannot run in place."""
     if op.name == "RNNPool":
         from .rnnpool_buffers import rnnpool_inplace_lag
+
         return rnnpool_inplace_lag(_Op(graph, op, target))
     if op.name == "CONV_2D":
         return conv_inplace_lag(graph, op)
     from ..core.contract import inverted_residual_contract
+
     if op.is_custom and op.name == inverted_residual_contract().custom_code:
         return inverted_residual_inplace_lag(graph, op)
     return None
@@ -45,8 +47,7 @@ def _lag(graph: Graph, op, target) -> Optional[int]:
 def _row_lag(out_rows: int, out_row_bytes: int, first_future_read) -> Optional[int]:
     """max over output rows r of (end of row r - first input byte still to be read while row r
     is written); rows after which nothing is read again give no constraint."""
-    lags = [(r + 1) * out_row_bytes - first_future_read(r) for r in range(out_rows)
-            if first_future_read(r) is not None]
+    lags = [(r + 1) * out_row_bytes - first_future_read(r) for r in range(out_rows) if first_future_read(r) is not None]
     return max(lags) if lags else None
 
 
@@ -59,6 +60,7 @@ def inverted_residual_inplace_lag(graph: Graph, op) -> Optional[int]:
     read starts at row r (residual) or else at row r*s - pad_top + 3 (the next expansion; none
     past the last row). None for batch > 1 or unreadable options."""
     from flatbuffers import flexbuffers
+
     tensors = graph.main.tensors
     x, y = (tensors[i] if i >= 0 else None for i in (op.inputs[0], op.outputs[0]))
     if x is None or y is None or len(x.shape) != 4 or len(y.shape) != 4 or x.shape[0] != 1:
@@ -100,15 +102,20 @@ def conv_inplace_lag(graph: Graph, op) -> Optional[int]:
     if x is None or w is None or y is None or len(x.shape) != 4 or len(w.shape) != 4 or len(y.shape) != 4:
         return None
     o = op.options
-    if {x.dtype, w.dtype, y.dtype} != {9} or x.shape[0] != 1 or w.shape[3] != x.shape[3] or \
-            o.get("DilationHFactor", 1) != 1 or o.get("DilationWFactor", 1) != 1:
+    if (
+        {x.dtype, w.dtype, y.dtype} != {9}
+        or x.shape[0] != 1
+        or w.shape[3] != x.shape[3]
+        or o.get("DilationHFactor", 1) != 1
+        or o.get("DilationWFactor", 1) != 1
+    ):
         return None
     _, rows, cols, cin = x.shape
     _, out_rows, out_cols, cout = y.shape
     kh, stride = w.shape[1], int(o.get("StrideH", 1))
     if kh < 2 or rows < 2 or stride < 1:
         return None
-    pad_top = max((out_rows - 1) * stride + kh - rows, 0) // 2 if o.get("Padding") == 0 else 0   # SAME: 0
+    pad_top = max((out_rows - 1) * stride + kh - rows, 0) // 2 if o.get("Padding") == 0 else 0  # SAME: 0
     return _row_lag(out_rows, out_cols * cout, lambda r: max(0, r * stride - pad_top) * cols * cin)
 
 

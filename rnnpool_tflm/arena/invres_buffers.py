@@ -23,14 +23,21 @@ def _op_data_members(p: int):
     """struct OpData of inverted_residual_tflm.cc, member by member as (size, align), for
     `p`-byte pointers; invres::Options (inverted_residual_options.h) is one member."""
     from ..core.contract import inverted_residual_contract
+
     options = int(inverted_residual_contract().constants["INVRES_NUM_OPTIONS"])
-    parsed = _layout([(4 * options, 4),   # int32_t values[INVRES_NUM_OPTIONS]
-                      (1, 1),             # bool ok
-                      (96, 1)])           # char error[96]
-    return [parsed,                       # invres::Options options
-            (p, p),                       # const void* prepared
-            (p, p),                       # size_t scratch_bytes
-            (4, 4)]                       # int scratch_index
+    parsed = _layout(
+        [
+            (4 * options, 4),  # int32_t values[INVRES_NUM_OPTIONS]
+            (1, 1),  # bool ok
+            (96, 1),
+        ]
+    )  # char error[96]
+    return [
+        parsed,  # invres::Options options
+        (p, p),  # const void* prepared
+        (p, p),  # size_t scratch_bytes
+        (4, 4),
+    ]  # int scratch_index
 
 
 def _layout(members) -> Tuple[int, int]:
@@ -53,11 +60,11 @@ def c_config(o):
     from ..core.contract import inverted_residual_contract
     from ..runtime import invres_native
     from ..tflite.inverted_residual_op import decode_options
+
     c = inverted_residual_contract()
     where = f"InvertedResidual operator {o.op.index}"
     x, dw, project = (o.input(c.input_index(name)) for name in ("input", "depthwise_filter", "project_filter"))
-    if x is None or dw is None or project is None or len(x.shape) != 4 or len(dw.shape) != 4 or \
-            len(project.shape) != 4:
+    if x is None or dw is None or project is None or len(x.shape) != 4 or len(dw.shape) != 4 or len(project.shape) != 4:
         raise RNNPoolError(f"{where}: inputs do not have the op contract's shapes")
     try:
         options = decode_options(o.op.custom_options)
@@ -65,16 +72,26 @@ def c_config(o):
         raise RNNPoolError(f"{where}: {exc}") from None
     n, rows, cols, ci = x.shape
     return invres_native.CConfig(
-        batch=n, in_rows=rows, in_cols=cols, in_channels=ci, expanded_channels=dw.shape[3],
-        out_channels=project.shape[0], stride=options["stride"], expand=options["expand"],
-        residual=options["residual"], expand_activation=options["expand_activation"],
-        depthwise_activation=options["depthwise_activation"], project_activation=options["project_activation"],
-        add_activation=options["add_activation"])
+        batch=n,
+        in_rows=rows,
+        in_cols=cols,
+        in_channels=ci,
+        expanded_channels=dw.shape[3],
+        out_channels=project.shape[0],
+        stride=options["stride"],
+        expand=options["expand"],
+        residual=options["residual"],
+        expand_activation=options["expand_activation"],
+        depthwise_activation=options["depthwise_activation"],
+        project_activation=options["project_activation"],
+        add_activation=options["add_activation"],
+    )
 
 
 def invres_sizes(o) -> Tuple[int, int, int]:
     """(OpData, prepared, scratch) bytes of one InvertedResidual operator on o.target."""
     from ..runtime import invres_native
+
     prepared, scratch = invres_native.buffer_bytes(c_config(o))
     if prepared == 0 or scratch == 0:  # the size functions' answer to a configuration eval rejects
         raise RNNPoolError(f"InvertedResidual operator {o.op.index}: the kernel rejects its configuration")
@@ -84,5 +101,6 @@ def invres_sizes(o) -> Tuple[int, int, int]:
 def invres_memory(o):
     """KernelMemory of one InvertedResidual operator."""
     from .kernels import KernelMemory
+
     op_data, prepared, scratch = invres_sizes(o)
     return KernelMemory([op_data], [prepared], [scratch], o.ins(*range(len(o.op.inputs))) + o.outs(0))

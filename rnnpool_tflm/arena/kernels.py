@@ -83,6 +83,7 @@ def _int4_unpack(o: _Op, filter_t: Tensor) -> List[int]:
 
 # ---- CMSIS-NN buffer sizes (ARM_MATH_DSP, no MVE, GCC) ------------------------------------
 
+
 def cmsis_conv_s8_buffer(in_h, in_c, f_h, f_w, f_c, stride_w, stride_h, pad_w, pad_h, dil_w, dil_h) -> int:
     """arm_convolve_wrapper_s8_get_buffer_size -> ..._dsp (arm_convolve_get_buffer_sizes_s8.c)."""
     if pad_w == 0 and pad_h == 0 and f_w == 1 and f_h == 1 and dil_w == 1 and dil_h == 1 and in_c == f_c:
@@ -103,13 +104,15 @@ def cmsis_depthwise_s8_buffer(in_n, in_c, out_c, f_h, f_w, pad_w, pad_h, dil_w, 
 
 # ---- the operators ----------------------------------------------------------------------------
 
+
 def _conv(o: _Op) -> KernelMemory:
     inp, filt = o.input(0), o.input(1)
     channels = filt.shape[0]
-    calc_temps = o.ins(0, 1, 2) + o.outs(0)       # CalculateOpDataConv
+    calc_temps = o.ins(0, 1, 2) + o.outs(0)  # CalculateOpDataConv
     if not o.cmsis:
-        return KernelMemory([o.op_data("OpDataConv")], [4 * channels] * 2, _int4_unpack(o, filt),
-                            o.outs(0) + o.ins(0, 1) + calc_temps)
+        return KernelMemory(
+            [o.op_data("OpDataConv")], [4 * channels] * 2, _int4_unpack(o, filt), o.outs(0) + o.ins(0, 1) + calc_temps
+        )
     m = KernelMemory([o.op_data("CmsisConvOpData")], temps=o.ins(0, 1) + o.outs(0) + calc_temps)
     if inp.dtype in (INT8, INT16):
         m.persistent = [4 * channels] * 2
@@ -131,10 +134,11 @@ def _conv(o: _Op) -> KernelMemory:
 def _depthwise(o: _Op) -> KernelMemory:
     inp, filt, out = o.input(0), o.input(1), o.output(0)
     channels = filt.shape[3]
-    calc_temps = o.ins(0, 1, 2) + o.outs(0)       # CalculateOpDataDepthwiseConv
+    calc_temps = o.ins(0, 1, 2) + o.outs(0)  # CalculateOpDataDepthwiseConv
     if not o.cmsis:
-        return KernelMemory([o.op_data("OpDataConv")], [4 * channels] * 2, _int4_unpack(o, filt),
-                            o.outs(0) + o.ins(0, 1) + calc_temps)
+        return KernelMemory(
+            [o.op_data("OpDataConv")], [4 * channels] * 2, _int4_unpack(o, filt), o.outs(0) + o.ins(0, 1) + calc_temps
+        )
     m = KernelMemory([o.op_data("CmsisDepthwiseConvOpData")], temps=o.ins(0, 1) + o.outs(0) + calc_temps)
     if inp.dtype in (INT8, INT16):
         m.persistent = [4 * channels] * 2
@@ -172,6 +176,7 @@ def _simple(op_data: str, *, inputs=(0,), outputs=(0,), cmsis_op_data: Optional[
     def model(o: _Op) -> KernelMemory:
         name = cmsis_op_data if o.cmsis and cmsis_op_data else op_data
         return KernelMemory([o.op_data(name)], temps=o.ins(*inputs) + o.outs(*outputs))
+
     return model
 
 
@@ -186,8 +191,7 @@ def _average_pool(o: _Op) -> KernelMemory:
 
 
 def _max_pool(o: _Op) -> KernelMemory:
-    return KernelMemory([o.op_data("CmsisPoolingOpData" if o.cmsis else "OpDataPooling")],
-                        temps=o.ins(0) + o.outs(0))
+    return KernelMemory([o.op_data("CmsisPoolingOpData" if o.cmsis else "OpDataPooling")], temps=o.ins(0) + o.outs(0))
 
 
 def _mean(o: _Op) -> KernelMemory:
@@ -201,8 +205,7 @@ def _mean(o: _Op) -> KernelMemory:
 
 
 def _softmax(o: _Op) -> KernelMemory:
-    m = KernelMemory([o.op_data("CmsisSoftmaxParams" if o.cmsis else "SoftmaxParams")],
-                     temps=o.ins(0) + o.outs(0))
+    m = KernelMemory([o.op_data("CmsisSoftmaxParams" if o.cmsis else "SoftmaxParams")], temps=o.ins(0) + o.outs(0))
     if o.input(0).dtype == INT16:
         m.persistent = [2 * 513, 2 * 513]  # exp and 1/(1+x) tables, LUTSize<int16_t>() entries each
     return m
@@ -219,18 +222,24 @@ def _reshape(o: _Op) -> KernelMemory:
 
 def _rnnpool(o: _Op) -> KernelMemory:
     from .rnnpool_buffers import rnnpool_memory
+
     return rnnpool_memory(o)
 
 
 def _inverted_residual(o: _Op) -> KernelMemory:
     from .invres_buffers import invres_memory
+
     return invres_memory(o)
 
 
 def _unknown(o: _Op) -> KernelMemory:
     # A generous OpData and no scratch: most TFLM kernels need less; marked uncertain.
-    return KernelMemory([128], temps=o.ins(*range(len(o.op.inputs))) + o.outs(*range(len(o.op.outputs))),
-                        certain=False, note=f"{o.op.name} is not modelled: guessed 128 bytes of OpData, no scratch")
+    return KernelMemory(
+        [128],
+        temps=o.ins(*range(len(o.op.inputs))) + o.outs(*range(len(o.op.outputs))),
+        certain=False,
+        note=f"{o.op.name} is not modelled: guessed 128 bytes of OpData, no scratch",
+    )
 
 
 KERNELS: Dict[str, Callable[[_Op], KernelMemory]] = {
@@ -263,8 +272,9 @@ def kernel_memory(graph: Graph, op: Operator, target: Target) -> KernelMemory:
         return KERNELS.get(op.name, _unknown)(_Op(graph, op, target))
     except (AttributeError, IndexError, TypeError, ValueError):
         # A missing tensor or a shape of the wrong rank: TFLM's Prepare would reject it too.
-        raise RNNPoolError(f"operator {op.index} ({op.name}): its tensors do not have the shapes "
-                           f"TFLM's {op.name} kernel expects") from None
+        raise RNNPoolError(
+            f"operator {op.index} ({op.name}): its tensors do not have the shapes TFLM's {op.name} kernel expects"
+        ) from None
 
 
 def builtin_data(op: Operator, target: Target):

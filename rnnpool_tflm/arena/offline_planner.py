@@ -31,7 +31,7 @@ from .planner import ARENA_ALIGNMENT, Buffer, place_greedy, plan_buffers
 from .targets import get_target
 
 ONLINE = -1
-_RANDOM_ORDERS = 48      # extra shuffled placement orders tried after the fixed heuristics
+_RANDOM_ORDERS = 48  # extra shuffled placement orders tried after the fixed heuristics
 
 
 class UnsafePlanError(RNNPoolError):
@@ -40,19 +40,24 @@ class UnsafePlanError(RNNPoolError):
 
 @dataclasses.dataclass(frozen=True)
 class MemoryPlan:
-    offsets: Tuple[int, ...]       # per tensor of all subgraphs (TFLM's metadata order); -1: online
-    head_bytes: int                # TFLM's head (plan size) with these offsets, its scratch placed around them
-    greedy_head_bytes: int         # TFLM's head without an offline plan
-    live_bytes: int                # the most bytes (tensors + scratch) alive at one operator
+    offsets: Tuple[int, ...]  # per tensor of all subgraphs (TFLM's metadata order); -1: online
+    head_bytes: int  # TFLM's head (plan size) with these offsets, its scratch placed around them
+    greedy_head_bytes: int  # TFLM's head without an offline plan
+    live_bytes: int  # the most bytes (tensors + scratch) alive at one operator
     in_place: Tuple[InPlace, ...]  # overlaps the plan uses
-    strategy: str                  # which placement order won
+    strategy: str  # which placement order won
     target: str
-    reordered: bool = False        # convert.op_order changed the operator order for it
+    reordered: bool = False  # convert.op_order changed the operator order for it
 
     def as_dict(self) -> dict:
-        return {"target": self.target, "head_bytes": self.head_bytes, "greedy_head_bytes": self.greedy_head_bytes,
-                "live_bytes": self.live_bytes, "strategy": self.strategy,
-                "in_place": [dataclasses.asdict(p) for p in self.in_place]}
+        return {
+            "target": self.target,
+            "head_bytes": self.head_bytes,
+            "greedy_head_bytes": self.greedy_head_bytes,
+            "live_bytes": self.live_bytes,
+            "strategy": self.strategy,
+            "in_place": [dataclasses.asdict(p) for p in self.in_place],
+        }
 
 
 def _scratch(graph: Graph, target) -> List[Tuple[int, int]]:
@@ -83,7 +88,7 @@ def _place(buffers: List[Buffer], order: Sequence[int], pairs: Dict[Tuple[int, i
         b = buffers[i]
         meeting = [p for p in placed if _times_meet(p, b)]
         candidates = {0} | {p.end for p in meeting}
-        for p in meeting:   # in-place positions: the output at (input - lag) rounded down, or the reverse
+        for p in meeting:  # in-place positions: the output at (input - lag) rounded down, or the reverse
             if b.kind == "tensor" and p.kind == "tensor":
                 if (p.ref, b.ref) in pairs:
                     candidates.add(max(0, (p.offset - pairs[(p.ref, b.ref)].lag) // ARENA_ALIGNMENT * ARENA_ALIGNMENT))
@@ -101,10 +106,12 @@ def _orders(buffers: List[Buffer]) -> List[Tuple[str, List[int]]]:
     n = range(len(buffers))
     size = [b.size for b in buffers]
     span = [b.last - b.first + 1 for b in buffers]
-    orders = [("size", sorted(n, key=lambda i: (-size[i], buffers[i].first))),
-              ("start", sorted(n, key=lambda i: (buffers[i].first, -size[i]))),
-              ("span", sorted(n, key=lambda i: (-span[i], -size[i]))),
-              ("area", sorted(n, key=lambda i: (-size[i] * span[i], buffers[i].first)))]
+    orders = [
+        ("size", sorted(n, key=lambda i: (-size[i], buffers[i].first))),
+        ("start", sorted(n, key=lambda i: (buffers[i].first, -size[i]))),
+        ("span", sorted(n, key=lambda i: (-span[i], -size[i]))),
+        ("area", sorted(n, key=lambda i: (-size[i] * span[i], buffers[i].first))),
+    ]
     rng = random.Random(0)
     for k in range(_RANDOM_ORDERS):
         weights = [size[i] * rng.uniform(0.3, 1.7) for i in n]
@@ -118,8 +125,12 @@ def _fresh(buffers: List[Buffer]) -> List[Buffer]:
 
 def _tflm_head(buffers: List[Buffer], tensor_offsets: Dict[int, int]) -> int:
     """TFLM's head with these tensors fixed and the scratch placed by its greedy planner."""
-    replay = [dataclasses.replace(b, offset=tensor_offsets[b.ref], fixed=True) if b.kind == "tensor"
-              else dataclasses.replace(b, offset=-1, fixed=False) for b in buffers]
+    replay = [
+        dataclasses.replace(b, offset=tensor_offsets[b.ref], fixed=True)
+        if b.kind == "tensor"
+        else dataclasses.replace(b, offset=-1, fixed=False)
+        for b in buffers
+    ]
     return place_greedy(replay)
 
 
@@ -207,15 +218,17 @@ def check_plan(model, offsets: Optional[Sequence[int]] = None, target="cortex-m4
             kind = "a constant" if t.has_data else "a variable" if t.is_variable else "an empty tensor"
             raise UnsafePlanError(f"offline plan: tensor {t.index} ({t.name}) is {kind} but has offset {value}")
         if value < 0 or value % ARENA_ALIGNMENT:
-            raise UnsafePlanError(f"offline plan: tensor {t.index} ({t.name}) has offset {value} "
-                                  f"(expected -1 or a non-negative multiple of {ARENA_ALIGNMENT})")
-    if any(v != ONLINE for v in offsets[len(sg.tensors):]):
+            raise UnsafePlanError(
+                f"offline plan: tensor {t.index} ({t.name}) has offset {value} "
+                f"(expected -1 or a non-negative multiple of {ARENA_ALIGNMENT})"
+            )
+    if any(v != ONLINE for v in offsets[len(sg.tensors) :]):
         raise UnsafePlanError("offline plan: only the first subgraph's tensors may be planned offline")
-    buffers = [b for b in plan_buffers(sg, [], offsets[:len(sg.tensors)]) if b.fixed]
+    buffers = [b for b in plan_buffers(sg, [], offsets[: len(sg.tensors)]) if b.fixed]
     pairs = {(p.input, p.output): p for p in in_place_candidates(graph, target)}
     used = []
     for i, a in enumerate(buffers):
-        for b in buffers[i + 1:]:
+        for b in buffers[i + 1 :]:
             if not _times_meet(a, b) or a.offset >= b.end or b.offset >= a.end:
                 continue
             if not _overlap_ok(a, b, pairs):
@@ -234,11 +247,15 @@ def check_own_plan(model) -> None:
 def _overlap_message(graph: Graph, a: Buffer, b: Buffer, pairs) -> str:
     names = {t.index: t.name for t in graph.main.tensors}
     step = max(a.first, b.first)
-    text = (f"offline plan overlaps live tensors: tensor {a.ref} ({names[a.ref]}, {a.offset:,}..{a.end:,}) and "
-            f"tensor {b.ref} ({names[b.ref]}, {b.offset:,}..{b.end:,}) are both alive at operator {step - 1}")
+    text = (
+        f"offline plan overlaps live tensors: tensor {a.ref} ({names[a.ref]}, {a.offset:,}..{a.end:,}) and "
+        f"tensor {b.ref} ({names[b.ref]}, {b.offset:,}..{b.end:,}) are both alive at operator {step - 1}"
+    )
     for x, y in ((a, b), (b, a)):
         pair = pairs.get((x.ref, y.ref))
         if pair is not None:
-            text += (f"; operator {pair.op} may write its output over its input only when input_start - "
-                     f"output_start >= {pair.lag} (here {x.offset - y.offset})")
+            text += (
+                f"; operator {pair.op} may write its output over its input only when input_start - "
+                f"output_start >= {pair.lag} (here {x.offset - y.offset})"
+            )
     return text

@@ -33,14 +33,14 @@ def align_up(value: int, alignment: int) -> int:
 class Buffer:
     """One buffer the planner places: a tensor or a scratch request."""
 
-    kind: str                 # "tensor" or "scratch"
-    ref: int                  # tensor index, or scratch request number
-    op: Optional[int]         # operator owning a scratch buffer
-    nbytes: int               # requested bytes
-    first: int                # allocation scope it is created at
-    last: int                 # last scope it is used at
+    kind: str  # "tensor" or "scratch"
+    ref: int  # tensor index, or scratch request number
+    op: Optional[int]  # operator owning a scratch buffer
+    nbytes: int  # requested bytes
+    first: int  # allocation scope it is created at
+    last: int  # last scope it is used at
     offset: int = -1
-    fixed: bool = False       # offset given by the model's offline plan
+    fixed: bool = False  # offset given by the model's offline plan
 
     @property
     def size(self) -> int:
@@ -54,8 +54,9 @@ class Buffer:
         return self.first <= scope <= self.last
 
 
-def plan_buffers(subgraph: Subgraph, scratch: Sequence[Tuple[int, int]],
-                 offline: Optional[Sequence[int]] = None) -> List[Buffer]:
+def plan_buffers(
+    subgraph: Subgraph, scratch: Sequence[Tuple[int, int]], offline: Optional[Sequence[int]] = None
+) -> List[Buffer]:
     """The planner's buffers in the order TFLM adds them: planned tensors by index,
     then scratch requests in request order. `scratch`: (operator index, bytes) pairs.
     `offline`: the model's offline offsets per tensor (-1: online): a planned tensor with an
@@ -94,8 +95,18 @@ def plan_buffers(subgraph: Subgraph, scratch: Sequence[Tuple[int, int]],
     for tensor in subgraph.tensors:
         offset = offline[tensor.index] if offline is not None else -1
         if not tensor.has_data and (not tensor.is_variable or offset != -1) and tensor.nbytes != 0:
-            buffers.append(Buffer("tensor", tensor.index, None, tensor.nbytes, first[tensor.index],
-                                  last[tensor.index], offset, offset != -1))
+            buffers.append(
+                Buffer(
+                    "tensor",
+                    tensor.index,
+                    None,
+                    tensor.nbytes,
+                    first[tensor.index],
+                    last[tensor.index],
+                    offset,
+                    offset != -1,
+                )
+            )
     for number, (op_index, nbytes) in enumerate(scratch):
         at = op_scope[op_index]
         buffers.append(Buffer("scratch", number, op_index, nbytes, at, at))
@@ -110,7 +121,7 @@ def place_greedy(buffers: List[Buffer]) -> int:
         return 0
     fixed = [i for i, b in enumerate(buffers) if b.fixed]
     order = fixed + sorted((i for i, b in enumerate(buffers) if not b.fixed), key=lambda i: (-buffers[i].size, -i))
-    placed: List[Buffer] = []      # in address order; equal offsets keep insertion order
+    placed: List[Buffer] = []  # in address order; equal offsets keep insertion order
     offsets: List[int] = []
     for i in order:
         wanted = buffers[i]
@@ -121,7 +132,7 @@ def place_greedy(buffers: List[Buffer]) -> int:
             continue
         candidate = 0
         prior: Optional[Buffer] = None
-        position = 0               # where in `placed` the scan for the next overlapping buffer resumes
+        position = 0  # where in `placed` the scan for the next overlapping buffer resumes
         while True:
             following = None
             while position < len(placed):

@@ -33,10 +33,10 @@ DEFAULT_SAMPLES = 64
 @dataclasses.dataclass
 class CheckReport:
     samples: int
-    mode: str                                 # host runtime used: partitioned / registered
+    mode: str  # host runtime used: partitioned / registered
     rnnpool_bitexact: bool
-    rnnpool_mismatches: List[int]             # per op: elements differing from the golden reference
-    output_sha256: str = ""                   # of the host outputs' bytes (runtime.host.output_sha256)
+    rnnpool_mismatches: List[int]  # per op: elements differing from the golden reference
+    output_sha256: str = ""  # of the host outputs' bytes (runtime.host.output_sha256)
     top1_agreement: Optional[float] = None
     max_abs_err_lsb: Optional[int] = None
     rmse: Optional[float] = None
@@ -51,14 +51,35 @@ class CheckReport:
     board: Optional[str] = None
     fits: Optional[bool] = None
     verdict: Optional[str] = None
-    fit: Optional[dict] = None                # deploy/fit.py's verdict in full (arena with margin, firmware)
+    fit: Optional[dict] = None  # deploy/fit.py's verdict in full (arena with margin, firmware)
     failures: List[str] = dataclasses.field(default_factory=list)
 
     def as_json(self) -> dict:
-        keys = ("top1_agreement", "max_abs_err_lsb", "rmse", "cosine", "rnnpool_bitexact", "arena_bytes",
-                "arena_exact", "model_bytes", "board", "fits")
-        extra = ("samples", "mode", "output_sha256", "rnnpool_mismatches", "tflite_accuracy", "keras_accuracy",
-                 "arena_label", "arena_greedy_bytes", "verdict", "fit", "failures")
+        keys = (
+            "top1_agreement",
+            "max_abs_err_lsb",
+            "rmse",
+            "cosine",
+            "rnnpool_bitexact",
+            "arena_bytes",
+            "arena_exact",
+            "model_bytes",
+            "board",
+            "fits",
+        )
+        extra = (
+            "samples",
+            "mode",
+            "output_sha256",
+            "rnnpool_mismatches",
+            "tflite_accuracy",
+            "keras_accuracy",
+            "arena_label",
+            "arena_greedy_bytes",
+            "verdict",
+            "fit",
+            "failures",
+        )
         return {k: getattr(self, k) for k in keys + extra}
 
     @property
@@ -66,22 +87,27 @@ class CheckReport:
         return not self.failures
 
     def format(self) -> str:
-        lines = [f"host run: {self.samples} samples, RNNPool ops {self.mode} "
-                 f"({'partitioned: C kernel between tflite-micro segments' if self.mode == 'partitioned' else 'registered in tflite-micro'})",
-                 f"RNNPool ops vs golden reference: {'bit-exact' if self.rnnpool_bitexact else 'MISMATCH'} "
-                 f"({', '.join(str(m) for m in self.rnnpool_mismatches)} differing elements per op)"]
+        lines = [
+            f"host run: {self.samples} samples, RNNPool ops {self.mode} "
+            f"({'partitioned: C kernel between tflite-micro segments' if self.mode == 'partitioned' else 'registered in tflite-micro'})",
+            f"RNNPool ops vs golden reference: {'bit-exact' if self.rnnpool_bitexact else 'MISMATCH'} "
+            f"({', '.join(str(m) for m in self.rnnpool_mismatches)} differing elements per op)",
+        ]
         lines.append(f"output bytes ({self.samples} samples) SHA-256: {self.output_sha256}")
         if self.top1_agreement is not None:
-            lines.append(f"parity with Keras: top-1 agreement {self.top1_agreement:.2%}, max abs error "
-                         f"{self.max_abs_err_lsb} LSB, RMSE {self.rmse:.6g}, cosine {self.cosine:.6f}")
+            lines.append(
+                f"parity with Keras: top-1 agreement {self.top1_agreement:.2%}, max abs error "
+                f"{self.max_abs_err_lsb} LSB, RMSE {self.rmse:.6g}, cosine {self.cosine:.6f}"
+            )
         if self.tflite_accuracy is not None:
             keras = f", Keras {self.keras_accuracy:.2%}" if self.keras_accuracy is not None else ""
             lines.append(f"accuracy on the labels: int8 model {self.tflite_accuracy:.2%}{keras}")
         if self.arena_bytes is not None:
             lines.append(f"tensor arena (Cortex-M4, {self.arena_label}): {self.arena_bytes:,} B")
             if self.arena_greedy_bytes is not None:
-                lines.append(f"  offline memory plan; TFLM's greedy plan would need {self.arena_greedy_bytes:,} B "
-                             "(estimate)")
+                lines.append(
+                    f"  offline memory plan; TFLM's greedy plan would need {self.arena_greedy_bytes:,} B (estimate)"
+                )
         lines.append(f"model (flash): {self.model_bytes:,} B")
         if self.verdict:
             lines.append(self.verdict)
@@ -91,10 +117,12 @@ class CheckReport:
 
 # -- inputs ------------------------------------------------------------------------------------------
 
+
 def load_data(path, input_details: Sequence[dict]):
     """(float inputs per model input, labels or None) from an .npz file."""
     from ..convert.keras_converter import select_inputs
     from ..core.files import load_arrays
+
     path = pathlib.Path(path)
     store = load_arrays(path, "data file")
     if not isinstance(store, dict):
@@ -134,8 +162,10 @@ def _io_grid(model: tfm.schema.ModelT, tensor_index: int, kind: str):
             return tfm.per_tensor(sg.tensors[int(op.outputs[0])], "quantized model input")
         if kind == "output" and name == "DEQUANTIZE" and int(op.outputs[0]) == tensor_index:
             return tfm.per_tensor(sg.tensors[int(op.inputs[0])], "quantized model output")
-    raise RNNPoolError(f"graph {kind} {tfm.tensor_label(sg, tensor_index)} is float32 without a "
-                       f"{'QUANTIZE' if kind == 'input' else 'DEQUANTIZE'} next to it")
+    raise RNNPoolError(
+        f"graph {kind} {tfm.tensor_label(sg, tensor_index)} is float32 without a "
+        f"{'QUANTIZE' if kind == 'input' else 'DEQUANTIZE'} next to it"
+    )
 
 
 def _with_grid(details: dict, grid) -> dict:
@@ -146,8 +176,10 @@ def _with_grid(details: dict, grid) -> dict:
 
 # -- parity ------------------------------------------------------------------------------------------
 
+
 def _to_grid(values: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     from ..reference.quant_params import round_half_away
+
     return np.clip(round_half_away(values.astype(np.float64) / np.float32(scale)) + zero_point, -128, 127)
 
 
@@ -167,8 +199,12 @@ def parity(tflite_q: Sequence[np.ndarray], keras_out: Sequence[np.ndarray], grid
     first_q, first_k = tflite_q[0], np.asarray(keras_out[0]).reshape(tflite_q[0].shape)
     n = first_q.shape[0]
     top1 = float(np.mean(first_q.reshape(n, -1).argmax(1) == first_k.reshape(n, -1).argmax(1)))
-    return {"top1_agreement": top1, "max_abs_err_lsb": int(max(errs)), "rmse": float(np.sqrt(np.mean(d ** 2))),
-            "cosine": cosine}
+    return {
+        "top1_agreement": top1,
+        "max_abs_err_lsb": int(max(errs)),
+        "rmse": float(np.sqrt(np.mean(d**2))),
+        "cosine": cosine,
+    }
 
 
 def _keras_outputs(keras_model, inputs: List[np.ndarray]) -> List[np.ndarray]:
@@ -186,18 +222,31 @@ def _accuracy(outputs: np.ndarray, labels: np.ndarray) -> Optional[float]:
 
 # -- the check ------------------------------------------------------------------------------------------
 
-def check_model(model, keras_model=None, data=None, board: Optional[str] = None, samples: int = DEFAULT_SAMPLES,
-                mode: str = "auto", min_top1: float = DEFAULT_MIN_TOP1, max_lsb: int = DEFAULT_MAX_LSB,
-                measure_arena: bool = True, seed: int = 0, detector=None) -> CheckReport:
+
+def check_model(
+    model,
+    keras_model=None,
+    data=None,
+    board: Optional[str] = None,
+    samples: int = DEFAULT_SAMPLES,
+    mode: str = "auto",
+    min_top1: float = DEFAULT_MIN_TOP1,
+    max_lsb: int = DEFAULT_MAX_LSB,
+    measure_arena: bool = True,
+    seed: int = 0,
+    detector=None,
+) -> CheckReport:
     """Checks a .tflite (path or bytes). `keras_model`: a Keras model or a path to one;
     `data`: an .npz path, or (inputs list, labels or None). `detector` (a
     runtime.detection_native.DetectorSetup): the firmware judged for `board` also holds the
     detector's post-processing, as `export` builds it for a detector."""
     from ..reference import rnnpool_int8
+
     model_path = None if isinstance(model, (bytes, bytearray)) else pathlib.Path(model)
     host = host_runtime.HostModel(model, mode)
     from ..arena.offline_planner import check_own_plan
-    check_own_plan(host.data)   # an unsafe offline plan: a clear error, not the firmware's garbage
+
+    check_own_plan(host.data)  # an unsafe offline plan: a clear error, not the firmware's garbage
     m = host.model
     sg = m.subgraphs[0]
     in_grids = [_io_grid(m, int(i), "input") for i in sg.inputs]
@@ -215,9 +264,14 @@ def check_model(model, keras_model=None, data=None, board: Optional[str] = None,
     result = host.run(x_model)
 
     mismatches = [int(np.count_nonzero(rnnpool_int8(t.inputs, t.node.params) != t.outputs)) for t in result.rnnpool]
-    report = CheckReport(samples=int(x_model[0].shape[0]), mode=result.mode,
-                         rnnpool_bitexact=all(c == 0 for c in mismatches), rnnpool_mismatches=mismatches,
-                         output_sha256=host_runtime.output_sha256(result.outputs), model_bytes=len(host.data))
+    report = CheckReport(
+        samples=int(x_model[0].shape[0]),
+        mode=result.mode,
+        rnnpool_bitexact=all(c == 0 for c in mismatches),
+        rnnpool_mismatches=mismatches,
+        output_sha256=host_runtime.output_sha256(result.outputs),
+        model_bytes=len(host.data),
+    )
     if not report.rnnpool_bitexact:
         report.failures.append(f"RNNPool ops differ from the golden reference ({mismatches} elements)")
 
@@ -227,14 +281,19 @@ def check_model(model, keras_model=None, data=None, board: Optional[str] = None,
     if keras_model is not None:
         if not hasattr(keras_model, "predict"):
             from ..quantize.model import load_model
+
             keras_model = load_model(keras_model)
         # The Keras model sees exactly the values the int8 model sees.
-        x_keras = [x if d["dtype"] == np.float32 else ((q.astype(np.float64) - g[1]) * g[0]).astype(np.float32)
-                   for x, q, d, g in zip(x_float, x_model, host.input_details, in_grids)]
+        x_keras = [
+            x if d["dtype"] == np.float32 else ((q.astype(np.float64) - g[1]) * g[0]).astype(np.float32)
+            for x, q, d, g in zip(x_float, x_model, host.input_details, in_grids)
+        ]
         keras_out = _keras_outputs(keras_model, x_keras)
         if len(keras_out) != len(tflite_q) or any(k.size != q.size for k, q in zip(keras_out, tflite_q)):
-            raise RNNPoolError(f"the Keras model's outputs {[list(k.shape) for k in keras_out]} do not match the "
-                               f".tflite's {[list(q.shape) for q in tflite_q]}")
+            raise RNNPoolError(
+                f"the Keras model's outputs {[list(k.shape) for k in keras_out]} do not match the "
+                f".tflite's {[list(q.shape) for q in tflite_q]}"
+            )
         for key, value in parity(tflite_q, keras_out, out_grids).items():
             setattr(report, key, value)
         if labels is not None:
@@ -248,9 +307,11 @@ def check_model(model, keras_model=None, data=None, board: Optional[str] = None,
         raise RNNPoolError("a board verdict needs the arena size (measure_arena=True)")
     if measure_arena:
         from ..deploy import fit as fitting
+
         arena = fitting.arena_figure(host.data, model_path)
         report.arena_bytes, report.arena_exact, report.arena_label = arena.bytes, arena.exact, arena.label
         from ..arena import estimate_arena
+
         report.arena_greedy_bytes = estimate_arena(host.data, "cortex-m4").greedy_total_bytes
         if board is not None:
             fit = fitting.assess(host.data, board, model_path=model_path, arena=arena, detector=detector)

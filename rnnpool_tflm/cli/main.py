@@ -21,8 +21,8 @@ def _load(name: str):
 
 def build_parser(commands: Optional[List[str]] = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="rnnpool-tflm",
-        description="RNNPool from Keras to an int8 TensorFlow Lite Micro model on Cortex-M4.")
+        prog="rnnpool-tflm", description="RNNPool from Keras to an int8 TensorFlow Lite Micro model on Cortex-M4."
+    )
     parser.add_argument("--version", action="version", version=f"rnnpool-tflm {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -30,8 +30,12 @@ def build_parser(commands: Optional[List[str]] = None) -> argparse.ArgumentParse
         module = _load(name)
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
-        p.add_argument("-q", "--quiet", action="store_true",
-                       help="no progress bars (bars show only on a terminal, and never with --json)")
+        p.add_argument(
+            "-q",
+            "--quiet",
+            action="store_true",
+            help="no progress bars (bars show only on a terminal, and never with --json)",
+        )
         p.set_defaults(_module=module)
     return parser
 
@@ -42,7 +46,9 @@ def _import_tensorflow_quietly() -> None:
     if "tensorflow" in sys.modules:
         return
     import rnnpool_tflm  # noqa: F401  (Keras 2 before TensorFlow)
+
     from ..runtime.native_output import captured_stderr_fd
+
     with captured_stderr_fd():
         import tensorflow  # noqa: F401
 
@@ -59,6 +65,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_help()
         return 0
     from ..core import progress
+
     try:
         _import_tensorflow_quietly()
         # stdout carries the results; progress goes to stderr, and not at all with --quiet or --json.
@@ -71,6 +78,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.debug:
             raise
         from ..core.errors import RNNPoolError
+
         kind = "" if isinstance(exc, (RNNPoolError, ValueError, OSError)) else f"{type(exc).__name__}: "
         print(f"rnnpool-tflm {args.command}: error: {kind}{exc}", file=sys.stderr)
         return 2

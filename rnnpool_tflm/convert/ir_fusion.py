@@ -35,10 +35,10 @@ _CONV, _DEPTHWISE, _ADD = "CONV_2D", "DEPTHWISE_CONV_2D", "ADD"
 class FusedBlock:
     """One InvertedResidual op the pass made."""
 
-    ops: Tuple[str, ...]          # the builtin ops it replaced, in order
-    output: str                   # its output tensor's name
+    ops: Tuple[str, ...]  # the builtin ops it replaced, in order
+    output: str  # its output tensor's name
     output_shape: Tuple[int, ...]
-    left_out: str = ""            # why part of the chain stayed outside (the ADD or the expansion), if any
+    left_out: str = ""  # why part of the chain stayed outside (the ADD or the expansion), if any
 
     def describe(self) -> str:
         text = f"{' -> '.join(self.ops)} => InvertedResidual {self.output} {list(self.output_shape)}"
@@ -68,8 +68,10 @@ class FusionReport:
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
-        return {"fused": [dataclasses.asdict(b) for b in self.fused],
-                "skipped": [dataclasses.asdict(s) for s in self.skipped]}
+        return {
+            "fused": [dataclasses.asdict(b) for b in self.fused],
+            "skipped": [dataclasses.asdict(s) for s in self.skipped],
+        }
 
 
 def fuse_inverted_residuals(tflite: bytes) -> Tuple[bytes, FusionReport]:
@@ -124,8 +126,11 @@ def _fuse_first_form(m, s_idx: int, dw_index: int):
             continue
         t_sg = trial.subgraphs[s_idx]
         out = int(t_sg.operators[at].outputs[0])
-        left = [what for what, full, used in (("ADD", add, a), ("expansion", expand, e)) if full is not None and
-                used is None]
+        left = [
+            what
+            for what, full, used in (("ADD", add, a), ("expansion", expand, e))
+            if full is not None and used is None
+        ]
         note = f"{' and '.join(left)} left out: {first_error}" if left else ""
         return trial, FusedBlock(names, _label(t_sg, out), tfm.tensor_shape(t_sg.tensors[out]), note), ""
     return None, None, first_error
@@ -147,18 +152,27 @@ def _chain(m, sg, dw_index: int) -> Tuple[Optional[int], Optional[int], Optional
             readers.setdefault(t, []).append(i)
     dw = ops[dw_index]
     expand = producers.get(int(dw.inputs[0]))
-    if expand is None or _name(m, ops[expand]) != _CONV or \
-            tfm.tensor_shape(sg.tensors[int(ops[expand].inputs[1])])[1:3] != (1, 1):
+    if (
+        expand is None
+        or _name(m, ops[expand]) != _CONV
+        or tfm.tensor_shape(sg.tensors[int(ops[expand].inputs[1])])[1:3] != (1, 1)
+    ):
         expand = None
     dw_readers = readers.get(int(dw.outputs[0]), [])
-    if int(dw.outputs[0]) in {int(t) for t in sg.outputs} or len(dw_readers) != 1 or \
-            _name(m, ops[dw_readers[0]]) != _CONV:
+    if (
+        int(dw.outputs[0]) in {int(t) for t in sg.outputs}
+        or len(dw_readers) != 1
+        or _name(m, ops[dw_readers[0]]) != _CONV
+    ):
         return expand, None, None
     project = dw_readers[0]
     projected = int(ops[project].outputs[0])
     x = int(ops[expand].inputs[0]) if expand is not None else int(dw.inputs[0])
-    adds = [i for i in readers.get(projected, []) if _name(m, ops[i]) == _ADD and
-            sorted(int(t) for t in ops[i].inputs) == sorted((x, projected))]
+    adds = [
+        i
+        for i in readers.get(projected, [])
+        if _name(m, ops[i]) == _ADD and sorted(int(t) for t in ops[i].inputs) == sorted((x, projected))
+    ]
     return expand, project, adds[0] if len(adds) == 1 else None
 
 

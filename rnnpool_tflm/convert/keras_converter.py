@@ -35,8 +35,8 @@ from typing import Dict, Iterator, List, Optional, Sequence
 import numpy as np
 
 from ..core import progress
-from ..core.errors import RNNPoolError
 from ..core.contract import contract
+from ..core.errors import RNNPoolError
 from ..runtime.native_output import captured_stderr_fd
 from ..tflite import model as tfm
 from .ir_fusion import FusionReport, fuse_inverted_residuals
@@ -47,10 +47,10 @@ class RNNPoolSite:
     """One RNNPool layer of the Keras model and where it sits in the split."""
 
     index: int
-    layer: object              # the RNNPool layer
-    wrapper: object            # its QuantizeWrapper (QAT) or None
-    input_key: str             # builtin-model output that is the RNNPool's input
-    output_key: str            # builtin-model input that is the RNNPool's output
+    layer: object  # the RNNPool layer
+    wrapper: object  # its QuantizeWrapper (QAT) or None
+    input_key: str  # builtin-model output that is the RNNPool's input
+    output_key: str  # builtin-model input that is the RNNPool's output
     output_shape: tuple
 
 
@@ -59,8 +59,8 @@ class ConversionResult:
     tflite: bytes
     summary: tfm.ModelSummary
     nodes: List[tfm.RNNPoolNode]
-    memory_plan: Optional[object] = None   # arena.offline_planner.MemoryPlan, None: TFLM plans online
-    fusion: Optional[FusionReport] = None   # what the inverted-residual pass did (None: fuse=False)
+    memory_plan: Optional[object] = None  # arena.offline_planner.MemoryPlan, None: TFLM plans online
+    fusion: Optional[FusionReport] = None  # what the inverted-residual pass did (None: fuse=False)
 
 
 class _Reuse:
@@ -75,12 +75,14 @@ class _Reuse:
 
 def _keras():
     from ..core.keras import keras
+
     return keras
 
 
 def _fake_quant_layer(min_var, max_var):
     """A layer applying the RNNPool wrapper's output fake-quant (same variables)."""
     import tensorflow as tf
+
     keras = _keras()
 
     class RNNPoolOutputRange(keras.layers.Layer):
@@ -92,6 +94,7 @@ def _fake_quant_layer(min_var, max_var):
 
 def _unwrap(layer):
     from ..quantize.model import QuantizeWrapper
+
     return (layer.layer, layer) if isinstance(layer, QuantizeWrapper) else (layer, None)
 
 
@@ -102,11 +105,14 @@ def input_names(model) -> List[str]:
 def split_builtin_part(model):
     """(builtin Keras model, [RNNPoolSite]) as described in the module docstring."""
     import tensorflow as tf
+
     from ..layer.rnnpool import RNNPool
+
     keras = _keras()
     if not getattr(model, "_is_graph_network", False):
-        raise RNNPoolError("only functional and Sequential Keras models can be converted (a subclassed model "
-                           "has no layer graph)")
+        raise RNNPoolError(
+            "only functional and Sequential Keras models can be converted (a subclassed model has no layer graph)"
+        )
     qat = _is_qat(model)
     tensors: Dict[str, _Reuse] = {}
     inputs = []
@@ -125,14 +131,19 @@ def split_builtin_part(model):
                 raise RNNPoolError(f"nested model {inner.name!r}: flatten it before converting")
             if isinstance(inner, RNNPool):
                 if len(inner._inbound_nodes) > 1:
-                    raise RNNPoolError(f"RNNPool layer {inner.name!r} is used {len(inner._inbound_nodes)} times; "
-                                       "each RNNPool layer must be called once")
+                    raise RNNPoolError(
+                        f"RNNPool layer {inner.name!r} is used {len(inner._inbound_nodes)} times; "
+                        "each RNNPool layer must be called once"
+                    )
                 if qat and wrapper is None:
-                    raise RNNPoolError(f"RNNPool layer {inner.name!r} is not quantized in this QAT model; "
-                                       "annotate it too (quantize_annotate_layer)")
+                    raise RNNPoolError(
+                        f"RNNPool layer {inner.name!r} is not quantized in this QAT model; "
+                        "annotate it too (quantize_annotate_layer)"
+                    )
                 k = len(sites)
-                site = RNNPoolSite(k, inner, wrapper, f"rnnpool_{k}_input", f"rnnpool_{k}_output",
-                                   tuple(node.outputs.shape))
+                site = RNNPoolSite(
+                    k, inner, wrapper, f"rnnpool_{k}_input", f"rnnpool_{k}_output", tuple(node.outputs.shape)
+                )
                 sites.append(site)
                 outputs[site.input_key] = tensors[node.flat_input_ids[0]].pop()
                 placeholder = keras.Input(site.output_shape[1:], name=site.output_key)
@@ -158,19 +169,23 @@ def split_builtin_part(model):
 
 def _output_range(wrapper):
     from ..quantize.model import output_range
+
     fake_quant = output_range(wrapper)
     if fake_quant is None:
-        raise RNNPoolError(f"RNNPool layer {wrapper.layer.name!r} has no output quantizer; quantize it with "
-                           "RNNPoolQuantizeConfig")
+        raise RNNPoolError(
+            f"RNNPool layer {wrapper.layer.name!r} has no output quantizer; quantize it with RNNPoolQuantizeConfig"
+        )
     return fake_quant
 
 
 def _is_qat(model) -> bool:
     from ..quantize.model import is_quantized_model
+
     return is_quantized_model(model)
 
 
 # -- representative data ----------------------------------------------------------------------
+
 
 def as_input_list(model, data) -> List[np.ndarray]:
     """Representative/check data -> one float32 array per model input, [N, ...] each.
@@ -198,10 +213,14 @@ def select_inputs(store, names: Sequence[str], shapes: Sequence[tuple], source: 
     elif len(names) == 1 and len([k for k in keys if k != "y"]) == 1:
         chosen = [k for k in keys if k != "y"]
     else:
-        raise RNNPoolError(f"{source} has arrays {keys}; expected one per model input named "
-                           f"{', '.join(names)}" + (" (or 'x')" if len(names) == 1 else ""))
-    return [_check_shape(np.asarray(store[key]), f"{source} array {key!r}", shape, source)
-            for key, shape in zip(chosen, shapes)]
+        raise RNNPoolError(
+            f"{source} has arrays {keys}; expected one per model input named "
+            f"{', '.join(names)}" + (" (or 'x')" if len(names) == 1 else "")
+        )
+    return [
+        _check_shape(np.asarray(store[key]), f"{source} array {key!r}", shape, source)
+        for key, shape in zip(chosen, shapes)
+    ]
 
 
 def _check_shape(a: np.ndarray, what: str, shape: tuple, source: str) -> np.ndarray:
@@ -209,8 +228,10 @@ def _check_shape(a: np.ndarray, what: str, shape: tuple, source: str) -> np.ndar
     if a.ndim == len(want):
         a = a[None]
     if a.ndim != len(want) + 1 or any(w is not None and w != g for w, g in zip(want, a.shape[1:])):
-        raise RNNPoolError(f"data of the wrong shape: {what} has shape {list(a.shape)}, the model input "
-                           f"expects [N, {', '.join(str(d) for d in want)}]")
+        raise RNNPoolError(
+            f"data of the wrong shape: {what} has shape {list(a.shape)}, the model input "
+            f"expects [N, {', '.join(str(d) for d in want)}]"
+        )
     if a.shape[0] == 0:
         raise RNNPoolError(f"{what} holds no samples")
     if not np.issubdtype(a.dtype, np.number):
@@ -236,15 +257,17 @@ class Calibration:
 
         def generate() -> Iterator[Dict[str, np.ndarray]]:
             for i in range(count):
-                sample = {name: a[i:i + 1] for name, a in zip(names, self.inputs)}
-                sample.update({f"rnnpool_{k}_output": o[i:i + 1] for k, o in enumerate(self.rnnpool_outputs)})
+                sample = {name: a[i : i + 1] for name, a in zip(names, self.inputs)}
+                sample.update({f"rnnpool_{k}_output": o[i : i + 1] for k, o in enumerate(self.rnnpool_outputs)})
                 yield {k: sample[k] for k in builtin_input_order(builtin)}
+
         return generate
 
 
 def calibrate(model, data: List[np.ndarray], limit: int = 256) -> Calibration:
     """Runs the float model on (up to `limit` samples of) the data, keeping RNNPool outputs."""
     from ..layer.rnnpool import find_rnnpool_layers
+
     keras = _keras()
     layers = find_rnnpool_layers(model)
     data = [d[:limit] for d in data]
@@ -262,8 +285,10 @@ def builtin_input_order(builtin) -> List[str]:
 
 # -- TFLite conversion of the builtin part -----------------------------------------------------
 
+
 def _convert_builtin(builtin, representative=None) -> bytes:
     import tensorflow as tf
+
     converter = tf.lite.TFLiteConverter.from_keras_model(builtin)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if representative is not None:  # post-training: insist on int8 kernels (QAT: check_int8 checks after)
@@ -285,6 +310,7 @@ def _convert_builtin(builtin, representative=None) -> bytes:
 
 # -- splicing ------------------------------------------------------------------------------------
 
+
 def _io_maps(m: tfm.schema.ModelT, builtin):
     """{builtin input name: tensor}, {output key: tensor}. With a signature (the
     calibrating path writes one) by name, otherwise in the Keras model's order (which
@@ -293,8 +319,10 @@ def _io_maps(m: tfm.schema.ModelT, builtin):
     in_names = builtin_input_order(builtin)
     keys = builtin.rnnpool_output_keys
     if len(sg.inputs) != len(in_names) or len(sg.outputs) != len(keys):
-        raise RNNPoolError(f"the converted builtin part has {len(sg.inputs)} inputs and {len(sg.outputs)} outputs, "
-                           f"expected {len(in_names)} and {len(keys)}")
+        raise RNNPoolError(
+            f"the converted builtin part has {len(sg.inputs)} inputs and {len(sg.outputs)} outputs, "
+            f"expected {len(in_names)} and {len(keys)}"
+        )
     in_idx, out_idx = [int(i) for i in sg.inputs], [int(i) for i in sg.outputs]
     if m.signatureDefs:
         sig = m.signatureDefs[0]
@@ -302,25 +330,37 @@ def _io_maps(m: tfm.schema.ModelT, builtin):
         sig_in, sig_out = by_name(sig.inputs), by_name(sig.outputs)
         names_out = list(builtin.output_names)
         if set(sig_in) != set(in_names) or set(sig_out) != set(names_out):
-            raise RNNPoolError(f"the converted builtin part's signature {sorted(sig_in)} -> {sorted(sig_out)} does "
-                               f"not name the expected tensors {in_names} -> {names_out}")
+            raise RNNPoolError(
+                f"the converted builtin part's signature {sorted(sig_in)} -> {sorted(sig_out)} does "
+                f"not name the expected tensors {in_names} -> {names_out}"
+            )
         in_idx = [sig_in[n] for n in in_names]
         out_idx = [sig_out[n] for n in names_out]
     for kind, idxs, tensors in (("input", in_idx, builtin.inputs), ("output", out_idx, builtin.outputs)):
         for idx, t in zip(idxs, tensors):
             want = tuple(1 if d is None else int(d) for d in t.shape)
             if tfm.tensor_shape(sg.tensors[idx]) != want:
-                raise RNNPoolError(f"converted builtin part: {kind} {tfm.tensor_label(sg, idx)} has shape "
-                                   f"{list(tfm.tensor_shape(sg.tensors[idx]))}, expected {list(want)}")
+                raise RNNPoolError(
+                    f"converted builtin part: {kind} {tfm.tensor_label(sg, idx)} has shape "
+                    f"{list(tfm.tensor_shape(sg.tensors[idx]))}, expected {list(want)}"
+                )
     return dict(zip(in_names, in_idx)), dict(zip(keys, out_idx))
 
 
 def _quantized_params(site: RNNPoolSite, x_tensor, y_tensor):
     from ..reference.quant_params import quantize_rnnpool
+
     s_x, zp_x = tfm.per_tensor(x_tensor, f"input of RNNPool {site.layer.name!r}")
     s_y, zp_y = tfm.per_tensor(y_tensor, f"output of RNNPool {site.layer.name!r}")
-    return quantize_rnnpool(site.layer.get_rnnpool_weights(), site.layer.rnnpool_config,
-                            float(s_x), zp_x, float(s_y), zp_y, per_channel=True)
+    return quantize_rnnpool(
+        site.layer.get_rnnpool_weights(),
+        site.layer.rnnpool_config,
+        float(s_x),
+        zp_x,
+        float(s_y),
+        zp_y,
+        per_channel=True,
+    )
 
 
 def _add_rnnpool_op(m: tfm.schema.ModelT, site: RNNPoolSite, x_idx: int, y_idx: int) -> None:
@@ -335,8 +375,19 @@ def _add_rnnpool_op(m: tfm.schema.ModelT, site: RNNPoolSite, x_idx: int, y_idx: 
     op_inputs = [x_idx]
     for name, tensor_type, data, scales in weights:
         zero = np.zeros(np.size(scales), np.int64)
-        op_inputs.append(tfm.add_tensor(m, sg, f"{site.layer.name}/{name}", tensor_type, data.shape, data,
-                                        scale=scales, zero_point=zero, quantized_dimension=0))
+        op_inputs.append(
+            tfm.add_tensor(
+                m,
+                sg,
+                f"{site.layer.name}/{name}",
+                tensor_type,
+                data.shape,
+                data,
+                scale=scales,
+                zero_point=zero,
+                quantized_dimension=0,
+            )
+        )
     op = tfm.schema.OperatorT()
     op.opcodeIndex = tfm.opcode_index(m, tfm.BuiltinOperator.CUSTOM, c.custom_code, c.version)
     op.inputs, op.outputs = op_inputs, [y_idx]
@@ -379,6 +430,7 @@ def _quantize_untouched_inputs(m: tfm.schema.ModelT, ins: Dict[str, int], ranges
     converter as a float tensor without quantization. Give it the int8 grid the
     converter would have given its calibrated range."""
     from ..quantize.model import tflite_grid
+
     sg = m.subgraphs[0]
     touched = {int(t) for op in sg.operators for t in list(op.inputs) + list(op.outputs) if t >= 0}
     for name, idx in ins.items():
@@ -391,8 +443,14 @@ def _quantize_untouched_inputs(m: tfm.schema.ModelT, ins: Dict[str, int], ranges
         t.type, t.quantization = tfm.TensorType.INT8, q
 
 
-def splice(builtin_bytes: bytes, builtin, model, sites: List[RNNPoolSite], float_io: bool,
-           ranges: Optional[Dict[str, tuple]] = None) -> bytes:
+def splice(
+    builtin_bytes: bytes,
+    builtin,
+    model,
+    sites: List[RNNPoolSite],
+    float_io: bool,
+    ranges: Optional[Dict[str, tuple]] = None,
+) -> bytes:
     m = tfm.read_model(builtin_bytes, "converted builtin part")
     ins, outs = _io_maps(m, builtin)
     sg = m.subgraphs[0]
@@ -416,8 +474,9 @@ def splice(builtin_bytes: bytes, builtin, model, sites: List[RNNPoolSite], float
     m.signatureDefs = [sig]
     for idx in model_inputs + model_outputs:
         if sg.tensors[idx].type != tfm.TensorType.INT8:
-            raise RNNPoolError(f"graph I/O tensor {tfm.tensor_label(sg, idx)} is "
-                               f"{tfm.type_name(sg.tensors[idx].type)}, expected INT8")
+            raise RNNPoolError(
+                f"graph I/O tensor {tfm.tensor_label(sg, idx)} is {tfm.type_name(sg.tensors[idx].type)}, expected INT8"
+            )
     if float_io:
         _add_float_io(m)
     tfm.remove_unused(m)
@@ -449,33 +508,51 @@ def check_int8(m: tfm.schema.ModelT, float_io: bool) -> None:
             continue
         for t_idx in list(op.inputs) + list(op.outputs):
             if t_idx >= 0 and sg.tensors[t_idx].type == tfm.TensorType.FLOAT32:
-                raise RNNPoolError(f"op #{o_idx} {name} has float tensor {tfm.tensor_label(sg, t_idx)}: "
-                                   "part of the model was not quantized to int8")
+                raise RNNPoolError(
+                    f"op #{o_idx} {name} has float tensor {tfm.tensor_label(sg, t_idx)}: "
+                    "part of the model was not quantized to int8"
+                )
 
 
 def representative_hint(model) -> str:
     """What --representative must hold for `model`: one array per input, named, with its shape."""
-    parts = [f"{name!r} [N, {', '.join(str(d) for d in t.shape[1:])}]" for name, t in zip(
-        input_names(model), model.inputs, strict=True)]
+    parts = [
+        f"{name!r} [N, {', '.join(str(d) for d in t.shape[1:])}]"
+        for name, t in zip(input_names(model), model.inputs, strict=True)
+    ]
     if len(parts) == 1:
         return f"an array {parts[0]} (or named 'x') of typical inputs"
     return "arrays " + ", ".join(parts) + " of typical inputs"
 
 
-def convert_model(model, representative_data=None, float_io: bool = False, fuse: bool = True,
-                  rnn1_mode: str = "cached", memory_plan: str = "offline") -> ConversionResult:
+def convert_model(
+    model,
+    representative_data=None,
+    float_io: bool = False,
+    fuse: bool = True,
+    rnn1_mode: str = "cached",
+    memory_plan: str = "offline",
+) -> ConversionResult:
     """The conversion with its validated summary (see `convert` for the arguments)."""
     from ..quantize.model import load_model
+
     if not hasattr(model, "layers"):
         model = load_model(model)
     qat = _is_qat(model)
     if not qat and representative_data is None:
-        raise RNNPoolError("a float model needs representative data for post-training quantization: "
-                           f"--representative FILE.npz with {representative_hint(model)}; or quantize it "
-                           "with QAT first")
-    names = ([] if qat else ["calibrate"]) + ["split", "TFLite converter", "RNNPool ops"] + (["fuse"] if fuse else []) \
+        raise RNNPoolError(
+            "a float model needs representative data for post-training quantization: "
+            f"--representative FILE.npz with {representative_hint(model)}; or quantize it "
+            "with QAT first"
+        )
+    names = (
+        ([] if qat else ["calibrate"])
+        + ["split", "TFLite converter", "RNNPool ops"]
+        + (["fuse"] if fuse else [])
         + ["memory plan", "validate"]
+    )
     from .memory_plan import MODES, apply_memory_plan
+
     if memory_plan not in MODES:
         raise RNNPoolError(f"memory_plan must be one of {', '.join(MODES)}, got {memory_plan!r}")
     with progress.steps("convert", names) as step:
@@ -490,30 +567,37 @@ def convert_model(model, representative_data=None, float_io: bool = False, fuse:
         step("TFLite converter")
         builtin_bytes = _convert_builtin(builtin, representative)
         step("RNNPool ops")
-        tflite = splice(builtin_bytes, builtin, model, sites, float_io,
-                        calibration.ranges(model) if calibration else None)
+        tflite = splice(
+            builtin_bytes, builtin, model, sites, float_io, calibration.ranges(model) if calibration else None
+        )
         fusion = None
         if fuse:
             from .pad_fold import fold_replicate_pads
+
             step("fuse")
             tflite, _ = fold_replicate_pads(tflite)
             tflite, fusion = fuse_inverted_residuals(tflite)
         if rnn1_mode != "cached":
             tflite = tfm.set_rnn1_mode(tflite, rnn1_mode)
-        step("memory plan")   # last: the plan is for the final tensor list and scratch sizes
+        step("memory plan")  # last: the plan is for the final tensor list and scratch sizes
         tflite, plan = apply_memory_plan(tflite, memory_plan)
         step("validate")
         m = tfm.read_model(tflite, "converted model")
         nodes = tfm.validate_model(m, "converted model")
         if len(nodes) != len(sites):
-            raise RNNPoolError(f"the converted model has {len(nodes)} RNNPool ops, the Keras model {len(sites)} "
-                               "layers")
+            raise RNNPoolError(f"the converted model has {len(nodes)} RNNPool ops, the Keras model {len(sites)} layers")
         check_int8(m, float_io)
     return ConversionResult(tflite, tfm.summarize(m, len(tflite)), nodes, plan, fusion)
 
 
-def convert(model, representative_data=None, float_io: bool = False, fuse: bool = True,
-            rnn1_mode: str = "cached", memory_plan: str = "offline") -> bytes:
+def convert(
+    model,
+    representative_data=None,
+    float_io: bool = False,
+    fuse: bool = True,
+    rnn1_mode: str = "cached",
+    memory_plan: str = "offline",
+) -> bytes:
     """An int8 .tflite (bytes) of `model` (a Keras model or a path to .keras/.h5/SavedModel).
 
     QAT models take every range from their fake-quants (representative data is not

@@ -10,9 +10,8 @@ the exact tensor list, so it must come after every graph rewrite.
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
-
 import dataclasses
+from typing import Optional, Tuple
 
 from ..arena.offline_planner import MemoryPlan, check_plan, plan_memory
 from ..core.errors import RNNPoolError
@@ -23,8 +22,9 @@ MODES = ("offline", "greedy")
 DEFAULT_MODE = "offline"
 
 
-def apply_memory_plan(tflite: bytes, mode: str = DEFAULT_MODE, target: str = "cortex-m4",
-                      in_place: bool = True) -> Tuple[bytes, Optional[MemoryPlan]]:
+def apply_memory_plan(
+    tflite: bytes, mode: str = DEFAULT_MODE, target: str = "cortex-m4", in_place: bool = True
+) -> Tuple[bytes, Optional[MemoryPlan]]:
     """(`tflite` with its memory plan set by `mode`, the plan or None when TFLM plans online).
     `target`: the arena the plan is sized for (scratch differs between targets; the plan stays
     valid on either, since TFLM places scratch around it)."""
@@ -42,7 +42,7 @@ def apply_memory_plan(tflite: bytes, mode: str = DEFAULT_MODE, target: str = "co
     if plan.head_bytes >= plan.greedy_head_bytes and not plan.reordered:
         return cleared, None
     planned = offline_plan.write_with_plan(cleared, plan.offsets)
-    check_plan(planned, None, target)   # what TFLM will read back
+    check_plan(planned, None, target)  # what TFLM will read back
     return planned, plan
 
 
@@ -51,6 +51,9 @@ def describe(plan: Optional[MemoryPlan]) -> str:
     if plan is None:
         return "memory plan: TFLM's greedy planner (online)"
     overlaps = ", ".join(f"op {p.op} output over its input (lag {p.lag:,} B)" for p in plan.in_place)
-    return (f"memory plan: offline, head {plan.head_bytes:,} B (TFLM greedy {plan.greedy_head_bytes:,} B, "
-            f"largest live set {plan.live_bytes:,} B)" + ("; operators reordered" if plan.reordered else "") +
-            (f"; in place: {overlaps}" if overlaps else ""))
+    return (
+        f"memory plan: offline, head {plan.head_bytes:,} B (TFLM greedy {plan.greedy_head_bytes:,} B, "
+        f"largest live set {plan.live_bytes:,} B)"
+        + ("; operators reordered" if plan.reordered else "")
+        + (f"; in place: {overlaps}" if overlaps else "")
+    )

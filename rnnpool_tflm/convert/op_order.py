@@ -20,8 +20,13 @@ _ORDERED_OPS = {"CALL_ONCE", "ASSIGN_VARIABLE", "READ_VARIABLE", "VAR_HANDLE", "
 
 
 def _nbytes(tensor) -> int:
-    size = {tfm.TensorType.INT8: 1, tfm.TensorType.UINT8: 1, tfm.TensorType.INT16: 2,
-            tfm.TensorType.FLOAT32: 4, tfm.TensorType.INT32: 4}.get(tensor.type, 8)
+    size = {
+        tfm.TensorType.INT8: 1,
+        tfm.TensorType.UINT8: 1,
+        tfm.TensorType.INT16: 2,
+        tfm.TensorType.FLOAT32: 4,
+        tfm.TensorType.INT32: 4,
+    }.get(tensor.type, 8)
     count = 1
     for d in tfm.tensor_shape(tensor):
         count *= max(int(d), 0)
@@ -35,8 +40,9 @@ def memory_order(model: tfm.schema.ModelT) -> Optional[List[int]]:
         return None
     sg = model.subgraphs[0]
     ops = list(sg.operators or [])
-    if any(t.isVariable for t in sg.tensors) or \
-            any(tfm.opcode_name(model, op.opcodeIndex) in _ORDERED_OPS for op in ops):
+    if any(t.isVariable for t in sg.tensors) or any(
+        tfm.opcode_name(model, op.opcodeIndex) in _ORDERED_OPS for op in ops
+    ):
         return None
     constant = {i for i, t in enumerate(sg.tensors) if tfm.constant_data(model, t) is not None}
     producer: Dict[int, int] = {}
@@ -59,12 +65,13 @@ def memory_order(model: tfm.schema.ModelT) -> Optional[List[int]]:
             ins = {int(t) for t in op.inputs if t >= 0}
             if any(producer.get(t, -1) not in done and t in producer for t in ins):
                 continue
-            freed = sum(_nbytes(sg.tensors[t]) for t in ins
-                        if readers[t] == 1 and t not in constant and t not in outputs)
+            freed = sum(
+                _nbytes(sg.tensors[t]) for t in ins if readers[t] == 1 and t not in constant and t not in outputs
+            )
             score = freed - sum(_nbytes(sg.tensors[int(t)]) for t in op.outputs if t >= 0)
             if best_score is None or score > best_score:
                 best, best_score = o, score
-        if best is None:   # a cycle: not a valid graph to reorder
+        if best is None:  # a cycle: not a valid graph to reorder
             return None
         done.add(best)
         order.append(best)

@@ -38,8 +38,9 @@ def fold_replicate_pads(tflite: bytes) -> Tuple[bytes, int]:
     """The model with every foldable pad chain after an RNNPool op folded into it,
     and how many RNNPool ops took one."""
     m = tfm.read_model(tflite, "model")
-    folded = sum(_fold_after(m, sg, op) for sg in m.subgraphs for op in list(sg.operators or [])
-                 if tfm.is_rnnpool(m, op))
+    folded = sum(
+        _fold_after(m, sg, op) for sg in m.subgraphs for op in list(sg.operators or []) if tfm.is_rnnpool(m, op)
+    )
     if not folded:
         return tflite, 0
     tfm.remove_unused(m)
@@ -93,8 +94,14 @@ def _pad_step(m, sg, current: int, readers, graph_io) -> Optional[Tuple[int, int
     opts = concat.builtinOptions
     inputs = [int(t) for t in concat.inputs]
     shape = tfm.tensor_shape(sg.tensors[current])
-    if opts is None or opts.fusedActivationFunction != 0 or len(shape) != 4 or inputs[0] != current \
-            or inputs.count(current) != 1 or len(inputs) < 2:
+    if (
+        opts is None
+        or opts.fusedActivationFunction != 0
+        or len(shape) != 4
+        or inputs[0] != current
+        or inputs.count(current) != 1
+        or len(inputs) < 2
+    ):
         return None
     axis = opts.axis + 4 if opts.axis < 0 else opts.axis
     if axis not in (1, 2):
@@ -110,8 +117,11 @@ def _pad_step(m, sg, current: int, readers, graph_io) -> Optional[Tuple[int, int
     if tfm.tensor_shape(sg.tensors[result]) != tuple(want):
         return None
     for t, op in producers.items():
-        if t in graph_io or any(r is not concat for r in readers.get(t, [])) or \
-                not _selects_last(m, sg, op, current, shape, axis):
+        if (
+            t in graph_io
+            or any(r is not concat for r in readers.get(t, []))
+            or not _selects_last(m, sg, op, current, shape, axis)
+        ):
             return None
     if not _same_quantization([sg.tensors[i] for i in [current, result, *producers]]):
         return None
@@ -131,8 +141,11 @@ def _selects_last(m, sg, op, source: int, shape, axis: int) -> bool:
     consts = [tfm.constant_data(m, sg.tensors[t]) for t in inputs[1:]]
     if any(c is None or c.shape != (4,) for c in consts):
         return False
-    ranges = _strided_slice_ranges(op, shape, *consts) if code == tfm.BuiltinOperator.STRIDED_SLICE \
+    ranges = (
+        _strided_slice_ranges(op, shape, *consts)
+        if code == tfm.BuiltinOperator.STRIDED_SLICE
         else _slice_ranges(shape, *consts)
+    )
     want = [(0, d) for d in shape]
     want[axis] = (shape[axis] - 1, shape[axis])
     return ranges == want
@@ -150,8 +163,14 @@ def _slice_ranges(shape, begin, size) -> Optional[list]:
 
 def _strided_slice_ranges(op, shape, begin, end, strides) -> Optional[list]:
     o = op.builtinOptions
-    if o is None or o.ellipsisMask or o.newAxisMask or o.shrinkAxisMask or getattr(o, "offset", False) \
-            or np.any(strides != 1):
+    if (
+        o is None
+        or o.ellipsisMask
+        or o.newAxisMask
+        or o.shrinkAxisMask
+        or getattr(o, "offset", False)
+        or np.any(strides != 1)
+    ):
         return None
     ranges = []
     for d, (dim, b, e) in enumerate(zip(shape, begin.tolist(), end.tolist(), strict=True)):
@@ -173,4 +192,3 @@ def _same_quantization(tensors) -> bool:
             return False
         ref = q
     return True
-

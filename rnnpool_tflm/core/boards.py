@@ -74,10 +74,10 @@ class MemoryBlock:
 class Console:
     """The USART the firmware prints on (STM32 boards): TX only, 115200 8N1, alternate function 7."""
 
-    usart: int          # 2 or 3: USART2/USART3, both on APB1
-    tx_port: str        # GPIO port letter
+    usart: int  # 2 or 3: USART2/USART3, both on APB1
+    tx_port: str  # GPIO port letter
     tx_pin: int
-    wiring: str         # where a person reads it
+    wiring: str  # where a person reads it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,14 +88,14 @@ class Board:
     clock_hz: int
     flash: MemoryBlock
     ram_blocks: Tuple[MemoryBlock, ...]
-    arena_region: str                   # block of .data/.bss/.arena (the linker scripts' SRAM region)
-    stack_region: str                   # block of the stack (the linker scripts' STACK alias)
-    linker_script: str                  # relative to firmware/platform
+    arena_region: str  # block of .data/.bss/.arena (the linker scripts' SRAM region)
+    stack_region: str  # block of the stack (the linker scripts' STACK alias)
+    linker_script: str  # relative to firmware/platform
     emulated: bool = False
     qemu_machine: Optional[str] = None
-    pio_board: Optional[str] = None     # PlatformIO board id; its environment is named after the board
-    console: Optional[Console] = None   # None: semihosting (QEMU)
-    overdrive: bool = False             # STM32F42x/43x/446: PWR over-drive, 2-bit VOS
+    pio_board: Optional[str] = None  # PlatformIO board id; its environment is named after the board
+    console: Optional[Console] = None  # None: semihosting (QEMU)
+    overdrive: bool = False  # STM32F42x/43x/446: PWR over-drive, 2-bit VOS
     stack_bytes: int = STACK_BYTES
 
     @property
@@ -128,13 +128,33 @@ class Board:
         return self.stack_region == self.arena_region
 
 
-def _stm32(name: str, mcu: str, description: str, clock_mhz: int, flash_kib: int, sram_kib: int,
-           ccm_kib: int, linker_script: str, ccm_base: int = 0x1000_0000, **extra) -> Board:
+def _stm32(
+    name: str,
+    mcu: str,
+    description: str,
+    clock_mhz: int,
+    flash_kib: int,
+    sram_kib: int,
+    ccm_kib: int,
+    linker_script: str,
+    ccm_base: int = 0x1000_0000,
+    **extra,
+) -> Board:
     blocks = [MemoryBlock("SRAM", 0x2000_0000, sram_kib * KIB)]
     if ccm_kib:
         blocks.append(MemoryBlock("CCM", ccm_base, ccm_kib * KIB, dma=False))
-    return Board(name, mcu, description, clock_mhz * 1_000_000, MemoryBlock("FLASH", 0x0800_0000, flash_kib * KIB),
-                 tuple(blocks), "SRAM", "CCM" if ccm_kib else "SRAM", linker_script, **extra)
+    return Board(
+        name,
+        mcu,
+        description,
+        clock_mhz * 1_000_000,
+        MemoryBlock("FLASH", 0x0800_0000, flash_kib * KIB),
+        tuple(blocks),
+        "SRAM",
+        "CCM" if ccm_kib else "SRAM",
+        linker_script,
+        **extra,
+    )
 
 
 _NUCLEO64_VCP = Console(2, "A", 2, "ST-LINK virtual COM port (USART2, PA2)")
@@ -142,24 +162,86 @@ _NUCLEO144_VCP = Console(3, "D", 8, "ST-LINK virtual COM port (USART3, PD8)")
 
 _BOARDS = (
     # SRAM1 112 KB + SRAM2 16 KB contiguous; no CCM: the stack shares SRAM.
-    _stm32("nucleo_f446re", "STM32F446RE", "ST NUCLEO-F446RE", 180, 512, 112 + 16, 0, "boards/stm32f446re.ld",
-           pio_board="nucleo_f446re", console=_NUCLEO64_VCP, overdrive=True),
+    _stm32(
+        "nucleo_f446re",
+        "STM32F446RE",
+        "ST NUCLEO-F446RE",
+        180,
+        512,
+        112 + 16,
+        0,
+        "boards/stm32f446re.ld",
+        pio_board="nucleo_f446re",
+        console=_NUCLEO64_VCP,
+        overdrive=True,
+    ),
     # SRAM1 112 KB + SRAM2 16 KB contiguous; 64 KB CCM apart.
-    _stm32("disco_f407vg", "STM32F407VG", "ST STM32F4DISCOVERY", 168, 1024, 112 + 16, 64, "boards/stm32f407vg.ld",
-           pio_board="disco_f407vg",
-           console=Console(2, "A", 2, "USART2 TX on PA2: a 3.3 V USB-serial adapter (its ST-LINK has no VCP)")),
+    _stm32(
+        "disco_f407vg",
+        "STM32F407VG",
+        "ST STM32F4DISCOVERY",
+        168,
+        1024,
+        112 + 16,
+        64,
+        "boards/stm32f407vg.ld",
+        pio_board="disco_f407vg",
+        console=Console(2, "A", 2, "USART2 TX on PA2: a 3.3 V USB-serial adapter (its ST-LINK has no VCP)"),
+    ),
     # SRAM1 112 + SRAM2 16 + SRAM3 64 KB contiguous; 64 KB CCM apart.
-    _stm32("nucleo_f429zi", "STM32F429ZI", "ST NUCLEO-F429ZI", 180, 2048, 112 + 16 + 64, 64,
-           "boards/stm32f429zi.ld", pio_board="nucleo_f429zi", console=_NUCLEO144_VCP, overdrive=True),
-    _stm32("nucleo_f439zi", "STM32F439ZI", "ST NUCLEO-F439ZI", 180, 2048, 112 + 16 + 64, 64,
-           "boards/stm32f439zi.ld", pio_board="nucleo_f439zi", console=_NUCLEO144_VCP, overdrive=True),
+    _stm32(
+        "nucleo_f429zi",
+        "STM32F429ZI",
+        "ST NUCLEO-F429ZI",
+        180,
+        2048,
+        112 + 16 + 64,
+        64,
+        "boards/stm32f429zi.ld",
+        pio_board="nucleo_f429zi",
+        console=_NUCLEO144_VCP,
+        overdrive=True,
+    ),
+    _stm32(
+        "nucleo_f439zi",
+        "STM32F439ZI",
+        "ST NUCLEO-F439ZI",
+        180,
+        2048,
+        112 + 16 + 64,
+        64,
+        "boards/stm32f439zi.ld",
+        pio_board="nucleo_f439zi",
+        console=_NUCLEO144_VCP,
+        overdrive=True,
+    ),
     # The emulated STM32F405 (the real chip's budget; its "CCM" inside QEMU's RAM, see above).
-    _stm32("qemu_netduinoplus2", "STM32F405RG", "QEMU netduinoplus2 (emulated STM32F405)", 168, 1024,
-           112 + 16, 64, "stm32f405_qemu.ld", ccm_base=0x2002_0000, emulated=True, qemu_machine="netduinoplus2"),
-    Board("qemu_mps2_an386", "CMSDK Cortex-M4 (AN386)", "QEMU mps2-an386 (emulated Cortex-M4 FPGA image)",
-          25_000_000, MemoryBlock("SSRAM1", 0x0, 4 * MIB),
-          (MemoryBlock("SSRAM2/3", 0x2000_0000, 4 * MIB), MemoryBlock("RAM", 0x2100_0000, 16 * MIB)),
-          "SSRAM2/3", "RAM", "mps2_an386_qemu.ld", emulated=True, qemu_machine="mps2-an386"),
+    _stm32(
+        "qemu_netduinoplus2",
+        "STM32F405RG",
+        "QEMU netduinoplus2 (emulated STM32F405)",
+        168,
+        1024,
+        112 + 16,
+        64,
+        "stm32f405_qemu.ld",
+        ccm_base=0x2002_0000,
+        emulated=True,
+        qemu_machine="netduinoplus2",
+    ),
+    Board(
+        "qemu_mps2_an386",
+        "CMSDK Cortex-M4 (AN386)",
+        "QEMU mps2-an386 (emulated Cortex-M4 FPGA image)",
+        25_000_000,
+        MemoryBlock("SSRAM1", 0x0, 4 * MIB),
+        (MemoryBlock("SSRAM2/3", 0x2000_0000, 4 * MIB), MemoryBlock("RAM", 0x2100_0000, 16 * MIB)),
+        "SSRAM2/3",
+        "RAM",
+        "mps2_an386_qemu.ld",
+        emulated=True,
+        qemu_machine="mps2-an386",
+    ),
 )
 
 BOARDS: Dict[str, Board] = {board.name: board for board in _BOARDS}
@@ -219,20 +301,28 @@ class Verdict:
     def message(self) -> str:
         parts = []
         for what, fits, margin, need, have in (
-                ("RAM", self.ram_fits, self.ram_margin, self.ram_needed, self.ram_available),
-                ("flash", self.flash_fits, self.flash_margin, self.flash_needed, self.flash_available)):
+            ("RAM", self.ram_fits, self.ram_margin, self.ram_needed, self.ram_available),
+            ("flash", self.flash_fits, self.flash_margin, self.flash_needed, self.flash_available),
+        ):
             if fits:
                 parts.append(f"{what} fits: {_kib(need)} of {_kib(have)}, {_kib(margin)} free")
             else:
-                parts.append(f"{what} does not fit: needs {_kib(need)}, has {_kib(have)}, "
-                             f"misses {_kib(-margin)}")
+                parts.append(f"{what} does not fit: needs {_kib(need)}, has {_kib(have)}, misses {_kib(-margin)}")
         return f"{self.board}: " + "; ".join(parts)
 
     def as_dict(self) -> dict:
-        return {"board": self.board, "fits": self.fits, "ram_fits": self.ram_fits, "flash_fits": self.flash_fits,
-                "ram_needed": self.ram_needed, "ram_available": self.ram_available, "ram_margin": self.ram_margin,
-                "flash_needed": self.flash_needed, "flash_available": self.flash_available,
-                "flash_margin": self.flash_margin}
+        return {
+            "board": self.board,
+            "fits": self.fits,
+            "ram_fits": self.ram_fits,
+            "flash_fits": self.flash_fits,
+            "ram_needed": self.ram_needed,
+            "ram_available": self.ram_available,
+            "ram_margin": self.ram_margin,
+            "flash_needed": self.flash_needed,
+            "flash_available": self.flash_available,
+            "flash_margin": self.flash_margin,
+        }
 
 
 def verdict(board, arena_bytes: int, model_bytes: int, other_ram: int = 0, other_flash: int = 0) -> Verdict:
@@ -245,13 +335,22 @@ def verdict(board, arena_bytes: int, model_bytes: int, other_ram: int = 0, other
     """
     board = get_board(board)
     values = {}
-    for label, value in (("arena_bytes", arena_bytes), ("model_bytes", model_bytes),
-                         ("other_ram", other_ram), ("other_flash", other_flash)):
+    for label, value in (
+        ("arena_bytes", arena_bytes),
+        ("model_bytes", model_bytes),
+        ("other_ram", other_ram),
+        ("other_flash", other_flash),
+    ):
         try:
             values[label] = operator.index(value)
         except TypeError:
             values[label] = -1
         if isinstance(value, bool) or values[label] < 0:
             raise RNNPoolError(f"{label} must be a non-negative integer, got {value!r}")
-    return Verdict(board.name, values["arena_bytes"] + values["other_ram"], board.arena_block.size,
-                   values["model_bytes"] + values["other_flash"], board.flash_bytes)
+    return Verdict(
+        board.name,
+        values["arena_bytes"] + values["other_ram"],
+        board.arena_block.size,
+        values["model_bytes"] + values["other_flash"],
+        board.flash_bytes,
+    )

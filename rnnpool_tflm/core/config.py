@@ -83,10 +83,17 @@ class RNNPoolConfig:
     rnn1_mode: str = "cached"
 
     @classmethod
-    def create(cls, patch_size: IntOrPair, strides: IntOrPair | None, hidden_dims: IntOrPair,
-               padding: str = "valid", gate_activation: str = "sigmoid",
-               update_activation: str = "tanh", output_padding: IntOrPair = (0, 0),
-               rnn1_mode: str = "cached") -> "RNNPoolConfig":
+    def create(
+        cls,
+        patch_size: IntOrPair,
+        strides: IntOrPair | None,
+        hidden_dims: IntOrPair,
+        padding: str = "valid",
+        gate_activation: str = "sigmoid",
+        update_activation: str = "tanh",
+        output_padding: IntOrPair = (0, 0),
+        rnn1_mode: str = "cached",
+    ) -> RNNPoolConfig:
         patch = _pair("patch_size", patch_size)
         stride = patch if strides is None else _pair("strides", strides)
         hidden = _pair("hidden_dims", hidden_dims)
@@ -96,8 +103,7 @@ class RNNPoolConfig:
         if gate_activation not in GATE_ACTIVATIONS:
             raise ValueError(f"gate_activation must be one of {GATE_ACTIVATIONS}, got {gate_activation!r}")
         if update_activation not in UPDATE_ACTIVATIONS:
-            raise ValueError(
-                f"update_activation must be one of {UPDATE_ACTIVATIONS}, got {update_activation!r}")
+            raise ValueError(f"update_activation must be one of {UPDATE_ACTIVATIONS}, got {update_activation!r}")
         if rnn1_mode not in RNN1_MODES:
             raise ValueError(f"rnn1_mode must be one of {RNN1_MODES}, got {rnn1_mode!r}")
         return cls(patch, stride, hidden, padding.lower(), gate_activation, update_activation, out_pad, rnn1_mode)
@@ -118,8 +124,7 @@ class RNNPoolConfig:
         """[N, Ho + pad_bottom, Wo + pad_right, 4*h2] of an NHWC input shape (raises like geometry)."""
         n, rows, cols = (int(v) for v in input_shape[:3])
         geo = self.geometry(rows, cols)
-        return (n, geo.out_rows + self.output_padding[0], geo.out_cols + self.output_padding[1],
-                self.output_channels)
+        return (n, geo.out_rows + self.output_padding[0], geo.out_cols + self.output_padding[1], self.output_channels)
 
     def geometry(self, in_rows: int, in_cols: int) -> Geometry:
         """Output size and zero padding for an input of in_rows x in_cols.
@@ -135,10 +140,10 @@ class RNNPoolConfig:
                 if size < p:
                     raise ValueError(
                         f"patch_size {self.patch_size} is larger than the input ({in_rows}x{in_cols}): "
-                        f"input {name} {size} < patch {p} with padding='valid'")
+                        f"input {name} {size} < patch {p} with padding='valid'"
+                    )
             return Geometry(in_rows, in_cols, (in_rows - r) // sr + 1, (in_cols - c) // sc + 1, 0, 0, 0, 0)
         out_r, out_c = math.ceil(in_rows / sr), math.ceil(in_cols / sc)
         pad_r = max((out_r - 1) * sr + r - in_rows, 0)
         pad_c = max((out_c - 1) * sc + c - in_cols, 0)
-        return Geometry(in_rows, in_cols, out_r, out_c, pad_r // 2, pad_r - pad_r // 2,
-                        pad_c // 2, pad_c - pad_c // 2)
+        return Geometry(in_rows, in_cols, out_r, out_c, pad_r // 2, pad_r - pad_r // 2, pad_c // 2, pad_c - pad_c // 2)

@@ -32,7 +32,8 @@ HEADER_NAME = "rnnpool_op_contract.h"
 @dataclasses.dataclass(frozen=True)
 class ContractSource:
     """Where an op's contract lives: its header and the prefix of its macros."""
-    op: str          # the key of sources.OP_SOURCES
+
+    op: str  # the key of sources.OP_SOURCES
     header: str
     prefix: str
 
@@ -42,7 +43,8 @@ INVERTED_RESIDUAL = ContractSource("inverted_residual", "inverted_residual_op_co
 
 _TENSOR_LINE = re.compile(
     r'X\((?P<enum>[A-Z0-9_]+), (?P<index>\d+), "(?P<name>[a-z0-9_]+)", '
-    r'(?P<int8>[A-Z0-9]+), (?P<float>[A-Z0-9]+), "(?P<shape>[^"]*)"(?:, (?P<presence>REQUIRED|OPTIONAL))?\)')
+    r'(?P<int8>[A-Z0-9]+), (?P<float>[A-Z0-9]+), "(?P<shape>[^"]*)"(?:, (?P<presence>REQUIRED|OPTIONAL))?\)'
+)
 _OPTION_LINE = re.compile(r'X\((?P<enum>[A-Z0-9_]+), "(?P<key>[a-z0-9_]+)", (?P<min>-?\d+), (?P<max>-?\d+)\)')
 _DEFAULT_LINE = re.compile(r'X\((?P<enum>[A-Z0-9_]+), (?P<default>-?\d+)\)')
 _QUANTIZATION_LINE = re.compile(r'X\("(?P<name>[a-z0-9_]+)", (?P<kind>[A-Z_]+)\)')
@@ -53,7 +55,7 @@ QUANTIZATION_KINDS = ("PER_TENSOR", "SYMMETRIC_ROWS", "FIXED_POINT")
 class TensorSpec:
     index: int
     name: str
-    int8_type: str   # "INT8", "INT16", "INT32" or "FLOAT32"
+    int8_type: str  # "INT8", "INT16", "INT32" or "FLOAT32"
     float_type: str  # "NONE" when the op has no float32 variant
     shape: str
     optional: bool = False  # the operator may list -1 in its place
@@ -100,8 +102,7 @@ class OpContract:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"{op} option {spec.key!r} must be an integer, got {value!r}")
             if not spec.minimum <= value <= spec.maximum:
-                raise ValueError(f"{op} option {spec.key!r}={value} is outside "
-                                 f"[{spec.minimum}, {spec.maximum}]")
+                raise ValueError(f"{op} option {spec.key!r}={value} is outside [{spec.minimum}, {spec.maximum}]")
 
     def with_defaults(self, options: Mapping[str, int]) -> Dict[str, int]:
         """The options with every omitted optional key at its default."""
@@ -134,24 +135,32 @@ def parse_contract(text: str, prefix: str = "RNNPOOL", header: str = HEADER_NAME
             raise RuntimeError(f"{header}: {prefix}_{required} is not defined")
 
     def tensors(macro: str, count_macro: str) -> Tuple[TensorSpec, ...]:
-        specs = tuple(TensorSpec(int(m["index"]), m["name"], m["int8"], m["float"], m["shape"],
-                                 m["presence"] == "OPTIONAL")
-                      for m in _TENSOR_LINE.finditer(_block(text, macro, header)))
+        specs = tuple(
+            TensorSpec(int(m["index"]), m["name"], m["int8"], m["float"], m["shape"], m["presence"] == "OPTIONAL")
+            for m in _TENSOR_LINE.finditer(_block(text, macro, header))
+        )
         if [s.index for s in specs] != list(range(constants[count_macro])):
             raise RuntimeError(f"{header}: {macro} does not list indices 0..{constants[count_macro] - 1}")
         return specs
 
     has_defaults = re.search(rf"#define {prefix}_OPTION_DEFAULTS\(X\)", text) is not None
-    defaults = {m["enum"]: int(m["default"]) for m in _DEFAULT_LINE.finditer(
-        _block(text, f"{prefix}_OPTION_DEFAULTS", header))} if has_defaults else {}
+    defaults = (
+        {
+            m["enum"]: int(m["default"])
+            for m in _DEFAULT_LINE.finditer(_block(text, f"{prefix}_OPTION_DEFAULTS", header))
+        }
+        if has_defaults
+        else {}
+    )
     lines = list(_OPTION_LINE.finditer(_block(text, f"{prefix}_OPTIONS", header)))
     options = tuple(OptionSpec(m["key"], int(m["min"]), int(m["max"]), defaults.get(m["enum"])) for m in lines)
     if len(options) != constants[f"{prefix}_NUM_OPTIONS"]:
         raise RuntimeError(f"{header}: {prefix}_OPTIONS does not list {constants[f'{prefix}_NUM_OPTIONS']} options")
     unknown = set(defaults) - {m["enum"] for m in lines}
     if unknown:
-        raise RuntimeError(f"{header}: {prefix}_OPTION_DEFAULTS names options not in {prefix}_OPTIONS: "
-                           f"{sorted(unknown)}")
+        raise RuntimeError(
+            f"{header}: {prefix}_OPTION_DEFAULTS names options not in {prefix}_OPTIONS: {sorted(unknown)}"
+        )
     for spec in options:
         if spec.default is not None and not spec.minimum <= spec.default <= spec.maximum:
             raise RuntimeError(f"{header}: default of {spec.key!r} is outside its range")
@@ -166,12 +175,17 @@ def parse_contract(text: str, prefix: str = "RNNPOOL", header: str = HEADER_NAME
         if set(quantization) != {s.name for s in inputs + outputs}:
             raise RuntimeError(f"{header}: {prefix}_QUANTIZATION must name every input and output once")
     return OpContract(
-        custom_code=str(constants[f"{prefix}_CUSTOM_CODE"]), version=int(constants[f"{prefix}_OP_VERSION"]),
-        inputs=inputs, outputs=outputs, options=options,
-        constants={k: v for k, v in constants.items() if isinstance(v, int)}, quantization=quantization)
+        custom_code=str(constants[f"{prefix}_CUSTOM_CODE"]),
+        version=int(constants[f"{prefix}_OP_VERSION"]),
+        inputs=inputs,
+        outputs=outputs,
+        options=options,
+        constants={k: v for k, v in constants.items() if isinstance(v, int)},
+        quantization=quantization,
+    )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_contract(source: ContractSource) -> OpContract:
     path: pathlib.Path = native_sources.source_dir(source.op) / source.header
     return parse_contract(path.read_text(), source.prefix, source.header)

@@ -28,6 +28,7 @@ PathLike = Union[str, os.PathLike]
 
 # ---- writing -----------------------------------------------------------------------------------
 
+
 def _sibling(path: pathlib.Path, kind: str) -> pathlib.Path:
     return path.with_name(f".{path.name}.{kind}-{secrets.token_hex(4)}")
 
@@ -36,7 +37,7 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> pathlib.Path:
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)   # a replaced file keeps its mode
+        mode = stat.S_IMODE(path.stat().st_mode)  # a replaced file keeps its mode
     except FileNotFoundError:
         mode = None
     tmp = _sibling(path, "tmp")
@@ -117,6 +118,7 @@ def replaced_directory(target: PathLike, keep: Callable[[str], bool] = lambda na
 
 # ---- checking what the user named ------------------------------------------------------------
 
+
 def require_file(path: PathLike, what: str) -> pathlib.Path:
     """`path` as an existing regular file, or an error that says what is wrong with it."""
     path = pathlib.Path(path)
@@ -162,9 +164,11 @@ def require_output_dir(path: PathLike, what: str) -> pathlib.Path:
 
 # ---- reading users' arrays ---------------------------------------------------------------------
 
+
 def require_finite(array, label: str) -> None:
     """Float data must be finite: NaN/inf would pass quantization and give garbage silently."""
     import numpy as np
+
     array = np.asarray(array)
     if array.dtype.kind in "fc":
         bad = array.size - int(np.count_nonzero(np.isfinite(array)))
@@ -187,8 +191,9 @@ def load_arrays(path: PathLike, what: str):
             with loaded:
                 arrays = {key: loaded[key] for key in loaded.files}
     except Exception as exc:
-        raise RNNPoolError(f"cannot read {what} {path} as a NumPy .npy/.npz file "
-                           f"({type(exc).__name__}: {exc})") from None
-    for key, array in ([(None, arrays)] if isinstance(arrays, np.ndarray) else arrays.items()):
+        raise RNNPoolError(
+            f"cannot read {what} {path} as a NumPy .npy/.npz file ({type(exc).__name__}: {exc})"
+        ) from None
+    for key, array in [(None, arrays)] if isinstance(arrays, np.ndarray) else arrays.items():
         require_finite(array, f"{what} {path}" + (f" array {key!r}" if key is not None else ""))
     return arrays

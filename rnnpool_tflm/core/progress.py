@@ -53,6 +53,7 @@ def bar(**kwargs) -> Iterator[object]:
     native libraries write to fd 2 (runtime.native_output) neither hides the bar nor
     finds it in the captured text."""
     from tqdm.auto import tqdm
+
     disable = _disabled()
     stream = None
     if not disable:
@@ -94,8 +95,16 @@ def steps(desc: str, names: Sequence[str]) -> Iterator[Callable[[str], None]]:
     names = list(names)
     # No rate or ETA: the steps take very different times.
     # Every step is drawn (mininterval=0): there are few, and each may take long.
-    with bar(total=len(names), desc=desc, leave=False, mininterval=0,
-             bar_format="{desc}: {n_fmt}/{total_fmt} |{bar}| {elapsed}{postfix}") as b, _ticking(b):
+    with (
+        bar(
+            total=len(names),
+            desc=desc,
+            leave=False,
+            mininterval=0,
+            bar_format="{desc}: {n_fmt}/{total_fmt} |{bar}| {elapsed}{postfix}",
+        ) as b,
+        _ticking(b),
+    ):
         started: List[str] = []
 
         def step(name: str) -> None:
@@ -116,6 +125,7 @@ def activity(desc: str, echo_notes: bool = False) -> Iterator[Callable[[str], No
     `echo_notes`, notes print as lines on stderr when no bar is drawn (not a terminal),
     unless shown(False) silences everything."""
     with bar(total=None, desc=desc, bar_format="{desc}: {elapsed}{postfix}", leave=False) as b, _ticking(b):
+
         def note(text: str) -> None:
             lines = text.strip().splitlines()
             if not b.disable:
@@ -132,6 +142,7 @@ def keras_callbacks(desc: str, epochs: int) -> list:
     if _disabled():
         return []
     from tqdm.keras import TqdmCallback
+
     return [TqdmCallback(epochs=epochs, verbose=0, file=sys.stderr, desc=desc, leave=False)]
 
 

@@ -21,7 +21,8 @@ def source_dir(op: str = "rnnpool") -> pathlib.Path:
             return candidate
     raise FileNotFoundError(
         f"the {op} C sources were not found next to the package (custom_ops/{op}) "
-        "nor inside it (_csrc); reinstall rnnpool-tflm")
+        "nor inside it (_csrc); reinstall rnnpool-tflm"
+    )
 
 
 # The ops' sources in a repository checkout (the firmware and the host registerer compile them there).

@@ -36,11 +36,11 @@ import time
 from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
 from ..core import boards
+from ..core.errors import RNNPoolError
+from ..core.files import atomic_write_text
 from ..core.sources import DETECTION_DIR, INVRES_DIR, OP_DIR
 from ..toolchain import tflm_tree as tflm_sources
 from ..toolchain.build_cache import cache_root, compiler_id, digest, locked
-from ..core.errors import RNNPoolError
-from ..core.files import atomic_write_text
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 FIRMWARE_DIR = REPO / "firmware"
@@ -52,11 +52,27 @@ CPU_FLAGS = ("-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=har
 # TFLM's Makefile flags for TARGET=cortex_m_generic OPTIMIZED_KERNEL_DIR=cmsis_nn
 # BUILD_TYPE=release_with_logs (error messages kept: the firmware prints them).
 TFLM_DEFINES = (
-    "-DTF_LITE_STATIC_MEMORY", "-DTF_LITE_DISABLE_X86_NEON", "-DCMSIS_NN", "-DKERNELS_OPTIMIZED_FOR_SPEED",
-    "-DNDEBUG", "-DTF_LITE_MCU_DEBUG_LOG", "-DCPU_M4=1", '-DCMSIS_DEVICE_ARM_CORTEX_M_XX_HEADER_FILE="ARMCM4.h"',
-    "-DARMCM4", "-DARM_NN_ENABLE_F16=0", "-DARM_NN_ENABLE_F32=0")
-COMMON_FLAGS = ("-fno-unwind-tables", "-fno-asynchronous-unwind-tables", "-ffunction-sections", "-fdata-sections",
-                "-fmessage-length=0", "-fomit-frame-pointer", "-funsigned-char")
+    "-DTF_LITE_STATIC_MEMORY",
+    "-DTF_LITE_DISABLE_X86_NEON",
+    "-DCMSIS_NN",
+    "-DKERNELS_OPTIMIZED_FOR_SPEED",
+    "-DNDEBUG",
+    "-DTF_LITE_MCU_DEBUG_LOG",
+    "-DCPU_M4=1",
+    '-DCMSIS_DEVICE_ARM_CORTEX_M_XX_HEADER_FILE="ARMCM4.h"',
+    "-DARMCM4",
+    "-DARM_NN_ENABLE_F16=0",
+    "-DARM_NN_ENABLE_F32=0",
+)
+COMMON_FLAGS = (
+    "-fno-unwind-tables",
+    "-fno-asynchronous-unwind-tables",
+    "-ffunction-sections",
+    "-fdata-sections",
+    "-fmessage-length=0",
+    "-fomit-frame-pointer",
+    "-funsigned-char",
+)
 CXX_FLAGS = ("-std=c++17", "-fno-rtti", "-fno-exceptions", "-fno-threadsafe-statics")
 C_FLAGS = ("-std=c17",)
 CORE_OPT, KERNEL_OPT, THIRD_PARTY_KERNEL_OPT = "-Os", "-O2", "-O2"
@@ -83,12 +99,17 @@ def board_defines(board: boards.Board) -> Tuple[str, ...]:
         defines.append("RNNPOOL_QEMU")
     if board.console is not None:
         c = board.console
-        defines += [f"RNNPOOL_CONSOLE_USART={c.usart}", f"RNNPOOL_CONSOLE_TX_PORT={ord(c.tx_port) - ord('A')}",
-                    f"RNNPOOL_CONSOLE_TX_PIN={c.tx_pin}", f"RNNPOOL_STM32_OVERDRIVE={int(board.overdrive)}"]
+        defines += [
+            f"RNNPOOL_CONSOLE_USART={c.usart}",
+            f"RNNPOOL_CONSOLE_TX_PORT={ord(c.tx_port) - ord('A')}",
+            f"RNNPOOL_CONSOLE_TX_PIN={c.tx_pin}",
+            f"RNNPOOL_STM32_OVERDRIVE={int(board.overdrive)}",
+        ]
     return tuple(defines)
 
 
 # ---- tools and cache ---------------------------------------------------------------------------
+
 
 def missing_tools() -> List[str]:
     return [t for t in (CC, CXX, AR, OBJDUMP) if shutil.which(t) is None]
@@ -97,11 +118,14 @@ def missing_tools() -> List[str]:
 def require_tools() -> None:
     missing = missing_tools()
     if missing:
-        raise RNNPoolError(f"missing {', '.join(missing)}: install Debian's gcc-arm-none-eabi, "
-                           "libnewlib-arm-none-eabi and libstdc++-arm-none-eabi-newlib")
+        raise RNNPoolError(
+            f"missing {', '.join(missing)}: install Debian's gcc-arm-none-eabi, "
+            "libnewlib-arm-none-eabi and libstdc++-arm-none-eabi-newlib"
+        )
 
 
 # ---- compiling ---------------------------------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class CompileJob:
@@ -110,12 +134,25 @@ class CompileJob:
     command: Tuple[str, ...]
 
 
-def _compile_command(source: pathlib.Path, obj: pathlib.Path, opt: str, includes: Sequence[pathlib.Path],
-                     extra: Sequence[str] = ()) -> Tuple[str, ...]:
+def _compile_command(
+    source: pathlib.Path, obj: pathlib.Path, opt: str, includes: Sequence[pathlib.Path], extra: Sequence[str] = ()
+) -> Tuple[str, ...]:
     cxx = source.suffix in (".cc", ".cpp")
     lang = CXX_FLAGS if cxx else C_FLAGS
-    return ((CXX if cxx else CC), *CPU_FLAGS, *lang, *COMMON_FLAGS, *TFLM_DEFINES, opt, *extra,
-            *(f"-I{d}" for d in includes), "-c", str(source), "-o", str(obj))
+    return (
+        (CXX if cxx else CC),
+        *CPU_FLAGS,
+        *lang,
+        *COMMON_FLAGS,
+        *TFLM_DEFINES,
+        opt,
+        *extra,
+        *(f"-I{d}" for d in includes),
+        "-c",
+        str(source),
+        "-o",
+        str(obj),
+    )
 
 
 def _run_jobs(jobs: Sequence[CompileJob], workers: int) -> None:
@@ -135,8 +172,7 @@ def _run_jobs(jobs: Sequence[CompileJob], workers: int) -> None:
         failures = [(job, err) for job, err in pool.map(one, jobs) if err is not None]
     if failures:
         job, err = failures[0]
-        raise RNNPoolError(f"compiling {job.source} failed ({len(failures)} file(s) failed):\n"
-                           f"{err.strip()[-4000:]}")
+        raise RNNPoolError(f"compiling {job.source} failed ({len(failures)} file(s) failed):\n{err.strip()[-4000:]}")
 
 
 def _workers(jobs: Optional[int]) -> int:
@@ -145,15 +181,16 @@ def _workers(jobs: Optional[int]) -> int:
 
 # ---- the TFLM library --------------------------------------------------------------------------
 
+
 @dataclasses.dataclass(frozen=True)
 class TflmLibrary:
-    path: pathlib.Path            # libtflm.a
+    path: pathlib.Path  # libtflm.a
     key: str
-    root: pathlib.Path            # TFLM_DIR
+    root: pathlib.Path  # TFLM_DIR
     include_dirs: Tuple[pathlib.Path, ...]
     files: int
-    build_seconds: float          # when it was built
-    cached: bool                  # True: this call reused it
+    build_seconds: float  # when it was built
+    cached: bool  # True: this call reused it
 
 
 def _library_key(root: pathlib.Path, sources: tflm_sources.LibrarySources) -> str:
@@ -161,13 +198,26 @@ def _library_key(root: pathlib.Path, sources: tflm_sources.LibrarySources) -> st
     for rel in sorted(sources.all()):  # the set, whatever order the Makefile lists it in
         st = (root / rel).stat()
         stamps.append((rel, st.st_size, st.st_mtime_ns))
-    return digest("tflm-lib-v1", str(root), tflm_sources.tflm_commit(root), compiler_id(CXX), CPU_FLAGS,
-                   TFLM_DEFINES, COMMON_FLAGS, CXX_FLAGS, C_FLAGS, CORE_OPT, KERNEL_OPT, THIRD_PARTY_KERNEL_OPT,
-                   stamps)
+    return digest(
+        "tflm-lib-v1",
+        str(root),
+        tflm_sources.tflm_commit(root),
+        compiler_id(CXX),
+        CPU_FLAGS,
+        TFLM_DEFINES,
+        COMMON_FLAGS,
+        CXX_FLAGS,
+        C_FLAGS,
+        CORE_OPT,
+        KERNEL_OPT,
+        THIRD_PARTY_KERNEL_OPT,
+        stamps,
+    )
 
 
-def tflm_library(root: Optional[pathlib.Path] = None, jobs: Optional[int] = None,
-                 log: Optional[Callable[[str], None]] = None) -> TflmLibrary:
+def tflm_library(
+    root: Optional[pathlib.Path] = None, jobs: Optional[int] = None, log: Optional[Callable[[str], None]] = None
+) -> TflmLibrary:
     """The compiled TFLM library for the Cortex-M4, built on first use and cached."""
     require_tools()
     root = tflm_sources.check_tflm_dir(root) if root else tflm_sources.tflm_dir()
@@ -185,8 +235,11 @@ def tflm_library(root: Optional[pathlib.Path] = None, jobs: Optional[int] = None
             log(f"building the TFLM library ({len(sources.all())} files, {_workers(jobs)} jobs) into {out}")
         start = time.monotonic()
         jobs_list = []
-        for group, opt in ((sources.core, CORE_OPT), (sources.kernels, KERNEL_OPT),
-                           (sources.third_party_kernels, THIRD_PARTY_KERNEL_OPT)):
+        for group, opt in (
+            (sources.core, CORE_OPT),
+            (sources.kernels, KERNEL_OPT),
+            (sources.third_party_kernels, THIRD_PARTY_KERNEL_OPT),
+        ):
             for rel in group:
                 # Flattened names: several sources share a base name (common.cc, ...).
                 obj = out / "obj" / (rel.replace("/", "__") + ".o")
@@ -200,12 +253,22 @@ def tflm_library(root: Optional[pathlib.Path] = None, jobs: Optional[int] = None
             raise RNNPoolError(f"{AR} failed: {done.stderr.strip()[-2000:]}")
         os.replace(tmp_lib, lib)
         seconds = time.monotonic() - start
-        atomic_write_text(info_path, json.dumps({"files": len(jobs_list), "build_seconds": round(seconds, 1),
-                                         "tflm_dir": str(root), "commit": tflm_sources.tflm_commit(root)}))
+        atomic_write_text(
+            info_path,
+            json.dumps(
+                {
+                    "files": len(jobs_list),
+                    "build_seconds": round(seconds, 1),
+                    "tflm_dir": str(root),
+                    "commit": tflm_sources.tflm_commit(root),
+                }
+            ),
+        )
         return TflmLibrary(lib, key, root, includes, len(jobs_list), seconds, False)
 
 
 # ---- the firmware ------------------------------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class Section:
@@ -215,7 +278,7 @@ class Section:
     size: int
     vma: int
     lma: int
-    load: bool                    # has contents stored in the image (flash); NOLOAD sections do not
+    load: bool  # has contents stored in the image (flash); NOLOAD sections do not
 
     @property
     def end(self) -> int:
@@ -229,7 +292,7 @@ class FirmwareBuild:
     sections: Tuple[Section, ...]
     library: TflmLibrary
     seconds: float
-    overflows: Tuple[str, ...] = ()   # the linker's overflow messages (a build made with allow_overflow)
+    overflows: Tuple[str, ...] = ()  # the linker's overflow messages (a build made with allow_overflow)
 
     def size(self, name: str) -> int:
         return sum(s.size for s in self.sections if s.name == name)
@@ -266,9 +329,13 @@ class FirmwareBuild:
 def op_sources() -> List[pathlib.Path]:
     """The custom ops compiled from custom_ops/: C cores and TFLM registrations (not the
     host-only Python registerers); and the detector post-processing (custom_ops/detection)."""
-    return (sorted(OP_DIR.glob("*.c")) + [OP_DIR / "rnnpool_tflm.cc"] + sorted(INVRES_DIR.glob("*.c"))
-            + [INVRES_DIR / "inverted_residual_tflm.cc", INVRES_DIR / "inverted_residual_options.cc"]
-            + sorted(DETECTION_DIR.glob("*.c")))
+    return (
+        sorted(OP_DIR.glob("*.c"))
+        + [OP_DIR / "rnnpool_tflm.cc"]
+        + sorted(INVRES_DIR.glob("*.c"))
+        + [INVRES_DIR / "inverted_residual_tflm.cc", INVRES_DIR / "inverted_residual_options.cc"]
+        + sorted(DETECTION_DIR.glob("*.c"))
+    )
 
 
 def app_sources() -> List[pathlib.Path]:
@@ -302,10 +369,16 @@ def _generated_headers_seen(source: pathlib.Path, generated_dir: pathlib.Path) -
     return sorted(seen.items())
 
 
-def build_firmware(generated_dir: pathlib.Path, board, out_dir: pathlib.Path,
-                   defines: Sequence[str] = (), tflm_root: Optional[pathlib.Path] = None,
-                   jobs: Optional[int] = None, log: Optional[Callable[[str], None]] = None,
-                   allow_overflow: bool = False) -> FirmwareBuild:
+def build_firmware(
+    generated_dir: pathlib.Path,
+    board,
+    out_dir: pathlib.Path,
+    defines: Sequence[str] = (),
+    tflm_root: Optional[pathlib.Path] = None,
+    jobs: Optional[int] = None,
+    log: Optional[Callable[[str], None]] = None,
+    allow_overflow: bool = False,
+) -> FirmwareBuild:
     """Compiles and links the firmware for one model (its generated sources) and one board
     of the record (a name, a QEMU machine name or a Board). `defines` reach the app
     (firmware/src). With `allow_overflow` a memory overflow does not fail the link: the
@@ -315,17 +388,20 @@ def build_firmware(generated_dir: pathlib.Path, board, out_dir: pathlib.Path,
     target = boards.get_board(board)
     generated_dir = pathlib.Path(generated_dir).resolve()
     if not (generated_dir / "model_data.h").is_file():
-        raise RNNPoolError(f"{generated_dir} holds no exported model (model_data.h is missing): "
-                           "run `rnnpool-tflm export` first")
+        raise RNNPoolError(
+            f"{generated_dir} holds no exported model (model_data.h is missing): run `rnnpool-tflm export` first"
+        )
     library = tflm_library(tflm_root, jobs=jobs, log=log)
     includes = [APP_DIR, generated_dir, OP_DIR, INVRES_DIR, DETECTION_DIR, PLATFORM_DIR, *library.include_dirs]
     board_flags = tuple(f"-D{d}" for d in board_defines(target))
     app_flags = (*APP_WARNINGS, *board_flags, *(f"-D{d}" for d in defines))
     # Only the app and the platform code see the board; the op and the generated model
     # compile the same for every board, so their objects are shared between builds.
-    groups = ((app_sources(), app_flags), ([PLATFORM_DIR / s for s in platform_sources(target)],
-                                            (*APP_WARNINGS, *board_flags)),
-              (op_sources() + sorted(generated_dir.glob("*.cc")), APP_WARNINGS))
+    groups = (
+        (app_sources(), app_flags),
+        ([PLATFORM_DIR / s for s in platform_sources(target)], (*APP_WARNINGS, *board_flags)),
+        (op_sources() + sorted(generated_dir.glob("*.cc")), APP_WARNINGS),
+    )
     project_headers = _header_fingerprint([APP_DIR, OP_DIR, INVRES_DIR, DETECTION_DIR, PLATFORM_DIR])
     obj_cache = cache_root() / "obj"
     jobs_list, objs = [], []
@@ -335,10 +411,18 @@ def build_firmware(generated_dir: pathlib.Path, board, out_dir: pathlib.Path,
                 raise RNNPoolError(f"firmware source {source} is missing")
             # The key: the command with the (often temporary) generated folder named neutrally,
             # the source's content, the project's headers and the generated ones it includes.
-            probe = [arg.replace(str(generated_dir), "<generated>")
-                     for arg in _compile_command(source, pathlib.Path("OBJ"), APP_OPT, includes, extra)]
-            key = digest("fw-obj-v2", library.key, probe, hashlib.sha256(source.read_bytes()).hexdigest(),
-                         project_headers, _generated_headers_seen(source, generated_dir))
+            probe = [
+                arg.replace(str(generated_dir), "<generated>")
+                for arg in _compile_command(source, pathlib.Path("OBJ"), APP_OPT, includes, extra)
+            ]
+            key = digest(
+                "fw-obj-v2",
+                library.key,
+                probe,
+                hashlib.sha256(source.read_bytes()).hexdigest(),
+                project_headers,
+                _generated_headers_seen(source, generated_dir),
+            )
             obj = obj_cache / key[:2] / f"{key[2:20]}-{source.stem}.o"
             objs.append(obj)
             if not obj.is_file():
@@ -348,19 +432,36 @@ def build_firmware(generated_dir: pathlib.Path, board, out_dir: pathlib.Path,
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     elf = out_dir / "firmware.elf"
-    cmd = [CXX, *CPU_FLAGS, "-T", str(PLATFORM_DIR / target.linker_script), f"-L{PLATFORM_DIR}", *LINK_FLAGS,
-           *(["-Wl,--noinhibit-exec"] if allow_overflow else []),
-           f"-Wl,-Map={out_dir / 'firmware.map'}", *map(str, objs), str(library.path), "-lm", "-o", str(elf)]
+    cmd = [
+        CXX,
+        *CPU_FLAGS,
+        "-T",
+        str(PLATFORM_DIR / target.linker_script),
+        f"-L{PLATFORM_DIR}",
+        *LINK_FLAGS,
+        *(["-Wl,--noinhibit-exec"] if allow_overflow else []),
+        f"-Wl,-Map={out_dir / 'firmware.map'}",
+        *map(str, objs),
+        str(library.path),
+        "-lm",
+        "-o",
+        str(elf),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True)
-    overflows = tuple(line.split(": ", 1)[-1].strip() for line in done.stderr.splitlines()
-                      if "overflow" in line or "will not fit in region" in line)
+    overflows = tuple(
+        line.split(": ", 1)[-1].strip()
+        for line in done.stderr.splitlines()
+        if "overflow" in line or "will not fit in region" in line
+    )
     if done.returncode != 0 or (overflows and not allow_overflow):
         raise RNNPoolError(f"linking the firmware for {target.name} failed:\n{done.stderr.strip()[-4000:]}")
     return FirmwareBuild(elf, target, elf_sections(elf), library, time.monotonic() - start, overflows)
 
 
-_SECTION_LINE = re.compile(r"^\s*\d+\s+(\S+)\s+([0-9a-fA-F]+)\s+([0-9a-fA-F]+)\s+([0-9a-fA-F]+)\s+[0-9a-fA-F]+\s+"
-                           r"\S+\s+(.*)$")
+_SECTION_LINE = re.compile(
+    r"^\s*\d+\s+(\S+)\s+([0-9a-fA-F]+)\s+([0-9a-fA-F]+)\s+([0-9a-fA-F]+)\s+[0-9a-fA-F]+\s+"
+    r"\S+\s+(.*)$"
+)
 
 
 def elf_sections(elf: pathlib.Path) -> Tuple[Section, ...]:

@@ -19,18 +19,25 @@ import subprocess
 import tempfile
 from typing import Dict, List, Optional
 
-from . import build as firmware_build
-from .host_run import host_outputs, prepare
-from . import sources as firmware_sources
 from ..core import boards
 from ..core.errors import RNNPoolError
 from ..core.files import require_file
+from . import build as firmware_build
+from . import sources as firmware_sources
+from .host_run import host_outputs, prepare
 
 QEMU = "qemu-system-arm"
-EXIT_MEANINGS = {0: "ok", 1: "output differs from the expected one", 2: "bad model", 3: "hard fault",
-                 4: "operator registration failed", 5: "AllocateTensors failed",
-                 6: "tensors differ from the embedded test data", 7: "Invoke failed",
-                 8: "detector post-processing failed"}
+EXIT_MEANINGS = {
+    0: "ok",
+    1: "output differs from the expected one",
+    2: "bad model",
+    3: "hard fault",
+    4: "operator registration failed",
+    5: "AllocateTensors failed",
+    6: "tensors differ from the embedded test data",
+    7: "Invoke failed",
+    8: "detector post-processing failed",
+}
 _LINE = re.compile(r"^([a-z_0-9]+): (.*)$")
 _OP_TICKS = re.compile(r"^op_ticks: (\d+) (\S+) (\d+)$", re.M)
 
@@ -56,8 +63,7 @@ class FirmwareRun:
 
     def instructions_of(self, key: str) -> Optional[int]:
         """Instructions executed during a printed tick count (QEMU's calibration ratio)."""
-        ticks, cal_ins, cal_ticks = (self.integer(k) for k in
-                                     (key, "calibration_instructions", "calibration_ticks"))
+        ticks, cal_ins, cal_ticks = (self.integer(k) for k in (key, "calibration_instructions", "calibration_ticks"))
         if None in (ticks, cal_ins, cal_ticks) or cal_ticks == 0:
             return None
         return (ticks * cal_ins + cal_ticks // 2) // cal_ticks
@@ -68,8 +74,10 @@ class FirmwareRun:
         cal_ins, cal_ticks = self.integer("calibration_instructions"), self.integer("calibration_ticks")
         if cal_ins is None or not cal_ticks:
             return None
-        return [{"index": int(m[1]), "op": m[2], "instructions": (int(m[3]) * cal_ins + cal_ticks // 2) // cal_ticks}
-                for m in _OP_TICKS.finditer(self.output)]
+        return [
+            {"index": int(m[1]), "op": m[2], "instructions": (int(m[3]) * cal_ins + cal_ticks // 2) // cal_ticks}
+            for m in _OP_TICKS.finditer(self.output)
+        ]
 
     @property
     def boxes(self) -> Optional[List[tuple]]:
@@ -86,15 +94,20 @@ class FirmwareRun:
     def failure(self) -> str:
         """One line: why the firmware stopped, with its own error messages."""
         meaning = EXIT_MEANINGS.get(self.exit_code, f"exit status {self.exit_code}")
-        said = [line for line in self.output.splitlines()
-                if line.strip() and not line.startswith("rnnpool-tflm firmware:")
-                and (line.startswith("error:") or not _LINE.match(line.strip()))]
-        return f"the firmware stopped: {meaning} (status {self.exit_code})" + \
-            (f"; it printed: {' | '.join(s.strip() for s in said[-6:])}" if said else "")
+        said = [
+            line
+            for line in self.output.splitlines()
+            if line.strip()
+            and not line.startswith("rnnpool-tflm firmware:")
+            and (line.startswith("error:") or not _LINE.match(line.strip()))
+        ]
+        return f"the firmware stopped: {meaning} (status {self.exit_code})" + (
+            f"; it printed: {' | '.join(s.strip() for s in said[-6:])}" if said else ""
+        )
 
 
 def parse_box(line: str) -> tuple:
-    """"0x3e0a3d71 0x3e4ccccd 0x3e8f5c29 0x3eb33333 0x3f7ae148 1 1234 (px ...)" -> floats and ints."""
+    """ "0x3e0a3d71 0x3e4ccccd 0x3e8f5c29 0x3eb33333 0x3f7ae148 1 1234 (px ...)" -> floats and ints."""
     fields = line.split()
     try:
         floats = [struct.unpack("<f", struct.pack("<I", int(f, 16)))[0] for f in fields[:5]]
@@ -120,8 +133,22 @@ def require_qemu() -> None:
 def run_elf(elf: pathlib.Path, machine: str, timeout: float = 600.0) -> FirmwareRun:
     """Runs a semihosting ELF to completion; its main() return value is the exit status."""
     require_qemu()
-    cmd = [QEMU, "-M", machine, "-nographic", "-monitor", "none", "-serial", "none",
-           "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf)]
+    cmd = [
+        QEMU,
+        "-M",
+        machine,
+        "-nographic",
+        "-monitor",
+        "none",
+        "-serial",
+        "none",
+        "-semihosting-config",
+        "enable=on,target=native",
+        "-icount",
+        "shift=0",
+        "-kernel",
+        str(elf),
+    ]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -163,8 +190,11 @@ class Emulation:
         if detector is None:
             return None
         printed = self.run.boxes
-        return printed is not None and self.run.integer("detections") == len(printed) and \
-            [list(b) for b in printed] == detector["host_boxes"]
+        return (
+            printed is not None
+            and self.run.integer("detections") == len(printed)
+            and [list(b) for b in printed] == detector["host_boxes"]
+        )
 
     def boxes_in_pixels(self) -> Optional[List[List[float]]]:
         """[x1, y1, x2, y2, score] per printed box, coordinates in pixels of the model's input."""
@@ -172,8 +202,10 @@ class Emulation:
         if detector is None or self.run.boxes is None:
             return None
         rows, cols = detector["image_size"]
-        return [[round(b[0] * cols, 3), round(b[1] * rows, 3), round(b[2] * cols, 3), round(b[3] * rows, 3),
-                 round(b[4], 6)] for b in self.run.boxes]
+        return [
+            [round(b[0] * cols, 3), round(b[1] * rows, 3), round(b[2] * cols, 3), round(b[3] * rows, 3), round(b[4], 6)]
+            for b in self.run.boxes
+        ]
 
     @property
     def ram_bytes(self) -> int:
@@ -184,12 +216,17 @@ class Emulation:
         instructions = self.run.instructions
         clock = self.build.board.clock_hz
         return {
-            "machine": self.machine, "output_matches_host": self.output_matches_host,
+            "machine": self.machine,
+            "output_matches_host": self.output_matches_host,
             "output_sha256": self.output_sha256,
-            "arena_used_bytes": self.arena_used_bytes, "instructions": instructions,
-            "flash_bytes": self.build.flash_bytes, "ram_bytes": self.ram_bytes,
-            "static_ram_bytes": self.build.static_ram_bytes, "stack_bytes": self.build.stack_bytes,
-            "model_bytes": self.generated.manifest["model_bytes"], "ops": self.generated.manifest["ops"],
+            "arena_used_bytes": self.arena_used_bytes,
+            "instructions": instructions,
+            "flash_bytes": self.build.flash_bytes,
+            "ram_bytes": self.ram_bytes,
+            "static_ram_bytes": self.build.static_ram_bytes,
+            "stack_bytes": self.build.stack_bytes,
+            "model_bytes": self.generated.manifest["model_bytes"],
+            "ops": self.generated.manifest["ops"],
             # flash_bytes includes the embedded test input and expected output:
             "test_data_bytes": sum(a.nbytes for a in (*self.generated.inputs, *self.generated.expected)),
             "invoke_ticks": self.run.integer("invoke_ticks"),
@@ -197,16 +234,29 @@ class Emulation:
             "ms_at_core_clock_if_1_ipc": None if instructions is None else round(instructions / clock * 1e3, 3),
             "core_clock_hz": clock,
             "op_instructions": self.run.op_instructions(),
-            **({} if self.boxes_match_host is None else {
-                "boxes": self.boxes_in_pixels(), "boxes_match_host": self.boxes_match_host,
-                "detection_instructions": self.run.instructions_of("detection_ticks")}),
+            **(
+                {}
+                if self.boxes_match_host is None
+                else {
+                    "boxes": self.boxes_in_pixels(),
+                    "boxes_match_host": self.boxes_match_host,
+                    "detection_instructions": self.run.instructions_of("detection_ticks"),
+                }
+            ),
         }
 
 
-def emulate_model(model_path: pathlib.Path, input_path: Optional[pathlib.Path] = None,
-                  machine: str = "netduinoplus2", keep_dir: Optional[pathlib.Path] = None,
-                  arena_bytes: Optional[int] = None, timeout: float = 600.0, log=None,
-                  host_run=host_outputs, detector=None) -> Emulation:
+def emulate_model(
+    model_path: pathlib.Path,
+    input_path: Optional[pathlib.Path] = None,
+    machine: str = "netduinoplus2",
+    keep_dir: Optional[pathlib.Path] = None,
+    arena_bytes: Optional[int] = None,
+    timeout: float = 600.0,
+    log=None,
+    host_run=host_outputs,
+    detector=None,
+) -> Emulation:
     """Exports `model_path` into a build folder, builds the firmware for the QEMU
     `machine` and runs it. The arena is the rest of the SRAM block (so every model
     that fits gets a measured arena) unless `arena_bytes` fixes it. `detector` (a
@@ -217,6 +267,7 @@ def emulate_model(model_path: pathlib.Path, input_path: Optional[pathlib.Path] =
     model_path = require_file(model_path, "model file")
     model = model_path.read_bytes()
     from ..toolchain import tflm_tree as tflm_sources
+
     tflm_sources.tflm_dir()  # a clear error naming TFLM_DIR before any work
     firmware_build.require_tools()
     require_qemu()
@@ -224,16 +275,26 @@ def emulate_model(model_path: pathlib.Path, input_path: Optional[pathlib.Path] =
 
     with tempfile.TemporaryDirectory(prefix="rnnpool-emulate-") as tmp:
         work = pathlib.Path(keep_dir) if keep_dir else pathlib.Path(tmp)
-        generated = firmware_sources.write_sources(work / "generated", model, info, inputs, expected,
-                                                  arena_bytes or 16, model_path.stem, board.name,
-                                                  detector=detector)
+        generated = firmware_sources.write_sources(
+            work / "generated",
+            model,
+            info,
+            inputs,
+            expected,
+            arena_bytes or 16,
+            model_path.stem,
+            board.name,
+            detector=detector,
+        )
         defines: List[str] = [] if arena_bytes else ["RNNPOOL_ARENA_FILL_SRAM"]
         try:
             build = firmware_build.build_firmware(generated.directory, board, work / "build", defines, log=log)
         except RNNPoolError as exc:
             if "overflow" in str(exc):
-                raise DoesNotFit(f"the model does not fit {machine}'s memory ({len(model):,} B model): "
-                                   f"try --machine mps2-an386; linker: {str(exc).splitlines()[-1]}") from None
+                raise DoesNotFit(
+                    f"the model does not fit {machine}'s memory ({len(model):,} B model): "
+                    f"try --machine mps2-an386; linker: {str(exc).splitlines()[-1]}"
+                ) from None
             raise
         run = run_elf(build.elf, board.qemu_machine, timeout)
         if keep_dir:

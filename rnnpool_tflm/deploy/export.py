@@ -14,17 +14,22 @@ from __future__ import annotations
 import pathlib
 from typing import Optional, Tuple
 
+from ..core import boards
+from ..core.files import replaced_directory, require_file, require_output_dir
 from . import fit as fitting
 from .host_run import prepare
 from .sources import GENERATED_FILES, Generated, write_sources
-from ..core import boards
-from ..core.files import replaced_directory, require_file, require_output_dir
 
 GENERATED = "generated"
 
 
-def export_model(model_path: pathlib.Path, firmware_dir: pathlib.Path, input_path: Optional[pathlib.Path] = None,
-                 board: str = "nucleo_f446re", detector=None) -> Tuple[Generated, fitting.Fit]:
+def export_model(
+    model_path: pathlib.Path,
+    firmware_dir: pathlib.Path,
+    input_path: Optional[pathlib.Path] = None,
+    board: str = "nucleo_f446re",
+    detector=None,
+) -> Tuple[Generated, fitting.Fit]:
     """The `export` command: refuses a model that does not fit `board`, else writes the sources.
     `detector` (a runtime.detection_native.DetectorSetup): the firmware also post-processes the
     outputs into boxes and prints them (docs/detection.md); the fit counts its buffers."""
@@ -35,17 +40,26 @@ def export_model(model_path: pathlib.Path, firmware_dir: pathlib.Path, input_pat
     out_dir = require_output_dir(pathlib.Path(firmware_dir) / GENERATED, "firmware folder")
     model = model_path.read_bytes()
     info, inputs, expected = prepare(model, input_path, name=str(model_path))
-    fit = fitting.assess(model, target, model_path=model_path, input_path=input_path,
-                         host_run=lambda *_: list(expected), detector=detector)
+    fit = fitting.assess(
+        model,
+        target,
+        model_path=model_path,
+        input_path=input_path,
+        host_run=lambda *_: list(expected),
+        detector=detector,
+    )
     fitting.refuse_unless_fits(fit)
-    manifest = {"arena_figure_bytes": fit.arena.bytes, "arena_figure_source": fit.arena.label,
-                "fit": fit.as_dict(), "fit_judged_on": "built firmware" if fit.firmware.built
-                else "estimated firmware"}
+    manifest = {
+        "arena_figure_bytes": fit.arena.bytes,
+        "arena_figure_source": fit.arena.label,
+        "fit": fit.as_dict(),
+        "fit_judged_on": "built firmware" if fit.firmware.built else "estimated firmware",
+    }
     if fit.arena.output_matches_host is not None:
         manifest["emulated_output_matches_host"] = fit.arena.output_matches_host
     # The other files of the folder (its README) are kept; the generated ones go as one set.
     with replaced_directory(out_dir, keep=lambda name: name not in GENERATED_FILES) as staging:
-        generated = write_sources(staging, model, info, inputs, expected, fit.arena_bytes, model_path.stem,
-                                  target.name, manifest, detector)
+        generated = write_sources(
+            staging, model, info, inputs, expected, fit.arena_bytes, model_path.stem, target.name, manifest, detector
+        )
     return generated.moved_to(out_dir), fit
-

@@ -56,20 +56,20 @@ class ArenaFigure:
     """The arena a model needs on the Cortex-M4 (no margin)."""
 
     bytes: int
-    exact: bool                                   # measured on the emulated M4
+    exact: bool  # measured on the emulated M4
     label: str
-    machine: Optional[str] = None                 # the QEMU machine it was measured on
-    output_matches_host: Optional[bool] = None    # the emulated run's output equalled the host's
+    machine: Optional[str] = None  # the QEMU machine it was measured on
+    output_matches_host: Optional[bool] = None  # the emulated run's output equalled the host's
 
 
 @dataclasses.dataclass(frozen=True)
 class Firmware:
     """What the firmware around the model takes besides the arena and the model."""
 
-    static_ram: int          # in the arena's block: .data, .bss, alignment
-    stack: int               # the stack where it shares the arena's block (0 where it has its own)
-    flash: int               # code, constants, test data, .data's initial values
-    built: bool              # from the ELF built for the board (else estimated)
+    static_ram: int  # in the arena's block: .data, .bss, alignment
+    stack: int  # the stack where it shares the arena's block (0 where it has its own)
+    flash: int  # code, constants, test data, .data's initial values
+    built: bool  # from the ELF built for the board (else estimated)
     linker_overflows: Tuple[str, ...] = ()
 
     @property
@@ -82,7 +82,7 @@ class Fit:
     board: str
     model_bytes: int
     arena: ArenaFigure
-    arena_bytes: int         # with the margin: the arena export writes into model_config.h
+    arena_bytes: int  # with the margin: the arena export writes into model_config.h
     firmware: Firmware
     verdict: boards.Verdict
 
@@ -91,19 +91,30 @@ class Fit:
         return self.verdict.fits and not self.firmware.linker_overflows
 
     def message(self) -> str:
-        linker = (f"; the linker says: {' | '.join(self.firmware.linker_overflows)}"
-                  if self.firmware.linker_overflows else "")
+        linker = (
+            f"; the linker says: {' | '.join(self.firmware.linker_overflows)}" if self.firmware.linker_overflows else ""
+        )
         stack = f" + stack {self.firmware.stack:,} B" if self.firmware.stack else ""
-        return (f"{self.verdict.message()} (RAM: arena {self.arena_bytes:,} B = {self.arena.label} "
-                f"{self.arena.bytes:,} B + margin, + firmware data {self.firmware.static_ram:,} B{stack}; "
-                f"{self.firmware.label}){linker}")
+        return (
+            f"{self.verdict.message()} (RAM: arena {self.arena_bytes:,} B = {self.arena.label} "
+            f"{self.arena.bytes:,} B + margin, + firmware data {self.firmware.static_ram:,} B{stack}; "
+            f"{self.firmware.label}){linker}"
+        )
 
     def as_dict(self) -> dict:
-        return {**self.verdict.as_dict(), "fits": self.fits, "arena_figure_bytes": self.arena.bytes,
-                "arena_exact": self.arena.exact, "arena_label": self.arena.label, "arena_bytes": self.arena_bytes,
-                "firmware_static_ram": self.firmware.static_ram, "stack_in_arena_block": self.firmware.stack,
-                "firmware_flash": self.firmware.flash, "firmware_built": self.firmware.built,
-                "linker_overflows": list(self.firmware.linker_overflows)}
+        return {
+            **self.verdict.as_dict(),
+            "fits": self.fits,
+            "arena_figure_bytes": self.arena.bytes,
+            "arena_exact": self.arena.exact,
+            "arena_label": self.arena.label,
+            "arena_bytes": self.arena_bytes,
+            "firmware_static_ram": self.firmware.static_ram,
+            "stack_in_arena_block": self.firmware.stack,
+            "firmware_flash": self.firmware.flash,
+            "firmware_built": self.firmware.built,
+            "linker_overflows": list(self.firmware.linker_overflows),
+        }
 
 
 def with_margin(arena_bytes: int) -> int:
@@ -114,38 +125,56 @@ def with_margin(arena_bytes: int) -> int:
 
 def can_build_firmware() -> bool:
     """TFLM sources, the Arm toolchain and QEMU: the firmware can be built and measured."""
+    from ..toolchain import tflm_tree
     from . import build as firmware_build
     from . import emulate as firmware_run
-    from ..toolchain import tflm_tree
-    return (tflm_tree.tflm_dir(required=False) is not None and not firmware_build.missing_tools()
-            and shutil.which(firmware_run.QEMU) is not None)
+
+    return (
+        tflm_tree.tflm_dir(required=False) is not None
+        and not firmware_build.missing_tools()
+        and shutil.which(firmware_run.QEMU) is not None
+    )
 
 
 # ---- the arena -----------------------------------------------------------------------------------
 
+
 def estimated_arena(model: bytes) -> ArenaFigure:
     """The toolkit's estimate of TFLM's planning for the Cortex-M4 build."""
     from ..arena import estimate_arena
+
     estimate = estimate_arena(model, "cortex-m4")
     return ArenaFigure(int(max(estimate.total_bytes, estimate.min_arena_bytes)), False, estimate.label)
 
 
-def measured_arena(model_path: pathlib.Path, input_path: Optional[pathlib.Path] = None,
-                   host_run: Optional[Callable] = None) -> Optional[ArenaFigure]:
+def measured_arena(
+    model_path: pathlib.Path, input_path: Optional[pathlib.Path] = None, host_run: Optional[Callable] = None
+) -> Optional[ArenaFigure]:
     """arena_used_bytes() of the firmware on the emulated Cortex-M4 (mps2-an386 when the
     model exceeds the F405); None when no emulated machine holds the model."""
     from . import emulate as firmware_run
+
     kwargs = {"host_run": host_run} if host_run is not None else {}
     try:
         emulation = firmware_run.measure_arena(pathlib.Path(model_path), input_path, **kwargs)
     except firmware_run.DoesNotFit:
         return None
-    return ArenaFigure(int(emulation.arena_used_bytes), True, f"{MEASURED_LABEL} ({emulation.machine})",
-                       emulation.machine, emulation.output_matches_host)
+    return ArenaFigure(
+        int(emulation.arena_used_bytes),
+        True,
+        f"{MEASURED_LABEL} ({emulation.machine})",
+        emulation.machine,
+        emulation.output_matches_host,
+    )
 
 
-def arena_figure(model: bytes, model_path: Optional[pathlib.Path] = None, input_path: Optional[pathlib.Path] = None,
-                 host_run: Optional[Callable] = None, measure: Optional[bool] = None) -> ArenaFigure:
+def arena_figure(
+    model: bytes,
+    model_path: Optional[pathlib.Path] = None,
+    input_path: Optional[pathlib.Path] = None,
+    host_run: Optional[Callable] = None,
+    measure: Optional[bool] = None,
+) -> ArenaFigure:
     """The arena: measured when `measure` (default: when the firmware can be built), else
     estimated; the estimate also when no emulated machine holds the model."""
     if measure is None:
@@ -163,10 +192,12 @@ def arena_figure(model: bytes, model_path: Optional[pathlib.Path] = None, input_
 
 # ---- the firmware around the model ---------------------------------------------------------------
 
+
 def _test_data_bytes(info: ModelInfo) -> int:
     """The test input and expected output the firmware embeds (deploy/sources.py)."""
-    return sum(int(np.prod(t.shape, dtype=np.int64)) * np.dtype(t.dtype).itemsize
-               for t in (*info.inputs, *info.outputs))
+    return sum(
+        int(np.prod(t.shape, dtype=np.int64)) * np.dtype(t.dtype).itemsize for t in (*info.inputs, *info.outputs)
+    )
 
 
 def detector_ram(detector) -> int:
@@ -175,36 +206,59 @@ def detector_ram(detector) -> int:
     if detector is None:
         return 0
     from ..runtime import detection_native
+
     return detection_native.scratch_bytes(detector) + ctypes.sizeof(detection_native.CBox) * detector.top_k
 
 
 def estimated_firmware(board: boards.Board, info: ModelInfo, detector=None) -> Firmware:
-    return Firmware(FIRMWARE_STATIC_RAM + detector_ram(detector), board.stack_bytes if board.stack_shares_arena_block
-                    else 0, FIRMWARE_FLASH_BASE + FIRMWARE_FLASH_PER_OP * len(info.ops) + _test_data_bytes(info),
-                    False)
+    return Firmware(
+        FIRMWARE_STATIC_RAM + detector_ram(detector),
+        board.stack_bytes if board.stack_shares_arena_block else 0,
+        FIRMWARE_FLASH_BASE + FIRMWARE_FLASH_PER_OP * len(info.ops) + _test_data_bytes(info),
+        False,
+    )
 
 
 def _sizing_data(info: ModelInfo) -> Tuple[list, list]:
     """Test data of the model's shapes: the firmware's sizes do not depend on the values
     (const arrays are stored whole in flash)."""
     from .host_run import load_inputs
+
     inputs = load_inputs(None, info)
     outputs = [np.zeros(t.shape, np.dtype(t.dtype)) for t in info.outputs]
     return inputs, outputs
 
 
-def built_firmware(board: boards.Board, model: bytes, info: ModelInfo, arena_bytes: int, name: str = "model",
-                   log: Optional[Callable[[str], None]] = None, detector=None) -> Firmware:
+def built_firmware(
+    board: boards.Board,
+    model: bytes,
+    info: ModelInfo,
+    arena_bytes: int,
+    name: str = "model",
+    log: Optional[Callable[[str], None]] = None,
+    detector=None,
+) -> Firmware:
     """The firmware built for `board` with this model and arena (and the detector's
     post-processing, if any); its ELF's sizes."""
     from . import build as firmware_build
     from .sources import write_sources
+
     inputs, outputs = _sizing_data(info)
     with tempfile.TemporaryDirectory(prefix="rnnpool-fit-") as tmp:
-        generated = write_sources(pathlib.Path(tmp) / "generated", model, info, inputs, outputs, arena_bytes,
-                                  name, board.name, detector=detector)
-        build = firmware_build.build_firmware(generated.directory, board, pathlib.Path(tmp) / "build",
-                                              log=log, allow_overflow=True)
+        generated = write_sources(
+            pathlib.Path(tmp) / "generated",
+            model,
+            info,
+            inputs,
+            outputs,
+            arena_bytes,
+            name,
+            board.name,
+            detector=detector,
+        )
+        build = firmware_build.build_firmware(
+            generated.directory, board, pathlib.Path(tmp) / "build", log=log, allow_overflow=True
+        )
     stack = build.stack_bytes if board.stack_shares_arena_block else 0
     static_ram = build.ram_used(board.arena_block) - build.arena_section_bytes - stack
     return Firmware(static_ram, stack, build.flash_bytes - len(model), True, build.overflows)
@@ -212,10 +266,19 @@ def built_firmware(board: boards.Board, model: bytes, info: ModelInfo, arena_byt
 
 # ---- the verdict -------------------------------------------------------------------------------------
 
-def assess(model: Union[bytes, pathlib.Path], board, *, model_path: Optional[pathlib.Path] = None,
-           input_path: Optional[pathlib.Path] = None, host_run: Optional[Callable] = None,
-           measure: Optional[bool] = None, arena: Optional[ArenaFigure] = None,
-           log: Optional[Callable[[str], None]] = None, detector=None) -> Fit:
+
+def assess(
+    model: Union[bytes, pathlib.Path],
+    board,
+    *,
+    model_path: Optional[pathlib.Path] = None,
+    input_path: Optional[pathlib.Path] = None,
+    host_run: Optional[Callable] = None,
+    measure: Optional[bool] = None,
+    arena: Optional[ArenaFigure] = None,
+    log: Optional[Callable[[str], None]] = None,
+    detector=None,
+) -> Fit:
     """Does `model` (bytes or a path) fit `board` in the firmware? `measure`: measure the
     arena and build the firmware (default: when possible); `arena`: a figure already
     measured or estimated (e.g. by check). `input_path`/`host_run` feed the emulated run's
@@ -234,10 +297,14 @@ def assess(model: Union[bytes, pathlib.Path], board, *, model_path: Optional[pat
         arena = arena_figure(model, model_path, input_path, host_run, measure)
     arena_bytes = with_margin(arena.bytes)
     name = model_path.stem if model_path is not None else "model"
-    firmware = built_firmware(board, model, info, arena_bytes, name, log, detector) if measure else \
-        estimated_firmware(board, info, detector)
-    verdict = boards.verdict(board, arena_bytes, len(model), other_ram=firmware.static_ram + firmware.stack,
-                             other_flash=firmware.flash)
+    firmware = (
+        built_firmware(board, model, info, arena_bytes, name, log, detector)
+        if measure
+        else estimated_firmware(board, info, detector)
+    )
+    verdict = boards.verdict(
+        board, arena_bytes, len(model), other_ram=firmware.static_ram + firmware.stack, other_flash=firmware.flash
+    )
     return Fit(board.name, len(model), arena, arena_bytes, firmware, verdict)
 
 

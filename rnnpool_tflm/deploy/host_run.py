@@ -21,6 +21,7 @@ from ..tflite.model_info import ModelInfo, TensorInfo, check_ops_supported, read
 
 # ---- inputs -------------------------------------------------------------------------------------
 
+
 def _round_half_away(v: np.ndarray) -> np.ndarray:
     return np.sign(v) * np.floor(np.abs(v) + 0.5)
 
@@ -30,11 +31,13 @@ def coerce_input(array: np.ndarray, info: TensorInfo, label: str) -> np.ndarray:
     differ), same dtype, or float data quantized with the input's scale/zero point."""
     array = np.asarray(array)
     if array.size != int(np.prod(info.shape, dtype=np.int64)):
-        raise RNNPoolError(f"{label} has shape {tuple(array.shape)}, the model input {info.name!r} "
-                           f"needs {tuple(info.shape)}")
+        raise RNNPoolError(
+            f"{label} has shape {tuple(array.shape)}, the model input {info.name!r} needs {tuple(info.shape)}"
+        )
     if tuple(s for s in array.shape if s != 1) != tuple(s for s in info.shape if s != 1):
-        raise RNNPoolError(f"{label} has shape {tuple(array.shape)}, the model input {info.name!r} "
-                           f"needs {tuple(info.shape)}")
+        raise RNNPoolError(
+            f"{label} has shape {tuple(array.shape)}, the model input {info.name!r} needs {tuple(info.shape)}"
+        )
     array = array.reshape(info.shape)
     want = np.dtype(info.dtype)
     if array.dtype == want:
@@ -86,6 +89,7 @@ def load_inputs(path: Optional[pathlib.Path], info: ModelInfo, seed: int = 0) ->
 
 # ---- the host run (switchable: the RNNPool host path comes from check) -------------------------
 
+
 def host_outputs(model: bytes, inputs: Sequence[np.ndarray], info: ModelInfo) -> List[np.ndarray]:
     """The model's outputs on the host: the tflite-micro Python interpreter; for models with
     custom ops (RNNPool, InvertedResidual), check's host run (rnnpool_tflm.runtime.host: the ops
@@ -93,14 +97,20 @@ def host_outputs(model: bytes, inputs: Sequence[np.ndarray], info: ModelInfo) ->
     their C kernels)."""
     if info.custom_ops:
         from ..runtime import host as host_runtime
+
         result = host_runtime.run(bytes(model), [np.asarray(x) for x in inputs])
         return [np.asarray(o).reshape(t.shape) for o, t in zip(result.outputs, info.outputs, strict=True)]
     return run_interpreter(model, inputs, len(info.outputs), isolate_prepare=True)
 
 
-def run_interpreter(model: bytes, inputs: Sequence[np.ndarray], output_count: int,
-                    registerers: Sequence[str] = (), arena_size: Optional[int] = None,
-                    isolate_prepare: bool = False) -> List[np.ndarray]:
+def run_interpreter(
+    model: bytes,
+    inputs: Sequence[np.ndarray],
+    output_count: int,
+    registerers: Sequence[str] = (),
+    arena_size: Optional[int] = None,
+    isolate_prepare: bool = False,
+) -> List[np.ndarray]:
     """Runs the model once in the tflite-micro Python interpreter; a failure's message
     carries what TFLM printed (e.g. the RNNPool op's reason for rejecting the model).
     `isolate_prepare`: see runtime.interpreter.open_interpreter (for a user's model)."""
@@ -122,13 +132,15 @@ def run_interpreter(model: bytes, inputs: Sequence[np.ndarray], output_count: in
     return outputs
 
 
-def prepare(model: bytes, input_path: Optional[pathlib.Path] = None,
-            host_run: Callable = host_outputs, name: str = "model") -> Tuple[ModelInfo, List[np.ndarray], List[np.ndarray]]:
+def prepare(
+    model: bytes, input_path: Optional[pathlib.Path] = None, host_run: Callable = host_outputs, name: str = "model"
+) -> Tuple[ModelInfo, List[np.ndarray], List[np.ndarray]]:
     """Reads the model (`name`, the file, starts its error messages), picks the test inputs,
     runs it on the host. A model carrying an offline memory plan that overlaps live tensors
     unsafely is refused here (UnsafePlanError), before the firmware would compute garbage with it."""
     from ..arena.offline_planner import check_own_plan
     from ..toolchain import tflm_tree as tflm_sources
+
     info = read_model_info(model, name)
     check_ops_supported(info, tflm_sources.tflm_dir(required=False))
     check_own_plan(model)

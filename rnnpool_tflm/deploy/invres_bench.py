@@ -19,25 +19,29 @@ import subprocess
 import tempfile
 from typing import List, Optional, Sequence
 
+from ..core import boards
 from ..core.errors import RNNPoolError
 from ..core.sources import source_dir
 from ..runtime import invres_harness
 from ..runtime.m4_harness import HARNESS_DIR, HarnessCase, parse_harness_output
 from . import build, emulate
-from ..core import boards
 
 MACHINE = "mps2-an386"
 SOURCES = ("invres_cmsis.c", "invres_harness.c")
-_CMSIS_LINE = re.compile(r"^cmsis (\d+) (ok|FAIL) expand=(\d+) depthwise=(\d+) project=(\d+) add=(\d+) "
-                         r"mismatches=(\d+)$", re.M)
+_CMSIS_LINE = re.compile(
+    r"^cmsis (\d+) (ok|FAIL) expand=(\d+) depthwise=(\d+) project=(\d+) add=(\d+) "
+    r"mismatches=(\d+)$",
+    re.M,
+)
 
 
 @dataclasses.dataclass(frozen=True)
 class BlockComparison:
     """Instructions of one block: CMSIS-NN per unfused operator, and the fused kernel."""
+
     cmsis_ok: bool
     cmsis_mismatches: int
-    cmsis_instructions: dict       # {"expand": n, "depthwise": n, "project": n, "add": n}
+    cmsis_instructions: dict  # {"expand": n, "depthwise": n, "project": n, "add": n}
     fused_ok: bool
     fused_instructions: float
     fused_scratch_bytes: int
@@ -53,17 +57,22 @@ class BlockComparison:
         return self.fused_instructions / self.cmsis_total
 
 
-def _compile(source: pathlib.Path, obj: pathlib.Path, includes: Sequence[pathlib.Path],
-             board: boards.Board) -> None:
-    cmd = build._compile_command(source, obj, build.APP_OPT, includes,
-                                 (*build.APP_WARNINGS, *(f"-D{d}" for d in build.board_defines(board))))
+def _compile(source: pathlib.Path, obj: pathlib.Path, includes: Sequence[pathlib.Path], board: boards.Board) -> None:
+    cmd = build._compile_command(
+        source, obj, build.APP_OPT, includes, (*build.APP_WARNINGS, *(f"-D{d}" for d in build.board_defines(board)))
+    )
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise RNNPoolError(f"compiling {source} failed:\n{done.stderr.strip()[-4000:]}")
 
 
-def compare(cases: Sequence[HarnessCase], tflm_root: Optional[pathlib.Path] = None, timeout: float = 900.0,
-            workdir: Optional[pathlib.Path] = None, log=None) -> List[BlockComparison]:
+def compare(
+    cases: Sequence[HarnessCase],
+    tflm_root: Optional[pathlib.Path] = None,
+    timeout: float = 900.0,
+    workdir: Optional[pathlib.Path] = None,
+    log=None,
+) -> List[BlockComparison]:
     """Builds and runs the comparison program for these cases (TFLM_DIR needed for CMSIS-NN)."""
     build.require_tools()
     emulate.require_qemu()
@@ -75,17 +84,30 @@ def compare(cases: Sequence[HarnessCase], tflm_root: Optional[pathlib.Path] = No
         (work / "invres_cases.h").write_text(invres_harness.cases_header(cases))
         (work / "invres_cmsis_cases.h").write_text(invres_harness.cmsis_header(cases))
         includes = [work, HARNESS_DIR, source_dir("inverted_residual"), build.PLATFORM_DIR, *library.include_dirs]
-        sources = [*(HARNESS_DIR / s for s in SOURCES), *invres_harness.kernel_sources(),
-                   *(build.PLATFORM_DIR / s for s in build.platform_sources(board))]
+        sources = [
+            *(HARNESS_DIR / s for s in SOURCES),
+            *invres_harness.kernel_sources(),
+            *(build.PLATFORM_DIR / s for s in build.platform_sources(board)),
+        ]
         objs = []
         for i, source in enumerate(sources):
             obj = work / f"{i:02d}_{source.stem}.o"
             _compile(source, obj, includes, board)
             objs.append(str(obj))
         elf = work / "invres_bench.elf"
-        cmd = [build.CC, *build.CPU_FLAGS, "-T", str(build.PLATFORM_DIR / board.linker_script),
-               f"-L{build.PLATFORM_DIR}", *build.LINK_FLAGS,
-               *objs, str(library.path), "-lm", "-o", str(elf)]
+        cmd = [
+            build.CC,
+            *build.CPU_FLAGS,
+            "-T",
+            str(build.PLATFORM_DIR / board.linker_script),
+            f"-L{build.PLATFORM_DIR}",
+            *build.LINK_FLAGS,
+            *objs,
+            str(library.path),
+            "-lm",
+            "-o",
+            str(elf),
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             raise RNNPoolError(f"linking the InvertedResidual benchmark failed:\n{done.stderr.strip()[-4000:]}")
@@ -99,9 +121,15 @@ def compare(cases: Sequence[HarnessCase], tflm_root: Optional[pathlib.Path] = No
     for i, r in enumerate(fused.results):
         m = lines[i]
         ticks = dict(zip(("expand", "depthwise", "project", "add"), (int(v) for v in m.groups()[2:6])))
-        results.append(BlockComparison(
-            cmsis_ok=m[2] == "ok", cmsis_mismatches=int(m[7]),
-            cmsis_instructions={k: round(v * per_tick) for k, v in ticks.items()},
-            fused_ok=r.ok, fused_instructions=round(r.instructions), fused_scratch_bytes=r.scratch_bytes,
-            fused_prepared_bytes=r.prepared_bytes))
+        results.append(
+            BlockComparison(
+                cmsis_ok=m[2] == "ok",
+                cmsis_mismatches=int(m[7]),
+                cmsis_instructions={k: round(v * per_tick) for k, v in ticks.items()},
+                fused_ok=r.ok,
+                fused_instructions=round(r.instructions),
+                fused_scratch_bytes=r.scratch_bytes,
+                fused_prepared_bytes=r.prepared_bytes,
+            )
+        )
     return results

@@ -19,12 +19,18 @@ from ..core.errors import RNNPoolError
 from .boxes import iou_matrix
 
 
-def average_precision(detected_boxes: Sequence[np.ndarray], detected_scores: Sequence[np.ndarray],
-                      true_boxes: Sequence[np.ndarray], iou_threshold: float = 0.5) -> float:
+def average_precision(
+    detected_boxes: Sequence[np.ndarray],
+    detected_scores: Sequence[np.ndarray],
+    true_boxes: Sequence[np.ndarray],
+    iou_threshold: float = 0.5,
+) -> float:
     """AP over a set of images: per image, detections [k, 4] with scores [k], and faces [n, 4]."""
     if not len(detected_boxes) == len(detected_scores) == len(true_boxes):
-        raise RNNPoolError(f"need detections and faces for the same images: {len(detected_boxes)} box sets, "
-                           f"{len(detected_scores)} score sets, {len(true_boxes)} face sets")
+        raise RNNPoolError(
+            f"need detections and faces for the same images: {len(detected_boxes)} box sets, "
+            f"{len(detected_scores)} score sets, {len(true_boxes)} face sets"
+        )
     total_faces = sum(int(np.asarray(t).reshape(-1, 4).shape[0]) for t in true_boxes)
     if total_faces == 0:
         raise RNNPoolError("average precision needs at least one ground-truth face")

@@ -35,9 +35,11 @@ def _unpack(*element):
         image, boxes = element[:2]
         count = element[2] if len(element) == 3 else None
     else:
-        raise RNNPoolError("dataset elements must be (image, boxes), (image, boxes, count) or a dict with "
-                           f"'image' and 'boxes'; got {len(element)} components")
-    image = (tf.cast(image, tf.float32) / 255.0 if image.dtype == tf.uint8 else tf.cast(image, tf.float32))
+        raise RNNPoolError(
+            "dataset elements must be (image, boxes), (image, boxes, count) or a dict with "
+            f"'image' and 'boxes'; got {len(element)} components"
+        )
+    image = tf.cast(image, tf.float32) / 255.0 if image.dtype == tf.uint8 else tf.cast(image, tf.float32)
     boxes = tf.reshape(tf.cast(boxes, tf.float32), [-1, 4])
     count = tf.shape(boxes)[0] if count is None else tf.cast(count, tf.int32)
     return image, boxes, count
@@ -59,9 +61,18 @@ def flip_horizontally(image, boxes):
     return tf.reverse(image, axis=[1]), flipped
 
 
-def detection_batches(source: tf.data.Dataset, priors: Priors, batch_size: int, *, channels: int,
-                      shuffle: int = 0, flip: bool = False, seed: int = 0, threshold: float = MATCH_IOU,
-                      drop_remainder: bool = True) -> tf.data.Dataset:
+def detection_batches(
+    source: tf.data.Dataset,
+    priors: Priors,
+    batch_size: int,
+    *,
+    channels: int,
+    shuffle: int = 0,
+    flip: bool = False,
+    seed: int = 0,
+    threshold: float = MATCH_IOU,
+    drop_remainder: bool = True,
+) -> tf.data.Dataset:
     """Encoded, batched training/validation data from a source of (image, boxes) elements.
 
     shuffle: buffer size (0 = keep the order); flip: random horizontal flips; both
@@ -80,8 +91,10 @@ def detection_batches(source: tf.data.Dataset, priors: Priors, batch_size: int, 
     if flip:
         coins = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         ds = tf.data.Dataset.zip((ds, coins)).map(
-            lambda element, coin: _maybe_flip(element, coin % 2 == 0), num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True)
+            lambda element, coin: _maybe_flip(element, coin % 2 == 0),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
 
     def encode(image, boxes, count):
         image = tf.ensure_shape(image, image_shape)
@@ -99,9 +112,14 @@ def _maybe_flip(element, flip):
     return image, boxes, count
 
 
-def synthetic_source(count: int, image_shape: Sequence[int], seed: int = 0,
-                     config: SyntheticFaceConfig = DEFAULT_CONFIG, max_faces: Optional[int] = None,
-                     cache: bool = True) -> tf.data.Dataset:
+def synthetic_source(
+    count: int,
+    image_shape: Sequence[int],
+    seed: int = 0,
+    config: SyntheticFaceConfig = DEFAULT_CONFIG,
+    max_faces: Optional[int] = None,
+    cache: bool = True,
+) -> tf.data.Dataset:
     """Synthetic faces as a source dataset of (uint8 image, boxes padded to max_faces, count),
     drawn image by image (index i of set `seed`) and cached in memory after the first pass."""
     shape = tuple(int(v) for v in image_shape)
@@ -110,7 +128,7 @@ def synthetic_source(count: int, image_shape: Sequence[int], seed: int = 0,
     def draw(index):
         image, boxes = synthetic_face_image(seed, int(index), shape, config)
         padded = np.zeros((max(pad, 1), 4), np.float32)
-        padded[:len(boxes)] = boxes[:pad]
+        padded[: len(boxes)] = boxes[:pad]
         return image, padded, np.int32(min(len(boxes), pad))
 
     def draw_tf(index):

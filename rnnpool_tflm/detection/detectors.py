@@ -47,8 +47,10 @@ def prior_config_for(layout: HeadLayout) -> PriorConfig:
     """The prior configuration of a zoo detector, told apart by its head count."""
     by_heads = {len(spec.priors.anchor_sizes): spec.priors for spec in FACE_DETECTORS.values()}
     if layout.num_heads not in by_heads:
-        raise RNNPoolError(f"no prior configuration for a detector with {layout.num_heads} heads "
-                           f"(known: {sorted(by_heads)}); pass one explicitly")
+        raise RNNPoolError(
+            f"no prior configuration for a detector with {layout.num_heads} heads "
+            f"(known: {sorted(by_heads)}); pass one explicitly"
+        )
     return by_heads[layout.num_heads]
 
 
@@ -60,5 +62,11 @@ def detector_priors(model, config: Optional[PriorConfig] = None) -> Tuple[HeadLa
     return layout, priors
 
 
-__all__ = ["FaceDetectorSpec", "FACE_DETECTORS", "face_detector_spec", "build_face_detector", "prior_config_for",
-           "detector_priors"]
+__all__ = [
+    "FaceDetectorSpec",
+    "FACE_DETECTORS",
+    "face_detector_spec",
+    "build_face_detector",
+    "prior_config_for",
+    "detector_priors",
+]

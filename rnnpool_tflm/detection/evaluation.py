@@ -39,6 +39,7 @@ NUM_THRESHOLDS = 1000
 @dataclasses.dataclass(frozen=True)
 class SubsetResult:
     """AP of one subset, its face count and its curve (one point per threshold, highest first)."""
+
     ap: Optional[float]
     faces: int
     precision: np.ndarray
@@ -79,8 +80,7 @@ def normalize_scores(predictions: Mapping[str, np.ndarray]) -> Dict[str, np.ndar
     return out
 
 
-def match_image(detections: np.ndarray, faces: np.ndarray, in_subset: np.ndarray,
-                iou_threshold: float = IOU_THRESHOLD):
+def match_image(detections: np.ndarray, faces: np.ndarray, in_subset: np.ndarray, iou_threshold: float = IOU_THRESHOLD):
     """Official per-image matching. `detections` [k, 5] sorted by descending score, `faces` [m, 4],
     `in_subset` bool [m]. Returns (is_proposal bool [k], recalled int [k]): whether detection i counts
     as a proposal, and how many subset faces detections 0..i have taken."""
@@ -102,8 +102,9 @@ def thresholds(num: int = NUM_THRESHOLDS) -> np.ndarray:
     return 1.0 - np.arange(1, num + 1, dtype=np.float64) / num
 
 
-def image_pr_counts(scores: np.ndarray, is_proposal: np.ndarray, recalled: np.ndarray,
-                    levels: np.ndarray) -> np.ndarray:
+def image_pr_counts(
+    scores: np.ndarray, is_proposal: np.ndarray, recalled: np.ndarray, levels: np.ndarray
+) -> np.ndarray:
     """[len(levels), 2] (proposals, recalled) counting the detections with score >= each level;
     `scores` sorted descending."""
     above = np.searchsorted(-scores, -levels, side="right")  # how many scores are >= each level
@@ -121,9 +122,13 @@ def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
     return float(np.sum((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1]))
 
 
-def evaluate(faces: Mapping[str, np.ndarray], predictions: Mapping[str, np.ndarray],
-             subsets: Optional[Mapping[str, Mapping[str, np.ndarray]]] = None,
-             iou_threshold: float = IOU_THRESHOLD, num_thresholds: int = NUM_THRESHOLDS) -> Dict[str, SubsetResult]:
+def evaluate(
+    faces: Mapping[str, np.ndarray],
+    predictions: Mapping[str, np.ndarray],
+    subsets: Optional[Mapping[str, Mapping[str, np.ndarray]]] = None,
+    iou_threshold: float = IOU_THRESHOLD,
+    num_thresholds: int = NUM_THRESHOLDS,
+) -> Dict[str, SubsetResult]:
     """AP per subset. `faces`: image name -> [m, 4] (x, y, w, h) in annotation order; `predictions`:
     image name -> [k, 5] (x, y, w, h, score), images without an entry have no detections, entries
     for unknown images are ignored; `subsets`: subset name -> image name -> 0-based indices of the
@@ -131,14 +136,16 @@ def evaluate(faces: Mapping[str, np.ndarray], predictions: Mapping[str, np.ndarr
     has "all" (every face of every image) and one entry per subset."""
     for name, p in predictions.items():
         if np.asarray(p).ndim != 2 or np.asarray(p).shape[1] != 5:
-            raise RNNPoolError(f"predictions for {name} must be [k, 5] (x, y, w, h, score), "
-                               f"got shape {np.asarray(p).shape}")
+            raise RNNPoolError(
+                f"predictions for {name} must be [k, 5] (x, y, w, h, score), got shape {np.asarray(p).shape}"
+            )
     normalised = normalize_scores({n: p for n, p in predictions.items() if n in faces})
     ranked = {n: p[np.argsort(-p[:, 4], kind="stable")] for n, p in normalised.items()}
     keep_all = {n: np.arange(len(f)) for n, f in faces.items()}
     plans = {"all": keep_all, **(subsets or {})}
-    return {subset: _evaluate_subset(faces, ranked, keep, iou_threshold, num_thresholds)
-            for subset, keep in plans.items()}
+    return {
+        subset: _evaluate_subset(faces, ranked, keep, iou_threshold, num_thresholds) for subset, keep in plans.items()
+    }
 
 
 def _evaluate_subset(faces, ranked, keep, iou_threshold, num_thresholds) -> SubsetResult:

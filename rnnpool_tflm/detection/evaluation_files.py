@@ -33,6 +33,7 @@ SUBSETS = ("easy", "medium", "hard")
 @dataclasses.dataclass(frozen=True)
 class GroundTruth:
     """Faces per image stem ([m, 4] x, y, w, h in annotation order) and each stem's event folder."""
+
     faces: Dict[str, np.ndarray]
     events: Dict[str, str]
     path: str
@@ -43,13 +44,16 @@ def read_ground_truth(path) -> GroundTruth:
     split files index the faces by their order in this file."""
     parsed = read_annotations(path)
     if parsed.issues.total:
-        raise RNNPoolError(f"ground truth {path} has annotation issues ({parsed.issues.summary()}); "
-                           f"first: {parsed.issues.examples[0]}")
+        raise RNNPoolError(
+            f"ground truth {path} has annotation issues ({parsed.issues.summary()}); first: {parsed.issues.examples[0]}"
+        )
     faces, events = {}, {}
     for image in parsed.images:
         if image.stem in faces:
-            raise RNNPoolError(f"ground truth {path}: two images are named {image.stem} "
-                               f"(line {image.line}); the evaluation keys images by file name")
+            raise RNNPoolError(
+                f"ground truth {path}: two images are named {image.stem} "
+                f"(line {image.line}); the evaluation keys images by file name"
+            )
         faces[image.stem] = image.boxes
         events[image.stem] = str(pathlib.PurePosixPath(image.name).parent)
     return GroundTruth(faces=faces, events=events, path=str(path))
@@ -59,6 +63,7 @@ def read_ground_truth(path) -> GroundTruth:
 class Predictions:
     """Detections per image stem ([k, 5] x, y, w, h, score); `missing`: ground-truth images without a
     file (evaluated as no detections); `unknown`: files for images not in the ground truth (ignored)."""
+
     detections: Dict[str, np.ndarray]
     missing: Tuple[str, ...]
     unknown: Tuple[str, ...]
@@ -89,8 +94,9 @@ def read_prediction_file(path) -> np.ndarray:
     while lines and not lines[-1]:
         lines.pop()
     if len(lines) < 2:
-        raise RNNPoolError(f"prediction file {path}: expected the image name and a detection count "
-                           f"on its first two lines")
+        raise RNNPoolError(
+            f"prediction file {path}: expected the image name and a detection count on its first two lines"
+        )
     named = pathlib.PurePosixPath(lines[0].replace("\\", "/")).name
     if named != path.stem and pathlib.PurePosixPath(named).stem != path.stem:
         raise RNNPoolError(f"prediction file {path} names image {lines[0]!r}, not {path.stem}")
@@ -99,12 +105,12 @@ def read_prediction_file(path) -> np.ndarray:
     except ValueError:
         count = -1
     if count < 0:
-        raise RNNPoolError(f"prediction file {path}, line 2: the detection count must be a non-negative "
-                           f"integer, got {lines[1][:40]!r}")
+        raise RNNPoolError(
+            f"prediction file {path}, line 2: the detection count must be a non-negative integer, got {lines[1][:40]!r}"
+        )
     rows = lines[2:]
     if len(rows) != count:
-        raise RNNPoolError(f"prediction file {path}: count says {count} detection(s), "
-                           f"{len(rows)} line(s) follow")
+        raise RNNPoolError(f"prediction file {path}: count says {count} detection(s), {len(rows)} line(s) follow")
     detections = np.zeros((count, 5), np.float64)
     for i, row in enumerate(rows):
         try:
@@ -112,8 +118,9 @@ def read_prediction_file(path) -> np.ndarray:
         except ValueError:
             values = []
         if len(values) != 5 or not np.all(np.isfinite(values)):
-            raise RNNPoolError(f"prediction file {path}, line {i + 3}: expected finite numbers "
-                               f"x y w h score, got {row[:80]!r}")
+            raise RNNPoolError(
+                f"prediction file {path}, line {i + 3}: expected finite numbers x y w h score, got {row[:80]!r}"
+            )
         detections[i] = values
     return detections
 
@@ -133,8 +140,9 @@ def read_subsets(folder, truth: GroundTruth) -> Dict[str, Dict[str, np.ndarray]]
     files = {subset: folder / f"wider_{subset}_val.mat" for subset in SUBSETS}
     absent = [str(p) for p in files.values() if not p.is_file()]
     if absent:
-        raise RNNPoolError(f"split folder {folder} lacks {', '.join(absent)} "
-                           f"(the official eval_tools/ground_truth files)")
+        raise RNNPoolError(
+            f"split folder {folder} lacks {', '.join(absent)} (the official eval_tools/ground_truth files)"
+        )
     return {subset: _read_subset(path, truth) for subset, path in files.items()}
 
 
@@ -170,15 +178,16 @@ def _read_subset(path: pathlib.Path, truth: GroundTruth) -> Dict[str, np.ndarray
     if "event_list" not in mat or "file_list" not in mat:
         lists = _loadmat(path.parent / "wider_face_val.mat") if (path.parent / "wider_face_val.mat").is_file() else {}
         if "event_list" not in lists or "file_list" not in lists:
-            raise RNNPoolError(f"{path} has no event_list/file_list and no wider_face_val.mat with them "
-                               f"is next to it")
+            raise RNNPoolError(f"{path} has no event_list/file_list and no wider_face_val.mat with them is next to it")
     events = _cells(lists["event_list"], "event_list", path)
     file_lists = _cells(lists["file_list"], "file_list", path)
     gt_lists = _cells(mat["gt_list"], "gt_list", path)
     box_lists = _cells(mat["face_bbx_list"], "face_bbx_list", path) if "face_bbx_list" in mat else None
     if not len(events) == len(file_lists) == len(gt_lists):
-        raise RNNPoolError(f"{path}: event_list, file_list and gt_list have different lengths "
-                           f"({len(events)}, {len(file_lists)}, {len(gt_lists)})")
+        raise RNNPoolError(
+            f"{path}: event_list, file_list and gt_list have different lengths "
+            f"({len(events)}, {len(file_lists)}, {len(gt_lists)})"
+        )
     keep: Dict[str, np.ndarray] = {}
     try:
         for e, (event, stems, indices) in enumerate(zip(events, file_lists, gt_lists, strict=True)):
@@ -186,22 +195,29 @@ def _read_subset(path: pathlib.Path, truth: GroundTruth) -> Dict[str, np.ndarray
             indices = _cells(indices, f"gt_list{{{e + 1}}}", path)
             boxes = _cells(box_lists[e], f"face_bbx_list{{{e + 1}}}", path) if box_lists is not None else None
             if len(stems) != len(indices):
-                raise RNNPoolError(f"{path}: event {_text(event)} lists {len(stems)} images but "
-                                   f"{len(indices)} index lists")
+                raise RNNPoolError(
+                    f"{path}: event {_text(event)} lists {len(stems)} images but {len(indices)} index lists"
+                )
             for j, (stem, index) in enumerate(zip(stems, indices, strict=True)):
                 stem = _text(stem)
                 if stem not in truth.faces:
-                    raise RNNPoolError(f"{path} lists image {stem} ({_text(event)}), which the ground "
-                                       f"truth {truth.path} does not have")
+                    raise RNNPoolError(
+                        f"{path} lists image {stem} ({_text(event)}), which the ground truth {truth.path} does not have"
+                    )
                 count = len(truth.faces[stem])
                 if boxes is not None and np.asarray(boxes[j]).reshape(-1, 4).shape[0] != count:
-                    raise RNNPoolError(f"{path}: image {stem} has {np.asarray(boxes[j]).reshape(-1, 4).shape[0]} "
-                                       f"faces there but {count} in {truth.path}")
+                    raise RNNPoolError(
+                        f"{path}: image {stem} has {np.asarray(boxes[j]).reshape(-1, 4).shape[0]} "
+                        f"faces there but {count} in {truth.path}"
+                    )
                 one_based = np.asarray(index, np.float64).reshape(-1)
-                if one_based.size and (np.any(one_based != np.round(one_based)) or one_based.min() < 1
-                                       or one_based.max() > count):
-                    raise RNNPoolError(f"{path}: image {stem} lists faces {one_based.astype(int).tolist()} "
-                                       f"but has {count} (indices are 1-based)")
+                if one_based.size and (
+                    np.any(one_based != np.round(one_based)) or one_based.min() < 1 or one_based.max() > count
+                ):
+                    raise RNNPoolError(
+                        f"{path}: image {stem} lists faces {one_based.astype(int).tolist()} "
+                        f"but has {count} (indices are 1-based)"
+                    )
                 keep[stem] = one_based.astype(np.int64) - 1
     except ValueError as exc:
         raise RNNPoolError(f"{path}: unexpected cell contents ({exc})") from None
@@ -220,5 +236,4 @@ def evaluate_files(predictions_dir, gt_file, splits_dir=None):
 
 
 def as_json(results: Mapping) -> dict:
-    return {"ap": {name: r.ap for name, r in results.items()},
-            "faces": {name: r.faces for name, r in results.items()}}
+    return {"ap": {name: r.ap for name, r in results.items()}, "faces": {name: r.faces for name, r in results.items()}}

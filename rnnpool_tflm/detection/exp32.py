@@ -25,15 +25,25 @@ LOG2E = np.float32(float.fromhex("0x1.715476p+0"))
 LN2_HI = np.float32(float.fromhex("0x1.63p-1"))
 LN2_LO = np.float32(float.fromhex("-0x1.bd0106p-13"))
 ROUNDER = np.float32(float.fromhex("0x1.8p+23"))
-TAYLOR = tuple(np.float32(float.fromhex(h)) for h in (   # 1/7!, 1/6!, ..., 1/2!, 1, 1
-    "0x1.a01a02p-13", "0x1.6c16c2p-10", "0x1.111112p-7", "0x1.555556p-5", "0x1.555556p-3", "0x1.0p-1",
-    "0x1.0p+0", "0x1.0p+0"))
+TAYLOR = tuple(
+    np.float32(float.fromhex(h))
+    for h in (  # 1/7!, 1/6!, ..., 1/2!, 1, 1
+        "0x1.a01a02p-13",
+        "0x1.6c16c2p-10",
+        "0x1.111112p-7",
+        "0x1.555556p-5",
+        "0x1.555556p-3",
+        "0x1.0p-1",
+        "0x1.0p+0",
+        "0x1.0p+0",
+    )
+)
 
 
 def exp32(x) -> np.ndarray:
     """exp of a float32 array (any shape), as detection_expf computes it."""
     x = np.asarray(x, np.float32)
-    finite = (x >= MIN_X) & (x <= MAX_X)           # False for NaN
+    finite = (x >= MIN_X) & (x <= MAX_X)  # False for NaN
     safe = np.where(finite, x, np.float32(0.0))
     k = (safe * LOG2E + ROUNDER) - ROUNDER
     r = (safe - k * LN2_HI) - k * LN2_LO

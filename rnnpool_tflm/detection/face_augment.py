@@ -59,15 +59,15 @@ class AugmentConfig:
     def __post_init__(self):
         for name in ("anchor_sampling_prob", "flip_prob", "jitter_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise RNNPoolError(f"AugmentConfig.{name} must be a probability in [0, 1], "
-                                   f"got {getattr(self, name)}")
+                raise RNNPoolError(f"AugmentConfig.{name} must be a probability in [0, 1], got {getattr(self, name)}")
         if not 0.0 < self.min_crop_scale <= 1.0:
             raise RNNPoolError(f"AugmentConfig.min_crop_scale must be in (0, 1], got {self.min_crop_scale}")
-        if self.anchor_scales is not None and (len(self.anchor_scales) < 1
-                                               or sorted(self.anchor_scales) != list(self.anchor_scales)
-                                               or min(self.anchor_scales) <= 0):
-            raise RNNPoolError(f"AugmentConfig.anchor_scales must be positive and increasing, "
-                               f"got {self.anchor_scales}")
+        if self.anchor_scales is not None and (
+            len(self.anchor_scales) < 1
+            or sorted(self.anchor_scales) != list(self.anchor_scales)
+            or min(self.anchor_scales) <= 0
+        ):
+            raise RNNPoolError(f"AugmentConfig.anchor_scales must be positive and increasing, got {self.anchor_scales}")
 
     def scales_for(self, out_hw: Sequence[int]) -> Tuple[float, ...]:
         if self.anchor_scales is not None:
@@ -85,12 +85,12 @@ def augment_example(image, boxes_px, out_hw, channels: int, seed, config: Augmen
     window = tf.cond(
         use_anchor,
         lambda: sample_anchor_window(boxes_px, image_hw, out_hw, config.scales_for(out_hw), seeds[1]),
-        lambda: sample_crop_window(boxes_px, image_hw, out_hw, config.min_crop_scale, seeds[1]))
+        lambda: sample_crop_window(boxes_px, image_hw, out_hw, config.min_crop_scale, seeds[1]),
+    )
     boxes = project_boxes(boxes_px, window, out_hw, config.min_face_px)
     lost_all = tf.logical_and(has_faces, tf.equal(tf.shape(boxes)[0], 0))
     window = tf.where(lost_all, full_window(image_hw), window)
-    boxes = tf.cond(lost_all, lambda: project_boxes(boxes_px, window, out_hw, config.min_face_px),
-                    lambda: boxes)
+    boxes = tf.cond(lost_all, lambda: project_boxes(boxes_px, window, out_hw, config.min_face_px), lambda: boxes)
     image = crop_to_window(image, window, out_hw, config.fill)
     image, boxes = random_flip(image, boxes, config.flip_prob, seeds[2])
     image = photometric_jitter(image, config, color=channels == 3, seed=seeds[3])
@@ -158,8 +158,7 @@ def sample_crop_window(boxes_px, image_hw, out_hw, min_scale: float, seed):
     width = tf.maximum(tf.round(scale * base_w), 1.0)
     height = tf.maximum(tf.round(scale * base_w / aspect), 1.0)
     count = tf.shape(boxes_px)[0]
-    face = tf.cond(count > 0, lambda: tf.gather(boxes_px, _random_index(seeds[1], count)),
-                   lambda: tf.zeros([4]))
+    face = tf.cond(count > 0, lambda: tf.gather(boxes_px, _random_index(seeds[1], count)), lambda: tf.zeros([4]))
 
     def offset(face_lo, face_hi, window, size, s):
         lo = tf.maximum(0.0, face_hi - window)
@@ -205,7 +204,7 @@ def crop_to_window(image, window, out_hw, fill):
     fill = tf.constant(fill, tf.float32)  # RGB: the crop comes before the channel conversion
 
     def paste():
-        part = image[tf.cast(iy0, tf.int32):tf.cast(iy1, tf.int32), tf.cast(ix0, tf.int32):tf.cast(ix1, tf.int32)]
+        part = image[tf.cast(iy0, tf.int32) : tf.cast(iy1, tf.int32), tf.cast(ix0, tf.int32) : tf.cast(ix1, tf.int32)]
         part = tf.image.resize(part, tf.stack([oy1 - oy0, ox1 - ox0]), method="bilinear", antialias=True)
         return tf.pad(part - fill, [[oy0, out_h - oy1], [ox0, out_w - ox1], [0, 0]]) + fill
 

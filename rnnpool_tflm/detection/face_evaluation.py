@@ -52,12 +52,21 @@ class FaceEvaluation:
         return {name: r.ap for name, r in self.results.items()}
 
     def as_json(self) -> dict:
-        return {"ap": self.ap, "faces": {name: r.faces for name, r in self.results.items()}, "images": self.images,
-                "detections": self.detections, "data": self.data, "model": self.model, "notes": list(self.notes)}
+        return {
+            "ap": self.ap,
+            "faces": {name: r.faces for name, r in self.results.items()},
+            "images": self.images,
+            "detections": self.detections,
+            "data": self.data,
+            "model": self.model,
+            "notes": list(self.notes),
+        }
 
     def format(self) -> str:
-        lines = [f"{self.model} on {self.data}: {self.images} images, {self.detections} detections",
-                 "WIDER FACE protocol (IoU 0.5, 1000 thresholds):"]
+        lines = [
+            f"{self.model} on {self.data}: {self.images} images, {self.detections} detections",
+            "WIDER FACE protocol (IoU 0.5, 1000 thresholds):",
+        ]
         for name, r in self.results.items():
             lines.append(f"  {name:<7} {'n/a (no faces)' if r.ap is None else f'{r.ap:.4f}'}   ({r.faces} faces)")
         return "\n".join(lines)
@@ -72,8 +81,9 @@ def to_xywh_pixels(boxes: np.ndarray, image_size: Sequence[int]) -> np.ndarray:
 
 def as_predictions(found: Detections, image_size: Sequence[int]) -> np.ndarray:
     """[k, 5] (x, y, w, h, score) in pixels, as the evaluation and the submission format take them."""
-    return np.concatenate([to_xywh_pixels(found.boxes, image_size),
-                           np.asarray(found.scores, np.float64).reshape(-1, 1)], axis=1)
+    return np.concatenate(
+        [to_xywh_pixels(found.boxes, image_size), np.asarray(found.scores, np.float64).reshape(-1, 1)], axis=1
+    )
 
 
 def _batches(count: int, size: int):
@@ -81,9 +91,14 @@ def _batches(count: int, size: int):
         yield start, min(start + size, count)
 
 
-def evaluate_synthetic(runner: DetectorRunner, count: int = SYNTHETIC_COUNT, seed: int = SYNTHETIC_SEED,
-                       config: PostprocessConfig = PostprocessConfig(), batch_size: int = 16,
-                       progress: Optional[Callable[[int, int], None]] = None) -> FaceEvaluation:
+def evaluate_synthetic(
+    runner: DetectorRunner,
+    count: int = SYNTHETIC_COUNT,
+    seed: int = SYNTHETIC_SEED,
+    config: PostprocessConfig = PostprocessConfig(),
+    batch_size: int = 16,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> FaceEvaluation:
     from .synthetic import synthetic_face_image
 
     if int(count) < 1:
@@ -100,13 +115,26 @@ def evaluate_synthetic(runner: DetectorRunner, count: int = SYNTHETIC_COUNT, see
             total += len(found)
         if progress:
             progress(stop, int(count))
-    return FaceEvaluation(evaluate(faces, predictions), int(count), total,
-                          f"synthetic faces (set {seed}, {count} images, {cols}x{rows})", runner_kind_label(runner))
+    return FaceEvaluation(
+        evaluate(faces, predictions),
+        int(count),
+        total,
+        f"synthetic faces (set {seed}, {count} images, {cols}x{rows})",
+        runner_kind_label(runner),
+    )
 
 
-def evaluate_wider(runner: DetectorRunner, root, split: str = "val", count: Optional[int] = None,
-                   splits_dir=None, config: PostprocessConfig = PostprocessConfig(), batch_size: int = 16,
-                   save_predictions=None, progress: Optional[Callable[[int, int], None]] = None) -> FaceEvaluation:
+def evaluate_wider(
+    runner: DetectorRunner,
+    root,
+    split: str = "val",
+    count: Optional[int] = None,
+    splits_dir=None,
+    config: PostprocessConfig = PostprocessConfig(),
+    batch_size: int = 16,
+    save_predictions=None,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> FaceEvaluation:
     from .evaluation_files import read_ground_truth, read_subsets, write_prediction_file
     from .images import load_image
     from .wider_annotations import read_annotations
@@ -120,13 +148,14 @@ def evaluate_wider(runner: DetectorRunner, root, split: str = "val", count: Opti
     if count is not None:
         if int(count) < 1:
             raise RNNPoolError(f"count must be a positive number of images, got {count}")
-        names = names[:int(count)]
+        names = names[: int(count)]
     stems = [pathlib.PurePosixPath(n).stem for n in names]
     faces = {stem: truth.faces[stem] for stem in stems}
     subsets = None
     if splits_dir is not None:
-        subsets = {subset: {s: keep[s] for s in stems if s in keep}
-                   for subset, keep in read_subsets(splits_dir, truth).items()}
+        subsets = {
+            subset: {s: keep[s] for s in stems if s in keep} for subset, keep in read_subsets(splits_dir, truth).items()
+        }
     predictions, unreadable, total = {}, [], 0
     for start, stop in _batches(len(names), batch_size):
         loaded = []
@@ -147,11 +176,17 @@ def evaluate_wider(runner: DetectorRunner, root, split: str = "val", count: Opti
             progress(stop, len(names))
     notes = []
     if unreadable:
-        notes.append(f"{len(unreadable)} image(s) could not be read and count as no detections "
-                     f"(first: {unreadable[0]})")
-    return FaceEvaluation(evaluate(faces, predictions, subsets), len(names), total,
-                          f"WIDER FACE {split} ({len(names)} images, resized to {runner.input_shape[1]}x"
-                          f"{runner.input_shape[0]})", runner_kind_label(runner), tuple(notes))
+        notes.append(
+            f"{len(unreadable)} image(s) could not be read and count as no detections (first: {unreadable[0]})"
+        )
+    return FaceEvaluation(
+        evaluate(faces, predictions, subsets),
+        len(names),
+        total,
+        f"WIDER FACE {split} ({len(names)} images, resized to {runner.input_shape[1]}x{runner.input_shape[0]})",
+        runner_kind_label(runner),
+        tuple(notes),
+    )
 
 
 def parse_data(spec: str) -> Tuple[str, Optional[pathlib.Path]]:
@@ -160,14 +195,24 @@ def parse_data(spec: str) -> Tuple[str, Optional[pathlib.Path]]:
     if spec == "synthetic":
         return "synthetic", None
     if spec.startswith("wider:") and len(spec) > len("wider:"):
-        return "wider", pathlib.Path(spec[len("wider:"):])
+        return "wider", pathlib.Path(spec[len("wider:") :])
     raise RNNPoolError(f"--data must be 'synthetic' or 'wider:DIR', got {spec!r}")
 
 
-def evaluate_face_model(model, data: str = "synthetic", *, count: Optional[int] = None, seed: int = SYNTHETIC_SEED,
-                        split: str = "val", splits_dir=None, config: Optional[PostprocessConfig] = None,
-                        batch_size: int = 16, save_predictions=None, emulate: bool = False,
-                        progress: Optional[Callable[[int, int], None]] = None) -> FaceEvaluation:
+def evaluate_face_model(
+    model,
+    data: str = "synthetic",
+    *,
+    count: Optional[int] = None,
+    seed: int = SYNTHETIC_SEED,
+    split: str = "val",
+    splits_dir=None,
+    config: Optional[PostprocessConfig] = None,
+    batch_size: int = 16,
+    save_predictions=None,
+    emulate: bool = False,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> FaceEvaluation:
     """AP of `model` (a Keras model or path, a .tflite path or bytes; `emulate`: the .tflite on the
     emulated Cortex-M4, one firmware run per image) on `data` ('synthetic' or 'wider:DIR').
     `config`: the post-processing (default: the host's PostprocessConfig(), the device's
@@ -179,10 +224,20 @@ def evaluate_face_model(model, data: str = "synthetic", *, count: Optional[int] 
     if kind == "synthetic":
         if splits_dir is not None or save_predictions is not None:
             raise RNNPoolError("split files and saved predictions are for WIDER FACE (--data wider:DIR)")
-        return evaluate_synthetic(runner, SYNTHETIC_COUNT if count is None else count, seed, config, batch_size,
-                                  progress)
+        return evaluate_synthetic(
+            runner, SYNTHETIC_COUNT if count is None else count, seed, config, batch_size, progress
+        )
     return evaluate_wider(runner, root, split, count, splits_dir, config, batch_size, save_predictions, progress)
 
 
-__all__ = ["FaceEvaluation", "evaluate_face_model", "evaluate_synthetic", "evaluate_wider", "parse_data",
-           "as_predictions", "to_xywh_pixels", "SYNTHETIC_SEED", "SYNTHETIC_COUNT"]
+__all__ = [
+    "FaceEvaluation",
+    "evaluate_face_model",
+    "evaluate_synthetic",
+    "evaluate_wider",
+    "parse_data",
+    "as_predictions",
+    "to_xywh_pixels",
+    "SYNTHETIC_SEED",
+    "SYNTHETIC_COUNT",
+]

@@ -24,9 +24,9 @@ MAXOUT_BACKGROUND_CHANNELS = 3
 
 @dataclasses.dataclass(frozen=True)
 class HeadLayout:
-    feature_maps: Tuple[Tuple[int, int], ...]   # (rows, cols) of each head
-    num_classes: int                            # background included
-    maxout_first: bool                          # head 0 has the max-out background channels
+    feature_maps: Tuple[Tuple[int, int], ...]  # (rows, cols) of each head
+    num_classes: int  # background included
+    maxout_first: bool  # head 0 has the max-out background channels
 
     @property
     def num_heads(self) -> int:
@@ -41,7 +41,7 @@ class HeadLayout:
         return self.num_classes + extra
 
     @classmethod
-    def from_output_shapes(cls, shapes: Sequence[Sequence[int]], num_classes: int = 2) -> "HeadLayout":
+    def from_output_shapes(cls, shapes: Sequence[Sequence[int]], num_classes: int = 2) -> HeadLayout:
         """From the (rows, cols, channels) of each output (batch dimension dropped), in the order
         loc0, conf0, loc1, conf1, ... The class count is read from the heads after the first;
         `num_classes` is used only when there is one head."""
@@ -66,12 +66,14 @@ class HeadLayout:
         elif first == num_classes + MAXOUT_BACKGROUND_CHANNELS - 1:
             maxout = True
         else:
-            raise RNNPoolError(f"conf0 has {first} channels: expected {num_classes} or, with the max-out "
-                               f"background, {num_classes + MAXOUT_BACKGROUND_CHANNELS - 1}")
+            raise RNNPoolError(
+                f"conf0 has {first} channels: expected {num_classes} or, with the max-out "
+                f"background, {num_classes + MAXOUT_BACKGROUND_CHANNELS - 1}"
+            )
         return cls(tuple(loc[:2] for loc in locs), num_classes, maxout)
 
     @classmethod
-    def of_model(cls, model) -> "HeadLayout":
+    def of_model(cls, model) -> HeadLayout:
         return cls.from_output_shapes([tuple(o.shape[1:]) for o in model.outputs])
 
 

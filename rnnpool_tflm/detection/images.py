@@ -17,9 +17,9 @@ from ..core.files import atomic_write_bytes
 @dataclasses.dataclass(frozen=True)
 class LoadedImage:
     path: pathlib.Path
-    original: np.ndarray        # uint8 [H, W, 3] RGB, as read (orientation from EXIF applied)
-    model_input: np.ndarray     # float32 [rows, cols, channels] in [0, 1]
-    notes: Tuple[str, ...]      # what was changed to fit the model
+    original: np.ndarray  # uint8 [H, W, 3] RGB, as read (orientation from EXIF applied)
+    model_input: np.ndarray  # float32 [rows, cols, channels] in [0, 1]
+    notes: Tuple[str, ...]  # what was changed to fit the model
 
     @property
     def size(self) -> Tuple[int, int]:
@@ -68,7 +68,7 @@ def prepare(rgb: np.ndarray, input_shape: Sequence[int], grey_source: bool = Fal
         notes.append(f"resized from {image.shape[1]}x{image.shape[0]} to {cols}x{rows}")
         image = tf.clip_by_value(tf.image.resize(image, (rows, cols), method="bilinear", antialias=True), 0.0, 1.0)
     if channels == 1 and grey_source:
-        image = np.asarray(image)[..., :1]        # R = G = B already (the weights sum to 0.9999, not 1)
+        image = np.asarray(image)[..., :1]  # R = G = B already (the weights sum to 0.9999, not 1)
     elif channels == 1:
         notes.append("converted to monochrome")
         image = tf.image.rgb_to_grayscale(image)
@@ -78,8 +78,7 @@ def prepare(rgb: np.ndarray, input_shape: Sequence[int], grey_source: bool = Fal
 def fit_to_model(path, rgb: np.ndarray, read_notes: Sequence[str], input_shape: Sequence[int]) -> LoadedImage:
     """A LoadedImage from read_rgb's result."""
     model_input, notes = prepare(rgb, input_shape, grey_source="grey" in read_notes)
-    return LoadedImage(pathlib.Path(path), rgb, model_input,
-                       tuple([n for n in read_notes if n != "grey"] + notes))
+    return LoadedImage(pathlib.Path(path), rgb, model_input, tuple([n for n in read_notes if n != "grey"] + notes))
 
 
 def load_image(path, input_shape: Sequence[int]) -> LoadedImage:
@@ -93,8 +92,9 @@ def draw_detections(rgb: np.ndarray, boxes_px: np.ndarray, scores: np.ndarray, c
     image = Image.fromarray(np.asarray(rgb, np.uint8), "RGB")
     draw = ImageDraw.Draw(image)
     width = max(1, round(max(image.size) / 320))
-    for (x1, y1, x2, y2), score in zip(np.asarray(boxes_px, np.float64).reshape(-1, 4),
-                                       np.asarray(scores).reshape(-1), strict=True):
+    for (x1, y1, x2, y2), score in zip(
+        np.asarray(boxes_px, np.float64).reshape(-1, 4), np.asarray(scores).reshape(-1), strict=True
+    ):
         draw.rectangle([x1, y1, x2, y2], outline=colour, width=width)
         label = f"{float(score):.2f}"
         left, top, right, bottom = draw.textbbox((x1, y1), label)

@@ -35,14 +35,15 @@ def match_priors(boxes, valid, priors, variances: Sequence[float], threshold: fl
     valid = tf.concat([valid, [False]], axis=0)
     prior_corners = to_corners(priors, tnp)
 
-    overlaps = tf.where(valid[:, None], iou_matrix(boxes, prior_corners, tnp), -1.0)   # [n + 1, P]
-    best_face = tf.argmax(overlaps, axis=0, output_type=tf.int32)                       # [P]
+    overlaps = tf.where(valid[:, None], iou_matrix(boxes, prior_corners, tnp), -1.0)  # [n + 1, P]
+    best_face = tf.argmax(overlaps, axis=0, output_type=tf.int32)  # [P]
     best_overlap = tf.reduce_max(overlaps, axis=0)
 
     # Rule 2: each valid face forces its best prior; the highest face index wins a shared prior.
-    best_prior = tf.argmax(overlaps, axis=1, output_type=tf.int32)                      # [n + 1]
-    forced = tf.logical_and(tf.one_hot(best_prior, tf.shape(priors)[0], on_value=True, off_value=False),
-                            valid[:, None])                                             # [n + 1, P]
+    best_prior = tf.argmax(overlaps, axis=1, output_type=tf.int32)  # [n + 1]
+    forced = tf.logical_and(
+        tf.one_hot(best_prior, tf.shape(priors)[0], on_value=True, off_value=False), valid[:, None]
+    )  # [n + 1, P]
     face_index = tf.range(tf.shape(boxes)[0], dtype=tf.int32)[:, None]
     forcing_face = tf.reduce_max(tf.where(forced, face_index, -1), axis=0)
     is_forced = forcing_face >= 0

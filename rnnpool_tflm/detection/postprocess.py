@@ -46,10 +46,11 @@ class PostprocessConfig:
 @dataclasses.dataclass(frozen=True)
 class Detections:
     """The detections of one image, best first."""
-    boxes: np.ndarray      # [k, 4] float32, normalised (x1, y1, x2, y2)
-    scores: np.ndarray     # [k] float32
-    labels: np.ndarray     # [k] int32 (1 = face)
-    priors: np.ndarray     # [k] int32, the prior each detection came from
+
+    boxes: np.ndarray  # [k, 4] float32, normalised (x1, y1, x2, y2)
+    scores: np.ndarray  # [k] float32
+    labels: np.ndarray  # [k] int32 (1 = face)
+    priors: np.ndarray  # [k] int32, the prior each detection came from
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
@@ -74,8 +75,13 @@ def score_order(scores: np.ndarray, indices: np.ndarray) -> np.ndarray:
     return np.lexsort((indices, -scores))
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, indices: np.ndarray, iou_threshold: float = NMS_IOU,
-        top_k: Optional[int] = None) -> np.ndarray:
+def nms(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    indices: np.ndarray,
+    iou_threshold: float = NMS_IOU,
+    top_k: Optional[int] = None,
+) -> np.ndarray:
     """Greedy non-maximum suppression; returns the kept positions, best first. A box is
     suppressed when its IoU with a kept box is greater than iou_threshold."""
     order = score_order(scores, indices)
@@ -88,9 +94,9 @@ def nms(boxes: np.ndarray, scores: np.ndarray, indices: np.ndarray, iou_threshol
         if suppressed[i]:
             continue
         keep.append(int(position))
-        rest = order[i + 1:]
+        rest = order[i + 1 :]
         if rest.size:
-            suppressed[i + 1:] |= iou_matrix(boxes[position][None], boxes[rest])[0] > iou_threshold
+            suppressed[i + 1 :] |= iou_matrix(boxes[position][None], boxes[rest])[0] > iou_threshold
     return np.asarray(keep, np.int64)
 
 
@@ -98,30 +104,34 @@ def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return (np.float32(scale) * (np.asarray(q, np.int32) - np.int32(zero_point)).astype(np.float32)).astype(np.float32)
 
 
-def detect_from_flat(loc: np.ndarray, conf: np.ndarray, priors: Priors,
-                     config: PostprocessConfig = PostprocessConfig()) -> Detections:
+def detect_from_flat(
+    loc: np.ndarray, conf: np.ndarray, priors: Priors, config: PostprocessConfig = PostprocessConfig()
+) -> Detections:
     """Detections for one image from loc [P, 4] offsets and conf [P, classes] logits."""
     loc, conf = np.asarray(loc, np.float32), np.asarray(conf, np.float32)
     if loc.shape != (priors.count, 4) or conf.ndim != 2 or conf.shape[0] != priors.count:
-        raise RNNPoolError(f"expected loc [{priors.count}, 4] and conf [{priors.count}, classes], "
-                           f"got {loc.shape} and {conf.shape}")
+        raise RNNPoolError(
+            f"expected loc [{priors.count}, 4] and conf [{priors.count}, classes], got {loc.shape} and {conf.shape}"
+        )
     scores = softmax(conf)
     boxes = decode(loc, priors.boxes, priors.variances, exp=exp32).astype(np.float32)
     found = []
     for label in range(1, conf.shape[1]):
         candidates = np.flatnonzero(scores[:, label] > config.conf_threshold)
-        kept = candidates[nms(boxes[candidates], scores[candidates, label], candidates, config.nms_iou,
-                              config.nms_top_k)]
+        kept = candidates[
+            nms(boxes[candidates], scores[candidates, label], candidates, config.nms_iou, config.nms_top_k)
+        ]
         found.append((kept, np.full(kept.shape, label, np.int32), scores[kept, label]))
     index = np.concatenate([f[0] for f in found]).astype(np.int32)
     labels = np.concatenate([f[1] for f in found])
     score = np.concatenate([f[2] for f in found]).astype(np.float32)
-    order = np.lexsort((index, labels, -score))[:config.top_k]
+    order = np.lexsort((index, labels, -score))[: config.top_k]
     return Detections(boxes[index[order]], score[order], labels[order], index[order])
 
 
-def detect(outputs: Sequence[np.ndarray], layout: HeadLayout, priors: Priors,
-           config: PostprocessConfig = PostprocessConfig()) -> List[Detections]:
+def detect(
+    outputs: Sequence[np.ndarray], layout: HeadLayout, priors: Priors, config: PostprocessConfig = PostprocessConfig()
+) -> List[Detections]:
     """Detections per image from the detector's float outputs (loc0, conf0, ...), each [B, rows, cols, ch]."""
     if layout.num_priors != priors.count:
         raise RNNPoolError(f"the heads have {layout.num_priors} cells but there are {priors.count} priors")
@@ -129,15 +139,36 @@ def detect(outputs: Sequence[np.ndarray], layout: HeadLayout, priors: Priors,
     return [detect_from_flat(loc[b], conf[b], priors, config) for b in range(loc.shape[0])]
 
 
-def detect_int8(outputs: Sequence[np.ndarray], scales: Sequence[float], zero_points: Sequence[int],
-                layout: HeadLayout, priors: Priors, config: PostprocessConfig = PostprocessConfig()) -> List[Detections]:
+def detect_int8(
+    outputs: Sequence[np.ndarray],
+    scales: Sequence[float],
+    zero_points: Sequence[int],
+    layout: HeadLayout,
+    priors: Priors,
+    config: PostprocessConfig = PostprocessConfig(),
+) -> List[Detections]:
     """As `detect`, from int8 outputs with their per-tensor quantization (scale, zero point)."""
     if not len(outputs) == len(scales) == len(zero_points):
-        raise RNNPoolError(f"need a scale and a zero point per output: {len(outputs)} outputs, "
-                           f"{len(scales)} scales, {len(zero_points)} zero points")
+        raise RNNPoolError(
+            f"need a scale and a zero point per output: {len(outputs)} outputs, "
+            f"{len(scales)} scales, {len(zero_points)} zero points"
+        )
     real = [dequantize(q, s, z) for q, s, z in zip(outputs, scales, zero_points, strict=True)]
     return detect(real, layout, priors, config)
 
 
-__all__ = ["PostprocessConfig", "Detections", "softmax", "score_order", "nms", "dequantize", "detect",
-           "detect_from_flat", "detect_int8", "CONF_THRESHOLD", "NMS_IOU", "NMS_TOP_K", "TOP_K"]
+__all__ = [
+    "PostprocessConfig",
+    "Detections",
+    "softmax",
+    "score_order",
+    "nms",
+    "dequantize",
+    "detect",
+    "detect_from_flat",
+    "detect_int8",
+    "CONF_THRESHOLD",
+    "NMS_IOU",
+    "NMS_TOP_K",
+    "TOP_K",
+]

@@ -31,6 +31,7 @@ from ..core.errors import RNNPoolError
 @dataclasses.dataclass(frozen=True)
 class PriorConfig:
     """Anchor sizes in input pixels, one per head, and the box-coding variances."""
+
     anchor_sizes: Tuple[float, ...]
     variances: Tuple[float, float] = (0.1, 0.2)
     clip: bool = False
@@ -49,8 +50,9 @@ FACE_QUANT_PRIORS = PriorConfig(anchor_sizes=(16.0, 32.0, 64.0, 128.0, 256.0, 51
 @dataclasses.dataclass(frozen=True)
 class Priors:
     """The priors of one detector at one input size."""
-    boxes: np.ndarray                      # [P, 4] float32 (cx, cy, w, h), normalised
-    image_size: Tuple[int, int]            # (rows, cols) of the input image
+
+    boxes: np.ndarray  # [P, 4] float32 (cx, cy, w, h), normalised
+    image_size: Tuple[int, int]  # (rows, cols) of the input image
     feature_maps: Tuple[Tuple[int, int], ...]
     strides: Tuple[int, ...]
     config: PriorConfig
@@ -75,13 +77,15 @@ class Priors:
 def head_stride(image_size: Sequence[int], feature_map: Sequence[int]) -> int:
     """The downsampling factor between the image and a head's feature map (a power of two)."""
     strides = []
-    for axis, (n_image, n_map) in enumerate(zip(image_size, feature_map, strict=True)):
+    for n_image, n_map in zip(image_size, feature_map, strict=True):
         if n_map <= 0 or n_map > n_image:
             raise RNNPoolError(f"feature map {tuple(feature_map)} does not fit image {tuple(image_size)}")
         strides.append(2 ** round(math.log2(n_image / n_map)))
     if strides[0] != strides[1]:
-        raise RNNPoolError(f"feature map {tuple(feature_map)} of image {tuple(image_size)} has different row "
-                           f"and column strides ({strides[0]} and {strides[1]})")
+        raise RNNPoolError(
+            f"feature map {tuple(feature_map)} of image {tuple(image_size)} has different row "
+            f"and column strides ({strides[0]} and {strides[1]})"
+        )
     return strides[0]
 
 
@@ -90,13 +94,16 @@ def make_priors(image_size: Sequence[int], feature_maps: Sequence[Sequence[int]]
     rows_img, cols_img = (int(v) for v in image_size)
     maps = tuple((int(r), int(c)) for r, c in feature_maps)
     if len(maps) != len(config.anchor_sizes):
-        raise RNNPoolError(f"the detector has {len(maps)} heads but the prior configuration has "
-                           f"{len(config.anchor_sizes)} anchor sizes {config.anchor_sizes}")
+        raise RNNPoolError(
+            f"the detector has {len(maps)} heads but the prior configuration has "
+            f"{len(config.anchor_sizes)} anchor sizes {config.anchor_sizes}"
+        )
     strides = tuple(head_stride((rows_img, cols_img), m) for m in maps)
     parts = []
     for (rows, cols), stride, anchor in zip(maps, strides, config.anchor_sizes, strict=True):
-        cy, cx = np.meshgrid((np.arange(rows) + 0.5) * stride / rows_img,
-                             (np.arange(cols) + 0.5) * stride / cols_img, indexing="ij")
+        cy, cx = np.meshgrid(
+            (np.arange(rows) + 0.5) * stride / rows_img, (np.arange(cols) + 0.5) * stride / cols_img, indexing="ij"
+        )
         w = np.full(rows * cols, anchor / cols_img)
         h = np.full(rows * cols, anchor / rows_img)
         parts.append(np.stack([cx.ravel(), cy.ravel(), w, h], axis=-1))

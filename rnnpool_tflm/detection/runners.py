@@ -29,21 +29,24 @@ KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 class DetectorRunner:
     """What every runner has: the input it takes, the heads, the priors, a name."""
+
     kind: str
     name: str
-    input_shape: Tuple[int, int, int]       # (rows, cols, channels)
+    input_shape: Tuple[int, int, int]  # (rows, cols, channels)
     layout: HeadLayout
     priors: Priors
 
-    def detect(self, images: np.ndarray, config: PostprocessConfig = PostprocessConfig(),
-               batch_size: int = 16) -> List[Detections]:
+    def detect(
+        self, images: np.ndarray, config: PostprocessConfig = PostprocessConfig(), batch_size: int = 16
+    ) -> List[Detections]:
         raise NotImplementedError
 
     def check_images(self, images: np.ndarray) -> np.ndarray:
         images = np.asarray(images, np.float32)
         if images.ndim != 4 or tuple(images.shape[1:]) != self.input_shape:
-            raise RNNPoolError(f"{self.name} takes images [N, {', '.join(map(str, self.input_shape))}], got "
-                               f"{list(images.shape)}")
+            raise RNNPoolError(
+                f"{self.name} takes images [N, {', '.join(map(str, self.input_shape))}], got {list(images.shape)}"
+            )
         return images
 
 
@@ -62,8 +65,10 @@ class KerasRunner(DetectorRunner):
         import tensorflow as tf
 
         images = self.check_images(images)
-        parts = [[np.asarray(o) for o in self._forward(tf.constant(images[i:i + batch_size]))]
-                 for i in range(0, len(images), batch_size)]
+        parts = [
+            [np.asarray(o) for o in self._forward(tf.constant(images[i : i + batch_size]))]
+            for i in range(0, len(images), batch_size)
+        ]
         return [np.concatenate(column) for column in zip(*parts, strict=True)]
 
     def detect(self, images, config=PostprocessConfig(), batch_size=16):
@@ -72,6 +77,7 @@ class KerasRunner(DetectorRunner):
 
 class TfliteRunner(DetectorRunner):
     """A converted detector run on the host (tflite-micro interpreter + the RNNPool C kernel)."""
+
     kind = "tflite"
 
     def __init__(self, model: bytes, name: str = ".tflite model", prior_config: Optional[PriorConfig] = None):
@@ -102,20 +108,27 @@ class TfliteRunner(DetectorRunner):
         images = self.check_images(images)
         found = []
         for i in range(0, len(images), batch_size):
-            found += detect(self.outputs(images[i:i + batch_size]), self.layout, self.priors, config)
+            found += detect(self.outputs(images[i : i + batch_size]), self.layout, self.priors, config)
         return found
 
 
 class EmulatedRunner(TfliteRunner):
     """The firmware on the emulated Cortex-M4, one run per image; the boxes are the ones the
     device printed (C post-processing, device configuration: top_k and nms_top_k of `config`)."""
+
     kind = "emulated"
 
-    def __init__(self, model: bytes, name: str = ".tflite model", prior_config: Optional[PriorConfig] = None,
-                 machine: Optional[str] = None, log=None):
+    def __init__(
+        self,
+        model: bytes,
+        name: str = ".tflite model",
+        prior_config: Optional[PriorConfig] = None,
+        machine: Optional[str] = None,
+        log=None,
+    ):
         super().__init__(model, name, prior_config)
         self.machine, self.log = machine, log
-        self.runs = []          # the deploy.emulate.Emulation of each image
+        self.runs = []  # the deploy.emulate.Emulation of each image
 
     def detect(self, images, config=DEVICE_CONFIG, batch_size=1):
         from ..deploy import emulate as firmware_run
@@ -129,17 +142,23 @@ class EmulatedRunner(TfliteRunner):
             for i, image in enumerate(images):
                 input_path = pathlib.Path(tmp) / f"image{i}.npy"
                 np.save(input_path, image[None])
-                run = (firmware_run.emulate_model(model_path, input_path, self.machine, log=self.log, detector=setup)
-                       if self.machine else
-                       firmware_run.measure_arena(model_path, input_path, log=self.log, detector=setup))
+                run = (
+                    firmware_run.emulate_model(model_path, input_path, self.machine, log=self.log, detector=setup)
+                    if self.machine
+                    else firmware_run.measure_arena(model_path, input_path, log=self.log, detector=setup)
+                )
                 if not run.output_matches_host:
                     raise RNNPoolError(f"image {i}: the emulated model's outputs differ from the host's")
                 self.runs.append(run)
                 boxes = run.run.boxes or []
-                found.append(Detections(np.array([b[:4] for b in boxes], np.float32).reshape(-1, 4),
-                                        np.array([b[4] for b in boxes], np.float32),
-                                        np.array([b[5] for b in boxes], np.int32),
-                                        np.array([b[6] for b in boxes], np.int32)))
+                found.append(
+                    Detections(
+                        np.array([b[:4] for b in boxes], np.float32).reshape(-1, 4),
+                        np.array([b[4] for b in boxes], np.float32),
+                        np.array([b[5] for b in boxes], np.int32),
+                        np.array([b[6] for b in boxes], np.int32),
+                    )
+                )
         return found
 
 
@@ -147,8 +166,9 @@ def _is_tflite(data: bytes) -> bool:
     return len(data) >= 8 and data[4:8] == b"TFL3"
 
 
-def open_detector(model, *, emulate: bool = False, prior_config: Optional[PriorConfig] = None,
-                  machine: Optional[str] = None, log=None) -> DetectorRunner:
+def open_detector(
+    model, *, emulate: bool = False, prior_config: Optional[PriorConfig] = None, machine: Optional[str] = None, log=None
+) -> DetectorRunner:
     """A runner for a Keras model object, a .keras/.h5/SavedModel path, a .tflite path or .tflite
     bytes; `emulate` runs a .tflite on the emulated Cortex-M4 (needs TFLM_DIR)."""
     if isinstance(model, (bytes, bytearray)):
@@ -167,9 +187,12 @@ def open_detector(model, *, emulate: bool = False, prior_config: Optional[PriorC
             if emulate:
                 raise RNNPoolError(f"--emulate runs a converted .tflite, and {path} is not one")
             if path.is_file() and path.suffix.lower() not in KERAS_SUFFIXES:
-                raise RNNPoolError(f"{path} is neither a .tflite flatbuffer nor a Keras model "
-                                   f"({', '.join(KERAS_SUFFIXES)} or a SavedModel folder)")
+                raise RNNPoolError(
+                    f"{path} is neither a .tflite flatbuffer nor a Keras model "
+                    f"({', '.join(KERAS_SUFFIXES)} or a SavedModel folder)"
+                )
             from ..quantize.model import load_model
+
             try:
                 keras_model = load_model(str(path))
             except (OSError, ValueError, ImportError) as exc:
@@ -183,8 +206,11 @@ def open_detector(model, *, emulate: bool = False, prior_config: Optional[PriorC
 
 
 def runner_kind_label(runner: DetectorRunner) -> str:
-    return {"keras": "Keras on the host", "tflite": "int8 .tflite on the host",
-            "emulated": "firmware on the emulated Cortex-M4"}[runner.kind]
+    return {
+        "keras": "Keras on the host",
+        "tflite": "int8 .tflite on the host",
+        "emulated": "firmware on the emulated Cortex-M4",
+    }[runner.kind]
 
 
 __all__ = ["DetectorRunner", "KerasRunner", "TfliteRunner", "EmulatedRunner", "open_detector", "runner_kind_label"]

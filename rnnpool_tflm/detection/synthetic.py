@@ -29,27 +29,29 @@ from ..core.errors import RNNPoolError
 
 @dataclasses.dataclass(frozen=True)
 class SyntheticFaceConfig:
-    min_face: float = 0.07          # face (head) height as a fraction of the image height
+    min_face: float = 0.07  # face (head) height as a fraction of the image height
     max_face: float = 0.30
-    max_faces: int = 5              # faces per image: uniform in [0, max_faces], see empty_fraction
-    empty_fraction: float = 0.1     # share of images without any face
-    max_roll: float = 20.0          # in-plane rotation, degrees
-    max_yaw: float = 0.5            # sideways turn, as a fraction of the half width the features move
-    occlusion: float = 0.25         # probability that a face is partly occluded
-    max_occluded: float = 0.35      # largest share of the face box an occluder covers
+    max_faces: int = 5  # faces per image: uniform in [0, max_faces], see empty_fraction
+    empty_fraction: float = 0.1  # share of images without any face
+    max_roll: float = 20.0  # in-plane rotation, degrees
+    max_yaw: float = 0.5  # sideways turn, as a fraction of the half width the features move
+    occlusion: float = 0.25  # probability that a face is partly occluded
+    max_occluded: float = 0.35  # largest share of the face box an occluder covers
     distractors: Tuple[int, int] = (2, 8)
-    noise: float = 0.03             # largest per-pixel Gaussian noise (std, in [0, 1] units)
-    min_contrast: float = 0.12      # least difference between a face's skin and the local background
+    noise: float = 0.03  # largest per-pixel Gaussian noise (std, in [0, 1] units)
+    min_contrast: float = 0.12  # least difference between a face's skin and the local background
 
     def __post_init__(self):
         if not 0 < self.min_face <= self.max_face < 1:
             raise RNNPoolError(f"need 0 < min_face <= max_face < 1, got {self.min_face}, {self.max_face}")
         if self.max_faces < 0 or not 0 <= self.empty_fraction <= 1:
-            raise RNNPoolError(f"need max_faces >= 0 and empty_fraction in [0, 1], got "
-                               f"{self.max_faces}, {self.empty_fraction}")
+            raise RNNPoolError(
+                f"need max_faces >= 0 and empty_fraction in [0, 1], got {self.max_faces}, {self.empty_fraction}"
+            )
         if not 0 <= self.occlusion <= 1 or not 0 <= self.max_occluded < 1:
-            raise RNNPoolError(f"need occlusion in [0, 1] and max_occluded in [0, 1), got "
-                               f"{self.occlusion}, {self.max_occluded}")
+            raise RNNPoolError(
+                f"need occlusion in [0, 1] and max_occluded in [0, 1), got {self.occlusion}, {self.max_occluded}"
+            )
 
 
 DEFAULT_CONFIG = SyntheticFaceConfig()
@@ -66,6 +68,7 @@ def _check_shape(image_shape) -> Tuple[int, int, int]:
 
 
 # -- colours -----------------------------------------------------------------------------------
+
 
 def _colour(rng, channels: int, lo: float = 0.0, hi: float = 1.0) -> np.ndarray:
     """A colour of mean brightness in [lo, hi] (grey for one channel)."""
@@ -92,10 +95,11 @@ def _skin(rng, channels: int, background: float, min_contrast: float) -> np.ndar
 
 # -- painting ----------------------------------------------------------------------------------
 
+
 def _paint(image: np.ndarray, top: int, left: int, alpha: np.ndarray, colour) -> None:
     """Blends `colour` ([C] or [h, w, C]) into image[top:, left:] with coverage alpha [h, w]."""
     h, w = alpha.shape
-    region = image[top:top + h, left:left + w]
+    region = image[top : top + h, left : left + w]
     a = alpha[..., None]
     region *= 1.0 - a
     region += a * colour
@@ -136,7 +140,7 @@ def _draw_face(image, rng, cx, cy, a, b, angle, config: SyntheticFaceConfig, bac
     _paint(image, top, left, head, skin * shade[..., None])
 
     if rng.random() < 0.6:  # hair: a cap over the top of the head
-        line = rng.uniform(-0.75, -0.45) + 0.1 * un ** 2
+        line = rng.uniform(-0.75, -0.45) + 0.1 * un**2
         hair = head * np.clip((line - vn) * b, 0.0, 1.0)
         _paint(image, top, left, hair, _colour(rng, channels, 0.02, 0.45 if rng.random() < 0.8 else 0.9))
 
@@ -151,13 +155,18 @@ def _draw_face(image, rng, cx, cy, a, b, angle, config: SyntheticFaceConfig, bac
         eye = _ellipse_alpha(u - ex0, v - ey0, max(eye_r[0] * a * narrow, 0.6), max(eye_r[1] * b, 0.6))
         _paint(image, top, left, eye * head, feature)
         if rng.random() < 0.7:  # eyebrow
-            brow = _ellipse_alpha(u - ex0, v - ey0 + 0.17 * b, max(eye_r[0] * 1.4 * a * narrow, 0.6),
-                                  max(0.035 * b, 0.5))
+            brow = _ellipse_alpha(
+                u - ex0, v - ey0 + 0.17 * b, max(eye_r[0] * 1.4 * a * narrow, 0.6), max(0.035 * b, 0.5)
+            )
             _paint(image, top, left, brow * head, feature)
     mouth_y = rng.uniform(0.4, 0.55)
     smile = rng.uniform(-0.25, 0.35)
-    mouth = _ellipse_alpha(u - shift * a, v - (mouth_y - smile * (u / a - shift) ** 2) * b,
-                           rng.uniform(0.22, 0.35) * a, max(rng.uniform(0.04, 0.09) * b, 0.6))
+    mouth = _ellipse_alpha(
+        u - shift * a,
+        v - (mouth_y - smile * (u / a - shift) ** 2) * b,
+        rng.uniform(0.22, 0.35) * a,
+        max(rng.uniform(0.04, 0.09) * b, 0.6),
+    )
     _paint(image, top, left, mouth * head, feature * 1.5 + 0.05)
 
 
@@ -167,19 +176,19 @@ def _draw_occluder(image, rng, box_px, config: SyntheticFaceConfig) -> None:
     w, h = x2 - x1, y2 - y1
     share = rng.uniform(0.1, config.max_occluded)
     side = rng.integers(4)
-    if side < 2:   # from the bottom or the top
+    if side < 2:  # from the bottom or the top
         oh = h * share
         ox1, ox2 = x1 - w * 0.1, x2 + w * 0.1
         oy1, oy2 = (y2 - oh, y2 + h * 0.1) if side == 0 else (y1 - h * 0.1, y1 + oh)
-    else:          # from the left or the right
+    else:  # from the left or the right
         ow = w * share
         oy1, oy2 = y1 - h * 0.1, y2 + h * 0.1
         ox1, ox2 = (x1 - w * 0.1, x1 + ow) if side == 2 else (x2 - ow, x2 + w * 0.1)
     rows, cols, channels = image.shape
-    t, l = max(int(oy1), 0), max(int(ox1), 0)
-    b, r = min(int(math.ceil(oy2)), rows), min(int(math.ceil(ox2)), cols)
-    if b > t and r > l:
-        _paint(image, t, l, np.ones((b - t, r - l), np.float32), _colour(rng, channels))
+    top, left = max(int(oy1), 0), max(int(ox1), 0)
+    bottom, right = min(int(math.ceil(oy2)), rows), min(int(math.ceil(ox2)), cols)
+    if bottom > top and right > left:
+        _paint(image, top, left, np.ones((bottom - top, right - left), np.float32), _colour(rng, channels))
 
 
 def _background(rng, rows: int, cols: int, channels: int) -> np.ndarray:
@@ -232,17 +241,18 @@ def _draw_distractor(image, rng) -> None:
         if kind == 1:
             for _ in range(rng.integers(1, 4)):
                 sx, sy = rng.uniform(-0.6, 0.6) * a, rng.uniform(-0.6, 0.6) * b
-                spot = _ellipse_alpha(u - sx, v - sy, max(a * rng.uniform(0.08, 0.25), 0.6),
-                                      max(b * rng.uniform(0.05, 0.2), 0.6))
+                spot = _ellipse_alpha(
+                    u - sx, v - sy, max(a * rng.uniform(0.08, 0.25), 0.6), max(b * rng.uniform(0.05, 0.2), 0.6)
+                )
                 _paint(image, top, left, spot * blob, _colour(rng, channels, 0.0, 0.3))
     else:  # a rectangle or a bar
         w, h = (size, size * rng.uniform(0.3, 1.2)) if kind == 2 else (size * 1.5, max(size * 0.08, 1.5))
         if rng.random() < 0.5:
             w, h = h, w
-        t, l = int(max(cy - h / 2, 0)), int(max(cx - w / 2, 0))
-        b, r = int(min(cy + h / 2, rows)), int(min(cx + w / 2, cols))
-        if b > t and r > l:
-            _paint(image, t, l, np.ones((b - t, r - l), np.float32), _colour(rng, channels))
+        top, left = int(max(cy - h / 2, 0)), int(max(cx - w / 2, 0))
+        bottom, right = int(min(cy + h / 2, rows)), int(min(cx + w / 2, cols))
+        if bottom > top and right > left:
+            _paint(image, top, left, np.ones((bottom - top, right - left), np.float32), _colour(rng, channels))
 
 
 def _place_faces(rng, rows: int, cols: int, count: int, config: SyntheticFaceConfig) -> List[tuple]:
@@ -267,8 +277,9 @@ def _place_faces(rng, rows: int, cols: int, count: int, config: SyntheticFaceCon
     return placed
 
 
-def synthetic_face_image(seed: int, index: int, image_shape: Sequence[int] = (240, 320, 1),
-                         config: SyntheticFaceConfig = DEFAULT_CONFIG) -> Tuple[np.ndarray, np.ndarray]:
+def synthetic_face_image(
+    seed: int, index: int, image_shape: Sequence[int] = (240, 320, 1), config: SyntheticFaceConfig = DEFAULT_CONFIG
+) -> Tuple[np.ndarray, np.ndarray]:
     """Image `index` of the set `seed`: (uint8 [rows, cols, channels], boxes float32 [n, 4] normalised
     (x1, y1, x2, y2), in the order the faces were drawn)."""
     rows, cols, channels = _check_shape(image_shape)
@@ -281,7 +292,7 @@ def synthetic_face_image(seed: int, index: int, image_shape: Sequence[int] = (24
     boxes = []
     for cx, cy, a, b, angle in _place_faces(rng, rows, cols, count, config):
         ex, ey = _rotated_half_extent(a, b, angle)
-        local = image[max(int(cy - ey), 0):int(cy + ey) + 1, max(int(cx - ex), 0):int(cx + ex) + 1]
+        local = image[max(int(cy - ey), 0) : int(cy + ey) + 1, max(int(cx - ex), 0) : int(cx + ex) + 1]
         background = float(np.clip(local.mean(), 0.0, 1.0))
         _draw_face(image, rng, cx, cy, a, b, angle, config, background)
         box = (cx - ex, cy - ey, cx + ex, cy + ey)
@@ -296,8 +307,9 @@ def synthetic_face_image(seed: int, index: int, image_shape: Sequence[int] = (24
     return out, box_array
 
 
-def synthetic_faces(count: int, image_shape: Sequence[int] = (240, 320, 1), seed: int = 0,
-                    config: SyntheticFaceConfig = DEFAULT_CONFIG) -> Tuple[np.ndarray, List[np.ndarray]]:
+def synthetic_faces(
+    count: int, image_shape: Sequence[int] = (240, 320, 1), seed: int = 0, config: SyntheticFaceConfig = DEFAULT_CONFIG
+) -> Tuple[np.ndarray, List[np.ndarray]]:
     """`count` images (uint8 [count, rows, cols, channels]) and their boxes (a list of [n_i, 4])."""
     if int(count) <= 0:
         raise RNNPoolError(f"count must be a positive integer, got {count!r}")

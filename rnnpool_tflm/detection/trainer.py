@@ -44,8 +44,9 @@ class DetectorTrainer(keras.Model):
     def _replica_losses(self, data, training: bool):
         images, targets = data[0], data[1]
         loc_pred, conf_pred = self(images, training=training)
-        loc_sum, conf_sum, num_pos = multibox_sums(targets["loc"], targets["labels"], loc_pred, conf_pred,
-                                                   self.neg_pos_ratio)
+        loc_sum, conf_sum, num_pos = multibox_sums(
+            targets["loc"], targets["labels"], loc_pred, conf_pred, self.neg_pos_ratio
+        )
         replica = tf.distribute.get_replica_context()
         positives = tf.maximum(replica.all_reduce(_SUM, num_pos), 1.0)
         return loc_sum / positives, conf_sum / positives

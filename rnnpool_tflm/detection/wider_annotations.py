@@ -50,6 +50,7 @@ _EXAMPLES_KEPT = 20  # per file; enough to find the pattern without flooding a r
 class ImageAnnotation:
     """One image's faces as written: `boxes` float64 [n, 4] (x1, y1, w, h in pixels), `flags` int32
     [n, 6] in FLAG_NAMES order, `line` the 1-based line number of the image line."""
+
     name: str
     boxes: np.ndarray
     flags: np.ndarray
@@ -68,6 +69,7 @@ class ImageAnnotation:
 @dataclasses.dataclass
 class AnnotationIssues:
     """Problems found while parsing: counts per kind (ISSUE_KINDS) and the first few examples."""
+
     counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     examples: List[str] = dataclasses.field(default_factory=list)
 
@@ -160,15 +162,19 @@ def _parse_record(header_line: int, name: str, data, issues: AnnotationIssues):
     except ValueError:
         count = -1
     if count < 0:
-        issues.add("malformed_count", count_line,
-                   f"{name}: face count must be a non-negative integer, got {count_text[:60]!r}")
+        issues.add(
+            "malformed_count", count_line, f"{name}: face count must be a non-negative integer, got {count_text[:60]!r}"
+        )
         return None
     boxes, flags = [], []
     for number, text in data[1:]:
         face = _parse_face(text)
         if face is None:
-            issues.add("malformed_box", number, f"{name}: expected 10 (or 4) numbers x1 y1 w h "
-                                                f"{' '.join(FLAG_NAMES)}, got {text[:80]!r}")
+            issues.add(
+                "malformed_box",
+                number,
+                f"{name}: expected 10 (or 4) numbers x1 y1 w h {' '.join(FLAG_NAMES)}, got {text[:80]!r}",
+            )
             continue
         box, flag = face
         if count == 0 and not any(box) and not any(flag):
@@ -176,11 +182,17 @@ def _parse_record(header_line: int, name: str, data, issues: AnnotationIssues):
         boxes.append(box)
         flags.append(flag)
     if len(boxes) != count:
-        issues.add("count_mismatch", count_line,
-                   f"{name}: count says {count} face(s), {len(boxes)} valid face line(s) follow; "
-                   f"the face lines are kept")
-    return ImageAnnotation(name=name, boxes=np.asarray(boxes, np.float64).reshape(-1, 4),
-                           flags=np.asarray(flags, np.int32).reshape(-1, len(FLAG_NAMES)), line=header_line)
+        issues.add(
+            "count_mismatch",
+            count_line,
+            f"{name}: count says {count} face(s), {len(boxes)} valid face line(s) follow; the face lines are kept",
+        )
+    return ImageAnnotation(
+        name=name,
+        boxes=np.asarray(boxes, np.float64).reshape(-1, 4),
+        flags=np.asarray(flags, np.int32).reshape(-1, len(FLAG_NAMES)),
+        line=header_line,
+    )
 
 
 def _parse_face(text: str):

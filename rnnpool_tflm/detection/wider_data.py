@@ -51,6 +51,7 @@ _EXAMPLES_KEPT = 20
 @dataclasses.dataclass
 class WiderReport:
     """What reading a split kept, skipped and changed; `summary()` is what a training run prints."""
+
     annotation_issues: AnnotationIssues = dataclasses.field(default_factory=AnnotationIssues)
     images_listed: int = 0
     images_used: int = 0
@@ -70,26 +71,35 @@ class WiderReport:
     def summary(self) -> str:
         skipped = ", ".join(f"{self.images_skipped[r]} {r}" for r in IMAGE_SKIP_REASONS if self.images_skipped[r])
         dropped = ", ".join(f"{self.faces_dropped[r]} {r}" for r in FACE_DROP_REASONS if self.faces_dropped[r])
-        return "\n".join([
-            f"images: {self.images_used} used of {self.images_listed} annotated"
-            + (f" (skipped: {skipped})" if skipped else ""),
-            f"faces: {self.faces_used} used of {self.faces_listed} annotated"
-            + (f" (dropped: {dropped})" if dropped else "")
-            + (f", {self.faces_clipped} clipped to the image" if self.faces_clipped else ""),
-            f"annotation file: {self.annotation_issues.summary()}",
-        ])
+        return "\n".join(
+            [
+                f"images: {self.images_used} used of {self.images_listed} annotated"
+                + (f" (skipped: {skipped})" if skipped else ""),
+                f"faces: {self.faces_used} used of {self.faces_listed} annotated"
+                + (f" (dropped: {dropped})" if dropped else "")
+                + (f", {self.faces_clipped} clipped to the image" if self.faces_clipped else ""),
+                f"annotation file: {self.annotation_issues.summary()}",
+            ]
+        )
 
     def as_dict(self) -> dict:
-        return {"images_listed": self.images_listed, "images_used": self.images_used,
-                "images_skipped": dict(self.images_skipped), "faces_listed": self.faces_listed,
-                "faces_used": self.faces_used, "faces_dropped": dict(self.faces_dropped),
-                "faces_clipped": self.faces_clipped, "annotation_issues": dict(self.annotation_issues.counts)}
+        return {
+            "images_listed": self.images_listed,
+            "images_used": self.images_used,
+            "images_skipped": dict(self.images_skipped),
+            "faces_listed": self.faces_listed,
+            "faces_used": self.faces_used,
+            "faces_dropped": dict(self.faces_dropped),
+            "faces_clipped": self.faces_clipped,
+            "annotation_issues": dict(self.annotation_issues.counts),
+        }
 
 
 @dataclasses.dataclass(frozen=True)
 class WiderIndex:
     """Images that passed the rules: `paths[i]`, its `sizes[i]` (width, height) and `boxes[i]`,
     float32 [n, 4] pixel (x1, y1, x2, y2) inside the image."""
+
     paths: Tuple[str, ...]
     sizes: Tuple[Tuple[int, int], ...]
     boxes: Tuple[np.ndarray, ...]
@@ -108,8 +118,10 @@ def split_paths(root, split: str) -> Tuple[pathlib.Path, pathlib.Path]:
     images = root / f"WIDER_{split}" / "images"
     for path, what in ((annotations, "annotation file"), (images, "images folder")):
         if not path.exists():
-            raise RNNPoolError(f"{root} is not a WIDER FACE folder: the {split} {what} {path} is missing "
-                               f"(expected WIDER_{split}/images/ and wider_face_split/ from the official zips)")
+            raise RNNPoolError(
+                f"{root} is not a WIDER FACE folder: the {split} {what} {path} is missing "
+                f"(expected WIDER_{split}/images/ and wider_face_split/ from the official zips)"
+            )
     return annotations, images
 
 
@@ -118,11 +130,11 @@ def read_wider(root, split: str = "train", keep_invalid: bool = False, keep_empt
     return read_wider_files(annotations, images, keep_invalid=keep_invalid, keep_empty=keep_empty)
 
 
-def read_wider_files(annotation_file, images_dir, keep_invalid: bool = False,
-                     keep_empty: bool = False) -> WiderIndex:
+def read_wider_files(annotation_file, images_dir, keep_invalid: bool = False, keep_empty: bool = False) -> WiderIndex:
     parsed = read_annotations(annotation_file)
-    report = WiderReport(annotation_issues=parsed.issues, images_listed=len(parsed.images),
-                         faces_listed=parsed.num_faces)
+    report = WiderReport(
+        annotation_issues=parsed.issues, images_listed=len(parsed.images), faces_listed=parsed.num_faces
+    )
     images_dir = pathlib.Path(images_dir)
     paths, sizes, boxes = [], [], []
     for image in parsed.images:
@@ -160,8 +172,9 @@ def _image_size(path: pathlib.Path, name: str, report: WiderReport) -> Optional[
     return int(width), int(height)
 
 
-def clean_faces(image: ImageAnnotation, size: Tuple[int, int], report: WiderReport,
-                keep_invalid: bool = False) -> np.ndarray:
+def clean_faces(
+    image: ImageAnnotation, size: Tuple[int, int], report: WiderReport, keep_invalid: bool = False
+) -> np.ndarray:
     """The face rules of the module docstring: float32 [n, 4] pixel (x1, y1, x2, y2) in the image."""
     width, height = size
     kept = []
@@ -173,8 +186,12 @@ def clean_faces(image: ImageAnnotation, size: Tuple[int, int], report: WiderRepo
             report.faces_dropped["zero_size"] += 1
             continue
         box = (x, y, x + w, y + h)
-        clipped = (min(max(box[0], 0.0), width), min(max(box[1], 0.0), height),
-                   min(max(box[2], 0.0), width), min(max(box[3], 0.0), height))
+        clipped = (
+            min(max(box[0], 0.0), width),
+            min(max(box[1], 0.0), height),
+            min(max(box[2], 0.0), width),
+            min(max(box[3], 0.0), height),
+        )
         if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
             report.faces_dropped["outside_image"] += 1
             continue
@@ -190,13 +207,18 @@ def _check_input_shape(input_shape: Sequence[int]) -> Tuple[int, int, int]:
     except (TypeError, ValueError):
         raise RNNPoolError(f"input_shape must be (height, width, channels), got {input_shape!r}") from None
     if height < 1 or width < 1 or channels not in (1, 3):
-        raise RNNPoolError(f"input_shape must be (height, width, 1 or 3) with positive sizes, "
-                           f"got {tuple(input_shape)}")
+        raise RNNPoolError(f"input_shape must be (height, width, 1 or 3) with positive sizes, got {tuple(input_shape)}")
     return height, width, channels
 
 
-def wider_dataset(index: WiderIndex, input_shape: Sequence[int] = (240, 320, 1), augment: bool = True,
-                  shuffle: bool = True, seed: int = 0, config=None):
+def wider_dataset(
+    index: WiderIndex,
+    input_shape: Sequence[int] = (240, 320, 1),
+    augment: bool = True,
+    shuffle: bool = True,
+    seed: int = 0,
+    config=None,
+):
     """Unbatched (image, boxes) elements as in the module docstring. With augment=True each pass
     draws new crops, flips and jitter (face_augment); shuffle reshuffles every pass. Deterministic
     for a given seed whatever the parallelism."""
@@ -226,7 +248,7 @@ def wider_dataset(index: WiderIndex, input_shape: Sequence[int] = (240, 320, 1),
     def load(i, example_seed):
         image = tf.io.decode_image(tf.io.read_file(paths[i]), channels=3, expand_animations=False)
         image = tf.image.convert_image_dtype(image, tf.float32)
-        boxes = all_boxes[starts[i]:starts[i] + counts[i]]
+        boxes = all_boxes[starts[i] : starts[i] + counts[i]]
         if augment:
             return augment_example(image, boxes, out_hw, channels, example_seed, config)
         return resize_example(image, boxes, out_hw, channels, config.min_face_px)
@@ -245,9 +267,11 @@ def pad_and_batch(dataset, batch_size: int, max_faces: int, drop_remainder: bool
 
     def pad(image, boxes):
         areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        boxes = tf.cond(tf.shape(boxes)[0] > max_faces,
-                        lambda: tf.gather(boxes, tf.math.top_k(areas, k=max_faces).indices),
-                        lambda: boxes)
+        boxes = tf.cond(
+            tf.shape(boxes)[0] > max_faces,
+            lambda: tf.gather(boxes, tf.math.top_k(areas, k=max_faces).indices),
+            lambda: boxes,
+        )
         count = tf.shape(boxes)[0]
         padded = tf.pad(boxes, [[0, max_faces - count], [0, 0]])
         return image, tf.ensure_shape(padded, [max_faces, 4]), count

@@ -36,8 +36,7 @@ class FastGRNNParams:
         self.zeta, self.nu = zeta, nu
 
 
-def run_fastgrnn(steps: Sequence[tf.Tensor], cell: FastGRNNParams, gate: Callable,
-                 update: Callable) -> tf.Tensor:
+def run_fastgrnn(steps: Sequence[tf.Tensor], cell: FastGRNNParams, gate: Callable, update: Callable) -> tf.Tensor:
     """FastGRNN over pre-projected inputs ``steps[t] = x_t @ W`` of shape [N, h]."""
     zeta_s, nu_s = tf.sigmoid(cell.zeta), tf.sigmoid(cell.nu)
     h = None
@@ -72,7 +71,6 @@ class FloatCells(Cells):
         return tf.concat(list(finals), axis=-1)
 
 
-def rnnpool_forward(x: tf.Tensor, rnn1: FastGRNNParams, rnn2: FastGRNNParams,
-                    config: RNNPoolConfig) -> tf.Tensor:
+def rnnpool_forward(x: tf.Tensor, rnn1: FastGRNNParams, rnn2: FastGRNNParams, config: RNNPoolConfig) -> tf.Tensor:
     """[N, H, W, k] -> [N, out_rows, out_cols, 4*h2] in the order [rows fwd, rows bwd, cols fwd, cols bwd]."""
     return FloatCells(rnn1, rnn2, config).pool(x)

@@ -47,10 +47,13 @@ def edgeml_state_dict_to_weights(state_dict: Mapping, prefix: str = "") -> RNNPo
         base = f"{prefix}{edgeml_name}.cell"
         try:
             cells[ours] = FastGRNNWeights(
-                w=_matrix(state_dict, base, "W"), u=_matrix(state_dict, base, "U"),
+                w=_matrix(state_dict, base, "W"),
+                u=_matrix(state_dict, base, "U"),
                 bias_gate=np.asarray(state_dict[f"{base}.bias_gate"], np.float32).reshape(-1),
                 bias_update=np.asarray(state_dict[f"{base}.bias_update"], np.float32).reshape(-1),
-                zeta=_scalar(state_dict, f"{base}.zeta"), nu=_scalar(state_dict, f"{base}.nu"))
+                zeta=_scalar(state_dict, f"{base}.zeta"),
+                nu=_scalar(state_dict, f"{base}.nu"),
+            )
         except KeyError as exc:
             raise KeyError(f"not an EdgeML RNNPool state dict: {exc.args[0]}") from None
     weights = RNNPoolWeights(cells["rnn1"], cells["rnn2"])
@@ -70,5 +73,6 @@ def load_edgeml_state_dict(layer, state_dict: Mapping, prefix: str = "") -> None
     if weights.channels != channels or tuple(weights.hidden_dims) != tuple(layer.rnnpool_config.hidden_dims):
         raise ValueError(
             f"EdgeML weights are for {weights.channels} channels, hidden {weights.hidden_dims}; "
-            f"the layer has {channels} channels, hidden {layer.rnnpool_config.hidden_dims}")
+            f"the layer has {channels} channels, hidden {layer.rnnpool_config.hidden_dims}"
+        )
     layer.set_rnnpool_weights(weights)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from ..core.keras import keras
 from ..core.config import RNNPoolConfig
+from ..core.keras import keras
+from ..core.weights import FastGRNNWeights, RNNPoolWeights
 from .forward import FastGRNNParams, FloatCells
 from .sweep import Cells
-from ..core.weights import FastGRNNWeights, RNNPoolWeights
 
 # Weight names per cell, in the order they are created (and saved).
 CELL_WEIGHTS = ("w", "u", "bias_gate", "bias_update", "zeta", "nu")
@@ -41,15 +41,26 @@ class RNNPool(keras.layers.Layer):
         change the numerics.
     """
 
-    def __init__(self, patch_size, strides=None, hidden_dims=16, padding="valid",
-                 gate_activation="sigmoid", update_activation="tanh", zeta_init=100.0,
-                 nu_init=-100.0, train_zeta_nu=True,
-                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
-                 bias_initializer="zeros",
-                 **kwargs):
+    def __init__(
+        self,
+        patch_size,
+        strides=None,
+        hidden_dims=16,
+        padding="valid",
+        gate_activation="sigmoid",
+        update_activation="tanh",
+        zeta_init=100.0,
+        nu_init=-100.0,
+        train_zeta_nu=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        self.rnnpool_config = RNNPoolConfig.create(patch_size, strides, hidden_dims, padding,
-                                                   gate_activation, update_activation)
+        self.rnnpool_config = RNNPoolConfig.create(
+            patch_size, strides, hidden_dims, padding, gate_activation, update_activation
+        )
         for name, value in (("zeta_init", zeta_init), ("nu_init", nu_init)):
             if not np.isfinite(value):
                 raise ValueError(f"{name} must be finite, got {value!r}")
@@ -85,16 +96,26 @@ class RNNPool(keras.layers.Layer):
         # A fresh initializer per weight: one unseeded instance reused would repeat its values.
         fresh = lambda init: keras.initializers.deserialize(keras.initializers.serialize(init))
         setattr(self, f"w{idx}", add(name=f"w{idx}", shape=(n_in, n_h), initializer=fresh(self.kernel_initializer)))
-        setattr(self, f"u{idx}", add(name=f"u{idx}", shape=(n_h, n_h),
-                                     initializer=fresh(self.recurrent_initializer)))
-        setattr(self, f"bias_gate{idx}", add(name=f"bias_gate{idx}", shape=(n_h,),
-                                             initializer=fresh(self.bias_initializer)))
-        setattr(self, f"bias_update{idx}", add(name=f"bias_update{idx}", shape=(n_h,),
-                                               initializer=fresh(self.bias_initializer)))
+        setattr(self, f"u{idx}", add(name=f"u{idx}", shape=(n_h, n_h), initializer=fresh(self.recurrent_initializer)))
+        setattr(
+            self, f"bias_gate{idx}", add(name=f"bias_gate{idx}", shape=(n_h,), initializer=fresh(self.bias_initializer))
+        )
+        setattr(
+            self,
+            f"bias_update{idx}",
+            add(name=f"bias_update{idx}", shape=(n_h,), initializer=fresh(self.bias_initializer)),
+        )
         for scalar, init in (("zeta", self.zeta_init), ("nu", self.nu_init)):
-            setattr(self, f"{scalar}{idx}", add(name=f"{scalar}{idx}", shape=(),
-                                                initializer=keras.initializers.Constant(init),
-                                                trainable=self.train_zeta_nu))
+            setattr(
+                self,
+                f"{scalar}{idx}",
+                add(
+                    name=f"{scalar}{idx}",
+                    shape=(),
+                    initializer=keras.initializers.Constant(init),
+                    trainable=self.train_zeta_nu,
+                ),
+            )
 
     # -- computation --------------------------------------------------------
     def cell_params(self, idx: int) -> FastGRNNParams:
@@ -106,15 +127,16 @@ class RNNPool(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         input_shape = tf.TensorShape(input_shape)
         geo = self.rnnpool_config.geometry(input_shape[1], input_shape[2])
-        return tf.TensorShape([input_shape[0], geo.out_rows, geo.out_cols,
-                               self.rnnpool_config.output_channels])
+        return tf.TensorShape([input_shape[0], geo.out_rows, geo.out_cols, self.rnnpool_config.output_channels])
 
     # -- weights as NumPy -----------------------------------------------------
     def get_rnnpool_weights(self) -> RNNPoolWeights:
         """The float weights as plain NumPy (for references, quantization, export)."""
+
         def cell(idx):
             vals = [keras.backend.get_value(getattr(self, f"{n}{idx}")) for n in CELL_WEIGHTS]
             return FastGRNNWeights(vals[0], vals[1], vals[2], vals[3], float(vals[4]), float(vals[5]))
+
         return RNNPoolWeights(cell(1), cell(2))
 
     def set_rnnpool_weights(self, weights: RNNPoolWeights) -> None:
@@ -131,16 +153,22 @@ class RNNPool(keras.layers.Layer):
     def get_config(self):
         cfg = self.rnnpool_config
         config = super().get_config()
-        config.update({
-            "patch_size": list(cfg.patch_size), "strides": list(cfg.strides),
-            "hidden_dims": list(cfg.hidden_dims), "padding": cfg.padding,
-            "gate_activation": cfg.gate_activation, "update_activation": cfg.update_activation,
-            "zeta_init": self.zeta_init, "nu_init": self.nu_init,
-            "train_zeta_nu": self.train_zeta_nu,
-            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-            "recurrent_initializer": keras.initializers.serialize(self.recurrent_initializer),
-            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-        })
+        config.update(
+            {
+                "patch_size": list(cfg.patch_size),
+                "strides": list(cfg.strides),
+                "hidden_dims": list(cfg.hidden_dims),
+                "padding": cfg.padding,
+                "gate_activation": cfg.gate_activation,
+                "update_activation": cfg.update_activation,
+                "zeta_init": self.zeta_init,
+                "nu_init": self.nu_init,
+                "train_zeta_nu": self.train_zeta_nu,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "recurrent_initializer": keras.initializers.serialize(self.recurrent_initializer),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            }
+        )
         return config
 
 

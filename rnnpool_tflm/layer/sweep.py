@@ -85,17 +85,20 @@ def run_batched(cells: Cells, rnn: int, groups: List[List]) -> List:
         steps = [_map(lambda *ts: tf.concat(ts, axis=0), *[f[t] for f in flat]) for t in range(length)]
         final = cells.run(rnn, steps)
         for m, part, shape in zip(members, _split(final, sizes), shapes, strict=True):
-            results[m] = _map(lambda t, shape=shape: tf.reshape(t, tf.concat([shape[:-1], [t.shape[-1]]], axis=0)),
-                              part)
+            results[m] = _map(
+                lambda t, shape=shape: tf.reshape(t, tf.concat([shape[:-1], [t.shape[-1]]], axis=0)), part
+            )
     return results
 
 
 def _strided(value, axis: int, start: int, count: int, step: int):
     """Elements start, start + step, ... (count of them) along `axis` of an NHWC value."""
+
     def take(t):
         index = [slice(None)] * 4
         index[axis] = slice(start, start + (count - 1) * step + 1, step)
         return t[tuple(index)]
+
     return _map(take, value)
 
 

@@ -33,8 +33,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 
-from ..core.keras import keras
 from ..core.errors import RNNPoolError
+from ..core.keras import keras
 from ..layer.rnnpool import CELL_WEIGHTS, RNNPool
 from . import simulation as rnnpool_qat
 from . import tfmot_compat
@@ -50,13 +50,22 @@ QUANTIZED_WEIGHTS = ("w1", "u1", "w2", "u2")
 
 # Layers whose output values are a subset of their input values (zero included), so
 # their output lies on their input's quantization grid; tfmot gives them no quantizer.
-VALUE_PRESERVING = (keras.layers.MaxPooling2D, keras.layers.GlobalMaxPooling2D, keras.layers.Reshape,
-                    keras.layers.Flatten, keras.layers.Dropout, keras.layers.SpatialDropout2D,
-                    keras.layers.ZeroPadding2D, keras.layers.Cropping2D, keras.layers.Permute,
-                    keras.layers.ActivityRegularization)
+VALUE_PRESERVING = (
+    keras.layers.MaxPooling2D,
+    keras.layers.GlobalMaxPooling2D,
+    keras.layers.Reshape,
+    keras.layers.Flatten,
+    keras.layers.Dropout,
+    keras.layers.SpatialDropout2D,
+    keras.layers.ZeroPadding2D,
+    keras.layers.Cropping2D,
+    keras.layers.Permute,
+    keras.layers.ActivityRegularization,
+)
 
 
 # -- the RNNPool quantizers and QuantizeConfig ------------------------------------------
+
 
 @keras.utils.register_keras_serializable(package="rnnpool_tflm")
 class RNNPoolWeightQuantizer(Quantizer):
@@ -132,8 +141,7 @@ class RNNPoolQuantizeConfig(QuantizeConfig):
         simulation derives the exact scales from them); the quantizer outputs carry the
         weights' gradient path."""
         if len(quantize_weights) != len(QUANTIZED_WEIGHTS):
-            raise ValueError(f"RNNPool expects {len(QUANTIZED_WEIGHTS)} quantized weights, "
-                             f"got {len(quantize_weights)}")
+            raise ValueError(f"RNNPool expects {len(QUANTIZED_WEIGHTS)} quantized weights, got {len(quantize_weights)}")
         weights = {f"{name}{i}": getattr(layer, f"{name}{i}") for name in CELL_WEIGHTS for i in (1, 2)}
         rnn1, rnn2 = rnnpool_qat.layer_cells(weights, dict(zip(QUANTIZED_WEIGHTS, quantize_weights, strict=True)))
         layer.cells = rnnpool_qat.QuantizedCells(rnn1, rnn2, self._input_scale(layer), layer.rnnpool_config)
@@ -146,7 +154,8 @@ class RNNPoolQuantizeConfig(QuantizeConfig):
         raise RNNPoolError(
             f"RNNPool layer {layer.name!r}: its input quantizer is not linked; build QAT models with "
             "rnnpool_tflm.quantize.quantize_model/quantize_apply, and load saved ones with "
-            "rnnpool_tflm.quantize.load_model (or call link_input_quantizers(model))")
+            "rnnpool_tflm.quantize.load_model (or call link_input_quantizers(model))"
+        )
 
     def get_activations_and_quantizers(self, layer):
         return []
@@ -163,10 +172,14 @@ class RNNPoolQuantizeConfig(QuantizeConfig):
 
 def custom_objects() -> Dict[str, object]:
     """What deserializing a QAT model with RNNPool needs (besides tfmot's own scope)."""
-    return {"RNNPool": RNNPool, "RNNPoolQuantizeConfig": RNNPoolQuantizeConfig,
-            "RNNPoolWeightQuantizer": RNNPoolWeightQuantizer,
-            "rnnpool_tflm>RNNPool": RNNPool, "rnnpool_tflm>RNNPoolQuantizeConfig": RNNPoolQuantizeConfig,
-            "rnnpool_tflm>RNNPoolWeightQuantizer": RNNPoolWeightQuantizer}
+    return {
+        "RNNPool": RNNPool,
+        "RNNPoolQuantizeConfig": RNNPoolQuantizeConfig,
+        "RNNPoolWeightQuantizer": RNNPoolWeightQuantizer,
+        "rnnpool_tflm>RNNPool": RNNPool,
+        "rnnpool_tflm>RNNPoolQuantizeConfig": RNNPoolQuantizeConfig,
+        "rnnpool_tflm>RNNPoolWeightQuantizer": RNNPoolWeightQuantizer,
+    }
 
 
 def quantize_scope():
@@ -177,13 +190,15 @@ def _check_model(model) -> None:
     if not isinstance(model, keras.Model):
         raise RNNPoolError(f"expected a Keras model, got {type(model).__name__}")
     if not (isinstance(model, keras.Sequential) or getattr(model, "_is_graph_network", False)):
-        raise RNNPoolError("only Sequential and functional Keras models can be quantized "
-                           "(a subclassed model has no layer graph)")
+        raise RNNPoolError(
+            "only Sequential and functional Keras models can be quantized (a subclassed model has no layer graph)"
+        )
     if not model.built:
         raise RNNPoolError("the model is not built; call it on an input or give it an Input first")
 
 
 # -- annotate / apply ------------------------------------------------------------------------
+
 
 def quantize_annotate_layer(layer, quantize_config=None):
     """tfmot's quantize_annotate_layer; an RNNPool gets RNNPoolQuantizeConfig by default."""
@@ -219,8 +234,9 @@ def quantize_apply(annotated_model):
     _check_model(annotated_model)
     annotated = [layer for layer in annotated_model.layers if isinstance(layer, tfmot_compat.QuantizeAnnotate)]
     if not annotated:
-        raise RNNPoolError("no layer is annotated for quantization (use quantize_annotate_model or "
-                           "quantize_annotate_layer)")
+        raise RNNPoolError(
+            "no layer is annotated for quantization (use quantize_annotate_model or quantize_annotate_layer)"
+        )
     check_quantizable(annotated_model, annotated)
     for layer in annotated:
         if isinstance(layer.layer, RNNPool) and layer.quantize_config is None:
@@ -232,9 +248,11 @@ def quantize_apply(annotated_model):
             name = tfmot_compat.unsupported_layer(exc)
             if name is None:
                 raise
-            raise RNNPoolError(f"cannot quantize layer {name!r}: tfmot's default 8-bit scheme does "
-                               "not support it here (a BatchNormalization must directly follow a "
-                               "Conv2D/DepthwiseConv2D to be folded)") from None
+            raise RNNPoolError(
+                f"cannot quantize layer {name!r}: tfmot's default 8-bit scheme does "
+                "not support it here (a BatchNormalization must directly follow a "
+                "Conv2D/DepthwiseConv2D to be folded)"
+            ) from None
     link_input_quantizers(qat_model)
     return qat_model
 
@@ -246,10 +264,10 @@ def quantize_model(model):
 
 # -- linking each RNNPool to the quantizer of its input -----------------------------------------
 
+
 def rnnpool_wrappers(model) -> List:
     """The QuantizeWrapper layers that wrap an RNNPool, in layer order."""
-    return [layer for layer in model.layers
-            if isinstance(layer, QuantizeWrapper) and isinstance(layer.layer, RNNPool)]
+    return [layer for layer in model.layers if isinstance(layer, QuantizeWrapper) and isinstance(layer.layer, RNNPool)]
 
 
 def output_range(wrapper) -> Optional[tfmot_compat.FakeQuant]:
@@ -263,17 +281,25 @@ def _input_grid(fake_quant: tfmot_compat.FakeQuant) -> InputGrid:
         raise RNNPoolError(f"the input of an RNNPool is quantized per channel by {source!r}; it must be per tensor")
     num_bits = int(getattr(quantizer, "num_bits", 8))
     if num_bits != 8:
-        raise RNNPoolError(f"the input of an RNNPool is quantized to {num_bits} bits by {source!r}; "
-                           "the int8 op needs 8")
-    return InputGrid(fake_quant.variables["min_var"], fake_quant.variables["max_var"], num_bits,
-                     bool(getattr(quantizer, "narrow_range", False)), source)
+        raise RNNPoolError(
+            f"the input of an RNNPool is quantized to {num_bits} bits by {source!r}; the int8 op needs 8"
+        )
+    return InputGrid(
+        fake_quant.variables["min_var"],
+        fake_quant.variables["max_var"],
+        num_bits,
+        bool(getattr(quantizer, "narrow_range", False)),
+        source,
+    )
 
 
 def _single_inbound(layer):
     nodes = layer._inbound_nodes
     if len(nodes) != 1:
-        raise RNNPoolError(f"layer {layer.name!r} is called {len(nodes)} times; shared layers are not supported "
-                           "on the path into an RNNPool")
+        raise RNNPoolError(
+            f"layer {layer.name!r} is called {len(nodes)} times; shared layers are not supported "
+            "on the path into an RNNPool"
+        )
     inbound = tf.nest.flatten(nodes[0].inbound_layers)
     if len(inbound) != 1:
         raise RNNPoolError(f"layer {layer.name!r} has {len(inbound)} inputs; expected one")
@@ -306,21 +332,26 @@ def find_input_quantizer(model, rnnpool_wrapper) -> InputGrid:
         if not isinstance(inner, VALUE_PRESERVING):
             break
         layer = _single_inbound(layer)
-    raise RNNPoolError(f"the input of RNNPool layer {name!r} is not quantized (its producer {layer.name!r} has "
-                       "no fake-quant); quantize the layer that feeds it too")
+    raise RNNPoolError(
+        f"the input of RNNPool layer {name!r} is not quantized (its producer {layer.name!r} has "
+        "no fake-quant); quantize the layer that feeds it too"
+    )
 
 
 def link_input_quantizers(model):
     """Points every RNNPool of a QAT model at its input's quantizer; returns the model."""
     for wrapper in rnnpool_wrappers(model):
         if not isinstance(wrapper.quantize_config, RNNPoolQuantizeConfig):
-            raise RNNPoolError(f"RNNPool layer {wrapper.layer.name!r} is quantized with "
-                               f"{type(wrapper.quantize_config).__name__}; it needs RNNPoolQuantizeConfig")
+            raise RNNPoolError(
+                f"RNNPool layer {wrapper.layer.name!r} is quantized with "
+                f"{type(wrapper.quantize_config).__name__}; it needs RNNPoolQuantizeConfig"
+            )
         wrapper.quantize_config.input_grid = find_input_quantizer(model, wrapper)
     return model
 
 
 # -- starting QAT from calibrated ranges -------------------------------------------------------------
+
 
 def _range_variables(model) -> List[tf.Variable]:
     """The min/max variables of every activation quantizer (not the weights')."""
@@ -349,7 +380,7 @@ def calibrate_ranges(qat_model, data, batch_size: int = 256, batches: int = 1):
     data = data if isinstance(data, (list, tuple)) else [data]
     with tfmot_compat.moving_average_decay(0.0):
         for start in range(0, min(int(data[0].shape[0]), batch_size * batches), batch_size):
-            batch = [np.asarray(d[start:start + batch_size], np.float32) for d in data]
+            batch = [np.asarray(d[start : start + batch_size], np.float32) for d in data]
             qat_model(batch if len(batch) > 1 else batch[0], training=True)
     for v, value in zip(variables, saved, strict=True):
         if id(v) not in ranges:
@@ -370,8 +401,24 @@ def load_model(path, compile: bool = False):
     return model
 
 
-__all__ = ["RNNPoolQuantizeConfig", "RNNPoolWeightQuantizer", "InputGrid", "quantize_model",
-           "quantize_annotate_model", "quantize_annotate_layer", "quantize_apply", "link_input_quantizers",
-           "find_input_quantizer", "check_quantizable", "load_model", "quantize_scope", "is_quantized_model",
-           "rnnpool_wrappers", "output_range", "custom_objects", "calibrate_ranges", "QuantizeScheme",
-           "tflite_grid"]
+__all__ = [
+    "RNNPoolQuantizeConfig",
+    "RNNPoolWeightQuantizer",
+    "InputGrid",
+    "quantize_model",
+    "quantize_annotate_model",
+    "quantize_annotate_layer",
+    "quantize_apply",
+    "link_input_quantizers",
+    "find_input_quantizer",
+    "check_quantizable",
+    "load_model",
+    "quantize_scope",
+    "is_quantized_model",
+    "rnnpool_wrappers",
+    "output_range",
+    "custom_objects",
+    "calibrate_ranges",
+    "QuantizeScheme",
+    "tflite_grid",
+]

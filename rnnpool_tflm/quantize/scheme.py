@@ -21,6 +21,7 @@ _REGISTRY = _default8.Default8BitQuantizeRegistry()
 
 # -- what tfmot can quantize ---------------------------------------------------------------
 
+
 def why_unquantizable(layer) -> Optional[str]:
     """None when tfmot's default 8-bit scheme (plus RNNPool's config) handles `layer`, else why not."""
     if isinstance(layer, (RNNPool, keras.layers.InputLayer, keras.layers.BatchNormalization)):
@@ -43,15 +44,23 @@ def why_unquantizable(layer) -> Optional[str]:
 
 def check_quantizable(model, layers=None) -> None:
     """Raises RNNPoolError naming every layer of `layers` (default: all of `model`) tfmot cannot quantize."""
-    problems = [f"{layer.name!r} ({why})" for layer in (model.layers if layers is None else layers)
-                if (why := why_unquantizable(layer))]
+    problems = [
+        f"{layer.name!r} ({why})"
+        for layer in (model.layers if layers is None else layers)
+        if (why := why_unquantizable(layer))
+    ]
     if problems:
-        raise RNNPoolError("cannot quantize layer" + ("s " if len(problems) > 1 else " ") + "; ".join(problems)
-                           + "; give it a tfmot QuantizeConfig via quantize_annotate_layer or leave it "
-                           "out of partial quantization")
+        raise RNNPoolError(
+            "cannot quantize layer"
+            + ("s " if len(problems) > 1 else " ")
+            + "; ".join(problems)
+            + "; give it a tfmot QuantizeConfig via quantize_annotate_layer or leave it "
+            "out of partial quantization"
+        )
 
 
 # -- the scheme: tfmot's default 8-bit with one fix ------------------------------------------
+
 
 class _WeightsThenReLUQuantize(Transform):
     """Conv2D/DepthwiseConv2D/Dense -> ReLU(/ReLU6): no fake-quant between them (the
@@ -60,8 +69,9 @@ class _WeightsThenReLUQuantize(Transform):
     training although the converter quantizes them: training would not see the int8 model."""
 
     def pattern(self):
-        return LayerPattern("ReLU", inputs=[LayerPattern("Conv2D|DepthwiseConv2D|Dense",
-                                                         config={"activation": "linear"})])
+        return LayerPattern(
+            "ReLU", inputs=[LayerPattern("Conv2D|DepthwiseConv2D|Dense", config={"activation": "linear"})]
+        )
 
     def replacement(self, match_layer):
         parent = match_layer.input_layers[0]
@@ -75,8 +85,11 @@ class _WeightsThenReLUQuantize(Transform):
 
 class _WeightsThenReLUActivationQuantize(_WeightsThenReLUQuantize):
     def pattern(self):
-        return LayerPattern("Activation", config={"activation": "relu"}, inputs=[
-            LayerPattern("Conv2D|DepthwiseConv2D|Dense", config={"activation": "linear"})])
+        return LayerPattern(
+            "Activation",
+            config={"activation": "relu"},
+            inputs=[LayerPattern("Conv2D|DepthwiseConv2D|Dense", config={"activation": "linear"})],
+        )
 
 
 class _AddReLUQuantize(_default8.default_8bit_transforms.LayerReLUQuantize):
@@ -93,13 +106,19 @@ class _AddReLUActivationQuantize(_default8.default_8bit_transforms.LayerReluActi
 
 class _LayoutTransform(_default8.Default8BitQuantizeLayoutTransform):
     def apply(self, model, layer_quantize_map):
-        transforms = tfmot_compat.default_8bit_layout_transforms({
-            "LayerReLUQuantize": [_WeightsThenReLUQuantize(), _WeightsThenReLUActivationQuantize(),
-                                  _AddReLUQuantize()],
-            "LayerReluActivationQuantize": [_AddReLUActivationQuantize()],
-        })
+        transforms = tfmot_compat.default_8bit_layout_transforms(
+            {
+                "LayerReLUQuantize": [
+                    _WeightsThenReLUQuantize(),
+                    _WeightsThenReLUActivationQuantize(),
+                    _AddReLUQuantize(),
+                ],
+                "LayerReluActivationQuantize": [_AddReLUActivationQuantize()],
+            }
+        )
         return _graph.model_transformer.ModelTransformer(
-            model, transforms, set(layer_quantize_map.keys()), layer_quantize_map).transform()
+            model, transforms, set(layer_quantize_map.keys()), layer_quantize_map
+        ).transform()
 
 
 class QuantizeScheme(_default8.Default8BitQuantizeScheme):

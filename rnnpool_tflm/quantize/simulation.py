@@ -29,10 +29,10 @@ import numpy as np
 import tensorflow as tf
 
 from ..core.config import RNNPoolConfig
-from ..reference.lut import SIGMOID_TABLE, TANH_TABLE
-from ..reference.quant_params import Q12_ONE, Q14_ONE, SAT25_MAX, SAT25_MIN
 from ..layer.forward import TF_ACTIVATIONS
 from ..layer.sweep import Cells, sweep
+from ..reference.lut import SIGMOID_TABLE, TANH_TABLE
+from ..reference.quant_params import Q12_ONE, Q14_ONE, SAT25_MAX, SAT25_MIN
 
 _I64 = tf.int64
 _F64 = tf.float64
@@ -40,11 +40,14 @@ _F64 = tf.float64
 
 # -- straight-through estimator --------------------------------------------------
 
+
 @tf.custom_gradient
 def ste(surrogate, value):
     """Forward: `value` exactly. Backward: the gradient goes to `surrogate` unchanged."""
+
     def grad(dy):
         return dy, tf.zeros_like(value)
+
     return tf.identity(value), grad
 
 
@@ -69,6 +72,7 @@ def _pow2(e):
 
 # -- integer helpers (section 3) ------------------------------------------------------
 
+
 def round_half_away(v):
     """Round half away from zero (C round()), elementwise, in v's float dtype."""
     return tf.sign(v) * tf.floor(tf.abs(v) + 0.5)
@@ -89,7 +93,7 @@ def quantize_multiplier(m: tf.Tensor):
     frexp by reading the IEEE exponent field; scaling by 2^(31 - n) is exact."""
     m = tf.convert_to_tensor(m, _F64)
     bits = tf.bitcast(m, _I64)
-    n = tf.bitwise.bitwise_and(_shift_right(bits, 52), 0x7FF) - 1022     # m = f * 2^n, f in [0.5, 1)
+    n = tf.bitwise.bitwise_and(_shift_right(bits, 52), 0x7FF) - 1022  # m = f * 2^n, f in [0.5, 1)
     scale = tf.bitcast(tf.bitwise.left_shift(31 - n + 1023, tf.constant(52, _I64)), _F64)  # 2^(31 - n)
     mult = tf.cast(tf.floor(m * scale + 0.5), _I64)
     carry = tf.equal(mult, 1 << 31)
@@ -158,6 +162,7 @@ INT_UPDATES = {"tanh": tanh_q, "hard_tanh": hard_tanh_q}
 
 # -- parameters on their grids (sections 1, 2, 8) ------------------------------------------
 
+
 def symmetric_scale(w_keras: tf.Tensor) -> tf.Tensor:
     """Per-output-channel scale of a Keras-orientation weight [in, out]: float32(max|w| / 127)
     computed in float64 as reference.quant_params.symmetric_quantize does; 1 for an all-zero channel."""
@@ -194,20 +199,20 @@ def state_frac_bits(a: tf.Tensor, b: tf.Tensor, steps: int) -> tf.Tensor:
 class CellParams:
     """One FastGRNN cell on its grids, ready for the step function."""
 
-    w_t: tf.Tensor          # float64 integers [out, in] (op orientation), for exact products
-    w_f: tf.Tensor          # float32 [in, out] on the grid, gradient to the float weight
-    w_scale: tf.Tensor      # float32 [out]
+    w_t: tf.Tensor  # float64 integers [out, in] (op orientation), for exact products
+    w_f: tf.Tensor  # float32 [in, out] on the grid, gradient to the float weight
+    w_scale: tf.Tensor  # float32 [out]
     u_t: tf.Tensor
     u_f: tf.Tensor
     u_scale: tf.Tensor
-    bias_q: tf.Tensor       # int64 [2, out] Q12 (gate, update)
-    bias_f: tf.Tensor       # float32 [2, out] real, gradient to the float biases
-    a_q: tf.Tensor          # int64 scalar Q14 sigmoid(zeta)
+    bias_q: tf.Tensor  # int64 [2, out] Q12 (gate, update)
+    bias_f: tf.Tensor  # float32 [2, out] real, gradient to the float biases
+    a_q: tf.Tensor  # int64 scalar Q14 sigmoid(zeta)
     b_q: tf.Tensor
-    a_f: tf.Tensor          # float32 real A/16384, gradient of sigmoid(zeta)
+    a_f: tf.Tensor  # float32 real A/16384, gradient of sigmoid(zeta)
     b_f: tf.Tensor
     frac: tf.Tensor = None  # the state format q (int64 scalar), set per layer call
-    mu: tuple = None        # (M, n) of U @ h -> Q12, set per layer call
+    mu: tuple = None  # (M, n) of U @ h -> Q12, set per layer call
 
 
 def cell_params(w, u, bias_gate, bias_update, zeta, nu, w_fq=None, u_fq=None) -> CellParams:
@@ -229,9 +234,20 @@ def cell_params(w, u, bias_gate, bias_update, zeta, nu, w_fq=None, u_fq=None) ->
     a_q, b_q = q14_sigmoid(zeta), q14_sigmoid(nu)
     a_f = ste(tf.sigmoid(tf.cast(zeta, tf.float32)), tf.cast(a_q, tf.float32) / Q14_ONE)
     b_f = ste(tf.sigmoid(tf.cast(nu, tf.float32)), tf.cast(b_q, tf.float32) / Q14_ONE)
-    return CellParams(tf.transpose(w_grid), w_f, tf.stop_gradient(w_scale),
-                      tf.transpose(u_grid), u_f, tf.stop_gradient(u_scale),
-                      bias_q, bias_f, tf.stop_gradient(a_q), tf.stop_gradient(b_q), a_f, b_f)
+    return CellParams(
+        tf.transpose(w_grid),
+        w_f,
+        tf.stop_gradient(w_scale),
+        tf.transpose(u_grid),
+        u_f,
+        tf.stop_gradient(u_scale),
+        bias_q,
+        bias_f,
+        tf.stop_gradient(a_q),
+        tf.stop_gradient(b_q),
+        a_f,
+        b_f,
+    )
 
 
 def _multiplier(scale_f32, factor_f64):
@@ -240,6 +256,7 @@ def _multiplier(scale_f32, factor_f64):
 
 
 # -- section 6: one FastGRNN step on Fixed values -------------------------------------------
+
 
 def _step(px: Fixed, h: Optional[Fixed], cell: CellParams, gate: str, update: str) -> Fixed:
     int_gate, int_update = INT_GATES[gate], INT_UPDATES[update]
@@ -272,6 +289,7 @@ def _run(steps: Sequence[Fixed], cell: CellParams, gate: str, update: str) -> Fi
 
 # -- section 7: the layer ----------------------------------------------------------------------
 
+
 class QuantizedCells(Cells):
     """RNN1 and RNN2 as the int8 kernel computes them, for the layer's sweep (layer.sweep):
     every value is a `Fixed` pair. The QAT QuantizeConfig installs these on the layer.
@@ -302,8 +320,11 @@ class QuantizedCells(Cells):
         return fixed(tf.tensordot(x, self.rnn1.w_f, axes=1), sat25(rq(acc, *self.mx1)), 12)
 
     def project_summaries(self, s: Fixed) -> Fixed:
-        return fixed(tf.tensordot(s.f, self.rnn2.w_f, axes=1),
-                     sat25(rq(int_tensordot(s.q, tf.transpose(self.rnn2.w_t)), *self.mx2)), 12)
+        return fixed(
+            tf.tensordot(s.f, self.rnn2.w_f, axes=1),
+            sat25(rq(int_tensordot(s.q, tf.transpose(self.rnn2.w_t)), *self.mx2)),
+            12,
+        )
 
     def run(self, rnn: int, steps: Sequence[Fixed]) -> Fixed:
         return _run(steps, self.rnn1 if rnn == 1 else self.rnn2, self.gate, self.update)
@@ -324,8 +345,7 @@ class QATOutput:
     q2: tf.Tensor
 
 
-def rnnpool_qat(x: tf.Tensor, input_scale, rnn1: CellParams, rnn2: CellParams,
-                config: RNNPoolConfig) -> QATOutput:
+def rnnpool_qat(x: tf.Tensor, input_scale, rnn1: CellParams, rnn2: CellParams, config: RNNPoolConfig) -> QATOutput:
     """x: float32 [N, H, W, k] on the grid s_x * (q - zp); input_scale: s_x (float32 scalar,
     the scale the int8 op stores for its input)."""
     cells = QuantizedCells(rnn1, rnn2, input_scale, config)
@@ -337,6 +357,16 @@ def layer_cells(weights: Dict[str, tf.Tensor], quantized: Optional[Dict[str, tf.
     """CellParams of RNN1 and RNN2 from the layer's float weights (names as layers.CELL_WEIGHTS
     with suffix 1/2) and, optionally, the weight quantizers' outputs for w1, u1, w2, u2."""
     quantized = quantized or {}
-    return tuple(cell_params(weights[f"w{i}"], weights[f"u{i}"], weights[f"bias_gate{i}"],
-                             weights[f"bias_update{i}"], weights[f"zeta{i}"], weights[f"nu{i}"],
-                             quantized.get(f"w{i}"), quantized.get(f"u{i}")) for i in (1, 2))
+    return tuple(
+        cell_params(
+            weights[f"w{i}"],
+            weights[f"u{i}"],
+            weights[f"bias_gate{i}"],
+            weights[f"bias_update{i}"],
+            weights[f"zeta{i}"],
+            weights[f"nu{i}"],
+            quantized.get(f"w{i}"),
+            quantized.get(f"u{i}"),
+        )
+        for i in (1, 2)
+    )

@@ -86,30 +86,39 @@ def check_version(version: str, allow_untested: bool = False) -> None:
         return
     what = f"tensorflow-model-optimization {version} is installed; {__name__} was written for {TESTED_VERSION}"
     if missing:
-        raise TfmotVersionError(f"{what} and the private tfmot API it uses changed: {'; '.join(missing)}. "
-                                f"Install tensorflow-model-optimization=={TESTED_VERSION}, or port {__name__}")
+        raise TfmotVersionError(
+            f"{what} and the private tfmot API it uses changed: {'; '.join(missing)}. "
+            f"Install tensorflow-model-optimization=={TESTED_VERSION}, or port {__name__}"
+        )
     if not allow_untested:
-        raise TfmotVersionError(f"{what}. Install tensorflow-model-optimization=={TESTED_VERSION}, or set "
-                                f"{UNTESTED_ENV}=1 and run tests/test_tfmot_compat.py to port {__name__}")
+        raise TfmotVersionError(
+            f"{what}. Install tensorflow-model-optimization=={TESTED_VERSION}, or set "
+            f"{UNTESTED_ENV}=1 and run tests/test_tfmot_compat.py to port {__name__}"
+        )
     warnings.warn(f"{what}; running untested ({UNTESTED_ENV} is set)", stacklevel=2)
 
 
 check_version(tfmot.__version__, allow_untested=os.environ.get(UNTESTED_ENV) == "1")
 
-from tensorflow_model_optimization.python.core.quantization.keras import (  # noqa: E402
-    quant_ops as _quant_ops, quantize_annotate as _annotate, quantize_aware_activation as _activation,
-    quantize_layer as _layer, quantize_wrapper as _wrapper, utils as _utils)
+from tensorflow_model_optimization.python.core.quantization.keras import quant_ops as _quant_ops  # noqa: E402
+from tensorflow_model_optimization.python.core.quantization.keras import quantize_annotate as _annotate
+from tensorflow_model_optimization.python.core.quantization.keras import quantize_aware_activation as _activation
+from tensorflow_model_optimization.python.core.quantization.keras import quantize_layer as _layer
+from tensorflow_model_optimization.python.core.quantization.keras import quantize_wrapper as _wrapper
+from tensorflow_model_optimization.python.core.quantization.keras import utils as _utils
 from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (  # noqa: E402
-    default_8bit_transforms as _transforms8)
+    default_8bit_transforms as _transforms8,
+)
 
 # -- layer classes the public API does not export -------------------------------------------
 
-QuantizeAnnotate = _annotate.QuantizeAnnotate   # what quantize_annotate_layer returns (.layer, .quantize_config)
-QuantizeLayer = _layer.QuantizeLayer            # the input fake-quant quantize_apply adds
-NoOpActivation = _activation.NoOpActivation     # an activation the wrapper leaves unquantized
+QuantizeAnnotate = _annotate.QuantizeAnnotate  # what quantize_annotate_layer returns (.layer, .quantize_config)
+QuantizeLayer = _layer.QuantizeLayer  # the input fake-quant quantize_apply adds
+NoOpActivation = _activation.NoOpActivation  # an activation the wrapper leaves unquantized
 
 
 # -- fake-quant ranges inside a QAT model ----------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class FakeQuant:
@@ -117,8 +126,8 @@ class FakeQuant:
 
     quantizer: object
     variables: Mapping[str, tf.Variable]
-    owner: str      # the layer holding it
-    stage: str      # "input", "output", "pre_activation" or "post_activation"
+    owner: str  # the layer holding it
+    stage: str  # "input", "output", "pre_activation" or "post_activation"
 
 
 def input_fake_quant(layer) -> Optional[FakeQuant]:
@@ -154,8 +163,9 @@ def weight_quantizers(wrapper) -> List[tuple]:
 # -- what the default 8-bit scheme can quantize ---------------------------------------------------
 
 _QAA = _activation.QuantizeAwareActivation
-QUANTIZABLE_ACTIVATIONS = frozenset(_QAA._PRE_QUANT_ACTIVATIONS | _QAA._POST_QUANT_ACTIVATIONS
-                                    | _QAA._NO_QUANTIZE_ACTIVATIONS)
+QUANTIZABLE_ACTIVATIONS = frozenset(
+    _QAA._PRE_QUANT_ACTIVATIONS | _QAA._POST_QUANT_ACTIVATIONS | _QAA._NO_QUANTIZE_ACTIVATIONS
+)
 
 
 def serialize_activation(activation) -> object:
@@ -171,14 +181,25 @@ def has_custom_quantize_config(layer_node) -> bool:
 # tfmot's Default8BitQuantizeLayoutTransform.apply builds this list inside the method; a
 # scheme that changes one transform has to restate it (tests compare it with tfmot's source).
 DEFAULT_8BIT_LAYOUT_TRANSFORMS = (
-    "InputLayerQuantize", "SeparableConv1DQuantize", "SeparableConvQuantize",
-    "Conv2DReshapeBatchNormReLUQuantize", "Conv2DReshapeBatchNormActivationQuantize",
-    "Conv2DBatchNormReLUQuantize", "Conv2DBatchNormActivationQuantize",
-    "Conv2DReshapeBatchNormQuantize", "Conv2DBatchNormQuantize",
-    "ConcatTransform6Inputs", "ConcatTransform5Inputs", "ConcatTransform4Inputs",
-    "ConcatTransform3Inputs", "ConcatTransform",
-    "DenseBatchNormQuantize", "DenseBatchNormReLUQuantize", "DenseBatchNormActivationQuantize",
-    "LayerReLUQuantize", "LayerReluActivationQuantize",
+    "InputLayerQuantize",
+    "SeparableConv1DQuantize",
+    "SeparableConvQuantize",
+    "Conv2DReshapeBatchNormReLUQuantize",
+    "Conv2DReshapeBatchNormActivationQuantize",
+    "Conv2DBatchNormReLUQuantize",
+    "Conv2DBatchNormActivationQuantize",
+    "Conv2DReshapeBatchNormQuantize",
+    "Conv2DBatchNormQuantize",
+    "ConcatTransform6Inputs",
+    "ConcatTransform5Inputs",
+    "ConcatTransform4Inputs",
+    "ConcatTransform3Inputs",
+    "ConcatTransform",
+    "DenseBatchNormQuantize",
+    "DenseBatchNormReLUQuantize",
+    "DenseBatchNormActivationQuantize",
+    "LayerReLUQuantize",
+    "LayerReluActivationQuantize",
 )
 
 
@@ -207,6 +228,7 @@ def unsupported_layer(exc: BaseException) -> Optional[str]:
 
 # -- patches ---------------------------------------------------------------------------------------
 
+
 @contextlib.contextmanager
 def moving_average_decay(decay: float):
     """MovingAverageQuantizer ranges move with `decay` instead of tfmot's fixed 0.999 (the
@@ -230,8 +252,10 @@ def _across_replicas(replica, value, reduce):
     (all_gather) could be launched in another order on each replica than BatchNormalization's
     all-reduces, and collectives must match. Across machines (MultiWorkerMirroredStrategy) each
     machine keeps its own extreme, and the EMA averages them, as tfmot does per replica."""
+
     def merge(strategy, per_replica):
         return reduce(tf.stack(strategy.experimental_local_results(per_replica)), axis=0)
+
     return replica.merge_call(merge, args=(value,))
 
 
@@ -243,27 +267,54 @@ def global_batch_ranges():
     batch was split. Symmetric ranges (unused by the default 8-bit scheme) are left to tfmot."""
     original = _quant_ops.MovingAvgQuantize
 
-    def global_ranges(inputs, min_var, max_var, per_channel=False, ema_decay=0.999, name_prefix="MovingAvgQuantize",
-                      is_training=True, num_bits=8, narrow_range=False, symmetric=False):
+    def global_ranges(
+        inputs,
+        min_var,
+        max_var,
+        per_channel=False,
+        ema_decay=0.999,
+        name_prefix="MovingAvgQuantize",
+        is_training=True,
+        num_bits=8,
+        narrow_range=False,
+        symmetric=False,
+    ):
         replica = tf.distribute.get_replica_context()
         rank = inputs.shape.rank
-        if (not is_training or symmetric or replica is None or replica.num_replicas_in_sync == 1
-                or (per_channel and (rank is None or rank < 2))):
-            return original(inputs, min_var, max_var, per_channel=per_channel, ema_decay=ema_decay,
-                            name_prefix=name_prefix, is_training=is_training, num_bits=num_bits,
-                            narrow_range=narrow_range, symmetric=symmetric)
+        if (
+            not is_training
+            or symmetric
+            or replica is None
+            or replica.num_replicas_in_sync == 1
+            or (per_channel and (rank is None or rank < 2))
+        ):
+            return original(
+                inputs,
+                min_var,
+                max_var,
+                per_channel=per_channel,
+                ema_decay=ema_decay,
+                name_prefix=name_prefix,
+                is_training=is_training,
+                num_bits=num_bits,
+                narrow_range=narrow_range,
+                symmetric=symmetric,
+            )
         with tf.name_scope(name_prefix):
-            axes = list(range(rank - 1)) if per_channel else None   # per channel: all but the last axis
+            axes = list(range(rank - 1)) if per_channel else None  # per channel: all but the last axis
             low = _across_replicas(replica, tf.reduce_min(inputs, axis=axes), tf.reduce_min)
             high = _across_replicas(replica, tf.reduce_max(inputs, axis=axes), tf.reduce_max)
             # The same value on every replica, so the EMA's cross-replica mean leaves it as it is;
             # the range always holds 0 (TFLite's rule, as tfmot applies it).
-            new_min = tf.__internal__.train.assign_moving_average(min_var, tf.minimum(low, 0.0), ema_decay,
-                                                                  zero_debias=False)
-            new_max = tf.__internal__.train.assign_moving_average(max_var, tf.maximum(high, 0.0), ema_decay,
-                                                                  zero_debias=False)
-            return _quant_ops._FakeQuantWithMinMaxVars(inputs, new_min, new_max, per_channel=per_channel,
-                                                       num_bits=num_bits, narrow_range=narrow_range)
+            new_min = tf.__internal__.train.assign_moving_average(
+                min_var, tf.minimum(low, 0.0), ema_decay, zero_debias=False
+            )
+            new_max = tf.__internal__.train.assign_moving_average(
+                max_var, tf.maximum(high, 0.0), ema_decay, zero_debias=False
+            )
+            return _quant_ops._FakeQuantWithMinMaxVars(
+                inputs, new_min, new_max, per_channel=per_channel, num_bits=num_bits, narrow_range=narrow_range
+            )
 
     _quant_ops.MovingAvgQuantize = global_ranges
     try:
@@ -319,6 +370,7 @@ def loading_fixes():
 
 # -- tf-keras internals of the same path --------------------------------------------------------
 
+
 def inferring_output_signature() -> bool:
     """True inside the scratch graph tf-keras builds to infer a layer's output signature
     (functional construction and cloning, where quantize_apply calls a wrapper before it
@@ -326,10 +378,30 @@ def inferring_output_signature() -> bool:
     return str(getattr(tf.compat.v1.get_default_graph(), "name", "")).endswith("_scratch_graph")
 
 
-__all__ = ["TESTED_VERSION", "UNTESTED_ENV", "PRIVATE_NAMES", "TfmotVersionError", "differences", "check_version",
-           "QuantizeAnnotate", "QuantizeLayer", "NoOpActivation", "FakeQuant", "input_fake_quant",
-           "output_fake_quant", "activation_fake_quants", "weight_quantizers", "QUANTIZABLE_ACTIVATIONS",
-           "serialize_activation", "has_custom_quantize_config", "DEFAULT_8BIT_LAYOUT_TRANSFORMS",
-           "default_8bit_layout_transforms", "unsupported_layer", "moving_average_decay",
-           "wrapper_builds_inner_layer_first", "quantize_layer_built_once", "loading_fixes",
-           "inferring_output_signature"]
+__all__ = [
+    "TESTED_VERSION",
+    "UNTESTED_ENV",
+    "PRIVATE_NAMES",
+    "TfmotVersionError",
+    "differences",
+    "check_version",
+    "QuantizeAnnotate",
+    "QuantizeLayer",
+    "NoOpActivation",
+    "FakeQuant",
+    "input_fake_quant",
+    "output_fake_quant",
+    "activation_fake_quants",
+    "weight_quantizers",
+    "QUANTIZABLE_ACTIVATIONS",
+    "serialize_activation",
+    "has_custom_quantize_config",
+    "DEFAULT_8BIT_LAYOUT_TRANSFORMS",
+    "default_8bit_layout_transforms",
+    "unsupported_layer",
+    "moving_average_decay",
+    "wrapper_builds_inner_layer_first",
+    "quantize_layer_built_once",
+    "loading_fixes",
+    "inferring_output_signature",
+]

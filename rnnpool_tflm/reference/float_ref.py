@@ -40,8 +40,9 @@ def fastgrnn(cell: FastGRNNWeights, xs, gate: str, update: str) -> np.ndarray:
     return h
 
 
-def rnnpool_patch(weights: RNNPoolWeights, patch: np.ndarray, gate: str = "sigmoid",
-                  update: str = "tanh") -> np.ndarray:
+def rnnpool_patch(
+    weights: RNNPoolWeights, patch: np.ndarray, gate: str = "sigmoid", update: str = "tanh"
+) -> np.ndarray:
     """RNNPool operator on one r x c x k patch (Algorithm 1, lines 11-18) -> [4*h2]."""
     r, c, _ = patch.shape
     rows = [fastgrnn(weights.rnn1, patch[i, :, :], gate, update) for i in range(r)]
@@ -63,7 +64,6 @@ def rnnpool_float(x: np.ndarray, weights: RNNPoolWeights, config: RNNPoolConfig)
     for n in range(x.shape[0]):
         for i in range(geo.out_rows):
             for j in range(geo.out_cols):
-                patch = xp[n, i * sr:i * sr + r, j * sc:j * sc + c, :]
-                out[n, i, j] = rnnpool_patch(weights, patch, config.gate_activation,
-                                             config.update_activation)
+                patch = xp[n, i * sr : i * sr + r, j * sc : j * sc + c, :]
+                out[n, i, j] = rnnpool_patch(weights, patch, config.gate_activation, config.update_activation)
     return replicate_pad(out, config.output_padding)

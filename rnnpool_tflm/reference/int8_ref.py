@@ -95,7 +95,8 @@ def derive_multipliers(p: QuantizedRNNPool) -> Multipliers:
     q2 = state_frac_bits(p.scalars[1, 0], p.scalars[1, 1], steps)
     s_x = float(np.float32(p.input_scale))
     return Multipliers(
-        q1, q2,
+        q1,
+        q2,
         x1=_per_channel(p.w1_scale, s_x * 4096.0, h1),
         u1=_per_channel(p.u1_scale, 2.0 ** (12 - q1), h1),
         x2=_per_channel(p.w2_scale, 2.0 ** (12 - q1), h2),
@@ -105,8 +106,9 @@ def derive_multipliers(p: QuantizedRNNPool) -> Multipliers:
 
 
 # -- section 6: one FastGRNN step ------------------------------------------------
-def fastgrnn_q(steps: List[np.ndarray], u: np.ndarray, mu, bias: np.ndarray, a: int, b: int,
-               q: int, gate, update) -> np.ndarray:
+def fastgrnn_q(
+    steps: List[np.ndarray], u: np.ndarray, mu, bias: np.ndarray, a: int, b: int, q: int, gate, update
+) -> np.ndarray:
     """Runs a sequence of projected inputs (each [N, h], Q12) from h = 0 -> final state [N, h]."""
     u = u.astype(np.int64)
     bias = bias.astype(np.int64)
@@ -145,11 +147,11 @@ def rnnpool_int8(x_q: np.ndarray, p: QuantizedRNNPool, mult: Multipliers | None 
     acc = (x_q.astype(np.int64) - p.input_zero_point) @ p.w1.astype(np.int64).T
     px1 = sat25(rq(acc, *mult.x1))
     px1 = np.pad(px1, ((0, 0), (geo.pad_top, geo.pad_bottom), (geo.pad_left, geo.pad_right), (0, 0)))
-    px1 = px1[:, :(n_r - 1) * sr + r, :(n_c - 1) * sc + c]
+    px1 = px1[:, : (n_r - 1) * sr + r, : (n_c - 1) * sc + c]
 
     rnn1 = lambda steps: fastgrnn_q(steps, p.u1, mult.u1, p.bias1, a1, b1, mult.q1, gate, update)
-    row_summary = rnn1([_strided(px1, 2, t, n_c, sc) for t in range(c)])   # [N, rows, n_c, h1]
-    col_summary = rnn1([_strided(px1, 1, t, n_r, sr) for t in range(r)])   # [N, n_r, cols, h1]
+    row_summary = rnn1([_strided(px1, 2, t, n_c, sc) for t in range(c)])  # [N, rows, n_c, h1]
+    col_summary = rnn1([_strided(px1, 1, t, n_r, sr) for t in range(r)])  # [N, n_r, cols, h1]
 
     project = lambda s: sat25(rq(s @ p.w2.astype(np.int64).T, *mult.x2))
     row_proj, col_proj = project(row_summary), project(col_summary)

@@ -20,8 +20,16 @@ from typing import Optional, Tuple
 import numpy as np
 
 from ..core.errors import RNNPoolError
-from .tflm_int8 import (ACTIVATION_NONE, ACTIVATION_RELU6, AddParams, InvalidQuantization, activation_range,
-                        conv_multipliers, requantize, wrap32)
+from .tflm_int8 import (
+    ACTIVATION_NONE,
+    ACTIVATION_RELU6,
+    AddParams,
+    InvalidQuantization,
+    activation_range,
+    conv_multipliers,
+    requantize,
+    wrap32,
+)
 
 KERNEL = 3
 
@@ -29,11 +37,12 @@ KERNEL = 3
 @dataclasses.dataclass(frozen=True)
 class Quantization:
     """A per-tensor int8 quantization: real = scale * (q - zero_point)."""
+
     scale: np.float32
     zero_point: int
 
     @classmethod
-    def of(cls, scale, zero_point) -> "Quantization":
+    def of(cls, scale, zero_point) -> Quantization:
         return cls(np.float32(scale), int(zero_point))
 
     def check(self, what: str) -> None:
@@ -48,6 +57,7 @@ class Quantization:
 class ConvStage:
     """One convolution of the block: int8 filter (TFLite layout), optional int32 bias, per-channel
     (or one) float32 filter scales, the fused activation (TFLite ActivationFunctionType)."""
+
     filter: np.ndarray
     bias: Optional[np.ndarray]
     scales: np.ndarray
@@ -58,6 +68,7 @@ class ConvStage:
 class QuantizedInvertedResidual:
     """Everything the op needs; `expand`/`expanded` are None without expansion (t = 1),
     `projected` (the projection's output quantization) is None without the residual ADD."""
+
     stride: int
     input: Quantization
     expand: Optional[ConvStage]
@@ -106,12 +117,20 @@ class QuantizedInvertedResidual:
             raise RNNPoolError("the residual ADD needs stride 1 and as many output as input channels")
         if not self.residual and self.add_activation != ACTIVATION_NONE:
             raise RNNPoolError("an ADD activation without the residual ADD")
-        for what, q in (("input", self.input), ("expanded", self.expanded), ("depthwise output",
-                        self.depthwise_output), ("projected", self.projected), ("output", self.output)):
+        for what, q in (
+            ("input", self.input),
+            ("expanded", self.expanded),
+            ("depthwise output", self.depthwise_output),
+            ("projected", self.projected),
+            ("output", self.output),
+        ):
             if q is not None:
                 q.check(what)
-        for what, stage, channels in (("expansion", self.expand, ce), ("depthwise", self.depthwise, ce),
-                                      ("projection", self.project, self.out_channels)):
+        for what, stage, channels in (
+            ("expansion", self.expand, ce),
+            ("depthwise", self.depthwise, ce),
+            ("projection", self.project, self.out_channels),
+        ):
             if stage is None:
                 continue
             if stage.bias is not None and np.asarray(stage.bias).shape != (channels,):
@@ -133,6 +152,7 @@ def geometry(rows: int, cols: int, stride: int) -> Tuple[int, int, int, int]:
 @dataclasses.dataclass(frozen=True)
 class StageArithmetic:
     """What TFLM's Prepare derives for one convolution."""
+
     multipliers: np.ndarray  # int64 [channels]
     shifts: np.ndarray
     lo: int
@@ -163,8 +183,15 @@ def derive(p: QuantizedInvertedResidual) -> Arithmetic:
         expand=stage(p.expand, p.input, p.expanded, ce) if p.expand is not None else None,
         depthwise=stage(p.depthwise, expanded, p.depthwise_output, ce),
         project=stage(p.project, p.depthwise_output, projected, co),
-        add=AddParams.create((p.input.scale, p.input.zero_point), (projected.scale, projected.zero_point),
-                             (p.output.scale, p.output.zero_point), p.add_activation) if p.residual else None)
+        add=AddParams.create(
+            (p.input.scale, p.input.zero_point),
+            (projected.scale, projected.zero_point),
+            (p.output.scale, p.output.zero_point),
+            p.add_activation,
+        )
+        if p.residual
+        else None,
+    )
 
 
 def _bias(conv: ConvStage, channels: int) -> np.ndarray:
@@ -180,21 +207,24 @@ def conv1x1(x: np.ndarray, zero_point: int, conv: ConvStage, a: StageArithmetic,
     return out.reshape(*x.shape[:-1], w.shape[0])
 
 
-def depthwise3x3(e: np.ndarray, zero_point: int, conv: ConvStage, a: StageArithmetic, q_out: Quantization,
-                 stride: int) -> np.ndarray:
+def depthwise3x3(
+    e: np.ndarray, zero_point: int, conv: ConvStage, a: StageArithmetic, q_out: Quantization, stride: int
+) -> np.ndarray:
     """DEPTHWISE_CONV_2D 3x3 'same' (DepthwiseConvPerChannel, depth multiplier 1): taps outside
     the map are skipped, which equals padding with the input zero point."""
     n, rows, cols, channels = e.shape
     out_rows, out_cols, top, left = geometry(rows, cols, stride)
     need_rows, need_cols = (out_rows - 1) * stride + KERNEL, (out_cols - 1) * stride + KERNEL
     padded = np.full((n, max(need_rows, top + rows), max(need_cols, left + cols), channels), zero_point, np.int64)
-    padded[:, top:top + rows, left:left + cols, :] = e
+    padded[:, top : top + rows, left : left + cols, :] = e
     centred = padded - zero_point
     w = np.asarray(conv.filter, np.int64)[0]  # [3, 3, C]
     acc = np.broadcast_to(_bias(conv, channels), (n, out_rows, out_cols, channels)).copy()
     for ky in range(KERNEL):
         for kx in range(KERNEL):
-            taps = centred[:, ky:ky + (out_rows - 1) * stride + 1:stride, kx:kx + (out_cols - 1) * stride + 1:stride]
+            taps = centred[
+                :, ky : ky + (out_rows - 1) * stride + 1 : stride, kx : kx + (out_cols - 1) * stride + 1 : stride
+            ]
             acc += taps * w[ky, kx]
     return requantize(wrap32(acc), a.multipliers, a.shifts, q_out.zero_point, a.lo, a.hi)
 
@@ -216,6 +246,17 @@ def inverted_residual_int8(x: np.ndarray, p: QuantizedInvertedResidual) -> np.nd
     return a.add(x, y) if p.residual else y
 
 
-__all__ = ["ACTIVATION_NONE", "ACTIVATION_RELU6", "Arithmetic", "ConvStage", "Quantization",
-           "QuantizedInvertedResidual", "StageArithmetic", "conv1x1", "depthwise3x3", "derive", "geometry",
-           "inverted_residual_int8"]
+__all__ = [
+    "ACTIVATION_NONE",
+    "ACTIVATION_RELU6",
+    "Arithmetic",
+    "ConvStage",
+    "Quantization",
+    "QuantizedInvertedResidual",
+    "StageArithmetic",
+    "conv1x1",
+    "depthwise3x3",
+    "derive",
+    "geometry",
+    "inverted_residual_int8",
+]

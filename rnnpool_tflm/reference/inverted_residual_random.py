@@ -27,8 +27,17 @@ def _calibrated(activation: int, rng) -> Quantization:
     return _quant(rng)
 
 
-def _weights(rng, shape, per_channel: bool, channel_axis: int, bias_channels: Optional[int], fan_in: int,
-             s_in: float, s_out: float, gain: float):
+def _weights(
+    rng,
+    shape,
+    per_channel: bool,
+    channel_axis: int,
+    bias_channels: Optional[int],
+    fan_in: int,
+    s_in: float,
+    s_out: float,
+    gain: float,
+):
     channels = shape[channel_axis]
     w = rng.integers(-127, 128, size=shape).astype(np.int8)
     if per_channel:
@@ -45,9 +54,20 @@ def _weights(rng, shape, per_channel: bool, channel_axis: int, bias_channels: Op
     return w, bias, scales
 
 
-def random_block(rng, ci: int, ce: int, co: int, stride: int, expand: bool = True, residual: bool = False,
-                 activations: Sequence[int] = (3, 3, 0, 0), per_channel: bool = True, biases: bool = True,
-                 gain: float = 1.0, calibrated: bool = False) -> QuantizedInvertedResidual:
+def random_block(
+    rng,
+    ci: int,
+    ce: int,
+    co: int,
+    stride: int,
+    expand: bool = True,
+    residual: bool = False,
+    activations: Sequence[int] = (3, 3, 0, 0),
+    per_channel: bool = True,
+    biases: bool = True,
+    gain: float = 1.0,
+    calibrated: bool = False,
+) -> QuantizedInvertedResidual:
     """One block's int8 parameters; activations = (expand, depthwise, project, add).
     calibrated: the expansion's and depthwise's outputs quantized as the TF converter quantizes
     a calibrated RELU6 (scale 6/255, zero point -128) instead of at random."""
@@ -61,14 +81,13 @@ def random_block(rng, ci: int, ce: int, co: int, stride: int, expand: bool = Tru
     q_proj = q_p if residual else q_o
     e_stage = None
     if expand:
-        w, b, s = _weights(rng, (ce, 1, 1, ci), per_channel, 0, ce if biases else None, ci, q_in.scale, q_e.scale,
-                           gain)
+        w, b, s = _weights(rng, (ce, 1, 1, ci), per_channel, 0, ce if biases else None, ci, q_in.scale, q_e.scale, gain)
         e_stage = ConvStage(w, b, s, activations[0])
     s_e = q_e.scale if expand else q_in.scale
     w, b, s = _weights(rng, (1, 3, 3, ce), per_channel, 3, ce if biases else None, 9, s_e, q_d.scale, gain)
     d_stage = ConvStage(w, b, s, activations[1])
-    w, b, s = _weights(rng, (co, 1, 1, ce), per_channel, 0, co if biases else None, ce, q_d.scale, q_proj.scale,
-                       gain)
+    w, b, s = _weights(rng, (co, 1, 1, ce), per_channel, 0, co if biases else None, ce, q_d.scale, q_proj.scale, gain)
     p_stage = ConvStage(w, b, s, activations[2])
-    return QuantizedInvertedResidual(stride, q_in, e_stage, q_e, d_stage, q_d, p_stage, q_p, q_o,
-                                     activations[3] if residual else 0)
+    return QuantizedInvertedResidual(
+        stride, q_in, e_stage, q_e, d_stage, q_d, p_stage, q_p, q_o, activations[3] if residual else 0
+    )

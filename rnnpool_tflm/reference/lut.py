@@ -23,14 +23,14 @@ def _round_half_away(v: float) -> int:
 
 def sigmoid_table() -> np.ndarray:
     """S[k] = round(16384 * sigmoid(-16 + k/16)), k = 0..512."""
-    return np.array([_round_half_away(Q14_ONE / (1.0 + math.exp(-(-16.0 + k / 16.0))))
-                     for k in range(TABLE_SIZE)], dtype=np.int16)
+    return np.array(
+        [_round_half_away(Q14_ONE / (1.0 + math.exp(-(-16.0 + k / 16.0)))) for k in range(TABLE_SIZE)], dtype=np.int16
+    )
 
 
 def tanh_table() -> np.ndarray:
     """T[k] = round(16384 * tanh(-8 + k/32)), k = 0..512."""
-    return np.array([_round_half_away(Q14_ONE * math.tanh(-8.0 + k / 32.0))
-                     for k in range(TABLE_SIZE)], dtype=np.int16)
+    return np.array([_round_half_away(Q14_ONE * math.tanh(-8.0 + k / 32.0)) for k in range(TABLE_SIZE)], dtype=np.int16)
 
 
 SIGMOID_TABLE = sigmoid_table()
@@ -50,7 +50,7 @@ def packed(table: np.ndarray) -> np.ndarray:
 
 
 def _c_array(name: str, values: np.ndarray) -> str:
-    rows = [", ".join(f"{int(v)}" for v in values[i:i + 8]) for i in range(0, len(values), 8)]
+    rows = [", ".join(f"{int(v)}" for v in values[i : i + 8]) for i in range(0, len(values), 8)]
     body = ",\n    ".join(rows)
     return f"static const int32_t {name}[{len(values)}] = {{\n    {body}}};\n"
 
@@ -63,9 +63,11 @@ def header_text() -> str:
         " * stored packed: entry i = S[i] (low 16 bits) | (S[i+1] - S[i]) << 16, i = 0..511. */\n"
         "#ifndef RNNPOOL_LUT_H_\n#define RNNPOOL_LUT_H_\n\n#include <stdint.h>\n\n"
         f"#define RNNPOOL_LUT_SIZE {TABLE_SIZE}\n\n"
-        + _c_array("rnnpool_sigmoid_lut_packed", packed(SIGMOID_TABLE)) + "\n"
+        + _c_array("rnnpool_sigmoid_lut_packed", packed(SIGMOID_TABLE))
+        + "\n"
         + _c_array("rnnpool_tanh_lut_packed", packed(TANH_TABLE))
-        + "\n#endif /* RNNPOOL_LUT_H_ */\n")
+        + "\n#endif /* RNNPOOL_LUT_H_ */\n"
+    )
 
 
 def default_header_path() -> pathlib.Path:

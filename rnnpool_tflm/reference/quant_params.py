@@ -70,17 +70,17 @@ class QuantizedRNNPool:
     input_zero_point: int
     output_scale: np.float32
     output_zero_point: int
-    w1: np.ndarray        # int8 [h1, k]
+    w1: np.ndarray  # int8 [h1, k]
     w1_scale: np.ndarray  # float32 [h1] or [1]
-    u1: np.ndarray        # int8 [h1, h1]
+    u1: np.ndarray  # int8 [h1, h1]
     u1_scale: np.ndarray
-    bias1: np.ndarray     # int32 [2, h1] (gate, update), Q12
-    w2: np.ndarray        # int8 [h2, h1]
+    bias1: np.ndarray  # int32 [2, h1] (gate, update), Q12
+    w2: np.ndarray  # int8 [h2, h1]
     w2_scale: np.ndarray
-    u2: np.ndarray        # int8 [h2, h2]
+    u2: np.ndarray  # int8 [h2, h2]
     u2_scale: np.ndarray
-    bias2: np.ndarray     # int32 [2, h2]
-    scalars: np.ndarray   # int16 [2, 2] = [[A1, B1], [A2, B2]], Q14
+    bias2: np.ndarray  # int32 [2, h2]
+    scalars: np.ndarray  # int16 [2, 2] = [[A1, B1], [A2, B2]], Q14
 
     @property
     def channels(self) -> int:
@@ -91,9 +91,15 @@ class QuantizedRNNPool:
         return int(self.w1.shape[0]), int(self.w2.shape[0])
 
 
-def quantize_rnnpool(weights: RNNPoolWeights, config: RNNPoolConfig, input_scale: float,
-                     input_zero_point: int, output_scale: float, output_zero_point: int,
-                     per_channel: bool = True) -> QuantizedRNNPool:
+def quantize_rnnpool(
+    weights: RNNPoolWeights,
+    config: RNNPoolConfig,
+    input_scale: float,
+    input_zero_point: int,
+    output_scale: float,
+    output_zero_point: int,
+    per_channel: bool = True,
+) -> QuantizedRNNPool:
     """Float weights (Keras orientation) + input/output quantization -> op parameters."""
     weights.validate()
     for name, s in (("input_scale", input_scale), ("output_scale", output_scale)):
@@ -111,20 +117,44 @@ def quantize_rnnpool(weights: RNNPoolWeights, config: RNNPoolConfig, input_scale
 
     w1, w1s, u1, u1s, b1, s1 = cell(weights.rnn1)
     w2, w2s, u2, u2s, b2, s2 = cell(weights.rnn2)
-    return QuantizedRNNPool(config, np.float32(input_scale), int(input_zero_point),
-                            np.float32(output_scale), int(output_zero_point),
-                            w1, w1s, u1, u1s, b1, w2, w2s, u2, u2s, b2,
-                            np.array([s1, s2], dtype=np.int16))
+    return QuantizedRNNPool(
+        config,
+        np.float32(input_scale),
+        int(input_zero_point),
+        np.float32(output_scale),
+        int(output_zero_point),
+        w1,
+        w1s,
+        u1,
+        u1s,
+        b1,
+        w2,
+        w2s,
+        u2,
+        u2s,
+        b2,
+        np.array([s1, s2], dtype=np.int16),
+    )
 
 
 def dequantized_weights(p: QuantizedRNNPool) -> RNNPoolWeights:
     """The float weights the quantized op actually represents (Keras orientation)."""
+
     def cell(w, ws, u, us, bias, scalars):
         ws = np.broadcast_to(ws.astype(np.float64), (w.shape[0],))
         us = np.broadcast_to(us.astype(np.float64), (u.shape[0],))
         a, b = (float(s) / Q14_ONE for s in scalars)
         logit = lambda s: float(np.log(s / (1 - s))) if 0 < s < 1 else (100.0 if s >= 1 else -100.0)
-        return FastGRNNWeights((w * ws[:, None]).T.astype(np.float32), (u * us[:, None]).T.astype(np.float32),
-                               bias[0] / Q12_ONE, bias[1] / Q12_ONE, logit(a), logit(b))
-    return RNNPoolWeights(cell(p.w1, p.w1_scale, p.u1, p.u1_scale, p.bias1, p.scalars[0]),
-                          cell(p.w2, p.w2_scale, p.u2, p.u2_scale, p.bias2, p.scalars[1]))
+        return FastGRNNWeights(
+            (w * ws[:, None]).T.astype(np.float32),
+            (u * us[:, None]).T.astype(np.float32),
+            bias[0] / Q12_ONE,
+            bias[1] / Q12_ONE,
+            logit(a),
+            logit(b),
+        )
+
+    return RNNPoolWeights(
+        cell(p.w1, p.w1_scale, p.u1, p.u1_scale, p.bias1, p.scalars[0]),
+        cell(p.w2, p.w2_scale, p.u2, p.u2_scale, p.bias2, p.scalars[1]),
+    )

@@ -25,8 +25,7 @@ ADD_LEFT_SHIFT = 20  # TFLM's ADD, int8 (add_common.cc: 15 for int16)
 
 # TFLite ActivationFunctionType (the InvertedResidual contract uses the same values).
 ACTIVATION_NONE, ACTIVATION_RELU, ACTIVATION_RELU_N1_TO_1, ACTIVATION_RELU6 = 0, 1, 2, 3
-_ACTIVATION_BOUNDS = {ACTIVATION_RELU: (0.0, None), ACTIVATION_RELU_N1_TO_1: (-1.0, 1.0),
-                      ACTIVATION_RELU6: (0.0, 6.0)}
+_ACTIVATION_BOUNDS = {ACTIVATION_RELU: (0.0, None), ACTIVATION_RELU_N1_TO_1: (-1.0, 1.0), ACTIVATION_RELU6: (0.0, 6.0)}
 
 
 class InvalidQuantization(RNNPoolError, ValueError):
@@ -136,6 +135,7 @@ def requantize(acc, multiplier, shift, zero_point: int, lo: int, hi: int) -> np.
 @dataclasses.dataclass(frozen=True)
 class AddParams:
     """TFLM's int8 ADD (add_common.cc CalculateOpDataAdd) for given quantizations."""
+
     input1_offset: int
     input1_multiplier: int
     input1_shift: int
@@ -149,12 +149,11 @@ class AddParams:
     hi: int
 
     @classmethod
-    def create(cls, input1, input2, output, activation: int) -> "AddParams":
+    def create(cls, input1, input2, output, activation: int) -> AddParams:
         """input1, input2, output: (scale, zero point) pairs."""
         s1, s2, s_out = (np.float32(q[0]) for q in (input1, input2, output))
         twice_max = 2.0 * float(max(s1, s2))
-        reals = (float(s1) / twice_max, float(s2) / twice_max,
-                 twice_max / ((1 << ADD_LEFT_SHIFT) * float(s_out)))
+        reals = (float(s1) / twice_max, float(s2) / twice_max, twice_max / ((1 << ADD_LEFT_SHIFT) * float(s_out)))
         quantized = []
         for what, real in zip(("input1", "input2", "output"), reals, strict=True):
             # QuantizeMultiplierSmallerThanOneExp: TFLITE_CHECKs (TFLM aborts) unless 0 < m < 1, shift <= 0.
@@ -170,11 +169,13 @@ class AddParams:
 
     def __call__(self, x1, x2) -> np.ndarray:
         """reference_integer_ops::AddFunc elementwise (same shapes)."""
+
         def scaled(x, offset, m, n):
             shifted = (np.asarray(x, np.int64) + offset) << ADD_LEFT_SHIFT
             return multiply_by_quantized_multiplier_smaller_than_one_exp(shifted, m, n)
 
-        raw = scaled(x1, self.input1_offset, self.input1_multiplier, self.input1_shift) + \
-            scaled(x2, self.input2_offset, self.input2_multiplier, self.input2_shift)
+        raw = scaled(x1, self.input1_offset, self.input1_multiplier, self.input1_shift) + scaled(
+            x2, self.input2_offset, self.input2_multiplier, self.input2_shift
+        )
         out = multiply_by_quantized_multiplier_smaller_than_one_exp(raw, self.output_multiplier, self.output_shift)
         return np.clip(out + self.output_offset, self.lo, self.hi).astype(np.int8)

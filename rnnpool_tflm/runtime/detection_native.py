@@ -20,34 +20,61 @@ import numpy as np
 from ..core.errors import RNNPoolError
 from .native import aligned_buffer, library
 
-MAX_HEADS = 8          # DETECTION_MAX_HEADS
-INT8, FLOAT32 = 0, 1   # detection_tensor_type
+MAX_HEADS = 8  # DETECTION_MAX_HEADS
+INT8, FLOAT32 = 0, 1  # detection_tensor_type
 
 
 class CHead(ctypes.Structure):
-    _fields_ = [("rows", ctypes.c_int32), ("cols", ctypes.c_int32), ("stride", ctypes.c_int32),
-                ("anchor", ctypes.c_float)]
+    _fields_ = [
+        ("rows", ctypes.c_int32),
+        ("cols", ctypes.c_int32),
+        ("stride", ctypes.c_int32),
+        ("anchor", ctypes.c_float),
+    ]
 
 
 class CDims(ctypes.Structure):
-    _fields_ = [("image_rows", ctypes.c_int32), ("image_cols", ctypes.c_int32), ("num_heads", ctypes.c_int32),
-                ("num_classes", ctypes.c_int32), ("maxout_first", ctypes.c_int32), ("heads", CHead * MAX_HEADS)]
+    _fields_ = [
+        ("image_rows", ctypes.c_int32),
+        ("image_cols", ctypes.c_int32),
+        ("num_heads", ctypes.c_int32),
+        ("num_classes", ctypes.c_int32),
+        ("maxout_first", ctypes.c_int32),
+        ("heads", CHead * MAX_HEADS),
+    ]
 
 
 class CParams(ctypes.Structure):
-    _fields_ = [("variance_center", ctypes.c_float), ("variance_size", ctypes.c_float),
-                ("conf_threshold", ctypes.c_float), ("nms_iou", ctypes.c_float),
-                ("nms_top_k", ctypes.c_int32), ("top_k", ctypes.c_int32)]
+    _fields_ = [
+        ("variance_center", ctypes.c_float),
+        ("variance_size", ctypes.c_float),
+        ("conf_threshold", ctypes.c_float),
+        ("nms_iou", ctypes.c_float),
+        ("nms_top_k", ctypes.c_int32),
+        ("top_k", ctypes.c_int32),
+    ]
 
 
 class CTensor(ctypes.Structure):
-    _fields_ = [("data", ctypes.c_void_p), ("type", ctypes.c_int32), ("elements", ctypes.c_int32),
-                ("scale", ctypes.c_float), ("zero_point", ctypes.c_int32)]
+    _fields_ = [
+        ("data", ctypes.c_void_p),
+        ("type", ctypes.c_int32),
+        ("elements", ctypes.c_int32),
+        ("scale", ctypes.c_float),
+        ("zero_point", ctypes.c_int32),
+    ]
 
 
 class CBox(ctypes.Structure):
-    _fields_ = [("x1", ctypes.c_float), ("y1", ctypes.c_float), ("x2", ctypes.c_float), ("y2", ctypes.c_float),
-                ("score", ctypes.c_float), ("label", ctypes.c_int32), ("prior", ctypes.c_int32)]
+    _fields_ = [
+        ("x1", ctypes.c_float),
+        ("y1", ctypes.c_float),
+        ("x2", ctypes.c_float),
+        ("y2", ctypes.c_float),
+        ("score", ctypes.c_float),
+        ("label", ctypes.c_int32),
+        ("prior", ctypes.c_int32),
+    ]
 
 
 _SIGNATURES = {
@@ -55,9 +82,19 @@ _SIGNATURES = {
     "detection_scratch_bytes": (ctypes.c_size_t, [ctypes.POINTER(CDims), ctypes.POINTER(CParams)]),
     "detection_num_priors": (ctypes.c_int32, [ctypes.POINTER(CDims)]),
     "detection_prior": (ctypes.c_int, [ctypes.POINTER(CDims), ctypes.c_int32, ctypes.POINTER(ctypes.c_float)]),
-    "detection_run": (ctypes.c_int, [ctypes.POINTER(CDims), ctypes.POINTER(CParams), ctypes.POINTER(CTensor),
-                                     ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(CBox), ctypes.c_int32,
-                                     ctypes.POINTER(ctypes.c_int32)]),
+    "detection_run": (
+        ctypes.c_int,
+        [
+            ctypes.POINTER(CDims),
+            ctypes.POINTER(CParams),
+            ctypes.POINTER(CTensor),
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.POINTER(CBox),
+            ctypes.c_int32,
+            ctypes.POINTER(ctypes.c_int32),
+        ],
+    ),
     "detection_expf": (ctypes.c_float, [ctypes.c_float]),
     "detection_status_str": (ctypes.c_char_p, [ctypes.c_int]),
     "detection_status_name": (ctypes.c_char_p, [ctypes.c_int]),
@@ -99,12 +136,13 @@ def status_name(status: int) -> str:
 
 # -- the description of a detector's post-processing ---------------------------------------------------
 
+
 @dataclasses.dataclass(frozen=True)
 class HeadGeometry:
     rows: int
     cols: int
-    stride: int      # image pixels between neighbouring priors
-    anchor: float    # prior side in pixels
+    stride: int  # image pixels between neighbouring priors
+    anchor: float  # prior side in pixels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,9 +151,10 @@ class DetectorSetup:
 
     Outputs are loc0, conf0, loc1, conf1, ... (NHWC, batch 1); `output_scales` /
     `output_zero_points` are their int8 quantization (ignored for float32 outputs)."""
-    image_size: Tuple[int, int]             # (rows, cols)
+
+    image_size: Tuple[int, int]  # (rows, cols)
     heads: Tuple[HeadGeometry, ...]
-    num_classes: int                        # background included
+    num_classes: int  # background included
     maxout_first: bool
     variances: Tuple[float, float]
     conf_threshold: float
@@ -139,26 +178,44 @@ class DetectorSetup:
     def as_dict(self) -> dict:
         """JSON-ready (lists, not tuples); from_dict reads it back."""
         d = dataclasses.asdict(self)
-        d.update(image_size=list(self.image_size), variances=list(self.variances),
-                 heads=[dataclasses.asdict(h) for h in self.heads])
+        d.update(
+            image_size=list(self.image_size),
+            variances=list(self.variances),
+            heads=[dataclasses.asdict(h) for h in self.heads],
+        )
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "DetectorSetup":
-        return cls(tuple(d["image_size"]), tuple(HeadGeometry(**h) for h in d["heads"]), int(d["num_classes"]),
-                   bool(d["maxout_first"]), tuple(d["variances"]), float(d["conf_threshold"]), float(d["nms_iou"]),
-                   int(d["nms_top_k"]), int(d["top_k"]))
+    def from_dict(cls, d: dict) -> DetectorSetup:
+        return cls(
+            tuple(d["image_size"]),
+            tuple(HeadGeometry(**h) for h in d["heads"]),
+            int(d["num_classes"]),
+            bool(d["maxout_first"]),
+            tuple(d["variances"]),
+            float(d["conf_threshold"]),
+            float(d["nms_iou"]),
+            int(d["nms_top_k"]),
+            int(d["top_k"]),
+        )
 
     def c_structs(self) -> Tuple[CDims, CParams]:
         if len(self.heads) > MAX_HEADS:
-            raise RNNPoolError(f"the C post-processing takes at most {MAX_HEADS} heads, the detector has "
-                               f"{len(self.heads)}")
-        dims = CDims(image_rows=self.image_size[0], image_cols=self.image_size[1], num_heads=len(self.heads),
-                     num_classes=self.num_classes, maxout_first=int(self.maxout_first))
+            raise RNNPoolError(
+                f"the C post-processing takes at most {MAX_HEADS} heads, the detector has {len(self.heads)}"
+            )
+        dims = CDims(
+            image_rows=self.image_size[0],
+            image_cols=self.image_size[1],
+            num_heads=len(self.heads),
+            num_classes=self.num_classes,
+            maxout_first=int(self.maxout_first),
+        )
         for i, h in enumerate(self.heads):
             dims.heads[i] = CHead(h.rows, h.cols, h.stride, h.anchor)
-        params = CParams(self.variances[0], self.variances[1], self.conf_threshold, self.nms_iou, self.nms_top_k,
-                         self.top_k)
+        params = CParams(
+            self.variances[0], self.variances[1], self.conf_threshold, self.nms_iou, self.nms_top_k, self.top_k
+        )
         return dims, params
 
 
@@ -171,6 +228,7 @@ def check_float32_values(setup: DetectorSetup) -> None:
 
 
 # -- calls -----------------------------------------------------------------------------------------------
+
 
 def _check(where: str, status: int) -> None:
     if status != 0:
@@ -212,14 +270,18 @@ def expf(x) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class NativeDetections:
-    boxes: np.ndarray    # [k, 4] float32 normalised (x1, y1, x2, y2)
-    scores: np.ndarray   # [k] float32
-    labels: np.ndarray   # [k] int32
-    priors: np.ndarray   # [k] int32
+    boxes: np.ndarray  # [k, 4] float32 normalised (x1, y1, x2, y2)
+    scores: np.ndarray  # [k] float32
+    labels: np.ndarray  # [k] int32
+    priors: np.ndarray  # [k] int32
 
 
-def tensors_for(setup: DetectorSetup, outputs: Sequence[np.ndarray], scales: Sequence[float] = None,
-                zero_points: Sequence[int] = None) -> Tuple[ctypes.Array, list]:
+def tensors_for(
+    setup: DetectorSetup,
+    outputs: Sequence[np.ndarray],
+    scales: Sequence[float] = None,
+    zero_points: Sequence[int] = None,
+) -> Tuple[ctypes.Array, list]:
     """The C tensor array for one image's outputs (int8 with their quantization, or float32),
     and the arrays it points into (keep them alive)."""
     n = 2 * len(setup.heads)
@@ -244,9 +306,15 @@ def tensors_for(setup: DetectorSetup, outputs: Sequence[np.ndarray], scales: Seq
     return table, keep
 
 
-def run_detection(setup: DetectorSetup, outputs: Sequence[np.ndarray], scales: Sequence[float] = None,
-                  zero_points: Sequence[int] = None, *, scratch_size: int = None,
-                  box_capacity: int = None) -> NativeDetections:
+def run_detection(
+    setup: DetectorSetup,
+    outputs: Sequence[np.ndarray],
+    scales: Sequence[float] = None,
+    zero_points: Sequence[int] = None,
+    *,
+    scratch_size: int = None,
+    box_capacity: int = None,
+) -> NativeDetections:
     """The C post-processing of one image's outputs (loc0, conf0, ...; batch 1 or none).
     scratch_size / box_capacity override the buffer sizes (tests of the C's checks)."""
     dims, params = setup.c_structs()
@@ -257,17 +325,40 @@ def run_detection(setup: DetectorSetup, outputs: Sequence[np.ndarray], scales: S
     capacity = setup.top_k if box_capacity is None else box_capacity
     boxes = (CBox * max(capacity, 1))()
     count = ctypes.c_int32(-1)
-    _check("detection_run", _lib().detection_run(
-        ctypes.byref(dims), ctypes.byref(params), table, scratch.ctypes.data,
-        needed if scratch_size is None else scratch_size, boxes, capacity, ctypes.byref(count)))
+    _check(
+        "detection_run",
+        _lib().detection_run(
+            ctypes.byref(dims),
+            ctypes.byref(params),
+            table,
+            scratch.ctypes.data,
+            needed if scratch_size is None else scratch_size,
+            boxes,
+            capacity,
+            ctypes.byref(count),
+        ),
+    )
     del keep
-    found = boxes[:count.value]
+    found = boxes[: count.value]
     return NativeDetections(
         boxes=np.array([[b.x1, b.y1, b.x2, b.y2] for b in found], np.float32).reshape(-1, 4),
         scores=np.array([b.score for b in found], np.float32),
         labels=np.array([b.label for b in found], np.int32),
-        priors=np.array([b.prior for b in found], np.int32))
+        priors=np.array([b.prior for b in found], np.int32),
+    )
 
 
-__all__ = ["DetectorSetup", "HeadGeometry", "NativeDetections", "DetectionError", "run_detection", "validate",
-           "scratch_bytes", "priors", "expf", "status_codes", "status_name", "check_float32_values"]
+__all__ = [
+    "DetectorSetup",
+    "HeadGeometry",
+    "NativeDetections",
+    "DetectionError",
+    "run_detection",
+    "validate",
+    "scratch_bytes",
+    "priors",
+    "expf",
+    "status_codes",
+    "status_name",
+    "check_float32_values",
+]

@@ -38,34 +38,39 @@ class RNNPoolTrace:
 
 @dataclasses.dataclass
 class RunResult:
-    outputs: List[np.ndarray]            # one array per model output, [N, ...], in the model's dtype
+    outputs: List[np.ndarray]  # one array per model output, [N, ...], in the model's dtype
     rnnpool: List[RNNPoolTrace]
     mode: str
 
 
 # -- the two ways of running an RNNPool op and the registerer (one function each) ----------------
 
+
 def rnnpool_kernel(params, input_shape):
     """A callable int8 NHWC -> int8 running the C kernel (rnnpool_tflm.runtime.native), prepared once."""
     from . import native
+
     return native.PreparedS8(params, input_shape)
 
 
 def registerer_name() -> str:
     """The RNNPool op's registerer for the tflite-micro interpreter (built against $TFLM_DIR)."""
     from . import registerer as tflm_registerer
+
     return tflm_registerer.load()
 
 
 def registerer_names() -> List[str]:
     """Every custom op's registerer (RNNPool, InvertedResidual), from the same library."""
     from . import registerer as tflm_registerer
+
     return tflm_registerer.load_all()
 
 
 def inverted_residual_kernel(params, input_shape):
     """A callable int8 NHWC -> int8 running the InvertedResidual C kernel, prepared once."""
     from .invres_native import PreparedInvertedResidual
+
     return PreparedInvertedResidual(params, input_shape)
 
 
@@ -81,16 +86,23 @@ def registered_available() -> bool:
 
 # -- the tflite-micro interpreter ---------------------------------------------------------------------
 
+
 def _interpreter(model: bytes, registerers: Sequence[str] = (), preserve: bool = False, arena_size: int = 0):
     if preserve:
         # Keeping every tensor apart contradicts an offline plan's reuse, and TFLM's
         # preserve-all-tensors planner rejects one: the plan goes, the outputs stay the same.
         from ..tflite import offline_plan
+
         if offline_plan.read_plan(tfm.read_model(model)) is not None:
             model = offline_plan.write_with_plan(model, None)
     try:
-        return open_interpreter(model, arena_size or default_arena_size(model), registerers,
-                                preserve_all_tensors=preserve, isolate_prepare=True)
+        return open_interpreter(
+            model,
+            arena_size or default_arena_size(model),
+            registerers,
+            preserve_all_tensors=preserve,
+            isolate_prepare=True,
+        )
     except RuntimeError as exc:
         raise RNNPoolError(f"the tflite-micro interpreter rejected the model: {exc}") from None
 
@@ -104,15 +116,16 @@ def _tensor_value(interpreter, index: int, shape) -> np.ndarray:
 
 def _set_inputs(interpreter, arrays: Sequence[np.ndarray], sample: int) -> None:
     for i, a in enumerate(arrays):
-        interpreter.set_input(np.ascontiguousarray(a[sample:sample + 1]), i)
+        interpreter.set_input(np.ascontiguousarray(a[sample : sample + 1]), i)
 
 
 # -- partitioning ------------------------------------------------------------------------------------------
 
+
 @dataclasses.dataclass
 class _Segment:
     model: bytes
-    inputs: List[int]     # tensor indices of the full model
+    inputs: List[int]  # tensor indices of the full model
     outputs: List[int]
     interpreter: object = None
 
@@ -145,8 +158,17 @@ def _segment_model(m: tfm.schema.ModelT, op_indices: List[int], needed_later: se
     for old in used:
         t = sg.tensors[old]
         copy = tfm.schema.TensorT()
-        for field in ("name", "type", "shape", "quantization", "isVariable", "sparsity", "shapeSignature",
-                      "hasRank", "variantTensors"):
+        for field in (
+            "name",
+            "type",
+            "shape",
+            "quantization",
+            "isVariable",
+            "sparsity",
+            "shapeSignature",
+            "hasRank",
+            "variantTensors",
+        ):
             if hasattr(t, field):
                 setattr(copy, field, getattr(t, field))
         copy.buffer = 0
@@ -198,15 +220,23 @@ class HostModel:
         scales, zps, _ = tfm.quantization(t)
         dtype = tfm.NUMPY_TYPES.get(t.type)
         if dtype is None:
-            raise RNNPoolError(f"graph I/O tensor {tfm.tensor_label(self.model.subgraphs[0], idx)} has unsupported "
-                               f"type {tfm.type_name(t.type)}")
-        return {"index": idx, "name": tfm._text(t.name), "shape": tfm.tensor_shape(t), "dtype": np.dtype(dtype),
-                "scale": float(scales[0]) if scales.size == 1 else None,
-                "zero_point": int(zps[0]) if zps.size == 1 else None}
+            raise RNNPoolError(
+                f"graph I/O tensor {tfm.tensor_label(self.model.subgraphs[0], idx)} has unsupported "
+                f"type {tfm.type_name(t.type)}"
+            )
+        return {
+            "index": idx,
+            "name": tfm._text(t.name),
+            "shape": tfm.tensor_shape(t),
+            "dtype": np.dtype(dtype),
+            "scale": float(scales[0]) if scales.size == 1 else None,
+            "zero_point": int(zps[0]) if zps.size == 1 else None,
+        }
 
     # -- partitioned ---------------------------------------------------------------------------------------
     def _plan_partitions(self) -> None:
         from ..tflite import inverted_residual_op as irop
+
         m, sg = self.model, self.model.subgraphs[0]
         rnn_ops = {n.op_index: n for n in self.nodes}
         self._kernels = {n.op_index: rnnpool_kernel(n.params, n.input_shape) for n in self.nodes}
@@ -215,8 +245,11 @@ class HostModel:
         for o_idx, op in enumerate(sg.operators):
             if irop.is_inverted_residual(m, op):
                 node = irop.decode(m, 0, o_idx)
-                self._fused[o_idx] = (node.input_tensor, node.output_tensor,
-                                      inverted_residual_kernel(node.params, (1, *node.input_shape[1:])))
+                self._fused[o_idx] = (
+                    node.input_tensor,
+                    node.output_tensor,
+                    inverted_residual_kernel(node.params, (1, *node.input_shape[1:])),
+                )
         native_ops = set(rnn_ops) | set(self._fused)
         steps: List[List[int]] = []
         for o_idx in range(len(sg.operators)):
@@ -235,7 +268,7 @@ class HostModel:
                 self._steps.append(("fused", self._fused[step[0]]))
                 continue
             later = set(int(t) for t in sg.outputs)
-            for other in steps[s_idx + 1:]:
+            for other in steps[s_idx + 1 :]:
                 for o in other:
                     later |= {int(t) for t in sg.operators[o].inputs if t >= 0}
             seg = _segment_model(m, step, later)
@@ -245,8 +278,9 @@ class HostModel:
     def _run_partitioned(self, inputs: List[np.ndarray]) -> RunResult:
         sg = self.model.subgraphs[0]
         n = inputs[0].shape[0]
-        values: Dict[int, List[np.ndarray]] = {int(idx): [a[i:i + 1] for i in range(n)]
-                                               for idx, a in zip(sg.inputs, inputs)}
+        values: Dict[int, List[np.ndarray]] = {
+            int(idx): [a[i : i + 1] for i in range(n)] for idx, a in zip(sg.inputs, inputs)
+        }
         traces = []
         for kind, step in self._steps:
             if kind == "rnnpool":
@@ -287,8 +321,10 @@ class HostModel:
             for node in self.nodes:
                 xs[node.op_index].append(_tensor_value(self._interp, node.input_tensor, node.input_shape))
                 ys[node.op_index].append(_tensor_value(self._interp, node.output_tensor, node.output_shape))
-        traces = [RNNPoolTrace(node, np.concatenate(xs[node.op_index]), np.concatenate(ys[node.op_index]))
-                  for node in self.nodes]
+        traces = [
+            RNNPoolTrace(node, np.concatenate(xs[node.op_index]), np.concatenate(ys[node.op_index]))
+            for node in self.nodes
+        ]
         return RunResult([np.concatenate(o) for o in outs], traces, "registered")
 
     # -- public ----------------------------------------------------------------------------------------------
@@ -302,8 +338,10 @@ class HostModel:
             a = np.asarray(a)
             want = d["shape"][1:]
             if a.ndim != len(d["shape"]) or tuple(a.shape[1:]) != want:
-                raise RNNPoolError(f"data of the wrong shape: input {d['name']!r} expects [N, "
-                                   f"{', '.join(map(str, want))}], got {list(a.shape)}")
+                raise RNNPoolError(
+                    f"data of the wrong shape: input {d['name']!r} expects [N, "
+                    f"{', '.join(map(str, want))}], got {list(a.shape)}"
+                )
             if a.dtype != d["dtype"]:
                 raise RNNPoolError(f"input {d['name']!r} is {d['dtype']}, got {a.dtype} data")
             result.append(np.ascontiguousarray(a))
@@ -328,6 +366,7 @@ def quantize_inputs(details: dict, x: np.ndarray) -> np.ndarray:
     if details["scale"] is None:
         raise RNNPoolError(f"input {details['name']!r} has no per-tensor quantization")
     from ..reference.quant_params import round_half_away  # TFLite's QUANTIZE rounds half away from zero
+
     info = np.iinfo(details["dtype"])
     q = round_half_away(x.astype(np.float64) / np.float32(details["scale"])) + details["zero_point"]
     return np.clip(q, info.min, info.max).astype(details["dtype"])
@@ -338,6 +377,7 @@ def output_sha256(outputs: Sequence[np.ndarray]) -> str:
     order (C order, the model's dtypes): equal digests, equal output bytes, whichever model or
     machine produced them."""
     import hashlib
+
     digest = hashlib.sha256()
     for y in outputs:
         digest.update(np.ascontiguousarray(y).tobytes())
@@ -350,6 +390,18 @@ def dequantize_outputs(details: dict, y: np.ndarray) -> np.ndarray:
     return ((y.astype(np.float64) - details["zero_point"]) * details["scale"]).astype(np.float32)
 
 
-__all__ = ["HostModel", "RunResult", "RNNPoolTrace", "run", "quantize_inputs", "dequantize_outputs", "output_sha256",
-           "rnnpool_kernel", "inverted_residual_kernel", "registerer_name", "registerer_names",
-           "registered_available", "MODES"]
+__all__ = [
+    "HostModel",
+    "RunResult",
+    "RNNPoolTrace",
+    "run",
+    "quantize_inputs",
+    "dequantize_outputs",
+    "output_sha256",
+    "rnnpool_kernel",
+    "inverted_residual_kernel",
+    "registerer_name",
+    "registerer_names",
+    "registered_available",
+    "MODES",
+]

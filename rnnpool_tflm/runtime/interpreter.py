@@ -29,6 +29,7 @@ def default_arena_size(model: bytes, minimum: int = 1 << 20) -> int:
     import numpy as np
 
     from ..tflite import model as tfm
+
     try:
         parsed = tfm.read_model(model)
     except Exception:  # the interpreter reports a broken model in its own words
@@ -44,8 +45,13 @@ def default_arena_size(model: bytes, minimum: int = 1 << 20) -> int:
     return max(minimum, (2 * activations + 16 * len(model) + 15) // 16 * 16)
 
 
-def open_interpreter(model: bytes, arena_size: int, registerers: Sequence[str] = (),
-                     preserve_all_tensors: bool = False, isolate_prepare: bool = False):
+def open_interpreter(
+    model: bytes,
+    arena_size: int,
+    registerers: Sequence[str] = (),
+    preserve_all_tensors: bool = False,
+    isolate_prepare: bool = False,
+):
     """A tflite_micro runtime.Interpreter over `model`, tensors allocated.
 
     Raises what the wrapper raises (RuntimeError/ValueError with a generic text; TFLM's
@@ -54,13 +60,18 @@ def open_interpreter(model: bytes, arena_size: int, registerers: Sequence[str] =
     child); for models from outside (check, export), as forking a process that has
     TensorFlow loaded costs tens of milliseconds."""
     from tflite_micro.python.tflite_micro import runtime
-    config = (runtime.InterpreterConfig.kPreserveAllTensors if preserve_all_tensors
-              else runtime.InterpreterConfig.kAllocationRecording)
+
+    config = (
+        runtime.InterpreterConfig.kPreserveAllTensors
+        if preserve_all_tensors
+        else runtime.InterpreterConfig.kAllocationRecording
+    )
 
     def create():
         with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):  # it prints a resource-variable count
-            return runtime.Interpreter.from_bytes(bytes(model), custom_op_registerers=list(registerers),
-                                                  arena_size=arena_size, intrepreter_config=config)
+            return runtime.Interpreter.from_bytes(
+                bytes(model), custom_op_registerers=list(registerers), arena_size=arena_size, intrepreter_config=config
+            )
 
     if isolate_prepare:
         _survives_in_child(create)
@@ -99,5 +110,7 @@ def _survives_in_child(create) -> None:
     if os.WIFSIGNALED(status):
         lines = [line.strip() for line in b"".join(chunks).decode("utf-8", "replace").splitlines() if line.strip()]
         detail = f"; TFLM said: {' | '.join(lines[-3:])}" if lines else ""
-        raise RNNPoolError(f"the tflite-micro interpreter aborted ({signal.Signals(os.WTERMSIG(status)).name}) "
-                           f"while preparing the model{detail}")
+        raise RNNPoolError(
+            f"the tflite-micro interpreter aborted ({signal.Signals(os.WTERMSIG(status)).name}) "
+            f"while preparing the model{detail}"
+        )

@@ -24,15 +24,28 @@ _F32P = ctypes.POINTER(ctypes.c_float)
 _I8P = ctypes.POINTER(ctypes.c_int8)
 _I32P = ctypes.POINTER(ctypes.c_int32)
 
-CONFIG_FIELDS = ("batch", "in_rows", "in_cols", "in_channels", "expanded_channels", "out_channels", "stride",
-                 "expand", "residual", "expand_activation", "depthwise_activation", "project_activation",
-                 "add_activation")
+CONFIG_FIELDS = (
+    "batch",
+    "in_rows",
+    "in_cols",
+    "in_channels",
+    "expanded_channels",
+    "out_channels",
+    "stride",
+    "expand",
+    "residual",
+    "expand_activation",
+    "depthwise_activation",
+    "project_activation",
+    "add_activation",
+)
 STAGES = {"expand": 0, "depthwise": 1, "project": 2}  # invres_stage
 FORMS = {0: "smmlar", 1: "general", -1: "absent"}
 
 
 class CConfig(ctypes.Structure):
     """invres_config: any int32 values (the validator judges them)."""
+
     _fields_ = [(name, ctypes.c_int32) for name in CONFIG_FIELDS]
 
 
@@ -50,14 +63,23 @@ class CFilter(ctypes.Structure):
 
 class CParams(ctypes.Structure):
     """invres_s8_params."""
-    _fields_ = [(name, CQuantization) for name in ("input", "expanded", "depthwise", "projected", "output")] + \
-        [(name, CFilter) for name in ("expand", "depthwise_filter", "project")]
+
+    _fields_ = [(name, CQuantization) for name in ("input", "expanded", "depthwise", "projected", "output")] + [
+        (name, CFilter) for name in ("expand", "depthwise_filter", "project")
+    ]
 
 
 class CConstants(ctypes.Structure):
     """invres_s8_constants."""
-    _fields_ = [("expand_weights", _I8P), ("expand_bias", _I32P), ("depthwise_weights", _I8P),
-                ("depthwise_bias", _I32P), ("project_weights", _I8P), ("project_bias", _I32P)]
+
+    _fields_ = [
+        ("expand_weights", _I8P),
+        ("expand_bias", _I32P),
+        ("depthwise_weights", _I8P),
+        ("depthwise_bias", _I32P),
+        ("project_weights", _I8P),
+        ("project_bias", _I32P),
+    ]
 
 
 class InvertedResidualKernelError(RNNPoolError):
@@ -74,10 +96,14 @@ _SIGNATURES = {
     "invres_s8_validate": (ctypes.c_int, [ctypes.POINTER(CConfig), ctypes.POINTER(CParams)]),
     "invres_s8_prepared_bytes": (ctypes.c_size_t, [ctypes.POINTER(CConfig)]),
     "invres_s8_scratch_bytes": (ctypes.c_size_t, [ctypes.POINTER(CConfig)]),
-    "invres_s8_prepare": (ctypes.c_int, [ctypes.POINTER(CConfig), ctypes.POINTER(CParams), ctypes.c_void_p,
-                                         ctypes.c_size_t]),
-    "invres_s8_eval": (ctypes.c_int, [ctypes.c_void_p, ctypes.POINTER(CConstants), _I8P, _I8P, ctypes.c_void_p,
-                                      ctypes.c_size_t]),
+    "invres_s8_prepare": (
+        ctypes.c_int,
+        [ctypes.POINTER(CConfig), ctypes.POINTER(CParams), ctypes.c_void_p, ctypes.c_size_t],
+    ),
+    "invres_s8_eval": (
+        ctypes.c_int,
+        [ctypes.c_void_p, ctypes.POINTER(CConstants), _I8P, _I8P, ctypes.c_void_p, ctypes.c_size_t],
+    ),
     "invres_status_str": (ctypes.c_char_p, [ctypes.c_int]),
     "invres_status_name": (ctypes.c_char_p, [ctypes.c_int]),
     "invres_s8_multiplier": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_int, ctypes.c_int32, _I32P, _I32P]),
@@ -124,11 +150,21 @@ def make_config(p: QuantizedInvertedResidual, input_shape, **overrides) -> CConf
     if len(input_shape) != 4:
         raise ValueError(f"input must be NHWC (rank 4), got shape {tuple(input_shape)}")
     n, rows, cols, ci = (int(v) for v in input_shape)
-    values = dict(batch=n, in_rows=rows, in_cols=cols, in_channels=ci, expanded_channels=p.expanded_channels,
-                  out_channels=p.out_channels, stride=p.stride, expand=int(p.expand is not None),
-                  residual=int(p.residual), expand_activation=p.expand.activation if p.expand is not None else 0,
-                  depthwise_activation=p.depthwise.activation, project_activation=p.project.activation,
-                  add_activation=p.add_activation)
+    values = dict(
+        batch=n,
+        in_rows=rows,
+        in_cols=cols,
+        in_channels=ci,
+        expanded_channels=p.expanded_channels,
+        out_channels=p.out_channels,
+        stride=p.stride,
+        expand=int(p.expand is not None),
+        residual=int(p.residual),
+        expand_activation=p.expand.activation if p.expand is not None else 0,
+        depthwise_activation=p.depthwise.activation,
+        project_activation=p.project.activation,
+        add_activation=p.add_activation,
+    )
     values.update(overrides)
     return CConfig(**values)
 
@@ -164,15 +200,28 @@ class Params:
             b = keep(f"{name}_bias", stage.bias, np.int32)
             s = keep(f"{name}_scales", np.asarray(stage.scales).reshape(-1), np.float32)
             count = overrides.get(f"{name}_scale_count", 0 if s is None else s.size)
-            return CFilter(_pointer(w, ctypes.c_int8), _pointer(b, ctypes.c_int32), _pointer(s, ctypes.c_float),
-                           int(count))
+            return CFilter(
+                _pointer(w, ctypes.c_int8), _pointer(b, ctypes.c_int32), _pointer(s, ctypes.c_float), int(count)
+            )
 
-        self.c = CParams(quant("input", p.input), quant("expanded", p.expanded), quant("depthwise", p.depthwise_output),
-                         quant("projected", p.projected), quant("output", p.output),
-                         conv("expand", p.expand, "expand"), conv("depthwise", p.depthwise, "depthwise_filter"),
-                         conv("project", p.project, "project"))
-        self.constants = CConstants(self.c.expand.weights, self.c.expand.bias, self.c.depthwise_filter.weights,
-                                    self.c.depthwise_filter.bias, self.c.project.weights, self.c.project.bias)
+        self.c = CParams(
+            quant("input", p.input),
+            quant("expanded", p.expanded),
+            quant("depthwise", p.depthwise_output),
+            quant("projected", p.projected),
+            quant("output", p.output),
+            conv("expand", p.expand, "expand"),
+            conv("depthwise", p.depthwise, "depthwise_filter"),
+            conv("project", p.project, "project"),
+        )
+        self.constants = CConstants(
+            self.c.expand.weights,
+            self.c.expand.bias,
+            self.c.depthwise_filter.weights,
+            self.c.depthwise_filter.bias,
+            self.c.project.weights,
+            self.c.project.bias,
+        )
 
 
 def validate(cfg: CConfig, params: Optional[Params] = None) -> int:
@@ -206,29 +255,49 @@ class PreparedInvertedResidual:
         self.prepared_bytes, self.scratch_bytes = buffer_bytes(self.cfg)
         self.prepared = native.aligned_buffer(self.prepared_bytes)
         self.scratch = native.aligned_buffer(self.scratch_bytes)
-        _check("InvertedResidual prepare", library().invres_s8_prepare(
-            ctypes.byref(self.cfg), ctypes.byref(self.params.c), self.prepared.ctypes.data, self.prepared_bytes))
+        _check(
+            "InvertedResidual prepare",
+            library().invres_s8_prepare(
+                ctypes.byref(self.cfg), ctypes.byref(self.params.c), self.prepared.ctypes.data, self.prepared_bytes
+            ),
+        )
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x)
         if x.dtype != np.int8 or x.shape != self.input_shape:
             raise RNNPoolError(f"input must be int8 {self.input_shape}, got {x.dtype} {x.shape}")
         y = np.empty(self.output_shape, np.int8)
-        _check("InvertedResidual eval", library().invres_s8_eval(
-            self.prepared.ctypes.data, ctypes.byref(self.params.constants), _pointer(x, ctypes.c_int8),
-            _pointer(y, ctypes.c_int8), self.scratch.ctypes.data, self.scratch_bytes))
+        _check(
+            "InvertedResidual eval",
+            library().invres_s8_eval(
+                self.prepared.ctypes.data,
+                ctypes.byref(self.params.constants),
+                _pointer(x, ctypes.c_int8),
+                _pointer(y, ctypes.c_int8),
+                self.scratch.ctypes.data,
+                self.scratch_bytes,
+            ),
+        )
         return y
 
     def multiplier(self, stage: str, channel: int) -> Tuple[int, int]:
         m, n = ctypes.c_int32(), ctypes.c_int32()
-        _check("multiplier", library().invres_s8_multiplier(self.prepared.ctypes.data, STAGES[stage], channel,
-                                                            ctypes.byref(m), ctypes.byref(n)))
+        _check(
+            "multiplier",
+            library().invres_s8_multiplier(
+                self.prepared.ctypes.data, STAGES[stage], channel, ctypes.byref(m), ctypes.byref(n)
+            ),
+        )
         return m.value, n.value
 
     def activation_range(self, stage: str) -> Tuple[int, int]:
         lo, hi = ctypes.c_int32(), ctypes.c_int32()
-        _check("activation range", library().invres_s8_activation_range(self.prepared.ctypes.data, STAGES[stage],
-                                                                        ctypes.byref(lo), ctypes.byref(hi)))
+        _check(
+            "activation range",
+            library().invres_s8_activation_range(
+                self.prepared.ctypes.data, STAGES[stage], ctypes.byref(lo), ctypes.byref(hi)
+            ),
+        )
         return lo.value, hi.value
 
     def add_params(self) -> Tuple[int, ...]:

@@ -39,12 +39,28 @@ CC = "arm-none-eabi-gcc"
 QEMU = "qemu-system-arm"
 MACHINE = "netduinoplus2"
 CPU_FLAGS = ("-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard")
-C_FLAGS = ("-std=c99", "-O2", "-ffunction-sections", "-fdata-sections", "-Wall", "-Wextra",
-           "-Werror=implicit-function-declaration")
+C_FLAGS = (
+    "-std=c99",
+    "-O2",
+    "-ffunction-sections",
+    "-fdata-sections",
+    "-Wall",
+    "-Wextra",
+    "-Werror=implicit-function-declaration",
+)
 LINK_FLAGS = ("--specs=nano.specs", "--specs=nosys.specs", "-Wl,--gc-sections", "-lm")
 PLATFORM_SOURCES = ("startup_cm4.c", "semihosting.c", "cycle_counter.c")
-QEMU_FLAGS = ("-nographic", "-monitor", "none", "-serial", "none",
-              "-semihosting-config", "enable=on,target=native", "-icount", "shift=0")
+QEMU_FLAGS = (
+    "-nographic",
+    "-monitor",
+    "none",
+    "-serial",
+    "none",
+    "-semihosting-config",
+    "enable=on,target=native",
+    "-icount",
+    "shift=0",
+)
 
 
 def missing_tools() -> List[str]:
@@ -55,22 +71,46 @@ def missing_tools() -> List[str]:
 def require_tools() -> None:
     missing = missing_tools()
     if missing:
-        raise RNNPoolError(f"{', '.join(missing)} not found: install Debian's gcc-arm-none-eabi, "
-                           "libnewlib-arm-none-eabi and qemu-system-arm (./dev setup does it as root)")
+        raise RNNPoolError(
+            f"{', '.join(missing)} not found: install Debian's gcc-arm-none-eabi, "
+            "libnewlib-arm-none-eabi and qemu-system-arm (./dev setup does it as root)"
+        )
 
 
-def compile_command(sources: Iterable[pathlib.Path], include_dirs: Iterable[pathlib.Path], out: pathlib.Path,
-                    defines: Sequence[str] = (), opt: Optional[str] = None) -> List[str]:
+def compile_command(
+    sources: Iterable[pathlib.Path],
+    include_dirs: Iterable[pathlib.Path],
+    out: pathlib.Path,
+    defines: Sequence[str] = (),
+    opt: Optional[str] = None,
+) -> List[str]:
     """The arm-none-eabi-gcc command that builds sources + the QEMU platform into a semihosting ELF."""
     sources = [pathlib.Path(s) for s in sources] + [PLATFORM_DIR / s for s in PLATFORM_SOURCES]
     flags = [f for f in C_FLAGS if not (opt and f.startswith("-O"))] + ([opt] if opt else [])
-    return [CC, *CPU_FLAGS, *flags, "-DRNNPOOL_QEMU", *(f"-D{d}" for d in defines),
-            *(f"-I{d}" for d in [*include_dirs, PLATFORM_DIR]), *map(str, sources),
-            "-T", str(PLATFORM_DIR / "stm32f405_qemu.ld"), f"-L{PLATFORM_DIR}", *LINK_FLAGS, "-o", str(out)]
+    return [
+        CC,
+        *CPU_FLAGS,
+        *flags,
+        "-DRNNPOOL_QEMU",
+        *(f"-D{d}" for d in defines),
+        *(f"-I{d}" for d in [*include_dirs, PLATFORM_DIR]),
+        *map(str, sources),
+        "-T",
+        str(PLATFORM_DIR / "stm32f405_qemu.ld"),
+        f"-L{PLATFORM_DIR}",
+        *LINK_FLAGS,
+        "-o",
+        str(out),
+    ]
 
 
-def build_elf(sources: Iterable[pathlib.Path], include_dirs: Iterable[pathlib.Path], out: pathlib.Path,
-              defines: Sequence[str] = (), opt: Optional[str] = None) -> pathlib.Path:
+def build_elf(
+    sources: Iterable[pathlib.Path],
+    include_dirs: Iterable[pathlib.Path],
+    out: pathlib.Path,
+    defines: Sequence[str] = (),
+    opt: Optional[str] = None,
+) -> pathlib.Path:
     require_tools()
     cmd = compile_command(sources, include_dirs, out, defines, opt)
     done = subprocess.run(cmd, capture_output=True, text=True)
@@ -109,10 +149,12 @@ def elf_sizes(elf: pathlib.Path) -> dict:
 
 # -- the kernel harness ------------------------------------------------------------------------
 
+
 @dataclasses.dataclass
 class HarnessCase:
     """One int8 vector case: parameters (a QuantizedRNNPool), int8 NHWC input, golden output.
     `inplace`: run it with the output overlapping the input at the op's in-place lag."""
+
     params: object
     x: np.ndarray
     expected: np.ndarray
@@ -152,12 +194,24 @@ def cases_header(cases: Sequence[HarnessCase]) -> str:
             lag = native.inplace_lag(cfg)
             o_bytes = max(max(0, -lag) + case.expected.size, max(0, -lag) + lag + case.x.size)
         prepared, scratch, output = max(prepared, p_bytes), max(scratch, s_bytes), max(output, o_bytes)
-        n = {suffix: array(f"c{i}_{suffix}", values, ctype) for suffix, values, ctype in (
-            ("w1", p.w1, "int8_t"), ("w1s", p.w1_scale, "float"), ("u1", p.u1, "int8_t"),
-            ("u1s", p.u1_scale, "float"), ("b1", p.bias1, "int32_t"), ("w2", p.w2, "int8_t"),
-            ("w2s", p.w2_scale, "float"), ("u2", p.u2, "int8_t"), ("u2s", p.u2_scale, "float"),
-            ("b2", p.bias2, "int32_t"), ("sc", p.scalars, "int16_t"), ("in", case.x, "int8_t"),
-            ("out", case.expected, "int8_t"))}
+        n = {
+            suffix: array(f"c{i}_{suffix}", values, ctype)
+            for suffix, values, ctype in (
+                ("w1", p.w1, "int8_t"),
+                ("w1s", p.w1_scale, "float"),
+                ("u1", p.u1, "int8_t"),
+                ("u1s", p.u1_scale, "float"),
+                ("b1", p.bias1, "int32_t"),
+                ("w2", p.w2, "int8_t"),
+                ("w2s", p.w2_scale, "float"),
+                ("u2", p.u2, "int8_t"),
+                ("u2s", p.u2_scale, "float"),
+                ("b2", p.bias2, "int32_t"),
+                ("sc", p.scalars, "int16_t"),
+                ("in", case.x, "int8_t"),
+                ("out", case.expected, "int8_t"),
+            )
+        }
         fields = ", ".join(str(getattr(cfg, name)) for name in native.CONFIG_FIELDS)
         entries.append(
             f"  {{{{{fields}}}, HARNESS_INT8,\n"
@@ -167,13 +221,18 @@ def cases_header(cases: Sequence[HarnessCase]) -> str:
             f"    {n['w2']}, {n['w2s']}, {p.w2_scale.size}, {n['u2']}, {n['u2s']}, {p.u2_scale.size}, {n['b2']}, "
             f"{n['sc']}}},\n"
             f"   {{0, 0, 0, 0, 0, 0, 0}}, {n['in']}, {n['out']}, {case.expected.size}u, 0.0f, "
-            f"{1 if case.inplace else 0}}}")
-    return ("/* Generated by rnnpool_tflm.m4_toolchain.cases_header; do not edit. */\n"
-            "#include <stddef.h>\n#include <stdint.h>\n#include \"harness.h\"\n\n"
-            f"#define HARNESS_CASE_COUNT {len(cases)}\n#define HARNESS_PREPARED_BYTES {prepared}u\n"
-            f"#define HARNESS_SCRATCH_BYTES {scratch}u\n#define HARNESS_OUTPUT_BYTES {output}u\n\n"
-            + "".join(arrays) + "\nstatic const harness_case g_cases[HARNESS_CASE_COUNT] = {\n"
-            + ",\n".join(entries) + "\n};\n")
+            f"{1 if case.inplace else 0}}}"
+        )
+    return (
+        "/* Generated by rnnpool_tflm.m4_toolchain.cases_header; do not edit. */\n"
+        "#include <stddef.h>\n#include <stdint.h>\n#include \"harness.h\"\n\n"
+        f"#define HARNESS_CASE_COUNT {len(cases)}\n#define HARNESS_PREPARED_BYTES {prepared}u\n"
+        f"#define HARNESS_SCRATCH_BYTES {scratch}u\n#define HARNESS_OUTPUT_BYTES {output}u\n\n"
+        + "".join(arrays)
+        + "\nstatic const harness_case g_cases[HARNESS_CASE_COUNT] = {\n"
+        + ",\n".join(entries)
+        + "\n};\n"
+    )
 
 
 @dataclasses.dataclass
@@ -197,8 +256,11 @@ class HarnessRun:
 
 
 _CALIBRATION = re.compile(r"^calibration instructions=(\d+) ticks=(\d+)$", re.M)
-_CASE = re.compile(r"^case (\d+) (ok|FAIL) status=(\S+) stage=(.+?) mismatches=(\d+) ticks=(\d+) "
-                   r"prepared=(\d+) scratch=(\d+)$", re.M)
+_CASE = re.compile(
+    r"^case (\d+) (ok|FAIL) status=(\S+) stage=(.+?) mismatches=(\d+) ticks=(\d+) "
+    r"prepared=(\d+) scratch=(\d+)$",
+    re.M,
+)
 
 
 def parse_harness_output(text: str, case_count: int, exit_code: int = 0) -> HarnessRun:
@@ -208,23 +270,32 @@ def parse_harness_output(text: str, case_count: int, exit_code: int = 0) -> Harn
     if calibration is None or len(cases) != case_count or [int(m[1]) for m in cases] != list(range(case_count)):
         raise RNNPoolError(f"kernel harness output incomplete (exit status {exit_code}):\n{text[-3000:]}")
     per_tick = int(calibration[1]) / int(calibration[2])
-    results = [CaseResult(m[2] == "ok", m[3], m[4], int(m[5]), int(m[6]), int(m[7]), int(m[8]), int(m[6]) * per_tick)
-               for m in cases]
+    results = [
+        CaseResult(m[2] == "ok", m[3], m[4], int(m[5]), int(m[6]), int(m[7]), int(m[8]), int(m[6]) * per_tick)
+        for m in cases
+    ]
     return HarnessRun(per_tick, results, exit_code, text)
 
 
 def kernel_sources() -> List[pathlib.Path]:
     from ..core.sources import source_dir
+
     return sorted(source_dir().glob("*.c"))
 
 
-def run_kernel_cases(cases: Sequence[HarnessCase], workdir: Optional[pathlib.Path] = None,
-                     timeout: float = 600.0, opt: Optional[str] = None) -> HarnessRun:
+def run_kernel_cases(
+    cases: Sequence[HarnessCase],
+    workdir: Optional[pathlib.Path] = None,
+    timeout: float = 600.0,
+    opt: Optional[str] = None,
+) -> HarnessRun:
     """Builds tests/m4's harness with these cases and the kernel (DSP path), runs it in QEMU."""
     require_tools()
     if not (HARNESS_DIR / "main_m4.c").is_file():
-        raise RNNPoolError(f"the kernel harness sources are missing ({HARNESS_DIR}); "
-                           "this needs a checkout of the rnnpool-tflm repository")
+        raise RNNPoolError(
+            f"the kernel harness sources are missing ({HARNESS_DIR}); "
+            "this needs a checkout of the rnnpool-tflm repository"
+        )
     from ..core.sources import source_dir
 
     with tempfile.TemporaryDirectory(prefix="rnnpool_m4_") as tmp:
@@ -232,8 +303,11 @@ def run_kernel_cases(cases: Sequence[HarnessCase], workdir: Optional[pathlib.Pat
         work.mkdir(parents=True, exist_ok=True)
         header = work / "cases.h"
         header.write_text(cases_header(cases))
-        elf = build_elf([HARNESS_DIR / "main_m4.c", HARNESS_DIR / "harness.c", *kernel_sources()],
-                        [work, HARNESS_DIR, source_dir()], work / "kernel_harness.elf", opt=opt)
+        elf = build_elf(
+            [HARNESS_DIR / "main_m4.c", HARNESS_DIR / "harness.c", *kernel_sources()],
+            [work, HARNESS_DIR, source_dir()],
+            work / "kernel_harness.elf",
+            opt=opt,
+        )
         run = run_qemu(elf, timeout=timeout)
     return parse_harness_output(run.output, len(cases), run.exit_code)
-

@@ -17,43 +17,80 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from ..core.config import RNNPoolConfig
-from ..core.errors import RNNPoolError
 from ..core.contract import contract
-from ..reference.quant_params import QuantizedRNNPool
+from ..core.errors import RNNPoolError
 from ..core.weights import RNNPoolWeights
+from ..reference.quant_params import QuantizedRNNPool
 
 _F32P = ctypes.POINTER(ctypes.c_float)
 _I8P = ctypes.POINTER(ctypes.c_int8)
 _I16P = ctypes.POINTER(ctypes.c_int16)
 _I32P = ctypes.POINTER(ctypes.c_int32)
 
-CONFIG_FIELDS = ("batch", "in_rows", "in_cols", "channels", "patch_rows", "patch_cols", "stride_rows",
-                 "stride_cols", "padding", "hidden1", "hidden2", "gate_activation", "update_activation",
-                 "output_pad_bottom", "output_pad_right", "rnn1_mode")
+CONFIG_FIELDS = (
+    "batch",
+    "in_rows",
+    "in_cols",
+    "channels",
+    "patch_rows",
+    "patch_cols",
+    "stride_rows",
+    "stride_cols",
+    "padding",
+    "hidden1",
+    "hidden2",
+    "gate_activation",
+    "update_activation",
+    "output_pad_bottom",
+    "output_pad_right",
+    "rnn1_mode",
+)
 MULTIPLIER_KINDS = {"x1": 0, "u1": 1, "x2": 2, "u2": 3, "y": 4}  # rnnpool_multiplier_kind
 
 
 class CConfig(ctypes.Structure):
     """rnnpool_config: any int32 values (the validator judges them)."""
+
     _fields_ = [(name, ctypes.c_int32) for name in CONFIG_FIELDS]
 
 
 class CGeometry(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_int32) for name in (
-        "out_rows", "out_cols", "pad_top", "pad_bottom", "pad_left", "pad_right", "padded_out_rows",
-        "padded_out_cols")]
+    _fields_ = [
+        (name, ctypes.c_int32)
+        for name in (
+            "out_rows",
+            "out_cols",
+            "pad_top",
+            "pad_bottom",
+            "pad_left",
+            "pad_right",
+            "padded_out_rows",
+            "padded_out_cols",
+        )
+    ]
 
 
 class CS8Params(ctypes.Structure):
     """rnnpool_s8_params."""
+
     _fields_ = [
-        ("input_scale", ctypes.c_float), ("input_zero_point", ctypes.c_int32),
-        ("output_scale", ctypes.c_float), ("output_zero_point", ctypes.c_int32),
-        ("w1", _I8P), ("w1_scale", _F32P), ("w1_scale_count", ctypes.c_int32),
-        ("u1", _I8P), ("u1_scale", _F32P), ("u1_scale_count", ctypes.c_int32),
+        ("input_scale", ctypes.c_float),
+        ("input_zero_point", ctypes.c_int32),
+        ("output_scale", ctypes.c_float),
+        ("output_zero_point", ctypes.c_int32),
+        ("w1", _I8P),
+        ("w1_scale", _F32P),
+        ("w1_scale_count", ctypes.c_int32),
+        ("u1", _I8P),
+        ("u1_scale", _F32P),
+        ("u1_scale_count", ctypes.c_int32),
         ("bias1", _I32P),
-        ("w2", _I8P), ("w2_scale", _F32P), ("w2_scale_count", ctypes.c_int32),
-        ("u2", _I8P), ("u2_scale", _F32P), ("u2_scale_count", ctypes.c_int32),
+        ("w2", _I8P),
+        ("w2_scale", _F32P),
+        ("w2_scale_count", ctypes.c_int32),
+        ("u2", _I8P),
+        ("u2_scale", _F32P),
+        ("u2_scale_count", ctypes.c_int32),
         ("bias2", _I32P),
         ("scalars", _I16P),
     ]
@@ -61,6 +98,7 @@ class CS8Params(ctypes.Structure):
 
 class CF32Params(ctypes.Structure):
     """rnnpool_f32_params."""
+
     _fields_ = [(name, _F32P) for name in ("w1", "u1", "bias1", "w2", "u2", "bias2", "scalars")]
 
 
@@ -79,8 +117,10 @@ def library_path() -> pathlib.Path:
         candidate = here / f"_rnnpool_c{suffix}"
         if candidate.is_file():
             return candidate
-    raise RNNPoolError(f"the RNNPool C kernel is not built ({here}/_rnnpool_c*.so is missing); "
-                       "run `./dev setup` or `pip install -e .` to compile it")
+    raise RNNPoolError(
+        f"the RNNPool C kernel is not built ({here}/_rnnpool_c*.so is missing); "
+        "run `./dev setup` or `pip install -e .` to compile it"
+    )
 
 
 _SIGNATURES = {
@@ -90,8 +130,10 @@ _SIGNATURES = {
     "rnnpool_s8_validate": (ctypes.c_int, [ctypes.POINTER(CConfig), ctypes.POINTER(CS8Params)]),
     "rnnpool_s8_prepared_bytes": (ctypes.c_size_t, [ctypes.POINTER(CConfig)]),
     "rnnpool_s8_scratch_bytes": (ctypes.c_size_t, [ctypes.POINTER(CConfig)]),
-    "rnnpool_s8_prepare": (ctypes.c_int, [ctypes.POINTER(CConfig), ctypes.POINTER(CS8Params), ctypes.c_void_p,
-                                          ctypes.c_size_t]),
+    "rnnpool_s8_prepare": (
+        ctypes.c_int,
+        [ctypes.POINTER(CConfig), ctypes.POINTER(CS8Params), ctypes.c_void_p, ctypes.c_size_t],
+    ),
     "rnnpool_s8_eval": (ctypes.c_int, [ctypes.c_void_p, _I8P, _I8P, ctypes.c_void_p, ctypes.c_size_t]),
     "rnnpool_s8_state_formats": (ctypes.c_int, [ctypes.c_void_p, _I32P, _I32P]),
     "rnnpool_s8_multiplier": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_int, ctypes.c_int32, _I32P, _I32P]),
@@ -101,8 +143,10 @@ _SIGNATURES = {
     "rnnpool_f32_validate": (ctypes.c_int, [ctypes.POINTER(CConfig), ctypes.POINTER(CF32Params)]),
     "rnnpool_f32_prepared_bytes": (ctypes.c_size_t, [ctypes.POINTER(CConfig)]),
     "rnnpool_f32_scratch_bytes": (ctypes.c_size_t, [ctypes.POINTER(CConfig)]),
-    "rnnpool_f32_prepare": (ctypes.c_int, [ctypes.POINTER(CConfig), ctypes.POINTER(CF32Params), ctypes.c_void_p,
-                                           ctypes.c_size_t]),
+    "rnnpool_f32_prepare": (
+        ctypes.c_int,
+        [ctypes.POINTER(CConfig), ctypes.POINTER(CF32Params), ctypes.c_void_p, ctypes.c_size_t],
+    ),
     "rnnpool_f32_eval": (ctypes.c_int, [ctypes.c_void_p, _F32P, _F32P, ctypes.c_void_p, ctypes.c_size_t]),
 }
 
@@ -118,6 +162,7 @@ def library() -> ctypes.CDLL:
 
 
 # -- status codes ------------------------------------------------------------------
+
 
 @functools.lru_cache(maxsize=1)
 def status_codes() -> Dict[str, int]:
@@ -145,6 +190,7 @@ def _check(where: str, status: int) -> None:
 
 # -- configuration ----------------------------------------------------------------------
 
+
 def make_config(config: RNNPoolConfig, input_shape) -> CConfig:
     """The rnnpool_config of an RNNPool layer applied to an NHWC input of this shape."""
     if len(input_shape) != 4:
@@ -152,15 +198,23 @@ def make_config(config: RNNPoolConfig, input_shape) -> CConfig:
     n, rows, cols, channels = (int(v) for v in input_shape)
     consts = contract().constants
     return CConfig(
-        batch=n, in_rows=rows, in_cols=cols, channels=channels,
-        patch_rows=config.patch_size[0], patch_cols=config.patch_size[1],
-        stride_rows=config.strides[0], stride_cols=config.strides[1],
+        batch=n,
+        in_rows=rows,
+        in_cols=cols,
+        channels=channels,
+        patch_rows=config.patch_size[0],
+        patch_cols=config.patch_size[1],
+        stride_rows=config.strides[0],
+        stride_cols=config.strides[1],
         padding=consts["RNNPOOL_PADDING_SAME" if config.padding == "same" else "RNNPOOL_PADDING_VALID"],
-        hidden1=config.hidden_dims[0], hidden2=config.hidden_dims[1],
+        hidden1=config.hidden_dims[0],
+        hidden2=config.hidden_dims[1],
         gate_activation=consts["RNNPOOL_GATE_HARD_SIGMOID" if config.hard_gate else "RNNPOOL_GATE_SIGMOID"],
         update_activation=consts["RNNPOOL_UPDATE_HARD_TANH" if config.hard_update else "RNNPOOL_UPDATE_TANH"],
-        output_pad_bottom=config.output_padding[0], output_pad_right=config.output_padding[1],
-        rnn1_mode=consts["RNNPOOL_RNN1_RECOMPUTE" if config.rnn1_mode == "recompute" else "RNNPOOL_RNN1_CACHED"])
+        output_pad_bottom=config.output_padding[0],
+        output_pad_right=config.output_padding[1],
+        rnn1_mode=consts["RNNPOOL_RNN1_RECOMPUTE" if config.rnn1_mode == "recompute" else "RNNPOOL_RNN1_CACHED"],
+    )
 
 
 def geometry(cfg: CConfig) -> CGeometry:
@@ -176,6 +230,7 @@ def output_shape(cfg: CConfig) -> Tuple[int, int, int, int]:
 
 # -- parameters as C structs ---------------------------------------------------------------
 
+
 class S8Params:
     """An rnnpool_s8_params and the arrays it points into (kept alive with it).
 
@@ -184,20 +239,29 @@ class S8Params:
 
     def __init__(self, params: QuantizedRNNPool, **overrides):
         arrays = {
-            "w1": np.ascontiguousarray(params.w1, np.int8), "w1_scale": _f32(params.w1_scale),
-            "u1": np.ascontiguousarray(params.u1, np.int8), "u1_scale": _f32(params.u1_scale),
+            "w1": np.ascontiguousarray(params.w1, np.int8),
+            "w1_scale": _f32(params.w1_scale),
+            "u1": np.ascontiguousarray(params.u1, np.int8),
+            "u1_scale": _f32(params.u1_scale),
             "bias1": np.ascontiguousarray(params.bias1, np.int32),
-            "w2": np.ascontiguousarray(params.w2, np.int8), "w2_scale": _f32(params.w2_scale),
-            "u2": np.ascontiguousarray(params.u2, np.int8), "u2_scale": _f32(params.u2_scale),
+            "w2": np.ascontiguousarray(params.w2, np.int8),
+            "w2_scale": _f32(params.w2_scale),
+            "u2": np.ascontiguousarray(params.u2, np.int8),
+            "u2_scale": _f32(params.u2_scale),
             "bias2": np.ascontiguousarray(params.bias2, np.int32),
             "scalars": np.ascontiguousarray(np.asarray(params.scalars).reshape(-1), np.int16),
         }
         self._keep = arrays
         self.struct = CS8Params(
-            input_scale=float(params.input_scale), input_zero_point=int(params.input_zero_point),
-            output_scale=float(params.output_scale), output_zero_point=int(params.output_zero_point),
-            w1_scale_count=arrays["w1_scale"].size, u1_scale_count=arrays["u1_scale"].size,
-            w2_scale_count=arrays["w2_scale"].size, u2_scale_count=arrays["u2_scale"].size)
+            input_scale=float(params.input_scale),
+            input_zero_point=int(params.input_zero_point),
+            output_scale=float(params.output_scale),
+            output_zero_point=int(params.output_zero_point),
+            w1_scale_count=arrays["w1_scale"].size,
+            u1_scale_count=arrays["u1_scale"].size,
+            w2_scale_count=arrays["w2_scale"].size,
+            u2_scale_count=arrays["u2_scale"].size,
+        )
         for name, array in arrays.items():
             setattr(self.struct, name, _pointer(array))
         for name, value in overrides.items():
@@ -213,9 +277,11 @@ class F32Params:
         sig = lambda v: 1.0 / (1.0 + np.exp(-np.float64(v)))  # noqa: E731
         c1, c2 = weights.rnn1, weights.rnn2
         arrays = {
-            "w1": _f32(np.asarray(c1.w).T), "u1": _f32(np.asarray(c1.u).T),
+            "w1": _f32(np.asarray(c1.w).T),
+            "u1": _f32(np.asarray(c1.u).T),
             "bias1": _f32(np.stack([c1.bias_gate, c1.bias_update])),
-            "w2": _f32(np.asarray(c2.w).T), "u2": _f32(np.asarray(c2.u).T),
+            "w2": _f32(np.asarray(c2.w).T),
+            "u2": _f32(np.asarray(c2.u).T),
             "bias2": _f32(np.stack([c2.bias_gate, c2.bias_update])),
             "scalars": _f32([sig(c1.zeta), sig(c1.nu), sig(c2.zeta), sig(c2.nu)]),
         }
@@ -234,12 +300,17 @@ def _f32(a) -> np.ndarray:
 def _pointer(array: Optional[np.ndarray]):
     if array is None:
         return None
-    ctype = {np.dtype(np.int8): _I8P, np.dtype(np.int16): _I16P, np.dtype(np.int32): _I32P,
-             np.dtype(np.float32): _F32P}[array.dtype]
+    ctype = {
+        np.dtype(np.int8): _I8P,
+        np.dtype(np.int16): _I16P,
+        np.dtype(np.int32): _I32P,
+        np.dtype(np.float32): _F32P,
+    }[array.dtype]
     return array.ctypes.data_as(ctype)
 
 
 # -- validation and sizes --------------------------------------------------------------------
+
 
 def validate(cfg: CConfig, params=None, variant: str = "int8") -> int:
     """The kernel's status for cfg (and params, an S8Params/F32Params, when given): 0 = usable.
@@ -293,10 +364,11 @@ def aligned_buffer(nbytes: int) -> np.ndarray:
     """A zeroed uint8 array whose data is 8-byte aligned (the kernel requires it)."""
     raw = np.zeros(int(nbytes) + 8, np.uint8)
     offset = (-raw.ctypes.data) % 8
-    return raw[offset:offset + int(nbytes)]
+    return raw[offset : offset + int(nbytes)]
 
 
 # -- evaluation ------------------------------------------------------------------------------------
+
 
 class PreparedS8:
     """An int8 RNNPool prepared once for a fixed input shape; call it on int8 NHWC maps."""
@@ -308,28 +380,40 @@ class PreparedS8:
         self.prepared = aligned_buffer(self.prepared_bytes)
         self.scratch = aligned_buffer(self.scratch_bytes)
         c_params = S8Params(params)
-        _check("rnnpool_s8_prepare", library().rnnpool_s8_prepare(
-            ctypes.byref(self.cfg), ctypes.byref(c_params.struct), self.prepared.ctypes.data, self.prepared.size))
+        _check(
+            "rnnpool_s8_prepare",
+            library().rnnpool_s8_prepare(
+                ctypes.byref(self.cfg), ctypes.byref(c_params.struct), self.prepared.ctypes.data, self.prepared.size
+            ),
+        )
         self.output_shape = output_shape(self.cfg)
 
     def state_formats(self) -> Tuple[int, int]:
         q1, q2 = ctypes.c_int32(), ctypes.c_int32()
-        _check("rnnpool_s8_state_formats", library().rnnpool_s8_state_formats(
-            self.prepared.ctypes.data, ctypes.byref(q1), ctypes.byref(q2)))
+        _check(
+            "rnnpool_s8_state_formats",
+            library().rnnpool_s8_state_formats(self.prepared.ctypes.data, ctypes.byref(q1), ctypes.byref(q2)),
+        )
         return q1.value, q2.value
 
     def multiplier(self, kind: str, channel: int = 0) -> Tuple[int, int]:
         """(M, n) the kernel derived for 'x1', 'u1', 'x2', 'u2' (per channel) or 'y'."""
         mult, shift = ctypes.c_int32(), ctypes.c_int32()
-        _check("rnnpool_s8_multiplier", library().rnnpool_s8_multiplier(
-            self.prepared.ctypes.data, MULTIPLIER_KINDS[kind], channel, ctypes.byref(mult), ctypes.byref(shift)))
+        _check(
+            "rnnpool_s8_multiplier",
+            library().rnnpool_s8_multiplier(
+                self.prepared.ctypes.data, MULTIPLIER_KINDS[kind], channel, ctypes.byref(mult), ctypes.byref(shift)
+            ),
+        )
         return mult.value, shift.value
 
     def requant_forms(self) -> Dict[str, int]:
         """How prepare applies each matrix's multipliers: 0 SMMUL form, 1 SMMULR form, 2 per row."""
         forms = (ctypes.c_int32 * 4)()
-        _check("rnnpool_s8_requant_forms", library().rnnpool_s8_requant_forms(
-            self.prepared.ctypes.data, ctypes.cast(forms, _I32P)))
+        _check(
+            "rnnpool_s8_requant_forms",
+            library().rnnpool_s8_requant_forms(self.prepared.ctypes.data, ctypes.cast(forms, _I32P)),
+        )
         return dict(zip(("w1", "u1", "w2", "u2"), forms))
 
     def __call__(self, x_q: np.ndarray) -> np.ndarray:
@@ -337,8 +421,12 @@ class PreparedS8:
         if x_q.shape != self.input_shape:
             raise ValueError(f"input shape {x_q.shape} differs from the prepared {self.input_shape}")
         out = np.empty(self.output_shape, np.int8)
-        _check("rnnpool_s8_eval", library().rnnpool_s8_eval(
-            self.prepared.ctypes.data, _pointer(x_q), _pointer(out), self.scratch.ctypes.data, self.scratch.size))
+        _check(
+            "rnnpool_s8_eval",
+            library().rnnpool_s8_eval(
+                self.prepared.ctypes.data, _pointer(x_q), _pointer(out), self.scratch.ctypes.data, self.scratch.size
+            ),
+        )
         return out
 
 
@@ -352,8 +440,12 @@ class PreparedF32:
         self.prepared = aligned_buffer(self.prepared_bytes)
         self.scratch = aligned_buffer(self.scratch_bytes)
         c_params = F32Params(weights)
-        _check("rnnpool_f32_prepare", library().rnnpool_f32_prepare(
-            ctypes.byref(self.cfg), ctypes.byref(c_params.struct), self.prepared.ctypes.data, self.prepared.size))
+        _check(
+            "rnnpool_f32_prepare",
+            library().rnnpool_f32_prepare(
+                ctypes.byref(self.cfg), ctypes.byref(c_params.struct), self.prepared.ctypes.data, self.prepared.size
+            ),
+        )
         self.output_shape = output_shape(self.cfg)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -361,8 +453,12 @@ class PreparedF32:
         if x.shape != self.input_shape:
             raise ValueError(f"input shape {x.shape} differs from the prepared {self.input_shape}")
         out = np.empty(self.output_shape, np.float32)
-        _check("rnnpool_f32_eval", library().rnnpool_f32_eval(
-            self.prepared.ctypes.data, _pointer(x), _pointer(out), self.scratch.ctypes.data, self.scratch.size))
+        _check(
+            "rnnpool_f32_eval",
+            library().rnnpool_f32_eval(
+                self.prepared.ctypes.data, _pointer(x), _pointer(out), self.scratch.ctypes.data, self.scratch.size
+            ),
+        )
         return out
 
 

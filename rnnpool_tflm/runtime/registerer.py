@@ -28,9 +28,9 @@ import subprocess
 import tempfile
 from typing import List, Optional
 
-from ..toolchain import tflm_tree as tflm_sources
 from ..core.errors import RNNPoolError
 from ..core.sources import INVRES_DIR, OP_DIR
+from ..toolchain import tflm_tree as tflm_sources
 from ..toolchain.build_cache import cache_root, compiler_id, digest, locked
 
 SYMBOL = "RNNPoolRegisterer"
@@ -39,16 +39,36 @@ OP_DIRS = (OP_DIR, INVRES_DIR)
 HOST_CC, HOST_CXX = "gcc", "g++"
 # The wheel's build (tensorflow/lite/micro/build_def.bzl micro_copts, --//:with_compression).
 WHEEL_DEFINES = ("-DTF_LITE_STATIC_MEMORY=1", "-DUSE_TFLM_COMPRESSION=1", "-DNDEBUG")
-CXX_FLAGS = ("-std=c++17", "-O2", "-fPIC", "-fvisibility=hidden", "-fvisibility-inlines-hidden",
-             "-fno-exceptions", "-fno-rtti", "-fno-threadsafe-statics", "-ffunction-sections", "-fdata-sections", "-w")
-C_FLAGS = ("-std=c99", "-O2", "-fPIC", "-fvisibility=hidden", "-fno-fast-math", "-ffunction-sections",
-           "-fdata-sections")
+CXX_FLAGS = (
+    "-std=c++17",
+    "-O2",
+    "-fPIC",
+    "-fvisibility=hidden",
+    "-fvisibility-inlines-hidden",
+    "-fno-exceptions",
+    "-fno-rtti",
+    "-fno-threadsafe-statics",
+    "-ffunction-sections",
+    "-fdata-sections",
+    "-w",
+)
+C_FLAGS = (
+    "-std=c99",
+    "-O2",
+    "-fPIC",
+    "-fvisibility=hidden",
+    "-fno-fast-math",
+    "-ffunction-sections",
+    "-fdata-sections",
+)
 # The TFLM sources the op and the registerer call into (the rest is the wheel's, reached through
 # TfLiteContext function pointers and MicroContext's virtual table); --gc-sections drops the
 # parts of them nothing here uses.
 TFLM_SOURCES = (
-    "tensorflow/lite/micro/kernels/kernel_util.cc", "tensorflow/lite/micro/micro_log.cc",
-    "tensorflow/lite/micro/debug_log.cc", "tensorflow/lite/micro/micro_context.cc",
+    "tensorflow/lite/micro/kernels/kernel_util.cc",
+    "tensorflow/lite/micro/micro_log.cc",
+    "tensorflow/lite/micro/debug_log.cc",
+    "tensorflow/lite/micro/micro_context.cc",
     "tensorflow/lite/core/c/common.cc",
 )
 
@@ -60,9 +80,17 @@ def registerer_sources() -> List[pathlib.Path]:
 
 def _key(root: pathlib.Path) -> str:
     files = registerer_sources() + [h for d in OP_DIRS for h in sorted(d.glob("*.h"))]
-    return digest("registerer-v2", str(root), tflm_sources.tflm_commit(root), compiler_id(HOST_CXX),
-                   WHEEL_DEFINES, CXX_FLAGS, C_FLAGS, TFLM_SOURCES,
-                   [(str(f), hashlib.sha256(f.read_bytes()).hexdigest()) for f in files])
+    return digest(
+        "registerer-v2",
+        str(root),
+        tflm_sources.tflm_commit(root),
+        compiler_id(HOST_CXX),
+        WHEEL_DEFINES,
+        CXX_FLAGS,
+        C_FLAGS,
+        TFLM_SOURCES,
+        [(str(f), hashlib.sha256(f.read_bytes()).hexdigest()) for f in files],
+    )
 
 
 def build(root: Optional[pathlib.Path] = None) -> pathlib.Path:
@@ -83,22 +111,26 @@ def build(root: Optional[pathlib.Path] = None) -> pathlib.Path:
             objs = []
             for i, source in enumerate(registerer_sources() + [root / s for s in TFLM_SOURCES]):
                 obj = pathlib.Path(tmp) / f"{i:02d}_{source.stem}.o"
-                cmd = ([HOST_CC, *C_FLAGS] if source.suffix == ".c" else [HOST_CXX, *CXX_FLAGS, *WHEEL_DEFINES])
-                done = subprocess.run([*cmd, *includes, "-c", str(source), "-o", str(obj)], capture_output=True,
-                                      text=True)
+                cmd = [HOST_CC, *C_FLAGS] if source.suffix == ".c" else [HOST_CXX, *CXX_FLAGS, *WHEEL_DEFINES]
+                done = subprocess.run(
+                    [*cmd, *includes, "-c", str(source), "-o", str(obj)], capture_output=True, text=True
+                )
                 if done.returncode != 0:
                     raise RNNPoolError(f"compiling {source} for the registerer failed:\n{done.stderr.strip()[-3000:]}")
                 objs.append(str(obj))
             tmp_lib = pathlib.Path(tmp) / lib.name
-            done = subprocess.run([HOST_CXX, "-shared", "-Wl,-z,defs", "-Wl,--gc-sections", "-o", str(tmp_lib), *objs, "-lm"],
-                                  capture_output=True, text=True)
+            done = subprocess.run(
+                [HOST_CXX, "-shared", "-Wl,-z,defs", "-Wl,--gc-sections", "-o", str(tmp_lib), *objs, "-lm"],
+                capture_output=True,
+                text=True,
+            )
             if done.returncode != 0:
                 raise RNNPoolError(f"linking the registerer failed:\n{done.stderr.strip()[-3000:]}")
             os.replace(tmp_lib, lib)
         return lib
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(path: str) -> ctypes.CDLL:
     handle = ctypes.CDLL(path, mode=os.RTLD_NOW | os.RTLD_GLOBAL)
     for symbol in SYMBOLS:

@@ -30,8 +30,13 @@ SCALE_MIN_LOG2 = -64
 SCALE_MAX_LOG2 = 64
 
 # Zero-point range per tensor type; int32/int64 (biases, Q-format data) must be 0.
-_ZERO_POINT_RANGE = {TensorType.INT8: (-128, 127), TensorType.UINT8: (0, 255),
-                     TensorType.INT16: (-32768, 32767), TensorType.INT32: (0, 0), TensorType.INT64: (0, 0)}
+_ZERO_POINT_RANGE = {
+    TensorType.INT8: (-128, 127),
+    TensorType.UINT8: (0, 255),
+    TensorType.INT16: (-32768, 32767),
+    TensorType.INT32: (0, 0),
+    TensorType.INT64: (0, 0),
+}
 if hasattr(TensorType, "INT4"):
     _ZERO_POINT_RANGE[TensorType.INT4] = (-8, 7)
 
@@ -63,6 +68,7 @@ def _has_data(model: schema.ModelT, tensor: schema.TensorT) -> bool:
 
 def check_structure(model: schema.ModelT, name: str = "model") -> None:
     """Every index in range, constant data of the right size, a graph TFLM can execute."""
+
     def fail(msg):
         raise ModelError(f"{name}: corrupted model: {msg}")
 
@@ -82,8 +88,10 @@ def check_structure(model: schema.ModelT, name: str = "model") -> None:
             if data is not None and len(data) and t.type in NUMPY_TYPES:
                 need = int(np.prod(shape, dtype=np.int64)) * np.dtype(NUMPY_TYPES[t.type]).itemsize
                 if len(data) != need:
-                    fail(f"tensor {tensor_label(sg, t_idx)} has {len(data)} bytes of data, its shape "
-                         f"{shape} and type {type_name(t.type)} need {need}")
+                    fail(
+                        f"tensor {tensor_label(sg, t_idx)} has {len(data)} bytes of data, its shape "
+                        f"{shape} and type {type_name(t.type)} need {need}"
+                    )
         for kind in ("inputs", "outputs"):
             for t_idx in _ints(getattr(sg, kind)):
                 if not 0 <= t_idx < len(tensors):
@@ -130,17 +138,22 @@ def _check_graph(model: schema.ModelT, s_idx: int, fail) -> None:
 
     def available(t: int, before: int) -> bool:
         tensor = sg.tensors[t]
-        return (t in graph_inputs or _has_data(model, tensor) or bool(tensor.isVariable)
-                or producer.get(t, before) < before)
+        return (
+            t in graph_inputs or _has_data(model, tensor) or bool(tensor.isVariable) or producer.get(t, before) < before
+        )
 
     for o_idx, op in enumerate(ops):
         for t in _ints(op.inputs):
             if t >= 0 and not available(t, o_idx):
                 if t in producer:
-                    fail(f"operators out of order: operator {o_idx} ({_op_name(model, op)}) reads tensor "
-                         f"{tensor_label(sg, t)} before operator {producer[t]} writes it")
-                fail(f"operator {o_idx} ({_op_name(model, op)}) reads tensor {tensor_label(sg, t)}, which no "
-                     "operator writes and which is neither a graph input nor constant")
+                    fail(
+                        f"operators out of order: operator {o_idx} ({_op_name(model, op)}) reads tensor "
+                        f"{tensor_label(sg, t)} before operator {producer[t]} writes it"
+                    )
+                fail(
+                    f"operator {o_idx} ({_op_name(model, op)}) reads tensor {tensor_label(sg, t)}, which no "
+                    "operator writes and which is neither a graph input nor constant"
+                )
     for t in _ints(sg.outputs):
         if not available(t, len(ops)):
             fail(f"graph output tensor {tensor_label(sg, t)} is written by no operator")
@@ -174,7 +187,7 @@ def quantization_problem(t: schema.TensorT) -> str:
         return f"{scales.size} scale(s) but no zero point (TFLM would drop the quantization)"
     if zps.size not in (1, scales.size):
         return f"{zps.size} zero points for {scales.size} scales (need 1 or one per scale)"
-    lo, hi = 2.0 ** SCALE_MIN_LOG2, 2.0 ** SCALE_MAX_LOG2
+    lo, hi = 2.0**SCALE_MIN_LOG2, 2.0**SCALE_MAX_LOG2
     for s in scales:
         if not math.isfinite(s) or s <= 0:
             return f"scale {float(s):g} is not positive and finite"

@@ -24,7 +24,7 @@ from tflite_micro.tensorflow.lite.python import schema_py_generated as schema
 
 from ..core.contract import inverted_residual_contract
 from ..core.errors import RNNPoolError
-from ..reference.inverted_residual import (ConvStage, Quantization, QuantizedInvertedResidual, derive, geometry)
+from ..reference.inverted_residual import ConvStage, Quantization, QuantizedInvertedResidual, derive, geometry
 from . import model as tfm
 from .options import read_options_map
 from .tensor_types import schema_type
@@ -42,10 +42,13 @@ def encode_options(p: QuantizedInvertedResidual) -> bytes:
     """The op's flexbuffer map for these parameters (checked against the contract)."""
     c = inverted_residual_contract()
     options = {
-        "version": c.version, "stride": int(p.stride), "expand": int(p.expand is not None),
+        "version": c.version,
+        "stride": int(p.stride),
+        "expand": int(p.expand is not None),
         "residual": int(p.residual),
         "expand_activation": int(p.expand.activation) if p.expand is not None else 0,
-        "depthwise_activation": int(p.depthwise.activation), "project_activation": int(p.project.activation),
+        "depthwise_activation": int(p.depthwise.activation),
+        "project_activation": int(p.project.activation),
         "add_activation": int(p.add_activation),
     }
     c.check_options(options)
@@ -64,13 +67,16 @@ def decode_options(raw) -> Dict[str, int]:
 
 def is_inverted_residual(model: schema.ModelT, op: schema.OperatorT) -> bool:
     code = model.operatorCodes[op.opcodeIndex]
-    return (tfm.builtin_code(code) == BuiltinOperator.CUSTOM
-            and tfm._text(code.customCode) == inverted_residual_contract().custom_code)
+    return (
+        tfm.builtin_code(code) == BuiltinOperator.CUSTOM
+        and tfm._text(code.customCode) == inverted_residual_contract().custom_code
+    )
 
 
 @dataclasses.dataclass
 class InvertedResidualNode:
     """One InvertedResidual operator of a model, decoded and validated."""
+
     subgraph: int
     op_index: int
     input_tensor: int
@@ -107,14 +113,17 @@ def decode(model: schema.ModelT, subgraph_index: int, op_index: int) -> Inverted
         if not spec.optional and not present[spec.name]:
             fail(f"input '{spec.name}' is missing")
     expand, residual = bool(options["expand"]), bool(options["residual"])
-    rules = [(present["expand_filter"] == expand, "option expand disagrees with the expand_filter input"),
-             (present["expanded_quantization"] == expand,
-              "option expand disagrees with the expanded_quantization input"),
-             (expand or not present["expand_bias"], "expand_bias without an expansion"),
-             (expand or options["expand_activation"] == 0, "expand_activation without an expansion"),
-             (present["projected_quantization"] == residual,
-              "option residual disagrees with the projected_quantization input"),
-             (residual or options["add_activation"] == 0, "add_activation without the residual ADD")]
+    rules = [
+        (present["expand_filter"] == expand, "option expand disagrees with the expand_filter input"),
+        (present["expanded_quantization"] == expand, "option expand disagrees with the expanded_quantization input"),
+        (expand or not present["expand_bias"], "expand_bias without an expansion"),
+        (expand or options["expand_activation"] == 0, "expand_activation without an expansion"),
+        (
+            present["projected_quantization"] == residual,
+            "option residual disagrees with the projected_quantization input",
+        ),
+        (residual or options["add_activation"] == 0, "add_activation without the residual ADD"),
+    ]
     for ok, message in rules:
         if not ok:
             fail(message)
@@ -195,31 +204,46 @@ def decode(model: schema.ModelT, subgraph_index: int, op_index: int) -> Inverted
         if not np.all(np.isfinite(scales)) or np.any(scales <= 0):
             fail(f"tensor '{filter_name}' has a scale that is not positive and finite")
         bias = tfm.constant_data(model, tensors[bias_name]).astype(np.int32) if bias_name in tensors else None
-        return ConvStage(tfm.constant_data(model, t).astype(np.int8), bias, scales.astype(np.float32),
-                         int(options[act]))
+        return ConvStage(
+            tfm.constant_data(model, t).astype(np.int8), bias, scales.astype(np.float32), int(options[act])
+        )
 
     params = QuantizedInvertedResidual(
-        stride=int(options["stride"]), input=activation("input"),
+        stride=int(options["stride"]),
+        input=activation("input"),
         expand=stage("expand_filter", "expand_bias", 0, "expand_activation") if expand else None,
         expanded=activation("expanded_quantization") if expand else None,
         depthwise=stage("depthwise_filter", "depthwise_bias", 3, "depthwise_activation"),
         depthwise_output=activation("depthwise_quantization"),
         project=stage("project_filter", "project_bias", 0, "project_activation"),
         projected=activation("projected_quantization") if residual else None,
-        output=activation("output"), add_activation=int(options["add_activation"]))
+        output=activation("output"),
+        add_activation=int(options["add_activation"]),
+    )
     try:
         derive(params)  # multipliers, clamps and the ADD's rescaling as TFLM derives them
     except RNNPoolError as exc:
         fail(str(exc))
-    return InvertedResidualNode(subgraph_index, op_index, inputs[0], outputs[0], x_shape, shape("output"),
-                                options, params, tfm.tensor_label(sg, outputs[0]))
+    return InvertedResidualNode(
+        subgraph_index,
+        op_index,
+        inputs[0],
+        outputs[0],
+        x_shape,
+        shape("output"),
+        options,
+        params,
+        tfm.tensor_label(sg, outputs[0]),
+    )
 
 
 # -- fusing an unfused block ------------------------------------------------------------------------
 
+
 @dataclasses.dataclass(frozen=True)
 class BlockOps:
     """Operator indices of one unfused block (expand / add None when absent)."""
+
     expand: Optional[int]
     depthwise: int
     project: int
@@ -233,8 +257,16 @@ def _carrier(model: schema.ModelT, sg: schema.SubGraphT, tensor_index: int) -> i
     """A constant INT8 [1] tensor with the quantization (and name) of an intermediate activation."""
     src = sg.tensors[tensor_index]
     scale, zp = tfm.per_tensor(src, f"tensor {tfm.tensor_label(sg, tensor_index)}")
-    return tfm.add_tensor(model, sg, f"{tfm._text(src.name)}/quantization", TensorType.INT8, (1,),
-                          data=np.zeros(1, np.int8), scale=np.float32(scale), zero_point=zp)
+    return tfm.add_tensor(
+        model,
+        sg,
+        f"{tfm._text(src.name)}/quantization",
+        TensorType.INT8,
+        (1,),
+        data=np.zeros(1, np.int8),
+        scale=np.float32(scale),
+        zero_point=zp,
+    )
 
 
 def _builtin(model, op) -> str:
@@ -264,13 +296,19 @@ def fuse_block(model: schema.ModelT, subgraph_index: int, block: BlockOps) -> in
     def conv1x1(index: int):
         op, o = options(index, "CONV_2D")
         f = sg.tensors[op.inputs[1]]
-        if len(tfm.tensor_shape(f)) != 4 or tfm.tensor_shape(f)[1:3] != (1, 1) or o.strideH != 1 or \
-                o.strideW != 1 or o.dilationHFactor != 1 or o.dilationWFactor != 1:
+        if (
+            len(tfm.tensor_shape(f)) != 4
+            or tfm.tensor_shape(f)[1:3] != (1, 1)
+            or o.strideH != 1
+            or o.strideW != 1
+            or o.dilationHFactor != 1
+            or o.dilationWFactor != 1
+        ):
             fail(f"op #{index} is not a 1x1 stride-1 convolution")
         return op, o
 
     readers: Dict[int, int] = {}
-    for o_idx, op in enumerate(ops):
+    for op in ops:
         for t in op.inputs if op.inputs is not None else []:
             if t >= 0:
                 readers[int(t)] = readers.get(int(t), 0) + 1
@@ -283,9 +321,15 @@ def fuse_block(model: schema.ModelT, subgraph_index: int, block: BlockOps) -> in
     expand_op = conv1x1(block.expand)[0] if block.expand is not None else None
     dw_op, dw = options(block.depthwise, "DEPTHWISE_CONV_2D")
     dshape = tfm.tensor_shape(sg.tensors[dw_op.inputs[1]])
-    if dshape[:3] != (1, 3, 3) or dw.padding != schema.Padding.SAME or dw.strideH != dw.strideW or \
-            dw.strideH not in (1, 2) or dw.dilationHFactor != 1 or dw.dilationWFactor != 1 or \
-            dw.depthMultiplier not in (0, 1):
+    if (
+        dshape[:3] != (1, 3, 3)
+        or dw.padding != schema.Padding.SAME
+        or dw.strideH != dw.strideW
+        or dw.strideH not in (1, 2)
+        or dw.dilationHFactor != 1
+        or dw.dilationWFactor != 1
+        or dw.depthMultiplier not in (0, 1)
+    ):
         fail("the depthwise op is not a 3x3 SAME stride-1/2 depthwise convolution with depth multiplier 1")
     project_op, project = conv1x1(block.project)
     x = int(expand_op.inputs[0]) if expand_op is not None else int(dw_op.inputs[0])
@@ -314,31 +358,38 @@ def fuse_block(model: schema.ModelT, subgraph_index: int, block: BlockOps) -> in
         int(expand_op.inputs[1]) if expand_op is not None else -1,
         optional(expand_op, 2) if expand_op is not None else -1,
         _carrier(model, sg, int(expand_op.outputs[0])) if expand_op is not None else -1,
-        int(dw_op.inputs[1]), optional(dw_op, 2), _carrier(model, sg, int(dw_op.outputs[0])),
-        int(project_op.inputs[1]), optional(project_op, 2),
+        int(dw_op.inputs[1]),
+        optional(dw_op, 2),
+        _carrier(model, sg, int(dw_op.outputs[0])),
+        int(project_op.inputs[1]),
+        optional(project_op, 2),
         _carrier(model, sg, projected) if block.add is not None else -1,
     ]
     option_values = {
-        "version": inverted_residual_contract().version, "stride": int(dw.strideH),
-        "expand": int(expand_op is not None), "residual": int(block.add is not None),
+        "version": inverted_residual_contract().version,
+        "stride": int(dw.strideH),
+        "expand": int(expand_op is not None),
+        "residual": int(block.add is not None),
         "expand_activation": int(ops[block.expand].builtinOptions.fusedActivationFunction)
-        if expand_op is not None else 0,
+        if expand_op is not None
+        else 0,
         "depthwise_activation": int(dw.fusedActivationFunction),
-        "project_activation": int(project.fusedActivationFunction), "add_activation": add_activation,
+        "project_activation": int(project.fusedActivationFunction),
+        "add_activation": add_activation,
     }
     try:
         inverted_residual_contract().check_options(option_values)
     except ValueError as exc:
         fail(str(exc))
     fused = schema.OperatorT()
-    fused.opcodeIndex = tfm.opcode_index(model, BuiltinOperator.CUSTOM, inverted_residual_contract().custom_code,
-                                         inverted_residual_contract().version)
+    fused.opcodeIndex = tfm.opcode_index(
+        model, BuiltinOperator.CUSTOM, inverted_residual_contract().custom_code, inverted_residual_contract().version
+    )
     fused.inputs, fused.outputs = fused_inputs, [output]
     fused.customOptions = list(flexbuffers.Dumps(option_values))
     fused.customOptionsFormat = schema.CustomOptionsFormat.FLEXBUFFERS
     first = min(block.indices())
-    sg.operators = [fused if i == first else op for i, op in enumerate(ops) if i == first or i not in
-                    block.indices()]
+    sg.operators = [fused if i == first else op for i, op in enumerate(ops) if i == first or i not in block.indices()]
     tfm.remove_unused(model)
     decode(model, subgraph_index, first)  # the rewrite must satisfy the contract it targets
     return first

@@ -25,8 +25,8 @@ from tflite_micro.tensorflow.lite.python import schema_py_generated as schema
 from ..core.config import RNNPoolConfig
 from ..core.contract import contract
 from ..reference.quant_params import Q12_ONE, Q14_ONE, SAT25_MAX, SAT25_MIN, QuantizedRNNPool
-from .options import read_options_map
 from .checks import ModelError, _text, check_quantization, check_structure, tensor_label  # noqa: F401 (re-exported)
+from .options import read_options_map
 from .tensor_types import NUMPY_TYPES, schema_type, type_name
 
 FILE_IDENTIFIER = b"TFL3"
@@ -37,6 +37,7 @@ _OP_NAMES = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith(
 
 
 # -- reading and writing -----------------------------------------------------------------------
+
 
 def load_bytes(source) -> bytes:
     """bytes as they are, or the contents of a file path (clear errors for missing files)."""
@@ -58,12 +59,14 @@ def read_model(source, name: str = "model") -> schema.ModelT:
     data = load_bytes(source)
     if len(data) < 8 or data[4:8] != FILE_IDENTIFIER:
         found = data[4:8] if len(data) >= 8 else b""
-        raise ModelError(f"{name}: not a .tflite model (the flatbuffer file identifier is {found!r}, "
-                         f"expected {FILE_IDENTIFIER!r})")
+        raise ModelError(
+            f"{name}: not a .tflite model (the flatbuffer file identifier is {found!r}, expected {FILE_IDENTIFIER!r})"
+        )
     root = int.from_bytes(data[:4], "little")
     if root < 8 or root + 4 > len(data):
-        raise ModelError(f"{name}: truncated or corrupted flatbuffer (root table offset {root} "
-                         f"outside the {len(data)}-byte file)")
+        raise ModelError(
+            f"{name}: truncated or corrupted flatbuffer (root table offset {root} outside the {len(data)}-byte file)"
+        )
     try:
         model = schema.ModelT.InitFromPackedBuf(data, 0)
     except Exception as exc:  # the generated reader raises whatever indexing fails first
@@ -91,7 +94,7 @@ class _AlignedBuffer(schema.BufferT):
             payload = np.ascontiguousarray(self.data, np.uint8).tobytes()
             builder.StartVector(1, len(payload), BUFFER_ALIGNMENT)
             builder.head -= len(payload)
-            builder.Bytes[builder.head:builder.head + len(payload)] = payload
+            builder.Bytes[builder.head : builder.head + len(payload)] = payload
             data = builder.EndVector()
         schema.BufferStart(builder)
         if data is not None:
@@ -114,6 +117,7 @@ def write_model(model: schema.ModelT) -> bytes:
 
 
 # -- names and small accessors ------------------------------------------------------------------
+
 
 def builtin_code(code: schema.OperatorCodeT) -> int:
     return max(code.builtinCode, code.deprecatedBuiltinCode)
@@ -153,14 +157,17 @@ def quantization(tensor: schema.TensorT) -> Tuple[np.ndarray, np.ndarray, int]:
 def per_tensor(tensor: schema.TensorT, what: str) -> Tuple[np.float32, int]:
     scales, zps, _ = quantization(tensor)
     if scales.size != 1 or zps.size != 1:
-        raise ModelError(f"{what} must be quantized per tensor (one scale and zero point), got "
-                         f"{scales.size} scales and {zps.size} zero points")
+        raise ModelError(
+            f"{what} must be quantized per tensor (one scale and zero point), got "
+            f"{scales.size} scales and {zps.size} zero points"
+        )
     if not (math.isfinite(float(scales[0])) and scales[0] > 0):
         raise ModelError(f"{what} has an invalid scale {float(scales[0])!r}")
     return np.float32(scales[0]), int(zps[0])
 
 
 # -- building blocks for editing ------------------------------------------------------------------
+
 
 def add_buffer(model: schema.ModelT, array: Optional[np.ndarray] = None) -> int:
     buf = schema.BufferT()
@@ -170,8 +177,17 @@ def add_buffer(model: schema.ModelT, array: Optional[np.ndarray] = None) -> int:
     return len(model.buffers) - 1
 
 
-def add_tensor(model: schema.ModelT, subgraph: schema.SubGraphT, name: str, tensor_type: int, shape,
-               data: Optional[np.ndarray] = None, scale=None, zero_point=None, quantized_dimension: int = 0) -> int:
+def add_tensor(
+    model: schema.ModelT,
+    subgraph: schema.SubGraphT,
+    name: str,
+    tensor_type: int,
+    shape,
+    data: Optional[np.ndarray] = None,
+    scale=None,
+    zero_point=None,
+    quantized_dimension: int = 0,
+) -> int:
     t = schema.TensorT()
     t.name = name
     t.type = tensor_type
@@ -190,7 +206,9 @@ def add_tensor(model: schema.ModelT, subgraph: schema.SubGraphT, name: str, tens
 def opcode_index(model: schema.ModelT, builtin: int, custom_code: Optional[str] = None, version: int = 1) -> int:
     """The index of an operator code, added when the model does not have it yet."""
     for idx, code in enumerate(model.operatorCodes):
-        if builtin_code(code) == builtin and (builtin != BuiltinOperator.CUSTOM or _text(code.customCode) == custom_code):
+        if builtin_code(code) == builtin and (
+            builtin != BuiltinOperator.CUSTOM or _text(code.customCode) == custom_code
+        ):
             code.version = max(code.version, version)
             return idx
     code = schema.OperatorCodeT()
@@ -204,6 +222,7 @@ def opcode_index(model: schema.ModelT, builtin: int, custom_code: Optional[str] 
 
 # -- the RNNPool op: options --------------------------------------------------------------------
 
+
 def encode_options(config: RNNPoolConfig) -> bytes:
     """The op's flexbuffer map (keys and value ranges from the contract; optional keys
     that equal their default are left out, so the model loads where they are unknown)."""
@@ -211,12 +230,15 @@ def encode_options(config: RNNPoolConfig) -> bytes:
     consts = c.constants
     options = {
         "version": c.version,
-        "patch_rows": config.patch_size[0], "patch_cols": config.patch_size[1],
-        "stride_rows": config.strides[0], "stride_cols": config.strides[1],
+        "patch_rows": config.patch_size[0],
+        "patch_cols": config.patch_size[1],
+        "stride_rows": config.strides[0],
+        "stride_cols": config.strides[1],
         "padding": consts["RNNPOOL_PADDING_SAME" if config.padding == "same" else "RNNPOOL_PADDING_VALID"],
         "gate_activation": consts["RNNPOOL_GATE_HARD_SIGMOID" if config.hard_gate else "RNNPOOL_GATE_SIGMOID"],
         "update_activation": consts["RNNPOOL_UPDATE_HARD_TANH" if config.hard_update else "RNNPOOL_UPDATE_TANH"],
-        "output_pad_bottom": config.output_padding[0], "output_pad_right": config.output_padding[1],
+        "output_pad_bottom": config.output_padding[0],
+        "output_pad_right": config.output_padding[1],
         "rnn1_mode": consts["RNNPOOL_RNN1_RECOMPUTE" if config.rnn1_mode == "recompute" else "RNNPOOL_RNN1_CACHED"],
     }
     c.check_options(options)
@@ -251,6 +273,7 @@ def set_rnn1_mode(tflite: bytes, mode: str, op_indices: Optional[Sequence[int]] 
     An offline memory plan is dropped: the mode changes the op's in-place lag, so an overlap
     planned for one mode may be unsafe in the other (plan again: convert.memory_plan)."""
     from ..core.config import RNN1_MODES
+
     if mode not in RNN1_MODES:
         raise ModelError(f"rnn1_mode must be one of {RNN1_MODES}, got {mode!r}")
     m = read_model(tflite)
@@ -264,6 +287,7 @@ def set_rnn1_mode(tflite: bytes, mode: str, op_indices: Optional[Sequence[int]] 
             raise ModelError(f"operator {index} is not an RNNPool op")
         write_options(ops[index], {**decode_options(ops[index].customOptions), "rnn1_mode": value})
     from .offline_plan import set_plan
+
     set_plan(m, None)
     return write_model(m)
 
@@ -271,15 +295,19 @@ def set_rnn1_mode(tflite: bytes, mode: str, op_indices: Optional[Sequence[int]] 
 def options_config(options: Dict[str, int], hidden: Tuple[int, int]) -> RNNPoolConfig:
     consts = contract().constants
     return RNNPoolConfig.create(
-        (options["patch_rows"], options["patch_cols"]), (options["stride_rows"], options["stride_cols"]), hidden,
+        (options["patch_rows"], options["patch_cols"]),
+        (options["stride_rows"], options["stride_cols"]),
+        hidden,
         "same" if options["padding"] == consts["RNNPOOL_PADDING_SAME"] else "valid",
         "hard_sigmoid" if options["gate_activation"] == consts["RNNPOOL_GATE_HARD_SIGMOID"] else "sigmoid",
         "hard_tanh" if options["update_activation"] == consts["RNNPOOL_UPDATE_HARD_TANH"] else "tanh",
         (options["output_pad_bottom"], options["output_pad_right"]),
-        "recompute" if options["rnn1_mode"] == consts["RNNPOOL_RNN1_RECOMPUTE"] else "cached")
+        "recompute" if options["rnn1_mode"] == consts["RNNPOOL_RNN1_RECOMPUTE"] else "cached",
+    )
 
 
 # -- the RNNPool op: validation and decoding --------------------------------------------------------
+
 
 @dataclasses.dataclass
 class RNNPoolNode:
@@ -302,8 +330,15 @@ def is_rnnpool(model: schema.ModelT, op: schema.OperatorT) -> bool:
 
 
 def _expected_shapes(k: int, h1: int, h2: int) -> Dict[str, Tuple[int, ...]]:
-    return {"w1": (h1, k), "u1": (h1, h1), "bias1": (2, h1), "w2": (h2, h1), "u2": (h2, h2),
-            "bias2": (2, h2), "fastgrnn_scalars": (2, 2)}
+    return {
+        "w1": (h1, k),
+        "u1": (h1, h1),
+        "bias1": (2, h1),
+        "w2": (h2, h1),
+        "u2": (h2, h2),
+        "bias2": (2, h2),
+        "fastgrnn_scalars": (2, 2),
+    }
 
 
 def decode_rnnpool(model: schema.ModelT, subgraph_index: int, op_index: int) -> RNNPoolNode:
@@ -321,8 +356,10 @@ def decode_rnnpool(model: schema.ModelT, subgraph_index: int, op_index: int) -> 
     inputs = list(op.inputs if op.inputs is not None else [])
     outputs = list(op.outputs if op.outputs is not None else [])
     if len(inputs) != len(c.inputs) or len(outputs) != len(c.outputs):
-        fail(f"has {len(inputs)} inputs and {len(outputs)} outputs; the contract needs "
-             f"{len(c.inputs)} ({', '.join(s.name for s in c.inputs)}) and {len(c.outputs)}")
+        fail(
+            f"has {len(inputs)} inputs and {len(outputs)} outputs; the contract needs "
+            f"{len(c.inputs)} ({', '.join(s.name for s in c.inputs)}) and {len(c.outputs)}"
+        )
     if any(i < 0 for i in inputs + outputs):
         fail("has an omitted (-1) input or output; every contract tensor is required")
     code = model.operatorCodes[op.opcodeIndex]
@@ -363,17 +400,21 @@ def decode_rnnpool(model: schema.ModelT, subgraph_index: int, op_index: int) -> 
         fail(f"{k} input channels outside [1, {consts['RNNPOOL_MAX_CHANNELS']}]")
     for name, shape in _expected_shapes(k, h1, h2).items():
         if tensor_shape(tensors[name]) != shape:
-            fail(f"{name} has shape {list(tensor_shape(tensors[name]))}, expected {list(shape)} "
-                 f"(input channels k={k}, h1={h1}, h2={h2})")
+            fail(
+                f"{name} has shape {list(tensor_shape(tensors[name]))}, expected {list(shape)} "
+                f"(input channels k={k}, h1={h1}, h2={h2})"
+            )
     try:
         config = options_config(options, (h1, h2))
         want_out = config.output_shape(in_shape)
     except ValueError as exc:
         fail(f"options inconsistent with the input shape {list(in_shape)}: {exc}")
     if out_shape != want_out:
-        fail(f"output shape {list(out_shape)} does not match the options and input shape "
-             f"(patch {config.patch_size}, stride {config.strides}, padding {config.padding!r}, "
-             f"output padding {config.output_padding}, hidden {h1},{h2} on {list(in_shape)} give {list(want_out)})")
+        fail(
+            f"output shape {list(out_shape)} does not match the options and input shape "
+            f"(patch {config.patch_size}, stride {config.strides}, padding {config.padding!r}, "
+            f"output padding {config.output_padding}, hidden {h1},{h2} on {list(in_shape)} give {list(want_out)})"
+        )
 
     values = {}
     for name in _expected_shapes(k, h1, h2):
@@ -398,12 +439,27 @@ def decode_rnnpool(model: schema.ModelT, subgraph_index: int, op_index: int) -> 
     if scalars.min() < 0 or scalars.max() > Q14_ONE:
         fail(f"fastgrnn_scalars {scalars.tolist()} outside [0, {Q14_ONE}] (Q14 sigmoids)")
 
-    params = QuantizedRNNPool(config, s_x, zp_x, s_y, zp_y,
-                              values["w1"], quantized["w1"], values["u1"], quantized["u1"], values["bias1"],
-                              values["w2"], quantized["w2"], values["u2"], quantized["u2"], values["bias2"],
-                              scalars.astype(np.int16))
-    return RNNPoolNode(subgraph_index, op_index, inputs[0], outputs[0], in_shape, out_shape, options, params,
-                       _text(out.name))
+    params = QuantizedRNNPool(
+        config,
+        s_x,
+        zp_x,
+        s_y,
+        zp_y,
+        values["w1"],
+        quantized["w1"],
+        values["u1"],
+        quantized["u1"],
+        values["bias1"],
+        values["w2"],
+        quantized["w2"],
+        values["u2"],
+        quantized["u2"],
+        values["bias2"],
+        scalars.astype(np.int16),
+    )
+    return RNNPoolNode(
+        subgraph_index, op_index, inputs[0], outputs[0], in_shape, out_shape, options, params, _text(out.name)
+    )
 
 
 def _check_quantization(tensor, kind: str, what: str):
@@ -433,8 +489,10 @@ def _weight_scales(tensor, what: str) -> np.ndarray:
     if scales.size not in (1, rows):
         raise ModelError(f"{what} has {scales.size} scales; expected 1 or one per output row ({rows})")
     if scales.size > 1 and dim != 0:
-        raise ModelError(f"{what} is quantized along dimension {dim}; the contract's layout is [out, in], "
-                         "per output channel = dimension 0")
+        raise ModelError(
+            f"{what} is quantized along dimension {dim}; the contract's layout is [out, in], "
+            "per output channel = dimension 0"
+        )
     if zps.size not in (1, scales.size):
         raise ModelError(f"{what} has {zps.size} zero points for {scales.size} scales (need 1 or one per scale)")
     if np.any(zps != 0):
@@ -446,6 +504,7 @@ def _weight_scales(tensor, what: str) -> np.ndarray:
 
 # -- whole-model validation and summary --------------------------------------------------------------
 
+
 def validate_model(model: schema.ModelT, name: str = "model") -> List[RNNPoolNode]:
     """Every custom op known, every RNNPool and InvertedResidual op valid; returns the RNNPool nodes."""
     nodes = []
@@ -455,6 +514,7 @@ def validate_model(model: schema.ModelT, name: str = "model") -> List[RNNPoolNod
             if builtin_code(code) != BuiltinOperator.CUSTOM:
                 continue
             from . import inverted_residual_op  # imports this module
+
             if inverted_residual_op.is_inverted_residual(model, op):
                 try:
                     inverted_residual_op.decode(model, s_idx, o_idx)
@@ -462,8 +522,10 @@ def validate_model(model: schema.ModelT, name: str = "model") -> List[RNNPoolNod
                     raise ModelError(f"{name}: {exc}") from None
                 continue
             if not is_rnnpool(model, op):
-                raise ModelError(f"{name}: unknown custom operator {_text(code.customCode)!r} (op #{o_idx}); "
-                                 f"this toolkit knows only {contract().custom_code!r}")
+                raise ModelError(
+                    f"{name}: unknown custom operator {_text(code.customCode)!r} (op #{o_idx}); "
+                    f"this toolkit knows only {contract().custom_code!r}"
+                )
             try:
                 nodes.append(decode_rnnpool(model, s_idx, o_idx))
             except ModelError as exc:
@@ -474,7 +536,7 @@ def validate_model(model: schema.ModelT, name: str = "model") -> List[RNNPoolNod
 @dataclasses.dataclass
 class ModelSummary:
     ops: Dict[str, int]
-    parameters: int          # elements of constant tensors
+    parameters: int  # elements of constant tensors
     parameter_bytes: int
     model_bytes: int
     rnnpool_ops: int
@@ -484,10 +546,12 @@ class ModelSummary:
     def format(self) -> str:
         ops = ", ".join(f"{name} x{count}" for name, count in sorted(self.ops.items()))
         io = lambda items: ", ".join(f"{n} {list(s)} {t}" for n, s, t in items)  # noqa: E731
-        return (f"operators: {sum(self.ops.values())} ({ops})\n"
-                f"parameters: {self.parameters:,} ({self.parameter_bytes:,} bytes)\n"
-                f"model bytes: {self.model_bytes:,}\n"
-                f"inputs: {io(self.inputs)}\noutputs: {io(self.outputs)}")
+        return (
+            f"operators: {sum(self.ops.values())} ({ops})\n"
+            f"parameters: {self.parameters:,} ({self.parameter_bytes:,} bytes)\n"
+            f"model bytes: {self.model_bytes:,}\n"
+            f"inputs: {io(self.inputs)}\noutputs: {io(self.outputs)}"
+        )
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -502,10 +566,19 @@ def summarize(model: schema.ModelT, model_bytes: int) -> ModelSummary:
         if data is not None:
             params += data.size
             nbytes += data.nbytes
-    io = lambda idx: [(_text(sg.tensors[i].name), tensor_shape(sg.tensors[i]), type_name(sg.tensors[i].type))  # noqa: E731
-                      for i in idx]
-    return ModelSummary(dict(ops), int(params), int(nbytes), int(model_bytes),
-                        ops.get(contract().custom_code, 0), io(sg.inputs), io(sg.outputs))
+    io = lambda idx: [
+        (_text(sg.tensors[i].name), tensor_shape(sg.tensors[i]), type_name(sg.tensors[i].type))  # noqa: E731
+        for i in idx
+    ]
+    return ModelSummary(
+        dict(ops),
+        int(params),
+        int(nbytes),
+        int(model_bytes),
+        ops.get(contract().custom_code, 0),
+        io(sg.inputs),
+        io(sg.outputs),
+    )
 
 
 def io_quantization(model: schema.ModelT, kind: str) -> List[Tuple[int, Tuple[int, ...], Optional[Tuple[float, int]]]]:
@@ -528,8 +601,9 @@ def topological_order(subgraph: schema.SubGraphT) -> List[int]:
     for o_idx, op in enumerate(ops):
         for t in op.outputs if op.outputs is not None else []:
             producer[int(t)] = o_idx
-    deps = [{producer[int(t)] for t in (op.inputs if op.inputs is not None else []) if int(t) in producer}
-            for op in ops]
+    deps = [
+        {producer[int(t)] for t in (op.inputs if op.inputs is not None else []) if int(t) in producer} for op in ops
+    ]
     done, order = set(), []
     while len(order) < len(ops):
         ready = [i for i in range(len(ops)) if i not in done and deps[i] <= done]

@@ -46,7 +46,7 @@ class TensorInfo:
 
 @dataclasses.dataclass(frozen=True)
 class ModelInfo:
-    ops: Tuple[str, ...]        # builtin names ("CONV_2D") or custom codes ("RNNPool"), first-use order
+    ops: Tuple[str, ...]  # builtin names ("CONV_2D") or custom codes ("RNNPool"), first-use order
     inputs: Tuple[TensorInfo, ...]
     outputs: Tuple[TensorInfo, ...]
     operator_count: int
@@ -76,14 +76,26 @@ def read_model_info(model: bytes, name: str = "model") -> ModelInfo:
         t = sub.tensors[index]
         info = type_info(t.type)
         if info is None or info.c_type is None:
-            raise RNNPoolError(f"tensor {tfm.tensor_label(sub, index)} has a type ({tfm.type_name(t.type)}) the "
-                               "firmware cannot feed or compare")
+            raise RNNPoolError(
+                f"tensor {tfm.tensor_label(sub, index)} has a type ({tfm.type_name(t.type)}) the "
+                "firmware cannot feed or compare"
+            )
         scales, zps, _ = tfm.quantization(t)
-        return TensorInfo(tfm._text(t.name), int(t.type), tfm.tensor_shape(t),
-                          float(scales[0]) if scales.size else 0.0, int(zps[0]) if zps.size else 0)
+        return TensorInfo(
+            tfm._text(t.name),
+            int(t.type),
+            tfm.tensor_shape(t),
+            float(scales[0]) if scales.size else 0.0,
+            int(zps[0]) if zps.size else 0,
+        )
 
-    return ModelInfo(tuple(ops), tuple(tensor(int(i)) for i in sub.inputs),
-                     tuple(tensor(int(i)) for i in sub.outputs), len(sub.operators), tuple(custom))
+    return ModelInfo(
+        tuple(ops),
+        tuple(tensor(int(i)) for i in sub.inputs),
+        tuple(tensor(int(i)) for i in sub.outputs),
+        len(sub.operators),
+        tuple(custom),
+    )
 
 
 # ---- operator registration ---------------------------------------------------------------------
@@ -122,11 +134,13 @@ def check_ops_supported(info: ModelInfo, tflm_root: Optional[pathlib.Path]) -> N
     known = firmware_custom_ops()
     for op in info.custom_ops:
         if op not in known:
-            raise RNNPoolError(f"custom operator {op!r} is not supported by the firmware "
-                               f"(only {', '.join(map(repr, known))})")
+            raise RNNPoolError(
+                f"custom operator {op!r} is not supported by the firmware (only {', '.join(map(repr, known))})"
+            )
     if tflm_root is not None:
         known = set(supported_resolver_methods(tflm_root))
         for op in info.ops:
             if op not in info.custom_ops and resolver_method(op) not in known:
-                raise RNNPoolError(f"operator {op} is not supported by TFLM (no MicroMutableOpResolver::"
-                                   f"{resolver_method(op)})")
+                raise RNNPoolError(
+                    f"operator {op} is not supported by TFLM (no MicroMutableOpResolver::{resolver_method(op)})"
+                )

@@ -21,15 +21,15 @@ from . import model as tfm
 from .model import ModelError, schema
 
 METADATA_NAME = "OfflineMemoryAllocation"
-FORMAT_VERSION = 1       # word 0; TFLM does not read it
-ONLINE = -1              # kOnlinePlannedBuffer
+FORMAT_VERSION = 1  # word 0; TFLM does not read it
+ONLINE = -1  # kOnlinePlannedBuffer
 _HEADER_WORDS = 3
 
 
 def encode(offsets: Sequence[int], subgraphs: int = 1) -> bytes:
     """The metadata buffer's bytes for these per-tensor offsets (ONLINE or >= 0)."""
     for i, value in enumerate(offsets):
-        if value != ONLINE and not 0 <= value < 2 ** 31:
+        if value != ONLINE and not 0 <= value < 2**31:
             raise ModelError(f"offline plan: tensor {i} has offset {value} (expected -1 or 0 .. 2^31-1)")
     words = [FORMAT_VERSION, subgraphs, len(offsets), *offsets]
     return np.asarray(words, dtype="<i4").tobytes()
@@ -39,13 +39,15 @@ def decode(data: bytes) -> List[int]:
     """The per-tensor offsets of a metadata buffer; ModelError when it is malformed."""
     data = bytes(data)
     if len(data) % 4 or len(data) < 4 * _HEADER_WORDS:
-        raise ModelError(f"offline plan: metadata buffer of {len(data)} bytes is not "
-                         f"{_HEADER_WORDS} or more int32 words")
+        raise ModelError(
+            f"offline plan: metadata buffer of {len(data)} bytes is not {_HEADER_WORDS} or more int32 words"
+        )
     words = np.frombuffer(data, dtype="<i4").astype(int).tolist()
     count = words[2]
     if count != len(words) - _HEADER_WORDS:
-        raise ModelError(f"offline plan: the header announces {count} offsets, the buffer holds "
-                         f"{len(words) - _HEADER_WORDS}")
+        raise ModelError(
+            f"offline plan: the header announces {count} offsets, the buffer holds {len(words) - _HEADER_WORDS}"
+        )
     offsets = words[_HEADER_WORDS:]
     bad = [(i, v) for i, v in enumerate(offsets) if v < ONLINE]
     if bad:
@@ -87,7 +89,7 @@ def set_plan(model: schema.ModelT, offsets: Optional[Sequence[int]]) -> None:
     tensors = sum(len(sg.tensors or []) for sg in model.subgraphs)
     if len(offsets) != tensors:
         raise ModelError(f"offline plan: {len(offsets)} offsets for {tensors} tensors")
-    buffer = schema.BufferT()   # write_model puts its data 16-byte aligned
+    buffer = schema.BufferT()  # write_model puts its data 16-byte aligned
     buffer.data = np.frombuffer(encode(offsets, len(model.subgraphs)), np.uint8)
     if entry is None:
         entry = schema.MetadataT()

@@ -18,13 +18,13 @@ TensorType = schema.TensorType
 
 @dataclasses.dataclass(frozen=True)
 class TypeInfo:
-    schema: int                 # schema TensorType value (what a .tflite stores)
-    name: str                   # "int8", "float32", ...
-    schema_name: str            # "INT8", "FLOAT32", ... (the schema's spelling, used in messages)
-    tflite: int                 # TfLiteType value (c/common.h: what the C API and firmware see)
-    numpy: Optional[type]       # None: no numpy equivalent the toolkit uses
-    c_type: Optional[str]       # the C element type the firmware feeds/compares; None: not supported there
-    size: Optional[int]         # bytes per element in TFLM's arena (INT4 takes one); None: TFLM cannot size it
+    schema: int  # schema TensorType value (what a .tflite stores)
+    name: str  # "int8", "float32", ...
+    schema_name: str  # "INT8", "FLOAT32", ... (the schema's spelling, used in messages)
+    tflite: int  # TfLiteType value (c/common.h: what the C API and firmware see)
+    numpy: Optional[type]  # None: no numpy equivalent the toolkit uses
+    c_type: Optional[str]  # the C element type the firmware feeds/compares; None: not supported there
+    size: Optional[int]  # bytes per element in TFLM's arena (INT4 takes one); None: TFLM cannot size it
 
 
 # (schema name, TfLiteType, numpy dtype, C type, TFLM element size). TfLiteType numbers from
@@ -53,7 +53,8 @@ _ROWS = (
 
 TYPES: Dict[int, TypeInfo] = {
     getattr(TensorType, name): TypeInfo(getattr(TensorType, name), name.lower(), name, tflite, dtype, c_type, size)
-    for name, tflite, dtype, c_type, size in _ROWS if hasattr(TensorType, name)
+    for name, tflite, dtype, c_type, size in _ROWS
+    if hasattr(TensorType, name)
 }
 
 

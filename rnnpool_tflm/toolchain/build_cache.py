@@ -14,7 +14,7 @@ import subprocess
 CACHE_ENV = "RNNPOOL_TFLM_CACHE"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiler_id(tool: str) -> str:
     done = subprocess.run([tool, "--version"], capture_output=True, text=True, check=True)
     return done.stdout.splitlines()[0].strip()

@@ -49,8 +49,12 @@ _REQUIRED = (
 )
 # Folders that must exist: TFLM's Makefile clones pigweed (used by TFLM's own tests, not the
 # library) whenever the folder is missing, even to list sources; an empty folder stops it.
-_REQUIRED_DIRS = ((f"{DOWNLOADS}/pigweed", "the pigweed folder (pigweed_download.sh; empty is enough, "
-                                           "tools/fetch_tflm.sh creates it)"),)
+_REQUIRED_DIRS = (
+    (
+        f"{DOWNLOADS}/pigweed",
+        "the pigweed folder (pigweed_download.sh; empty is enough, tools/fetch_tflm.sh creates it)",
+    ),
+)
 
 
 def tflm_dir(required: bool = True) -> Optional[pathlib.Path]:
@@ -61,7 +65,8 @@ def tflm_dir(required: bool = True) -> Optional[pathlib.Path]:
             return None
         raise RNNPoolError(
             f"{TFLM_ENV} is not set: point it at a tflite-micro checkout of commit {PINNED_COMMIT[:12]} "
-            f"with its third-party downloads (see firmware/README.md, 'TFLM_DIR')")
+            f"with its third-party downloads (see firmware/README.md, 'TFLM_DIR')"
+        )
     return check_tflm_dir(pathlib.Path(value))
 
 
@@ -71,12 +76,10 @@ def check_tflm_dir(root: pathlib.Path) -> pathlib.Path:
         raise RNNPoolError(f"{TFLM_ENV}={root} is not a directory")
     for rel, what in _REQUIRED:
         if not (root / rel).is_file():
-            raise RNNPoolError(f"{TFLM_ENV}={root} lacks {what}: {rel} is missing "
-                               "(see firmware/README.md, 'TFLM_DIR')")
+            raise RNNPoolError(f"{TFLM_ENV}={root} lacks {what}: {rel} is missing (see firmware/README.md, 'TFLM_DIR')")
     for rel, what in _REQUIRED_DIRS:
         if not (root / rel).is_dir():
-            raise RNNPoolError(f"{TFLM_ENV}={root} lacks {what}: {rel} is missing "
-                               "(see firmware/README.md, 'TFLM_DIR')")
+            raise RNNPoolError(f"{TFLM_ENV}={root} lacks {what}: {rel} is missing (see firmware/README.md, 'TFLM_DIR')")
     return root
 
 
@@ -98,9 +101,19 @@ def tflm_commit(root: pathlib.Path) -> Optional[str]:
 def include_dirs(root: pathlib.Path) -> List[pathlib.Path]:
     """TFLM's INCLUDES for cortex_m_generic + cmsis_nn, in the Makefile's order."""
     d = root / DOWNLOADS
-    return [root, d, d / "gemmlowp", d / "flatbuffers" / "include", d / "kissfft", d / "ruy",
-            d / "cmsis" / "Cortex_DFP" / "Device" / "ARMCM4" / "Include", d / "cmsis" / "CMSIS" / "Core" / "Include",
-            d / "cmsis", d / "cmsis_nn", d / "cmsis_nn" / "Include"]
+    return [
+        root,
+        d,
+        d / "gemmlowp",
+        d / "flatbuffers" / "include",
+        d / "kissfft",
+        d / "ruy",
+        d / "cmsis" / "Cortex_DFP" / "Device" / "ARMCM4" / "Include",
+        d / "cmsis" / "CMSIS" / "Core" / "Include",
+        d / "cmsis",
+        d / "cmsis_nn",
+        d / "cmsis_nn" / "Include",
+    ]
 
 
 def cmsis_core_dirs(root: pathlib.Path) -> List[pathlib.Path]:
@@ -121,8 +134,8 @@ def host_include_dirs(root: pathlib.Path) -> List[pathlib.Path]:
 class LibrarySources:
     """Relative paths (to TFLM_DIR) grouped by the Makefile's optimisation level."""
 
-    core: Tuple[str, ...]                 # MICROLITE_CC_SRCS: CORE_OPTIMIZATION_LEVEL (-Os)
-    kernels: Tuple[str, ...]              # MICROLITE_CC_KERNEL_SRCS: KERNEL_OPTIMIZATION_LEVEL (-O2)
+    core: Tuple[str, ...]  # MICROLITE_CC_SRCS: CORE_OPTIMIZATION_LEVEL (-Os)
+    kernels: Tuple[str, ...]  # MICROLITE_CC_KERNEL_SRCS: KERNEL_OPTIMIZATION_LEVEL (-O2)
     third_party_kernels: Tuple[str, ...]  # CMSIS-NN: THIRD_PARTY_KERNEL_OPTIMIZATION_LEVEL (-O2)
 
     def all(self) -> Tuple[str, ...]:
@@ -136,16 +149,25 @@ MAKE_ARGS = ("TARGET=cortex_m_generic", "TARGET_ARCH=cortex-m4", "OPTIMIZED_KERN
 # The Makefile variables behind `make list_library_sources` (MICROLITE_CC_SRCS +
 # MICROLITE_CC_KERNEL_SRCS) and `list_third_party_sources` (THIRD_PARTY_CC_SRCS +
 # THIRD_PARTY_KERNEL_CC_SRCS), printed one by one: each group has its own optimisation level.
-_GROUPS = (("core", "MICROLITE_CC_SRCS"), ("kernels", "MICROLITE_CC_KERNEL_SRCS"),
-           ("third_party", "THIRD_PARTY_CC_SRCS"), ("third_party_kernels", "THIRD_PARTY_KERNEL_CC_SRCS"))
+_GROUPS = (
+    ("core", "MICROLITE_CC_SRCS"),
+    ("kernels", "MICROLITE_CC_KERNEL_SRCS"),
+    ("third_party", "THIRD_PARTY_CC_SRCS"),
+    ("third_party_kernels", "THIRD_PARTY_KERNEL_CC_SRCS"),
+)
 _PRINT_RULE = "rnnpool_print_%: ; @echo \"$*=$($*)\""
 
 
 def _makefile_stamp(root: pathlib.Path) -> List[Tuple[str, int, int]]:
     """The Makefile fragments the lists come from (a cache key)."""
     stamps = []
-    for pattern in (f"{MAKE_DIR}/**/*.inc", f"{MAKE_DIR}/Makefile", f"{MAKE_DIR}/*.py",
-                    "tensorflow/lite/micro/**/Makefile.inc", "signal/**/Makefile.inc"):
+    for pattern in (
+        f"{MAKE_DIR}/**/*.inc",
+        f"{MAKE_DIR}/Makefile",
+        f"{MAKE_DIR}/*.py",
+        "tensorflow/lite/micro/**/Makefile.inc",
+        "signal/**/Makefile.inc",
+    ):
         for path in sorted(root.glob(pattern)):
             st = path.stat()
             stamps.append((str(path.relative_to(root)), st.st_size, st.st_mtime_ns))
@@ -157,8 +179,10 @@ def _run_make(root: pathlib.Path) -> Dict[str, List[str]]:
     fetch is present, see check_tflm_dir; the toolchain is the installed one)."""
     gcc = shutil.which("arm-none-eabi-gcc")
     if gcc is None:
-        raise RNNPoolError("arm-none-eabi-gcc is not installed (Debian's gcc-arm-none-eabi): TFLM's Makefile "
-                           "needs a toolchain to list its sources")
+        raise RNNPoolError(
+            "arm-none-eabi-gcc is not installed (Debian's gcc-arm-none-eabi): TFLM's Makefile "
+            "needs a toolchain to list its sources"
+        )
     # The Makefile runs `python3` for its examples' test data (generate_cc_arrays.py needs
     # numpy and Pillow): this interpreter when it has them (the toolkit's environment).
     path = os.environ.get("PATH", "")
@@ -167,15 +191,30 @@ def _run_make(root: pathlib.Path) -> Dict[str, List[str]]:
     env = {**os.environ, "PATH": path}
     with tempfile.TemporaryDirectory(prefix="rnnpool-tflm-make-") as gendir:
         done = subprocess.run(
-            ["make", "-s", "-f", str(MAKE_DIR / "Makefile"), *MAKE_ARGS,
-             f"TARGET_TOOLCHAIN_ROOT={os.path.dirname(gcc)}/", f"BASE_GENDIR={gendir}", f"--eval={_PRINT_RULE}",
-             *(f"rnnpool_print_{var}" for _, var in _GROUPS)],
-            cwd=root, env=env, capture_output=True, text=True, timeout=600)
+            [
+                "make",
+                "-s",
+                "-f",
+                str(MAKE_DIR / "Makefile"),
+                *MAKE_ARGS,
+                f"TARGET_TOOLCHAIN_ROOT={os.path.dirname(gcc)}/",
+                f"BASE_GENDIR={gendir}",
+                f"--eval={_PRINT_RULE}",
+                *(f"rnnpool_print_{var}" for _, var in _GROUPS),
+            ],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     if done.returncode != 0:
         said = [line for line in done.stderr.splitlines() if "already exists, skipping" not in line]
-        raise RNNPoolError(f"TFLM's Makefile could not list its sources in {root} (make exited "
-                           f"{done.returncode}; it needs `make` and a python3 with numpy and Pillow): "
-                           f"{' | '.join(said[-6:])}")
+        raise RNNPoolError(
+            f"TFLM's Makefile could not list its sources in {root} (make exited "
+            f"{done.returncode}; it needs `make` and a python3 with numpy and Pillow): "
+            f"{' | '.join(said[-6:])}"
+        )
     values = {}
     for line in done.stdout.splitlines():
         name, sep, value = line.partition("=")
@@ -203,5 +242,6 @@ def library_sources(root: pathlib.Path) -> LibrarySources:
         if not (root / rel).is_file():
             raise RNNPoolError(f"{TFLM_ENV}={root}: source {rel} listed by TFLM's Makefile is missing")
     # THIRD_PARTY_CC_SRCS is empty for this target; it would compile at the core level.
-    return LibrarySources(tuple(groups["core"] + groups["third_party"]), tuple(groups["kernels"]),
-                          tuple(groups["third_party_kernels"]))
+    return LibrarySources(
+        tuple(groups["core"] + groups["third_party"]), tuple(groups["kernels"]), tuple(groups["third_party_kernels"])
+    )

@@ -92,7 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const detection_head* head = &dims.heads[i / 2];
     const int32_t channels = (i % 2 == 0) ? 4 : dims.num_classes + ((i == 1 && dims.maxout_first) ? 2 : 0);
     int32_t elements = head->rows * head->cols * channels;
-    if (next_u32(&s) % 16u == 0) {  /* a wrong claim: one less, one more, none, negative */
+    if (next_u32(&s) % 16u == 0) { /* a wrong claim: one less, one more, none, negative */
       const int32_t wrong[4] = {elements - 1, elements + 1, 0, -5};
       elements = wrong[next_u32(&s) % 4u];
     }
@@ -100,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const size_t bytes = (size_t)(elements > 0 ? elements : 0) * (type == DETECTION_FLOAT32 ? 4u : 1u);
     uint8_t* buffer = (uint8_t*)malloc(bytes ? bytes : 1);
     for (size_t b = 0; b < bytes; ++b) buffer[b] = (uint8_t)next_u32(&s);
-    if (type == DETECTION_FLOAT32 && next_u32(&s) % 2u) {  /* mostly small floats, sometimes raw bits */
+    if (type == DETECTION_FLOAT32 && next_u32(&s) % 2u) { /* mostly small floats, sometimes raw bits */
       for (size_t e = 0; e < bytes / 4; ++e) ((float*)(void*)buffer)[e] = next_float(&s, -8.0f, 8.0f);
     }
     owned[i] = buffer;
@@ -115,11 +115,11 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const int32_t capacity = next_u32(&s) % 16u == 0 ? (int32_t)(next_u32(&s) % (uint32_t)params.top_k) : params.top_k;
   detection_box* boxes = (detection_box*)malloc(sizeof(detection_box) * (size_t)(capacity > 0 ? capacity : 1));
   int32_t found = -1;
-  const detection_status status = detection_run(&dims, &params, tensors, scratch, scratch_bytes, boxes, capacity,
-                                                &found);
+  const detection_status status =
+      detection_run(&dims, &params, tensors, scratch, scratch_bytes, boxes, capacity, &found);
   if (status == DETECTION_OK) {
     if (found < 0 || found > params.top_k) abort();
-    for (int32_t i = 0; i < found; ++i) {  /* labels and priors in range, scores above the threshold, in order */
+    for (int32_t i = 0; i < found; ++i) { /* labels and priors in range, scores above the threshold, in order */
       if (boxes[i].label < 1 || boxes[i].label >= dims.num_classes || boxes[i].prior < 0 || boxes[i].prior >= priors)
         abort();
       if (!(boxes[i].score > params.conf_threshold)) abort();
@@ -157,8 +157,7 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < n; ++i) buffer[i] = (uint8_t)xorshift(&seed);
     LLVMFuzzerTestOneInput(buffer, n);
   }
-  printf("done iterations=%ld ran_ok=%lu boxes=%lu rejected=%lu\n", iterations, g_ran_ok, g_boxes_found,
-         g_rejected);
+  printf("done iterations=%ld ran_ok=%lu boxes=%lu rejected=%lu\n", iterations, g_ran_ok, g_boxes_found, g_rejected);
   return 0;
 }
 #endif

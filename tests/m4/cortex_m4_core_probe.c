@@ -11,10 +11,10 @@
 #endif
 
 #define SAME(cmsis, ours) _Static_assert((cmsis) == (ours), #cmsis " != " #ours)
-#define SAME_MEMBER(cmsis_type, our_type, member)                                               \
-  _Static_assert(offsetof(cmsis_type, member) == offsetof(our_type, member),                    \
-                 #cmsis_type "." #member ": offsets differ");                                   \
-  _Static_assert(sizeof(((cmsis_type*)0)->member) == sizeof(((our_type*)0)->member),          \
+#define SAME_MEMBER(cmsis_type, our_type, member)                                    \
+  _Static_assert(offsetof(cmsis_type, member) == offsetof(our_type, member),         \
+                 #cmsis_type "." #member ": offsets differ");                        \
+  _Static_assert(sizeof(((cmsis_type*)0)->member) == sizeof(((our_type*)0)->member), \
                  #cmsis_type "." #member ": widths differ")
 
 SAME(SCB_BASE, RNNPOOL_CORE_SCB_BASE);

@@ -31,8 +31,8 @@ static uint32_t xorshift(uint32_t* state) {
 typedef struct {
   const uint8_t* data;
   size_t size, at;
-  int plausible;  /* parameters from plausible ranges only (to reach prepare and eval) */
-  uint32_t tail;  /* past the input's end the choices continue pseudo-randomly (seeded by the input) */
+  int plausible; /* parameters from plausible ranges only (to reach prepare and eval) */
+  uint32_t tail; /* past the input's end the choices continue pseudo-randomly (seeded by the input) */
 } stream;
 
 static uint32_t next_u32(stream* s) {
@@ -46,10 +46,14 @@ static uint32_t next_u32(stream* s) {
 static int32_t next_dim(stream* s, int32_t small_max) {
   const uint32_t mode = next_u32(s) & 7u, raw = next_u32(s);
   switch (mode) {
-    case 0: return s->plausible ? (int32_t)(raw % (uint32_t)small_max) + 1 : (int32_t)raw; /* anything */
-    case 1: return (int32_t)(raw % 4u) - 1;                                                   /* -1, 0, 1, 2 */
-    case 2: return (int32_t)(raw % 5000u);
-    default: return (int32_t)(raw % (uint32_t)small_max) + 1;                                  /* small, valid */
+    case 0:
+      return s->plausible ? (int32_t)(raw % (uint32_t)small_max) + 1 : (int32_t)raw; /* anything */
+    case 1:
+      return (int32_t)(raw % 4u) - 1; /* -1, 0, 1, 2 */
+    case 2:
+      return (int32_t)(raw % 5000u);
+    default:
+      return (int32_t)(raw % (uint32_t)small_max) + 1; /* small, valid */
   }
 }
 
@@ -117,8 +121,10 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   cfg.add_activation = next_in(&s, 0, 3);
   if (next_u32(&s) & 1u) { /* steer towards consistent structures */
     if (!cfg.expand) cfg.expanded_channels = cfg.in_channels, cfg.expand_activation = 0;
-    if (cfg.residual) cfg.out_channels = cfg.in_channels, cfg.stride = 1;
-    else cfg.add_activation = 0;
+    if (cfg.residual)
+      cfg.out_channels = cfg.in_channels, cfg.stride = 1;
+    else
+      cfg.add_activation = 0;
   }
   (void)invres_validate_config(&cfg, &geo);
   (void)invres_validate_config(&cfg, NULL);
@@ -145,8 +151,8 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const int32_t ce_count = cfg.expanded_channels <= MAX_CHANNELS ? cfg.expanded_channels : 1;
     const int32_t co_count = cfg.out_channels <= MAX_CHANNELS ? cfg.out_channels : 1;
     p.expand = (invres_filter){we, biases[0], scales[0], next_u32(&s) & 1u ? ce_count : 1};
-    p.depthwise_filter = (invres_filter){wd, next_u32(&s) & 1u ? biases[1] : NULL, scales[1],
-                                         next_u32(&s) & 1u ? ce_count : 1};
+    p.depthwise_filter =
+        (invres_filter){wd, next_u32(&s) & 1u ? biases[1] : NULL, scales[1], next_u32(&s) & 1u ? ce_count : 1};
     p.project = (invres_filter){wp, biases[2], scales[2], next_u32(&s) & 3u ? co_count : 2};
   }
   if ((next_u32(&s) & 15u) == 0) p.project.weights = NULL;

@@ -62,17 +62,34 @@ void BuildMap(Reader& r, flexbuffers::Builder& fbb) {
   for (uint32_t e = 0; e < entries; ++e) {
     const uint32_t pick = r.next();
     const auto& rule = kOptionRules[(pick >> 3) % RNNPOOL_NUM_OPTIONS];
-    const char* key = (pick & 7u) != 0 ? rule.key
-                                       : kWrongKeys[(pick >> 3) % (sizeof(kWrongKeys) / sizeof(kWrongKeys[0]))];
+    const char* key =
+        (pick & 7u) != 0 ? rule.key : kWrongKeys[(pick >> 3) % (sizeof(kWrongKeys) / sizeof(kWrongKeys[0]))];
     const uint32_t kind = r.next() % 10u, raw = r.next();
     switch (kind) {
-      case 0: fbb.Int(key, static_cast<int64_t>(static_cast<int32_t>(raw))); break;
-      case 1: fbb.Int(key, (static_cast<int64_t>(raw) << 32) | raw); break;
-      case 2: fbb.UInt(key, raw); break;
-      case 3: fbb.Float(key, static_cast<float>(raw % 5u) * 0.5f); break;
-      case 4: fbb.String(key, "1"); break;
-      case 5: fbb.Bool(key, raw & 1u); break;
-      case 6: fbb.Vector(key, [&]() { fbb.Int(1); fbb.Int(2); }); break;
+      case 0:
+        fbb.Int(key, static_cast<int64_t>(static_cast<int32_t>(raw)));
+        break;
+      case 1:
+        fbb.Int(key, (static_cast<int64_t>(raw) << 32) | raw);
+        break;
+      case 2:
+        fbb.UInt(key, raw);
+        break;
+      case 3:
+        fbb.Float(key, static_cast<float>(raw % 5u) * 0.5f);
+        break;
+      case 4:
+        fbb.String(key, "1");
+        break;
+      case 5:
+        fbb.Bool(key, raw & 1u);
+        break;
+      case 6:
+        fbb.Vector(key, [&]() {
+          fbb.Int(1);
+          fbb.Int(2);
+        });
+        break;
       default:
         fbb.Int(key, rule.minimum + static_cast<int32_t>(raw % static_cast<uint32_t>(rule.maximum - rule.minimum + 1)));
         break;

@@ -35,10 +35,14 @@ static uint32_t next_u32(stream* s) {
 static int32_t next_dim(stream* s) {
   const uint32_t mode = next_u32(s) & 7u, raw = next_u32(s);
   switch (mode) {
-    case 0: return (int32_t)raw;                 /* anything */
-    case 1: return (int32_t)(raw % 4u) - 1;      /* -1, 0, 1, 2 */
-    case 2: return (int32_t)(raw % 300u);
-    default: return (int32_t)(raw % 9u) + 1;     /* small and valid */
+    case 0:
+      return (int32_t)raw; /* anything */
+    case 1:
+      return (int32_t)(raw % 4u) - 1; /* -1, 0, 1, 2 */
+    case 2:
+      return (int32_t)(raw % 300u);
+    default:
+      return (int32_t)(raw % 9u) + 1; /* small and valid */
   }
 }
 
@@ -83,8 +87,8 @@ static int small(const rnnpool_config* c, size_t prepared, size_t scratch) {
 
 /* The op run with its output overlapping its input at the in-place lag, in a
  * buffer of exactly the bytes the two span, gives the separate run's output. */
-static void check_inplace(const rnnpool_config* cfg, const void* prep, const int8_t* in, size_t in_n,
-                          const int8_t* out, size_t out_n, void* scr, size_t scratch) {
+static void check_inplace(const rnnpool_config* cfg, const void* prep, const int8_t* in, size_t in_n, const int8_t* out,
+                          size_t out_n, void* scr, size_t scratch) {
   int64_t lag;
   size_t in_at, out_at, span;
   uint8_t* both;

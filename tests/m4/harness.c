@@ -9,8 +9,8 @@ static rnnpool_status inplace_layout(const harness_case* c, size_t* in_at, size_
                                      size_t* span) {
   const int is_float = c->variant == HARNESS_FLOAT32;
   const size_t element = is_float ? sizeof(float) : sizeof(int8_t);
-  const size_t in_bytes = (size_t)c->cfg.batch * (size_t)c->cfg.in_rows * (size_t)c->cfg.in_cols *
-                          (size_t)c->cfg.channels * element;
+  const size_t in_bytes =
+      (size_t)c->cfg.batch * (size_t)c->cfg.in_rows * (size_t)c->cfg.in_cols * (size_t)c->cfg.channels * element;
   const size_t out_bytes = c->output_elements * element;
   int64_t lag;
   const rnnpool_status st = is_float ? rnnpool_f32_inplace_lag(&c->cfg, &lag) : rnnpool_s8_inplace_lag(&c->cfg, &lag);
@@ -88,8 +88,7 @@ void harness_run(const harness_case* c, const harness_buffers* b, harness_result
   }
   if (b->clock != NULL) start = b->clock();
   status = is_float ? rnnpool_f32_eval(b->prepared, (const float*)input, (float*)output, b->scratch, r->scratch_bytes)
-                    : rnnpool_s8_eval(b->prepared, (const int8_t*)input, (int8_t*)output, b->scratch,
-                                      r->scratch_bytes);
+                    : rnnpool_s8_eval(b->prepared, (const int8_t*)input, (int8_t*)output, b->scratch, r->scratch_bytes);
   if (b->clock != NULL) r->eval_ticks = b->clock() - start;
   if (fail(r, status, "eval")) return;
   r->mismatches = compare(c, output);

@@ -16,15 +16,15 @@
 
 typedef struct {
   rnnpool_config cfg;
-  int32_t variant;          /* HARNESS_INT8 or HARNESS_FLOAT32 */
-  rnnpool_s8_params s8;     /* int8 cases */
-  rnnpool_f32_params f32;   /* float32 cases */
-  const void* input;        /* [N, H, W, k] */
-  const void* expected;     /* [N, Ho, Wo, 4*h2] */
+  int32_t variant;        /* HARNESS_INT8 or HARNESS_FLOAT32 */
+  rnnpool_s8_params s8;   /* int8 cases */
+  rnnpool_f32_params f32; /* float32 cases */
+  const void* input;      /* [N, H, W, k] */
+  const void* expected;   /* [N, Ho, Wo, 4*h2] */
   size_t output_elements;
-  float tolerance;          /* float32: largest accepted absolute difference */
-  int32_t inplace;          /* 1: run with the output overlapping the input at the op's in-place lag
-                               (the input copied into the output buffer first) */
+  float tolerance; /* float32: largest accepted absolute difference */
+  int32_t inplace; /* 1: run with the output overlapping the input at the op's in-place lag
+                      (the input copied into the output buffer first) */
 } harness_case;
 
 typedef struct {
@@ -33,14 +33,14 @@ typedef struct {
   void* scratch;
   size_t scratch_capacity;
   void* output;
-  size_t output_capacity;      /* bytes */
-  uint64_t (*clock)(void);     /* optional: times eval */
+  size_t output_capacity;  /* bytes */
+  uint64_t (*clock)(void); /* optional: times eval */
 } harness_buffers;
 
 typedef struct {
-  rnnpool_status status;       /* the first status other than RNNPOOL_OK */
-  const char* stage;           /* where it came from */
-  size_t mismatches;           /* output elements that differ */
+  rnnpool_status status; /* the first status other than RNNPOOL_OK */
+  const char* stage;     /* where it came from */
+  size_t mismatches;     /* output elements that differ */
   size_t prepared_bytes;
   size_t scratch_bytes;
   uint64_t eval_ticks;

@@ -98,7 +98,7 @@ static int run_cmsis(int index, const invres_case* c, const invres_cmsis_case* k
     ticks[0] = cycle_counter_read() - start;
     expanded = g_expanded;
   }
-  {  /* DEPTHWISE_CONV_2D 3x3 SAME as cmsis_nn/depthwise_conv.cc runs it */
+  { /* DEPTHWISE_CONV_2D 3x3 SAME as cmsis_nn/depthwise_conv.cc runs it */
     cmsis_nn_dw_conv_params p;
     cmsis_nn_per_channel_quant_params q;
     cmsis_nn_context ctx;
@@ -129,7 +129,7 @@ static int run_cmsis(int index, const invres_case* c, const invres_cmsis_case* k
   ok &= conv1x1(&k->project, g_depthwise, dims(n, ho, wo, cfg->expanded_channels), &c->params.project, projected,
                 cfg->out_channels) == ARM_CMSIS_NN_SUCCESS;
   ticks[2] = cycle_counter_read() - start;
-  if (cfg->residual) {  /* ADD as cmsis_nn/add.cc runs it (same shapes) */
+  if (cfg->residual) { /* ADD as cmsis_nn/add.cc runs it (same shapes) */
     const int32_t* a = k->add;
     start = cycle_counter_read();
     ok &= arm_elementwise_add_s8(c->input, g_projected, a[0], a[1], a[2], a[3], a[4], a[5], a[6], g_unfused_output,
@@ -145,12 +145,11 @@ static int run_cmsis(int index, const invres_case* c, const invres_cmsis_case* k
 }
 
 int main(void) {
-  const invres_buffers buffers = {g_prepared, sizeof(g_prepared), g_scratch, sizeof(g_scratch),
+  const invres_buffers buffers = {g_prepared, sizeof(g_prepared), g_scratch,         sizeof(g_scratch),
                                   g_output,   sizeof(g_output),   cycle_counter_read};
   int failures = 0, i;
   cycle_counter_start();
-  printf("calibration instructions=%lu ticks=%lu\n", 2ul * CALIBRATION_ITERATIONS,
-         (unsigned long)calibration_ticks());
+  printf("calibration instructions=%lu ticks=%lu\n", 2ul * CALIBRATION_ITERATIONS, (unsigned long)calibration_ticks());
   for (i = 0; i < INVRES_HARNESS_CASE_COUNT; ++i) {
     invres_result r;
     uint64_t ticks[4];
@@ -159,10 +158,9 @@ int main(void) {
     invres_harness_run(c, &buffers, &r);
     const int ok = r.status == INVRES_OK && r.mismatches == 0;
     failures += !ok;
-    printf("case %d %s status=%s stage=%s mismatches=%lu ticks=%lu prepared=%lu scratch=%lu\n", i,
-           ok ? "ok" : "FAIL", invres_status_name(r.status), r.stage[0] ? r.stage : "-",
-           (unsigned long)r.mismatches, (unsigned long)r.eval_ticks, (unsigned long)r.prepared_bytes,
-           (unsigned long)r.scratch_bytes);
+    printf("case %d %s status=%s stage=%s mismatches=%lu ticks=%lu prepared=%lu scratch=%lu\n", i, ok ? "ok" : "FAIL",
+           invres_status_name(r.status), r.stage[0] ? r.stage : "-", (unsigned long)r.mismatches,
+           (unsigned long)r.eval_ticks, (unsigned long)r.prepared_bytes, (unsigned long)r.scratch_bytes);
   }
   printf("done failures=%d\n", failures);
   return failures;

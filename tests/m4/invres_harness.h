@@ -14,8 +14,8 @@
 typedef struct {
   invres_config cfg;
   invres_s8_params params;
-  const int8_t* input;     /* [N, H, W, Ci] */
-  const int8_t* expected;  /* [N, Ho, Wo, Co] */
+  const int8_t* input;    /* [N, H, W, Ci] */
+  const int8_t* expected; /* [N, Ho, Wo, Co] */
   size_t output_elements;
 } invres_case;
 
@@ -30,9 +30,9 @@ typedef struct {
 } invres_buffers;
 
 typedef struct {
-  invres_status status;  /* the first status other than INVRES_OK */
-  const char* stage;     /* where it came from */
-  size_t mismatches;     /* output elements that differ */
+  invres_status status; /* the first status other than INVRES_OK */
+  const char* stage;    /* where it came from */
+  size_t mismatches;    /* output elements that differ */
   size_t prepared_bytes;
   size_t scratch_bytes;
   uint64_t eval_ticks;

@@ -40,11 +40,10 @@ static uint64_t calibration_ticks(void) {
 int main(void) {
   int failures = 0, i;
 #ifdef RNNPOOL_QEMU
-  const invres_buffers buffers = {g_prepared, sizeof(g_prepared), g_scratch, sizeof(g_scratch),
+  const invres_buffers buffers = {g_prepared, sizeof(g_prepared), g_scratch,         sizeof(g_scratch),
                                   g_output,   sizeof(g_output),   cycle_counter_read};
   cycle_counter_start();
-  printf("calibration instructions=%lu ticks=%lu\n", 2ul * CALIBRATION_ITERATIONS,
-         (unsigned long)calibration_ticks());
+  printf("calibration instructions=%lu ticks=%lu\n", 2ul * CALIBRATION_ITERATIONS, (unsigned long)calibration_ticks());
 #endif
   for (i = 0; i < INVRES_HARNESS_CASE_COUNT; ++i) {
     invres_result r;
@@ -60,10 +59,9 @@ int main(void) {
     invres_harness_run(c, &buffers, &r);
     const int ok = r.status == INVRES_OK && r.mismatches == 0;
     failures += !ok;
-    printf("case %d %s status=%s stage=%s mismatches=%lu ticks=%lu prepared=%lu scratch=%lu\n", i,
-           ok ? "ok" : "FAIL", invres_status_name(r.status), r.stage[0] ? r.stage : "-",
-           (unsigned long)r.mismatches, (unsigned long)r.eval_ticks, (unsigned long)r.prepared_bytes,
-           (unsigned long)r.scratch_bytes);
+    printf("case %d %s status=%s stage=%s mismatches=%lu ticks=%lu prepared=%lu scratch=%lu\n", i, ok ? "ok" : "FAIL",
+           invres_status_name(r.status), r.stage[0] ? r.stage : "-", (unsigned long)r.mismatches,
+           (unsigned long)r.eval_ticks, (unsigned long)r.prepared_bytes, (unsigned long)r.scratch_bytes);
 #ifndef RNNPOOL_QEMU
     free(prepared);
     free(scratch);

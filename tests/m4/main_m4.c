@@ -30,22 +30,20 @@ static uint64_t calibration_ticks(void) {
 }
 
 int main(void) {
-  const harness_buffers buffers = {g_prepared, sizeof(g_prepared), g_scratch, sizeof(g_scratch),
+  const harness_buffers buffers = {g_prepared, sizeof(g_prepared), g_scratch,         sizeof(g_scratch),
                                    g_output,   sizeof(g_output),   cycle_counter_read};
   int failures = 0, i;
   cycle_counter_start();
-  printf("calibration instructions=%lu ticks=%lu\n", 2ul * CALIBRATION_ITERATIONS,
-         (unsigned long)calibration_ticks());
+  printf("calibration instructions=%lu ticks=%lu\n", 2ul * CALIBRATION_ITERATIONS, (unsigned long)calibration_ticks());
   for (i = 0; i < HARNESS_CASE_COUNT; ++i) {
     harness_result r;
     const harness_case* c = &g_cases[i];
     harness_run(c, &buffers, &r);
     const int ok = r.status == RNNPOOL_OK && r.mismatches == 0;
     failures += !ok;
-    printf("case %d %s status=%s stage=%s mismatches=%lu ticks=%lu prepared=%lu scratch=%lu\n", i,
-           ok ? "ok" : "FAIL", rnnpool_status_name(r.status), r.stage[0] ? r.stage : "-",
-           (unsigned long)r.mismatches, (unsigned long)r.eval_ticks, (unsigned long)r.prepared_bytes,
-           (unsigned long)r.scratch_bytes);
+    printf("case %d %s status=%s stage=%s mismatches=%lu ticks=%lu prepared=%lu scratch=%lu\n", i, ok ? "ok" : "FAIL",
+           rnnpool_status_name(r.status), r.stage[0] ? r.stage : "-", (unsigned long)r.mismatches,
+           (unsigned long)r.eval_ticks, (unsigned long)r.prepared_bytes, (unsigned long)r.scratch_bytes);
   }
   printf("done failures=%d\n", failures);
   return failures;

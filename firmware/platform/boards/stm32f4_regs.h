@@ -15,50 +15,50 @@
 
 /* RCC, RM0090 7.3 (register map 7.3.24). */
 typedef struct {
-  volatile uint32_t CR;          /* 0x00 */
-  volatile uint32_t PLLCFGR;     /* 0x04 */
-  volatile uint32_t CFGR;        /* 0x08 */
-  volatile uint32_t CIR;         /* 0x0C */
-  volatile uint32_t RSTR[4];     /* 0x10 AHB1RSTR, AHB2RSTR, AHB3RSTR, reserved */
-  volatile uint32_t APBRSTR[2];  /* 0x20 APB1RSTR, APB2RSTR */
+  volatile uint32_t CR;         /* 0x00 */
+  volatile uint32_t PLLCFGR;    /* 0x04 */
+  volatile uint32_t CFGR;       /* 0x08 */
+  volatile uint32_t CIR;        /* 0x0C */
+  volatile uint32_t RSTR[4];    /* 0x10 AHB1RSTR, AHB2RSTR, AHB3RSTR, reserved */
+  volatile uint32_t APBRSTR[2]; /* 0x20 APB1RSTR, APB2RSTR */
   volatile uint32_t RESERVED0[2];
-  volatile uint32_t AHB1ENR;     /* 0x30 */
-  volatile uint32_t AHB2ENR;     /* 0x34 */
-  volatile uint32_t AHB3ENR;     /* 0x38 */
+  volatile uint32_t AHB1ENR; /* 0x30 */
+  volatile uint32_t AHB2ENR; /* 0x34 */
+  volatile uint32_t AHB3ENR; /* 0x38 */
   volatile uint32_t RESERVED1;
-  volatile uint32_t APB1ENR;     /* 0x40 */
+  volatile uint32_t APB1ENR; /* 0x40 */
 } Stm32Rcc;
 
 /* PWR, RM0090 5.4. */
 typedef struct {
-  volatile uint32_t CR;   /* 0x00 */
-  volatile uint32_t CSR;  /* 0x04 */
+  volatile uint32_t CR;  /* 0x00 */
+  volatile uint32_t CSR; /* 0x04 */
 } Stm32Pwr;
 
 /* Embedded flash interface, RM0090 3.9. */
 typedef struct {
-  volatile uint32_t ACR;  /* 0x00 */
+  volatile uint32_t ACR; /* 0x00 */
 } Stm32Flash;
 
 /* GPIO port, RM0090 8.4. */
 typedef struct {
-  volatile uint32_t MODER;    /* 0x00 */
-  volatile uint32_t OTYPER;   /* 0x04 */
-  volatile uint32_t OSPEEDR;  /* 0x08 */
-  volatile uint32_t PUPDR;    /* 0x0C */
-  volatile uint32_t IDR;      /* 0x10 */
-  volatile uint32_t ODR;      /* 0x14 */
-  volatile uint32_t BSRR;     /* 0x18 */
-  volatile uint32_t LCKR;     /* 0x1C */
-  volatile uint32_t AFR[2];   /* 0x20 AFRL, 0x24 AFRH */
+  volatile uint32_t MODER;   /* 0x00 */
+  volatile uint32_t OTYPER;  /* 0x04 */
+  volatile uint32_t OSPEEDR; /* 0x08 */
+  volatile uint32_t PUPDR;   /* 0x0C */
+  volatile uint32_t IDR;     /* 0x10 */
+  volatile uint32_t ODR;     /* 0x14 */
+  volatile uint32_t BSRR;    /* 0x18 */
+  volatile uint32_t LCKR;    /* 0x1C */
+  volatile uint32_t AFR[2];  /* 0x20 AFRL, 0x24 AFRH */
 } Stm32Gpio;
 
 /* USART, RM0090 30.6. */
 typedef struct {
-  volatile uint32_t SR;   /* 0x00 */
-  volatile uint32_t DR;   /* 0x04 */
-  volatile uint32_t BRR;  /* 0x08 */
-  volatile uint32_t CR1;  /* 0x0C */
+  volatile uint32_t SR;  /* 0x00 */
+  volatile uint32_t DR;  /* 0x04 */
+  volatile uint32_t BRR; /* 0x08 */
+  volatile uint32_t CR1; /* 0x0C */
 } Stm32Usart;
 
 _Static_assert(offsetof(Stm32Rcc, AHB1ENR) == 0x30 && offsetof(Stm32Rcc, APB1ENR) == 0x40, "RCC layout");

@@ -7,21 +7,35 @@ def add_arguments(parser):
     from ...core.boards import QEMU_MACHINES
 
     parser.add_argument("model", help="the .tflite model")
-    parser.add_argument("--input", metavar="FILE.npy",
-                        help="test input (.npy, or .npz for several inputs); default: deterministic random data")
-    parser.add_argument("--machine", default="netduinoplus2", choices=QEMU_MACHINES,
-                        help="netduinoplus2: STM32F405 (128 KB SRAM + 64 KB CCM, 1 MB flash); "
-                             "mps2-an386: Cortex-M4 with 4 MB for larger models")
-    parser.add_argument("--arena", type=int, metavar="BYTES",
-                        help="fixed arena size (default: the rest of the SRAM block)")
+    parser.add_argument(
+        "--input",
+        metavar="FILE.npy",
+        help="test input (.npy, or .npz for several inputs); default: deterministic random data",
+    )
+    parser.add_argument(
+        "--machine",
+        default="netduinoplus2",
+        choices=QEMU_MACHINES,
+        help="netduinoplus2: STM32F405 (128 KB SRAM + 64 KB CCM, 1 MB flash); "
+        "mps2-an386: Cortex-M4 with 4 MB for larger models",
+    )
+    parser.add_argument(
+        "--arena", type=int, metavar="BYTES", help="fixed arena size (default: the rest of the SRAM block)"
+    )
     parser.add_argument("--keep", metavar="DIR", help="keep the generated sources, ELF and QEMU output here")
     parser.add_argument("--timeout", type=float, default=600.0, help="QEMU time limit in seconds (default 600)")
-    parser.add_argument("--no-boxes", action="store_true",
-                        help="for a detector (outputs: a zoo face detector's heads), do not post-process its "
-                             "outputs on the device (default: the firmware prints the boxes and they are "
-                             "compared with the host's)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object (with \"boxes\": [[x1, y1, "
-                                                            "x2, y2, score], ...] in input pixels for a detector)")
+    parser.add_argument(
+        "--no-boxes",
+        action="store_true",
+        help="for a detector (outputs: a zoo face detector's heads), do not post-process its "
+        "outputs on the device (default: the firmware prints the boxes and they are "
+        "compared with the host's)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (with \"boxes\": [[x1, y1, x2, y2, score], ...] in input pixels for a detector)",
+    )
 
 
 def run(args):
@@ -39,9 +53,16 @@ def run(args):
     # Exporting, building (the TFLM library's first build takes minutes) and running QEMU:
     # elapsed time, and the build's notes (as lines when stderr is not a terminal).
     with progress.activity(f"emulate on {args.machine}", echo_notes=True) as note:
-        result = emulate_model(model, pathlib.Path(args.input) if args.input else None,
-                               args.machine, pathlib.Path(args.keep) if args.keep else None, args.arena,
-                               args.timeout, log=note, detector=detector)
+        result = emulate_model(
+            model,
+            pathlib.Path(args.input) if args.input else None,
+            args.machine,
+            pathlib.Path(args.keep) if args.keep else None,
+            args.arena,
+            args.timeout,
+            log=note,
+            detector=detector,
+        )
     report = result.as_dict()
     if args.json:
         print(json.dumps(report))
@@ -52,14 +73,18 @@ def run(args):
             print(f"  output SHA-256: {report['output_sha256']}")
         print(f"  arena used: {report['arena_used_bytes']:,} B")
         print(f"  instructions (Invoke): {report['instructions']:,}")
-        print(f"  flash: {report['flash_bytes']:,} B; RAM: {report['ram_bytes']:,} B "
-              f"(static {report['static_ram_bytes']:,} + arena; stack {report['stack_bytes']:,} B apart)")
+        print(
+            f"  flash: {report['flash_bytes']:,} B; RAM: {report['ram_bytes']:,} B "
+            f"(static {report['static_ram_bytes']:,} + arena; stack {report['stack_bytes']:,} B apart)"
+        )
         for op in report["op_instructions"] or []:
             print(f"    op {op['index']:3d} {op['op']:<24} {op['instructions']:>12,} instructions")
         if "boxes" in report:
-            print(f"  detector: {len(report['boxes'])} box(es) on the device, equal to the host's: "
-                  f"{'yes' if report['boxes_match_host'] else 'NO'} (post-processing "
-                  f"{report['detection_instructions']:,} instructions)")
+            print(
+                f"  detector: {len(report['boxes'])} box(es) on the device, equal to the host's: "
+                f"{'yes' if report['boxes_match_host'] else 'NO'} (post-processing "
+                f"{report['detection_instructions']:,} instructions)"
+            )
             for x1, y1, x2, y2, score in report["boxes"][:10]:
                 print(f"    ({x1:.1f}, {y1:.1f}) - ({x2:.1f}, {y2:.1f})  score {score:.3f}")
             if len(report["boxes"]) > 10:
