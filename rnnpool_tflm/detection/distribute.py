@@ -103,8 +103,11 @@ def _exact_moments(layer):
             return general(inputs, reduction_axes, keep_dims, mask=mask)
         x = tf.cast(inputs, tf.float64)
         count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(x), reduction_axes)), tf.float64)
-        sums = [tf.reduce_sum(x, axis=reduction_axes, keepdims=True),
-                tf.reduce_sum(tf.square(x), axis=reduction_axes, keepdims=True), count]
+        sums = [
+            tf.reduce_sum(x, axis=reduction_axes, keepdims=True),
+            tf.reduce_sum(tf.square(x), axis=reduction_axes, keepdims=True),
+            count,
+        ]
         replica = tf.distribute.get_replica_context()
         if replica is not None and replica.num_replicas_in_sync > 1:
             sums = replica.all_reduce(tf.distribute.ReduceOp.SUM, sums)
