@@ -247,19 +247,14 @@ def test_qat_training_under_mirrored_strategy_matches_one_device(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     runs = json.loads(done.stdout.strip().splitlines()[-1])
-    for kind in ("float", "qat"):
+    # The first step is the same step to float precision, QAT included: the batch statistics are
+    # bitwise the one-device ones (distribute.py; before, QAT's first loss differed by 0.4 %). From
+    # then on the replicas' gradients add up in another order (weights 3e-6 apart after one step, as
+    # in float training); QAT's rounding amplifies that (measured: 0.25 % at most over 8 steps).
+    for kind, curve_rtol in (("float", 1e-3), ("qat", 1e-2)):
         one, mirrored = runs[f"{kind}_one"], runs[f"{kind}_mirrored"]
         assert one["replicas"] == 1 and mirrored["replicas"] == 2
         assert len(one["step_losses"]) == len(mirrored["step_losses"]) == 8
-    float_one, float_mirrored = runs["float_one"], runs["float_mirrored"]
-    np.testing.assert_allclose(float_mirrored["step_losses"], float_one["step_losses"], rtol=1e-3)
-    np.testing.assert_allclose(float_mirrored["val_loss"], float_one["val_loss"], rtol=1e-3)
-    np.testing.assert_allclose(float_mirrored["weights_abs_sum"], float_one["weights_abs_sum"], rtol=1e-3)
-    qat_one, qat_mirrored = runs["qat_one"], runs["qat_mirrored"]
-    # QAT: the first step is the same step; later ones drift by up to several percent. Known cause:
-    # the RNNPool QAT config reads its producer's range variables, which the step's EMA update
-    # changes, and the two strategies order that read differently (with frozen ranges the first
-    # step agrees to float precision). Bounded here so that a regression beyond it shows.
-    np.testing.assert_allclose(qat_mirrored["step_losses"][0], qat_one["step_losses"][0], rtol=1e-3)
-    np.testing.assert_allclose(qat_mirrored["step_losses"], qat_one["step_losses"], rtol=0.1)
-    np.testing.assert_allclose(qat_mirrored["val_loss"], qat_one["val_loss"], rtol=0.02)
+        np.testing.assert_allclose(mirrored["step_losses"][:2], one["step_losses"][:2], rtol=1e-5, err_msg=kind)
+        for key in ("step_losses", "val_loss", "weights_abs_sum"):
+            np.testing.assert_allclose(mirrored[key], one[key], rtol=curve_rtol, err_msg=f"{kind} {key}")

@@ -12,6 +12,15 @@ Keras splits every global batch between the replicas. The loss normalisation is 
 BatchNormalization layer and every QAT activation range (tfmot_compat.global_batch_ranges)
 is computed over the global batch while it trains, so a step on R replicas is the step on
 one device, not R steps on smaller batches.
+
+"The same step" has to hold to the last bit for QAT: a fake-quant rounds, so a batch statistic
+that differs in its last float32 bit moves activations across a grid point, and the RNNPool
+and every later layer amplify that (a 4e-6 difference after the stem's BatchNormalization gave
+a 0.4 % different first-step loss). The fused kernel (one device) and Keras' synchronized
+moments (sum/N, sumsq/N - mean^2 over all-reduced float32 sums) round differently, so within
+the block every BatchNormalization, on any number of replicas, computes its moments by one
+formula from float64 sums: the per-replica partial sums add up to the one-device sum exactly
+(to far below float32's precision) and the statistics are the same float32 values.
 """
 
 from __future__ import annotations
@@ -84,27 +93,60 @@ def _batch_norms(model) -> Iterator:
             yield layer
 
 
+def _exact_moments(layer):
+    """`layer`'s _calculate_mean_and_var with float64 sums, all-reduced over the replicas: the same
+    float32 mean and variance whatever the split of the batch (module docstring)."""
+    general = layer._calculate_mean_and_var
+
+    def moments(inputs, reduction_axes, keep_dims, mask=None):
+        if mask is not None:
+            return general(inputs, reduction_axes, keep_dims, mask=mask)
+        x = tf.cast(inputs, tf.float64)
+        count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(x), reduction_axes)), tf.float64)
+        sums = [
+            tf.reduce_sum(x, axis=reduction_axes, keepdims=True),
+            tf.reduce_sum(tf.square(x), axis=reduction_axes, keepdims=True),
+            count,
+        ]
+        replica = tf.distribute.get_replica_context()
+        if replica is not None and replica.num_replicas_in_sync > 1:
+            sums = replica.all_reduce(tf.distribute.ReduceOp.SUM, sums)
+        total, squares, count = sums
+        mean = total / count
+        variance = tf.maximum(squares / count - tf.square(mean), 0.0)
+        if not keep_dims:
+            mean, variance = tf.squeeze(mean, reduction_axes), tf.squeeze(variance, reduction_axes)
+        return tf.cast(mean, inputs.dtype), tf.cast(variance, inputs.dtype)
+
+    return moments
+
+
 @contextlib.contextmanager
 def global_batch_statistics(model, strategy: tf.distribute.Strategy) -> Iterator[None]:
-    """Within the block (training steps are traced in it), with more than one replica, every
-    BatchNormalization of `model` (QAT wrappers included) and every QAT activation range use the
-    global batch's statistics. The layers are restored after it: the saved model is the plain
-    (fused) one."""
-    if strategy.num_replicas_in_sync <= 1:
-        yield
-        return
-    from ..quantize.tfmot_compat import global_batch_ranges
-
+    """Within the block (training steps are traced in it), every BatchNormalization of `model`
+    (QAT wrappers included) computes its moments exactly over the global batch (float64 sums,
+    all-reduced), and with more than one replica every QAT activation range uses the global
+    batch's min/max. The layers are restored after it: the saved model is the plain (fused) one."""
     layers = list(_batch_norms(model))
-    saved = [(layer.synchronized, layer.fused) for layer in layers]
+    saved = [(layer.fused, layer.__dict__.get("_calculate_mean_and_var")) for layer in layers]
     for layer in layers:
-        layer.synchronized, layer.fused = True, False  # the fused kernel has no cross-replica path
+        layer._calculate_mean_and_var = _exact_moments(layer)
+        layer.fused = False  # the fused kernel has its own moments
     try:
-        with global_batch_ranges():
+        if strategy.num_replicas_in_sync > 1:
+            from ..quantize.tfmot_compat import global_batch_ranges
+
+            with global_batch_ranges():
+                yield
+        else:
             yield
     finally:
-        for layer, (synchronized, fused) in zip(layers, saved, strict=True):
-            layer.synchronized, layer.fused = synchronized, fused
+        for layer, (fused, own) in zip(layers, saved, strict=True):
+            layer.fused = fused
+            if own is None:
+                del layer._calculate_mean_and_var
+            else:
+                layer._calculate_mean_and_var = own
 
 
 __all__ = ["STRATEGIES", "make_strategy", "is_chief", "global_batch_statistics", "tf_config_workers"]
