@@ -6,6 +6,8 @@ AllocateTensors accepts (found by bisection in forked children). Runtime: about 
 most of it the TF converter building the seven models.
 """
 
+import itertools
+
 import pytest
 from arena_models import builtin_models, convert, tanh_model
 
@@ -82,7 +84,7 @@ def test_report_per_op(models):
         assert planned <= tensors
         # Live buffers never overlap in memory.
         spans = sorted((b.offset, b.offset + b.size) for b in row.live)
-        assert all(end <= start for (_, end), (start, _) in zip(spans, spans[1:], strict=True))
+        assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans))
         assert row.live_bytes == sum(b.size for b in row.live) <= row.high_water_bytes
     per_op = report.estimate.per_op
     assert (

@@ -22,7 +22,13 @@ def test_partitioned_run_cuts_at_each_rnnpool_and_matches_the_golden_op():
     acc = mft.acceptance(False)
     model = host_runtime.HostModel(acc.conversion.tflite, "partitioned")
     kinds = [kind for kind, _ in model._steps]
-    assert kinds == ["segment", "rnnpool", "segment"]
+    # builtin segments around each custom op: the RNNPool op, then the fused inverted-residual
+    # blocks (the converter's default) as their own steps
+    ops = acc.conversion.summary.ops
+    assert kinds[:2] == ["segment", "rnnpool"] and kinds[-1] == "segment"
+    assert kinds.count("rnnpool") == ops["RNNPool"] == 1
+    assert kinds.count("fused") == ops.get("InvertedResidual", 0)
+    assert set(kinds) <= {"segment", "rnnpool", "fused"}
     for kind, step in model._steps:
         if kind == "segment":  # a valid .tflite of builtin ops only
             seg = tfm.read_model(step.model)

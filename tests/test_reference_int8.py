@@ -133,7 +133,9 @@ def test_int8_reference_tracks_float_within_two_output_lsb(case):
     x_deq = (x_q.astype(np.float64) - zp_x) * s_x
     y_float = rnnpool_float(x_deq, weights, cfg)
     lo, hi = min(y_float.min(), 0.0), max(y_float.max(), 0.0)
-    s_y = max(hi - lo, 1e-3) / 255
+    # An output range under 1/8 would make the output LSB finer than the kernel's state
+    # (Q11-Q14, docs/quantization.md): its rounding alone would then exceed 2 output LSB.
+    s_y = max(hi - lo, 0.125) / 255
     zp_y = int(np.clip(np.round(-128 - lo / s_y), -128, 127))
     params = quantize_rnnpool(weights, cfg, s_x, zp_x, s_y, zp_y, per_channel=case["per_channel"])
     y_q = rnnpool_int8(x_q, params)
