@@ -14,10 +14,11 @@ def add_arguments(parser):
     )
     parser.add_argument(
         "--machine",
-        default="netduinoplus2",
-        choices=QEMU_MACHINES,
+        default="auto",
+        choices=("auto", *QEMU_MACHINES),
         help="netduinoplus2: STM32F405 (128 KB SRAM + 64 KB CCM, 1 MB flash); "
-        "mps2-an386: Cortex-M4 with 4 MB for larger models",
+        "mps2-an386: Cortex-M4 with 4 MB for larger models; auto (default): the F405, "
+        "or mps2-an386 when the model does not fit the F405",
     )
     parser.add_argument(
         "--arena", type=int, metavar="BYTES", help="fixed arena size (default: the rest of the SRAM block)"
@@ -43,7 +44,7 @@ def run(args):
     import pathlib
 
     from ...core import progress
-    from ...deploy.emulate import emulate_model
+    from ...deploy.emulate import emulate_model, measure_arena
     from ...detection.on_device import detector_setup_or_none
 
     if args.arena is not None and args.arena < 16:
@@ -52,17 +53,16 @@ def run(args):
     detector = None if args.no_boxes or not model.is_file() else detector_setup_or_none(model.read_bytes())
     # Exporting, building (the TFLM library's first build takes minutes) and running QEMU:
     # elapsed time, and the build's notes (as lines when stderr is not a terminal).
-    with progress.activity(f"emulate on {args.machine}", echo_notes=True) as note:
-        result = emulate_model(
-            model,
-            pathlib.Path(args.input) if args.input else None,
-            args.machine,
-            pathlib.Path(args.keep) if args.keep else None,
-            args.arena,
-            args.timeout,
-            log=note,
-            detector=detector,
-        )
+    input_path = pathlib.Path(args.input) if args.input else None
+    options = dict(
+        keep_dir=pathlib.Path(args.keep) if args.keep else None, arena_bytes=args.arena, timeout=args.timeout
+    )
+    where = "the emulated Cortex-M4" if args.machine == "auto" else args.machine
+    with progress.activity(f"emulate on {where}", echo_notes=True) as note:
+        if args.machine == "auto":
+            result = measure_arena(model, input_path, log=note, detector=detector, **options)
+        else:
+            result = emulate_model(model, input_path, args.machine, log=note, detector=detector, **options)
     report = result.as_dict()
     if args.json:
         print(json.dumps(report))
