@@ -134,6 +134,8 @@ def test_emulate_cli_json_and_the_mps2_machine(conv_path, capsys):
     for report in (f405, an386):
         assert report["output_matches_host"] is True
         assert set(report) >= {"output_matches_host", "arena_used_bytes", "instructions", "flash_bytes", "ram_bytes"}
+    # --machine auto (the default) keeps a model that fits on the STM32F405
+    assert f405["machine"] == "netduinoplus2"
     assert an386["machine"] == "mps2-an386" and an386["arena_used_bytes"] == f405["arena_used_bytes"]
     # Same code, same instructions; SysTick resolution is 6 (168 MHz) and 40 (25 MHz) instructions.
     assert abs(an386["instructions"] - f405["instructions"]) <= 64
