@@ -8,7 +8,6 @@ the report it owns.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import pathlib
 import time
@@ -19,7 +18,8 @@ import numpy as np
 from .. import __version__
 from ..core import progress
 from ..core.errors import RNNPoolError
-from ..core.files import atomic_write_bytes, atomic_write_text
+from ..core.files import atomic_write_bytes
+from .demo_report import format_rows, write_report
 
 BOARD = "nucleo_f446re"
 CLASSES = 4
@@ -320,8 +320,7 @@ def summary_table(report: Dict) -> str:
     ]
     if emu["ran"]:
         rows.append(("emulated Cortex-M4 instructions per inference", f"{emu['instructions']:,}"))
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+    return format_rows(rows)
 
 
 def run_demo(out_dir: str = "demo_out", quick: bool = False, seed: int = 0, log: Callable[[str], None] = print) -> Dict:
@@ -337,7 +336,7 @@ def run_demo(out_dir: str = "demo_out", quick: bool = False, seed: int = 0, log:
 
     def save() -> None:
         report["seconds"] = round(time.perf_counter() - start, 1)
-        atomic_write_text(out / "report.json", json.dumps(report, indent=2, default=_json_default) + "\n")
+        write_report(out, report)
 
     try:
         log(
@@ -397,16 +396,6 @@ def run_demo(out_dir: str = "demo_out", quick: bool = False, seed: int = 0, log:
     if not report["passed"]:
         raise RNNPoolError("the emulated Cortex-M4 output differs from the host's")
     return report
-
-
-def _json_default(value):
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, pathlib.Path):
-        return str(value)
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
 __all__ = ["run_demo", "demo_model", "demo_baseline", "DemoSettings", "QUICK", "summary_table"]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
 import pathlib
 import time
 from typing import Callable, Dict, Optional, Tuple
@@ -23,7 +22,8 @@ import numpy as np
 from .. import __version__
 from ..core import progress
 from ..core.errors import RNNPoolError
-from ..core.files import atomic_write_bytes, atomic_write_text
+from ..core.files import atomic_write_bytes
+from .demo_report import format_rows, write_report
 
 BOARD = "nucleo_f446re"
 DRAW_THRESHOLD = 0.5
@@ -161,8 +161,7 @@ def summary_table(report: Dict) -> str:
         ),
         ("faces drawn", f"{len(report['image']['boxes'])} -> {report['image']['image']}"),
     ]
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+    return format_rows(rows)
 
 
 def run_face_demo(
@@ -193,7 +192,7 @@ def run_face_demo(
 
     def save() -> None:
         report["seconds"] = round(time.perf_counter() - start, 1)
-        atomic_write_text(out / "report.json", json.dumps(report, indent=2, default=_json_default) + "\n")
+        write_report(out, report)
 
     try:
         rows, cols = settings.input_size
@@ -262,16 +261,6 @@ def run_face_demo(
     if matched is False:
         raise RNNPoolError("the emulated Cortex-M4's boxes differ from the host's")
     return report
-
-
-def _json_default(value):
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, pathlib.Path):
-        return str(value)
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
 __all__ = ["run_face_demo", "FaceDemoSettings", "QUICK", "summary_table"]
