@@ -18,6 +18,8 @@ ROOT = pathlib.Path(__file__).resolve().parent
 CSRC_DIRS = [
     ROOT / "custom_ops" / "rnnpool",
     ROOT / "custom_ops" / "inverted_residual",
+    ROOT / "custom_ops" / "common",
+    ROOT / "custom_ops" / "conv",
     ROOT / "custom_ops" / "detection",
 ]
 SOURCES = sorted(str(p.relative_to(ROOT)) for d in CSRC_DIRS for p in d.glob("*.c"))

@@ -196,7 +196,7 @@ def probe_rnnpool_op_data(tflm_dir: pathlib.Path, target: str, custom_ops: pathl
 def probe_invres_op_data(tflm_dir: pathlib.Path, target: str, custom_ops: pathlib.Path) -> int:
     """sizeof(OpData) of the project's TFLM InvertedResidual op (inverted_residual_tflm.cc)."""
     compiler, nm, flags = TOOLS[target]
-    includes = dependency_dirs(tflm_dir) + [custom_ops]
+    includes = dependency_dirs(tflm_dir) + [custom_ops, custom_ops.parent / "common"]
     source = _probe_source(["inverted_residual_tflm.cc"], {"InvresOpData": "OpData"})
     with tempfile.TemporaryDirectory() as workdir:
         return _compile(compiler, nm, flags, includes, source, workdir)["InvresOpData"][0]

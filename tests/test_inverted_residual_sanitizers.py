@@ -41,7 +41,9 @@ def kernel_objects(tmp_path_factory):
     objects = []
     for source in _kernel_sources():
         obj = out / f"{source.stem}.o"
-        done = _run(["gcc", *C_FLAGS, *SANITIZE, f"-I{source.parent}", "-c", source, "-o", obj])
+        done = _run(
+            ["gcc", *C_FLAGS, *SANITIZE, f"-I{source.parent}", f"-I{source_dir('common')}", "-c", source, "-o", obj]
+        )
         assert done.returncode == 0, done.stderr
         objects.append(obj)
     return objects
@@ -59,6 +61,7 @@ def _compile_c(compiler: str, sources, out: pathlib.Path, includes=(), extra=())
         *SANITIZE,
         *extra,
         f"-I{source_dir('inverted_residual')}",
+        f"-I{source_dir('common')}",
         f"-I{HARNESS}",
         *(f"-I{d}" for d in includes),
         *map(str, sources),
@@ -143,7 +146,7 @@ def test_fuzzing_the_option_parser_finds_no_crash(tmp_path, kernel_objects):
     flexbuffers = root / tflm_tree.DOWNLOADS / "flatbuffers" / "include"
     core = kernel_objects  # the C core as C, linked into the C++ fuzzer
     sources = [HARNESS / "fuzz_invres_options.cc", source_dir("inverted_residual") / "inverted_residual_options.cc"]
-    includes = [f"-I{flexbuffers}", f"-I{source_dir('inverted_residual')}"]
+    includes = [f"-I{flexbuffers}", f"-I{source_dir('inverted_residual')}", f"-I{source_dir('common')}"]
     libfuzzer = _libfuzzer_works(tmp_path, "clang++")
     compiler = "clang++" if libfuzzer else "g++"
     if shutil.which(compiler) is None:

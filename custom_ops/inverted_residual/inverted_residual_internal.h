@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "int8_requant.h"
 #include "inverted_residual.h"
 
 #if defined(__GNUC__)
@@ -79,54 +80,16 @@ invres_status invres_quantize_multiplier(double m, int32_t* multiplier, int32_t*
 /* CalculateActivationRangeQuantized for an int8 output. */
 invres_status invres_activation_range(int32_t activation, float scale, int32_t zero_point, int32_t* lo, int32_t* hi);
 
-/* ---- arithmetic primitives -------------------------------------------------------------- */
-
-INVRES_INLINE int32_t invres_wrap_add(int32_t a, int32_t b) { return (int32_t)((uint32_t)a + (uint32_t)b); }
-
-/* gemmlowp's RoundingDivideByPOT: round half away from zero, e in [0, 31]. */
-INVRES_INLINE int32_t invres_rounding_divide_by_pot(int32_t x, int32_t e) {
-  const int32_t mask = (int32_t)(((uint32_t)1 << e) - 1u);
-  const int32_t remainder = x & mask;
-  const int32_t threshold = (mask >> 1) + (x < 0);
-  return (x >> e) + (remainder > threshold);
-}
-
-/* gemmlowp's SaturatingRoundingDoublingHighMul for b >= 0 (no saturation case). */
-INVRES_INLINE int32_t invres_srdhm(int32_t a, int32_t b) {
-  const int64_t ab = (int64_t)a * b;
-  const int64_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
-  return (int32_t)((ab + nudge) / ((int64_t)1 << 31)); /* C division truncates toward zero */
-}
-
-/* TFLM's MultiplyByQuantizedMultiplier (double rounding); the left shift wraps like
- * the compiled `x * (1 << left_shift)`. */
-INVRES_INLINE int32_t invres_mbqm(int32_t x, int32_t multiplier, int32_t shift) {
-  const int32_t left = shift > 0 ? shift : 0;
-  const int32_t right = shift > 0 ? 0 : -shift;
-  return invres_rounding_divide_by_pot(invres_srdhm((int32_t)((uint32_t)x << left), multiplier), right);
-}
-
-/* SMMLAR: (a*b + c*2^32 + 2^31) >> 32, the high word rounded, plus c. */
-INVRES_INLINE int32_t invres_smmlar(int32_t a, int32_t b, int32_t c) {
-#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
-  int32_t r;
-  __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(c));
-  return r;
-#else
-  return (int32_t)(((int64_t)a * b + (int64_t)c * 4294967296LL + 0x80000000LL) >> 32);
-#endif
-}
-
 /* The SMMLAR form of MBQM for shift n <= -1 and |x| < 2^30 (docs section 5.2):
  * SRDHM(x, M) = SMMULR(2x, M), and for e >= 1, with [x < 0] in place of [h < 0],
  * RDBPOT(h, e) = (h + 2^(e-1) - [x < 0]) >> e, so the whole step is
  * SMMLAR(2x, M, 2^(e-1) - [x < 0]) >> e. */
 INVRES_INLINE int32_t invres_requant_smmlar(int32_t x, const invres_record* r) {
-  return invres_smmlar((int32_t)((uint32_t)x << 1), r->multiplier, r->round + (x >> 31)) >> r->shift;
+  return i8_requant_smmlar(x, r->multiplier, r->shift, r->round);
 }
 
 INVRES_INLINE int32_t invres_requant_general(int32_t x, const invres_record* r) {
-  return invres_mbqm(x, r->multiplier, r->shift);
+  return i8_mbqm(x, r->multiplier, r->shift);
 }
 
 /* + zero point, then the clamp. */

@@ -132,10 +132,10 @@ INVRES_INLINE void invres_dot4(const int8_t* w, const int16_t* buffer, int32_t c
   for (k = 0; k < tail; ++k) {
     const int32_t wk = w[k];
     const int16_t* lane = buffer + invres_lane(4 * groups + k, 0);
-    a0 = invres_wrap_add(a0, wk * lane[0]);
-    a1 = invres_wrap_add(a1, wk * lane[4]);
-    a2 = invres_wrap_add(a2, wk * lane[8]);
-    a3 = invres_wrap_add(a3, wk * lane[12]);
+    a0 = i8_wrap_add(a0, wk * lane[0]);
+    a1 = i8_wrap_add(a1, wk * lane[4]);
+    a2 = i8_wrap_add(a2, wk * lane[8]);
+    a3 = i8_wrap_add(a3, wk * lane[12]);
   }
   acc[0] = a0;
   acc[1] = a1;
@@ -155,7 +155,7 @@ INVRES_INLINE void invres_dot4(const int8_t* w, const int16_t* buffer, int32_t c
     const int16_t* lane = buffer + invres_lane(4 * groups + k, 0);
     for (p = 0; p < 4; ++p) d[p] += w[k] * lane[4 * p];
   }
-  for (p = 0; p < 4; ++p) acc[p] = invres_wrap_add(init, d[p]);
+  for (p = 0; p < 4; ++p) acc[p] = i8_wrap_add(init, d[p]);
 #endif
 }
 
@@ -227,7 +227,7 @@ INVRES_INLINE void invres_depthwise4(const int8_t* const rows[3], const int8_t* 
       for (j = 0; j < 4; ++j) d[j] += wt[j] * in[j];
     }
   }
-  for (j = 0; j < 4; ++j) acc[j] = invres_wrap_add(init[j], d[j]);
+  for (j = 0; j < 4; ++j) acc[j] = i8_wrap_add(init[j], d[j]);
 #endif
 }
 
@@ -238,7 +238,7 @@ INVRES_INLINE int32_t invres_depthwise1(const int8_t* const rows[3], const int8_
   for (ky = 0; ky < 3; ++ky) {
     for (kx = 0; kx < 3; ++kx) d += w[(3 * ky + kx) * channels + c] * rows[ky][kx * channels + c];
   }
-  return invres_wrap_add(init, d);
+  return i8_wrap_add(init, d);
 }
 
 #endif /* INVERTED_RESIDUAL_KERNELS_H_ */

@@ -125,7 +125,7 @@ static int32_t folded_bias(const int8_t* w, int32_t step, int32_t count, const i
     abs_total += w[k * step] < 0 ? -w[k * step] : w[k * step];
   }
   if (abs_sum != NULL) *abs_sum = abs_total;
-  return invres_wrap_add(bias != NULL ? bias[c] : 0, -zero_point_in * sum);
+  return i8_wrap_add(bias != NULL ? bias[c] : 0, -zero_point_in * sum);
 }
 
 invres_status invres_s8_prepare(const invres_config* cfg, const invres_s8_params* p, void* prepared,
@@ -248,10 +248,10 @@ static void build_records(invres_run* r) {
     int32_t* t = (int32_t*)(r->scratch + h->scratch.tables);
     for (i = 0; i < 256; ++i) {
       const int32_t q = i - 128;
-      t[i] = invres_rounding_divide_by_pot(invres_srdhm((q - h->add.zero_point1) * (1 << 20), h->add.multiplier1),
-                                           -h->add.shift1);
-      t[256 + i] = invres_rounding_divide_by_pot(invres_srdhm((q - h->add.zero_point2) * (1 << 20), h->add.multiplier2),
-                                                 -h->add.shift2);
+      t[i] =
+          i8_rounding_divide_by_pot(i8_srdhm((q - h->add.zero_point1) * (1 << 20), h->add.multiplier1), -h->add.shift1);
+      t[256 + i] =
+          i8_rounding_divide_by_pot(i8_srdhm((q - h->add.zero_point2) * (1 << 20), h->add.multiplier2), -h->add.shift2);
     }
     r->tables = t;
   }
@@ -279,7 +279,7 @@ INVRES_INLINE int32_t finish(int32_t acc, const invres_record rec, const invres_
   if (form == INVRES_FORM_SMMLAR) {
     v = invres_requant_smmlar(acc, &rec) + k.zero_point;
   } else {
-    v = invres_wrap_add(invres_requant_general(acc, &rec), k.zero_point);
+    v = i8_wrap_add(invres_requant_general(acc, &rec), k.zero_point);
   }
 #if INVRES_DSP
   if (full_range) return __ssat(v, 8);
@@ -330,7 +330,7 @@ INVRES_INLINE invres_add_step add_step(const invres_add_info* a) {
 INVRES_INLINE int32_t add_output(const invres_add_step q, int32_t sum, int form) {
   const int32_t v = form == INVRES_FORM_SMMLAR
                         ? invres_requant_smmlar(sum, &q.step)
-                        : invres_rounding_divide_by_pot(invres_srdhm(sum, q.step.multiplier), -q.step.shift);
+                        : i8_rounding_divide_by_pot(i8_srdhm(sum, q.step.multiplier), -q.step.shift);
   return invres_clamp(v + q.clamp.zero_point, q.clamp.lo, q.clamp.hi);
 }
 

@@ -83,6 +83,8 @@ env.Append(  # noqa: F821
         str(FIRMWARE / "generated"),
         str(REPO / "custom_ops" / "rnnpool"),
         str(REPO / "custom_ops" / "inverted_residual"),
+        str(REPO / "custom_ops" / "common"),
+        str(REPO / "custom_ops" / "conv"),
         str(REPO / "custom_ops" / "detection"),
         str(FIRMWARE / "platform"),
         *map(str, LIBRARY.include_dirs),
@@ -105,6 +107,11 @@ env.BuildSources(
     "$BUILD_DIR/inverted_residual_op",
     str(REPO / "custom_ops" / "inverted_residual"),  # noqa: F821
     src_filter="-<*> +<*.c> +<inverted_residual_tflm.cc> +<inverted_residual_options.cc>",
+)
+env.BuildSources(
+    "$BUILD_DIR/narrow_conv",
+    str(REPO / "custom_ops" / "conv"),  # noqa: F821
+    src_filter="-<*> +<*.c> +<narrow_conv_tflm.cc>",
 )
 env.BuildSources(
     "$BUILD_DIR/detection",

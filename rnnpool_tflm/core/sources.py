@@ -10,6 +10,8 @@ _PACKAGE = pathlib.Path(__file__).resolve().parents[1]
 OP_SOURCES = {
     "rnnpool": "rnnpool_op_contract.h",
     "inverted_residual": "inverted_residual_op_contract.h",
+    "common": "int8_requant.h",  # TFLM's int8 requantization, shared by the int8 kernels
+    "conv": "narrow_conv_s8.h",  # the firmware's CONV_2D kernel for narrow convolutions
 }
 
 
@@ -28,5 +30,7 @@ def source_dir(op: str = "rnnpool") -> pathlib.Path:
 # The ops' sources in a repository checkout (the firmware and the host registerer compile them there).
 OP_DIR = _PACKAGE.parent / "custom_ops" / "rnnpool"
 INVRES_DIR = _PACKAGE.parent / "custom_ops" / "inverted_residual"
+COMMON_DIR = _PACKAGE.parent / "custom_ops" / "common"
+CONV_DIR = _PACKAGE.parent / "custom_ops" / "conv"
 # The detector post-processing (docs/detection.md), compiled into the firmware the same way.
 DETECTION_DIR = _PACKAGE.parent / "custom_ops" / "detection"

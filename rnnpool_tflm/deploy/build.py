@@ -38,7 +38,7 @@ from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 from ..core import boards
 from ..core.errors import RNNPoolError
 from ..core.files import atomic_write_text
-from ..core.sources import DETECTION_DIR, INVRES_DIR, OP_DIR
+from ..core.sources import COMMON_DIR, CONV_DIR, DETECTION_DIR, INVRES_DIR, OP_DIR
 from ..toolchain import tflm_tree as tflm_sources
 from ..toolchain.build_cache import cache_root, compiler_id, digest, locked
 
@@ -334,6 +334,8 @@ def op_sources() -> List[pathlib.Path]:
         + [OP_DIR / "rnnpool_tflm.cc"]
         + sorted(INVRES_DIR.glob("*.c"))
         + [INVRES_DIR / "inverted_residual_tflm.cc", INVRES_DIR / "inverted_residual_options.cc"]
+        + sorted(CONV_DIR.glob("*.c"))
+        + [CONV_DIR / "narrow_conv_tflm.cc"]
         + sorted(DETECTION_DIR.glob("*.c"))
     )
 
@@ -392,7 +394,8 @@ def build_firmware(
             f"{generated_dir} holds no exported model (model_data.h is missing): run `rnnpool-tflm export` first"
         )
     library = tflm_library(tflm_root, jobs=jobs, log=log)
-    includes = [APP_DIR, generated_dir, OP_DIR, INVRES_DIR, DETECTION_DIR, PLATFORM_DIR, *library.include_dirs]
+    includes = [APP_DIR, generated_dir, OP_DIR, INVRES_DIR, COMMON_DIR, CONV_DIR, DETECTION_DIR, PLATFORM_DIR]
+    includes += library.include_dirs
     board_flags = tuple(f"-D{d}" for d in board_defines(target))
     app_flags = (*APP_WARNINGS, *board_flags, *(f"-D{d}" for d in defines))
     # Only the app and the platform code see the board; the op and the generated model
@@ -402,7 +405,9 @@ def build_firmware(
         ([PLATFORM_DIR / s for s in platform_sources(target)], (*APP_WARNINGS, *board_flags)),
         (op_sources() + sorted(generated_dir.glob("*.cc")), APP_WARNINGS),
     )
-    project_headers = _header_fingerprint([APP_DIR, OP_DIR, INVRES_DIR, DETECTION_DIR, PLATFORM_DIR])
+    project_headers = _header_fingerprint(
+        [APP_DIR, OP_DIR, INVRES_DIR, COMMON_DIR, CONV_DIR, DETECTION_DIR, PLATFORM_DIR]
+    )
     obj_cache = cache_root() / "obj"
     jobs_list, objs = [], []
     for sources, extra in groups:

@@ -83,7 +83,14 @@ def compare(
         work.mkdir(parents=True, exist_ok=True)
         (work / "invres_cases.h").write_text(invres_harness.cases_header(cases))
         (work / "invres_cmsis_cases.h").write_text(invres_harness.cmsis_header(cases))
-        includes = [work, HARNESS_DIR, source_dir("inverted_residual"), build.PLATFORM_DIR, *library.include_dirs]
+        includes = [
+            work,
+            HARNESS_DIR,
+            source_dir("inverted_residual"),
+            source_dir("common"),
+            build.PLATFORM_DIR,
+            *library.include_dirs,
+        ]
         sources = [
             *(HARNESS_DIR / s for s in SOURCES),
             *invres_harness.kernel_sources(),

@@ -3,7 +3,8 @@
 
 * model_data.h/.cc  the .tflite as a 16-byte aligned const array (flash);
 * model_ops.h       the operators the model uses, as MicroMutableOpResolver calls
-                    (exactly those, in first-use order; RNNPool via AddCustom);
+                    (exactly those, in first-use order; custom ops via AddCustom,
+                    CONV_2D with the narrow kernel of custom_ops/conv);
 * test_data.h/.cc   the test input and the host's expected output;
 * model_config.h    the arena size and names;
 * detector_config.h for a detector, its post-processing (docs/detection.md): the C's
@@ -101,6 +102,11 @@ def _custom_registrations() -> Dict[str, Tuple[str, str, str]]:
     }
 
 
+# Builtins the firmware registers with its own kernel: CONV_2D runs narrow convolutions with
+# custom_ops/conv (the same bytes as CMSIS-NN's, fewer instructions) and hands the rest to CMSIS-NN.
+BUILTIN_KERNELS = {"CONV_2D": ("narrow_conv_tflm.h", "Register_CONV_2D_NARROW")}
+
+
 def _ops_header(info: ModelInfo) -> str:
     calls, names, includes = [], [], []
     custom = _custom_registrations()
@@ -113,6 +119,10 @@ def _ops_header(info: ModelInfo) -> str:
                 f"  {{\n    const TFLMRegistration registration = tflite::{function}();\n"
                 f"    if (resolver.AddCustom({macro}, &registration) != kTfLiteOk) return {i};\n  }}"
             )
+        elif op in BUILTIN_KERNELS:  # the firmware's own kernel for this builtin
+            header, function = BUILTIN_KERNELS[op]
+            includes.append(f'#include "{header}"\n')
+            calls.append(f"  if (resolver.{resolver_method(op)}(tflite::{function}()) != kTfLiteOk) return {i};")
         else:
             calls.append(f"  if (resolver.{resolver_method(op)}() != kTfLiteOk) return {i};")
     include = "".join(includes)

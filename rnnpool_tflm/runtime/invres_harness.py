@@ -112,7 +112,7 @@ def run_cases(
         (work / "invres_cases.h").write_text(cases_header(cases))
         elf = m4_harness.build_elf(
             [*(HARNESS_DIR / s for s in HARNESS_SOURCES), *kernel_sources()],
-            [work, HARNESS_DIR, source_dir("inverted_residual")],
+            [work, HARNESS_DIR, source_dir("inverted_residual"), source_dir("common")],
             work / "invres_harness.elf",
             defines=defines,
             opt=opt,

@@ -29,13 +29,13 @@ import tempfile
 from typing import List, Optional
 
 from ..core.errors import RNNPoolError
-from ..core.sources import INVRES_DIR, OP_DIR
+from ..core.sources import COMMON_DIR, INVRES_DIR, OP_DIR
 from ..toolchain import tflm_tree as tflm_sources
 from ..toolchain.build_cache import cache_root, compiler_id, digest, locked
 
 SYMBOL = "RNNPoolRegisterer"
 SYMBOLS = (SYMBOL, "InvertedResidualRegisterer")  # one per custom op, in the same library
-OP_DIRS = (OP_DIR, INVRES_DIR)
+OP_DIRS = (OP_DIR, INVRES_DIR, COMMON_DIR)  # COMMON_DIR: headers only
 HOST_CC, HOST_CXX = "gcc", "g++"
 # The wheel's build (tensorflow/lite/micro/build_def.bzl micro_copts, --//:with_compression).
 WHEEL_DEFINES = ("-DTF_LITE_STATIC_MEMORY=1", "-DUSE_TFLM_COMPRESSION=1", "-DNDEBUG")

@@ -1,0 +1,316 @@
+/* The narrow int8 CONV_2D kernel (narrow_conv_s8.h).
+ *
+ * Why it is faster than CMSIS-NN's arm_convolve_s8 on few output channels:
+ * no im2col copy and no widening pass; each output pixel reads its window
+ * straight from the input (a window row of kw*C bytes is contiguous in NHWC)
+ * and feeds every output channel from one load, with the input offset folded
+ * into the biases for windows inside the image. Windows that cross the border
+ * take the plain loop, which skips the taps outside (TFLM's rule). */
+#include "narrow_conv_s8.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#include "int8_requant.h"
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define NARROW_DSP 1
+#else
+#define NARROW_DSP 0
+#endif
+
+#define NARROW_MAX_DIM 65535
+#define NARROW_MAX_STRIDE 255
+
+/* Per output channel, built by eval on its stack. */
+typedef struct {
+  int32_t bias;          /* bias (border windows add the offset tap by tap) */
+  int32_t bias_interior; /* bias + input_offset * sum(w): windows inside the image read raw x */
+  int32_t multiplier;
+  int32_t shift; /* SMMLAR form: the right shift e = -n >= 1; general form: TFLM's n */
+  int32_t round; /* SMMLAR form: 2^(e-1); general form: -1 */
+} narrow_record;
+
+typedef char
+    narrow_records_fit[sizeof(narrow_record) * NARROW_CONV_MAX_CHANNELS + 64 <= NARROW_CONV_STACK_BYTES ? 1 : -1];
+
+static const char* const kStatusText[] = {
+    "ok",
+    "a required pointer is NULL",
+    "a dimension is below 1 or too large, the batch is not 1, or the shapes disagree",
+    "more output channels than the narrow kernel takes",
+    "a stride, padding, offset or activation bound is out of range",
+    "a per-channel multiplier or shift is out of range",
+};
+
+const char* narrow_conv_status_str(narrow_conv_status status) {
+  return (unsigned)status < sizeof(kStatusText) / sizeof(kStatusText[0]) ? kStatusText[status] : "unknown status";
+}
+
+static int dims_ok(const narrow_conv_dims* d) {
+  return d->n >= 1 && d->h >= 1 && d->w >= 1 && d->c >= 1 && d->n <= NARROW_MAX_DIM && d->h <= NARROW_MAX_DIM &&
+         d->w <= NARROW_MAX_DIM && d->c <= NARROW_MAX_DIM;
+}
+
+narrow_conv_status narrow_conv_s8_check(const narrow_conv_params* p, const narrow_conv_dims* input,
+                                        const narrow_conv_dims* filter, const narrow_conv_dims* output) {
+  if (p == NULL || input == NULL || filter == NULL || output == NULL) return NARROW_CONV_ERR_NULL_POINTER;
+  if (!dims_ok(input) || !dims_ok(filter) || !dims_ok(output)) return NARROW_CONV_ERR_BAD_DIMS;
+  if (input->n != 1 || output->n != 1 || filter->c != input->c || output->c != filter->n) {
+    return NARROW_CONV_ERR_BAD_DIMS;
+  }
+  if (output->c > NARROW_CONV_MAX_CHANNELS) return NARROW_CONV_ERR_TOO_WIDE;
+  if (p->stride_h < 1 || p->stride_w < 1 || p->stride_h > NARROW_MAX_STRIDE || p->stride_w > NARROW_MAX_STRIDE ||
+      p->pad_h < 0 || p->pad_w < 0 || p->pad_h > NARROW_MAX_DIM || p->pad_w > NARROW_MAX_DIM ||
+      p->input_offset < -127 || p->input_offset > 128 || p->output_offset < -128 || p->output_offset > 127 ||
+      p->act_min < -128 || p->act_max > 127 || p->act_min > p->act_max) {
+    return NARROW_CONV_ERR_BAD_PARAMS;
+  }
+  return NARROW_CONV_OK;
+}
+
+/* Records of every output channel; the SMMLAR form where it is exact
+ * (shift <= -1 and |acc| < 2^30, bounded by |bias| + 255 * sum|w|). */
+static narrow_conv_status make_records(const narrow_conv_params* p, const narrow_conv_quant* q,
+                                       const narrow_conv_dims* fd, const int8_t* filter, const int32_t* bias,
+                                       narrow_record* records) {
+  const int32_t taps = fd->h * fd->w * fd->c;
+  int32_t o, i;
+  for (o = 0; o < fd->n; ++o) {
+    const int8_t* w = filter + (size_t)o * (size_t)taps;
+    const int32_t b = bias != NULL ? bias[o] : 0;
+    const int32_t m = q->multiplier[o], n = q->shift[o];
+    int64_t sum = 0, abs_sum = 0;
+    narrow_record* r = &records[o];
+    if (m < 0 || n < -31 || n > 30) return NARROW_CONV_ERR_BAD_SHIFT;
+    for (i = 0; i < taps; ++i) {
+      sum += w[i];
+      abs_sum += w[i] < 0 ? -w[i] : w[i];
+    }
+    r->bias = b;
+    r->bias_interior = i8_wrap_add(b, (int32_t)(uint32_t)((uint64_t)(int64_t)p->input_offset * (uint64_t)sum));
+    r->multiplier = m;
+    if (n <= -1 && (b < 0 ? -(int64_t)b : (int64_t)b) + 255 * abs_sum < ((int64_t)1 << 30)) {
+      r->shift = -n;
+      r->round = (int32_t)(1u << (uint32_t)(-n - 1));
+    } else {
+      r->shift = n;
+      r->round = -1;
+    }
+  }
+  return NARROW_CONV_OK;
+}
+
+static inline __attribute__((always_inline)) int32_t requantize(uint32_t acc, const narrow_record* r) {
+  return r->round >= 0 ? i8_requant_smmlar((int32_t)acc, r->multiplier, r->shift, r->round)
+                       : i8_mbqm((int32_t)acc, r->multiplier, r->shift);
+}
+
+#if NARROW_DSP
+/* Four int8 as two int16 pairs (0, 2) and (1, 3): SXTB16, and SXTB16 with its
+ * built-in rotation (the intrinsic of a rotated word costs a separate ROR). */
+#define NARROW_EVEN(v) __sxtb16((int32_t)(v))
+static inline __attribute__((always_inline)) int32_t narrow_odd(uint32_t v) {
+  int32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+  return r;
+}
+#define NARROW_ODD(v) narrow_odd(v)
+/* Two int16 as one pair (a low, b high). */
+static inline __attribute__((always_inline)) int32_t narrow_pack(int32_t a, int32_t b) {
+  return (int32_t)(((uint32_t)a & 0xFFFFu) | ((uint32_t)b << 16)); /* PKHBT */
+}
+#endif
+
+/* (*a0, *a1) += window row x[0..n) . (w0[0..n), w1[0..n)) for two output
+ * channels; raw x (the offset is in the interior biases). Two channels per
+ * pass keep everything in registers; each input word feeds both. */
+static inline __attribute__((always_inline)) void dot_row_pair(const int8_t* x, const int8_t* w0, const int8_t* w1,
+                                                               int32_t n, uint32_t* a0, uint32_t* a1) {
+  uint32_t s0 = *a0, s1 = *a1;
+  int32_t i = 0;
+#if NARROW_DSP
+  for (; i + 4 <= n; i += 4) {
+    uint32_t xv, v0, v1;
+    int32_t x02, x13;
+    memcpy(&xv, x + i, 4);
+    memcpy(&v0, w0 + i, 4);
+    memcpy(&v1, w1 + i, 4);
+    x02 = NARROW_EVEN(xv);
+    x13 = NARROW_ODD(xv);
+    s0 = (uint32_t)__smlad(NARROW_EVEN(v0), x02, (int32_t)s0);
+    s0 = (uint32_t)__smlad(NARROW_ODD(v0), x13, (int32_t)s0);
+    s1 = (uint32_t)__smlad(NARROW_EVEN(v1), x02, (int32_t)s1);
+    s1 = (uint32_t)__smlad(NARROW_ODD(v1), x13, (int32_t)s1);
+  }
+#endif
+  for (; i < n; ++i) {
+    const int32_t xv = x[i];
+    s0 += (uint32_t)(xv * w0[i]);
+    s1 += (uint32_t)(xv * w1[i]);
+  }
+  *a0 = s0;
+  *a1 = s1;
+}
+
+static inline __attribute__((always_inline)) void dot_row_one(const int8_t* x, const int8_t* w0, int32_t n,
+                                                              uint32_t* a0) {
+  uint32_t s0 = *a0;
+  int32_t i = 0;
+#if NARROW_DSP
+  for (; i + 4 <= n; i += 4) {
+    uint32_t xv, v0;
+    memcpy(&xv, x + i, 4);
+    memcpy(&v0, w0 + i, 4);
+    s0 = (uint32_t)__smlad(NARROW_EVEN(v0), NARROW_EVEN(xv), (int32_t)s0);
+    s0 = (uint32_t)__smlad(NARROW_ODD(v0), NARROW_ODD(xv), (int32_t)s0);
+  }
+#endif
+  for (; i < n; ++i) s0 += (uint32_t)(x[i] * w0[i]);
+  *a0 = s0;
+}
+
+/* The output bounds in registers: `out` is int8, so a store through it may
+ * alias the params struct and would make the compiler reload it. */
+typedef struct {
+  int32_t offset, lo, hi;
+} narrow_out;
+
+static inline __attribute__((always_inline)) int8_t finish(uint32_t acc, const narrow_record* r, narrow_out q) {
+  const int32_t v = requantize(acc, r) + q.offset;
+  return (int8_t)(v < q.lo ? q.lo : (v > q.hi ? q.hi : v));
+}
+
+/* An output pixel whose window lies inside the image: window rows are
+ * contiguous (kw*C bytes), channels go in pairs. */
+static void pixel_inside(const narrow_conv_dims* id, const int8_t* input, const narrow_conv_dims* fd,
+                         const int8_t* filter, const narrow_record* records, int32_t iy0, int32_t ix0, int32_t oc,
+                         narrow_out q, int8_t* out) {
+  const int32_t taps = fd->h * fd->w * fd->c, row = fd->w * fd->c;
+  const size_t input_row = (size_t)id->w * (size_t)id->c;
+  const int8_t* window = input + (size_t)iy0 * input_row + (size_t)ix0 * (size_t)id->c;
+  int32_t o, ky;
+  for (o = 0; o + 2 <= oc; o += 2) {
+    const int8_t* w0 = filter + (size_t)o * (size_t)taps;
+    const int8_t* w1 = w0 + taps;
+    uint32_t a0 = (uint32_t)records[o].bias_interior, a1 = (uint32_t)records[o + 1].bias_interior;
+    for (ky = 0; ky < fd->h; ++ky) {
+      dot_row_pair(window + (size_t)ky * input_row, w0 + (size_t)ky * (size_t)row, w1 + (size_t)ky * (size_t)row, row,
+                   &a0, &a1);
+    }
+    out[o] = finish(a0, &records[o], q);
+    out[o + 1] = finish(a1, &records[o + 1], q);
+  }
+  if (o < oc) {
+    const int8_t* w0 = filter + (size_t)o * (size_t)taps;
+    uint32_t a0 = (uint32_t)records[o].bias_interior;
+    for (ky = 0; ky < fd->h; ++ky) {
+      dot_row_one(window + (size_t)ky * input_row, w0 + (size_t)ky * (size_t)row, row, &a0);
+    }
+    out[o] = finish(a0, &records[o], q);
+  }
+}
+
+#if NARROW_DSP
+/* An inside pixel of a 3x3 convolution on one input channel (a grayscale
+ * stem): the nine taps t0..t8 of the window, loaded once, are paired as the
+ * weights' words widen, (t0, t2) (t1, t3) (t4, t6) (t5, t7), plus t8; per
+ * output channel two weight words, four SMLADs and one MLA. */
+static void pixel_inside_3x3x1(const narrow_conv_dims* id, const int8_t* input, const int8_t* filter,
+                               const narrow_record* records, int32_t iy0, int32_t ix0, int32_t oc, narrow_out q,
+                               int8_t* out) {
+  const int8_t* r0 = input + (size_t)iy0 * (size_t)id->w + (size_t)ix0;
+  const int8_t* r1 = r0 + id->w;
+  const int8_t* r2 = r1 + id->w;
+  const int32_t t02 = narrow_pack(r0[0], r0[2]), t13 = narrow_pack(r0[1], r1[0]);
+  const int32_t t46 = narrow_pack(r1[1], r2[0]), t57 = narrow_pack(r1[2], r2[1]);
+  const int32_t t8 = r2[2];
+  int32_t o;
+  for (o = 0; o < oc; ++o, filter += 9) {
+    uint32_t w0, w1;
+    int32_t acc = records[o].bias_interior;
+    memcpy(&w0, filter, 4);
+    memcpy(&w1, filter + 4, 4);
+    acc = __smlad(NARROW_EVEN(w0), t02, acc);
+    acc = __smlad(NARROW_ODD(w0), t13, acc);
+    acc = __smlad(NARROW_EVEN(w1), t46, acc);
+    acc = __smlad(NARROW_ODD(w1), t57, acc);
+    acc = (int32_t)((uint32_t)acc + (uint32_t)(t8 * filter[8]));
+    out[o] = finish((uint32_t)acc, &records[o], q);
+  }
+}
+#endif
+
+/* An output pixel whose window crosses the border: taps outside the image are
+ * skipped, inside ones read x + input_offset (TFLM's loop). */
+static void pixel_border(const narrow_conv_params* p, const narrow_conv_dims* id, const int8_t* input,
+                         const narrow_conv_dims* fd, const int8_t* filter, const narrow_record* records, int32_t iy0,
+                         int32_t ix0, int32_t oc, narrow_out q, int8_t* out) {
+  const int32_t taps = fd->h * fd->w * fd->c;
+  int32_t o, ky, kx, c;
+  for (o = 0; o < oc; ++o) {
+    const int8_t* w = filter + (size_t)o * (size_t)taps;
+    uint32_t acc = (uint32_t)records[o].bias;
+    for (ky = 0; ky < fd->h; ++ky) {
+      const int32_t iy = iy0 + ky;
+      if (iy < 0 || iy >= id->h) continue;
+      for (kx = 0; kx < fd->w; ++kx) {
+        const int32_t ix = ix0 + kx;
+        const int8_t *x, *wk;
+        if (ix < 0 || ix >= id->w) continue;
+        x = input + ((size_t)iy * (size_t)id->w + (size_t)ix) * (size_t)id->c;
+        wk = w + ((size_t)ky * (size_t)fd->w + (size_t)kx) * (size_t)fd->c;
+        for (c = 0; c < fd->c; ++c) acc += (uint32_t)((x[c] + p->input_offset) * wk[c]);
+      }
+    }
+    out[o] = finish(acc, &records[o], q);
+  }
+}
+
+/* The raster walk: row by row, each pixel written right after its window was read. */
+static void walk(const narrow_conv_params* p, const narrow_conv_dims* id, const int8_t* input,
+                 const narrow_conv_dims* fd, const int8_t* filter, const narrow_record* records,
+                 const narrow_conv_dims* od, int8_t* output) {
+  const int32_t oc = od->c;
+  const int stem = fd->h == 3 && fd->w == 3 && fd->c == 1;
+  const narrow_out q = {p->output_offset, p->act_min, p->act_max};
+  int32_t oy, ox;
+  (void)stem;
+  for (oy = 0; oy < od->h; ++oy) {
+    const int32_t iy0 = oy * p->stride_h - p->pad_h;
+    const int rows_inside = iy0 >= 0 && iy0 + fd->h <= id->h;
+    int8_t* out = output + (size_t)oy * (size_t)od->w * (size_t)oc;
+    for (ox = 0; ox < od->w; ++ox, out += oc) {
+      const int32_t ix0 = ox * p->stride_w - p->pad_w;
+      if (rows_inside && ix0 >= 0 && ix0 + fd->w <= id->w) {
+#if NARROW_DSP
+        if (stem) {
+          pixel_inside_3x3x1(id, input, filter, records, iy0, ix0, oc, q, out);
+          continue;
+        }
+#endif
+        pixel_inside(id, input, fd, filter, records, iy0, ix0, oc, q, out);
+      } else {
+        pixel_border(p, id, input, fd, filter, records, iy0, ix0, oc, q, out);
+      }
+    }
+  }
+}
+
+narrow_conv_status narrow_conv_s8(const narrow_conv_params* params, const narrow_conv_quant* quant,
+                                  const narrow_conv_dims* input_dims, const int8_t* input,
+                                  const narrow_conv_dims* filter_dims, const int8_t* filter, const int32_t* bias,
+                                  const narrow_conv_dims* output_dims, int8_t* output) {
+  narrow_record records[NARROW_CONV_MAX_CHANNELS];
+  narrow_conv_status st = narrow_conv_s8_check(params, input_dims, filter_dims, output_dims);
+  if (st != NARROW_CONV_OK) return st;
+  if (quant == NULL || quant->multiplier == NULL || quant->shift == NULL || input == NULL || filter == NULL ||
+      output == NULL) {
+    return NARROW_CONV_ERR_NULL_POINTER;
+  }
+  st = make_records(params, quant, filter_dims, filter, bias, records);
+  if (st != NARROW_CONV_OK) return st;
+  walk(params, input_dims, input, filter_dims, filter, records, output_dims, output);
+  return NARROW_CONV_OK;
+}
