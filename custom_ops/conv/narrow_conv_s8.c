@@ -123,22 +123,38 @@ static inline __attribute__((always_inline)) int32_t narrow_pack(int32_t a, int3
 }
 #endif
 
-/* (*a0, *a1) += window row x[0..n) . (w0[0..n), w1[0..n)) for two output
- * channels; raw x (the offset is in the interior biases). Two channels per
- * pass keep everything in registers; each input word feeds both. */
-static inline __attribute__((always_inline)) void dot_row_pair(const int8_t* x, const int8_t* w0, const int8_t* w1,
-                                                               int32_t n, uint32_t* a0, uint32_t* a1) {
-  uint32_t s0 = *a0, s1 = *a1;
+/* Window rows are contiguous in NHWC: kw*C bytes for an inside window, the
+ * columns inside the image for a border one. The dot products below run over
+ * one such row for two output channels (w0, w1 = w0 + taps) and one or two
+ * pixels (xb = xa + dx); each loaded word feeds every accumulator it can.
+ * `offset`: add the input offset to x (border windows); inside windows read
+ * raw x, the offset being in their biases. */
+#if NARROW_DSP
+static inline __attribute__((always_inline)) int32_t widen_even(uint32_t v, uint32_t off2, const int offset) {
+  return offset ? (int32_t)__sadd16(NARROW_EVEN(v), (int32_t)off2) : NARROW_EVEN(v);
+}
+static inline __attribute__((always_inline)) int32_t widen_odd(uint32_t v, uint32_t off2, const int offset) {
+  return offset ? (int32_t)__sadd16(NARROW_ODD(v), (int32_t)off2) : NARROW_ODD(v);
+}
+#endif
+
+/* (s0, s1) += x . (w0, w1) over n bytes. */
+static inline __attribute__((always_inline)) void dot_row_pair(const int8_t* x, const int8_t* w0, int32_t taps,
+                                                               int32_t n, int32_t in_offset, const int offset,
+                                                               uint32_t* s) {
+  uint32_t s0 = s[0], s1 = s[1];
+  const int8_t* w1 = w0 + taps;
   int32_t i = 0;
 #if NARROW_DSP
+  const uint32_t off2 = ((uint32_t)in_offset & 0xFFFFu) | ((uint32_t)in_offset << 16);
   for (; i + 4 <= n; i += 4) {
     uint32_t xv, v0, v1;
     int32_t x02, x13;
     memcpy(&xv, x + i, 4);
     memcpy(&v0, w0 + i, 4);
     memcpy(&v1, w1 + i, 4);
-    x02 = NARROW_EVEN(xv);
-    x13 = NARROW_ODD(xv);
+    x02 = widen_even(xv, off2, offset);
+    x13 = widen_odd(xv, off2, offset);
     s0 = (uint32_t)__smlad(NARROW_EVEN(v0), x02, (int32_t)s0);
     s0 = (uint32_t)__smlad(NARROW_ODD(v0), x13, (int32_t)s0);
     s1 = (uint32_t)__smlad(NARROW_EVEN(v1), x02, (int32_t)s1);
@@ -146,29 +162,79 @@ static inline __attribute__((always_inline)) void dot_row_pair(const int8_t* x, 
   }
 #endif
   for (; i < n; ++i) {
-    const int32_t xv = x[i];
+    const int32_t xv = x[i] + (offset ? in_offset : 0);
     s0 += (uint32_t)(xv * w0[i]);
     s1 += (uint32_t)(xv * w1[i]);
   }
-  *a0 = s0;
-  *a1 = s1;
+  s[0] = s0;
+  s[1] = s1;
 }
 
+/* s0 += x . w0 over n bytes. */
 static inline __attribute__((always_inline)) void dot_row_one(const int8_t* x, const int8_t* w0, int32_t n,
-                                                              uint32_t* a0) {
-  uint32_t s0 = *a0;
+                                                              int32_t in_offset, const int offset, uint32_t* s) {
+  uint32_t s0 = s[0];
   int32_t i = 0;
 #if NARROW_DSP
+  const uint32_t off2 = ((uint32_t)in_offset & 0xFFFFu) | ((uint32_t)in_offset << 16);
   for (; i + 4 <= n; i += 4) {
     uint32_t xv, v0;
     memcpy(&xv, x + i, 4);
     memcpy(&v0, w0 + i, 4);
-    s0 = (uint32_t)__smlad(NARROW_EVEN(v0), NARROW_EVEN(xv), (int32_t)s0);
-    s0 = (uint32_t)__smlad(NARROW_ODD(v0), NARROW_ODD(xv), (int32_t)s0);
+    s0 = (uint32_t)__smlad(NARROW_EVEN(v0), widen_even(xv, off2, offset), (int32_t)s0);
+    s0 = (uint32_t)__smlad(NARROW_ODD(v0), widen_odd(xv, off2, offset), (int32_t)s0);
   }
 #endif
-  for (; i < n; ++i) s0 += (uint32_t)(x[i] * w0[i]);
-  *a0 = s0;
+  for (; i < n; ++i) s0 += (uint32_t)((x[i] + (offset ? in_offset : 0)) * w0[i]);
+  s[0] = s0;
+}
+
+/* (s[0], s[1]) += xa . (w0, w1), (s[2], s[3]) += xb . (w0, w1), xb = xa + dx,
+ * over n bytes (n % 4 == 0 on the DSP): each weight word widened once feeds
+ * both pixels, each input word both channels. */
+static inline __attribute__((always_inline)) void dot_row_quad(const int8_t* xa, int32_t dx, const int8_t* w0,
+                                                               int32_t taps, int32_t n, uint32_t* s) {
+  uint32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
+  const int8_t* w1 = w0 + taps;
+  const int8_t* xb = xa + dx;
+  int32_t i = 0;
+#if NARROW_DSP
+  for (; i + 4 <= n; i += 4) {
+    uint32_t v, u;
+    int32_t w02, w13, v02, v13, x02, x13;
+    memcpy(&v, w0 + i, 4);
+    memcpy(&u, w1 + i, 4);
+    w02 = NARROW_EVEN(v);
+    w13 = NARROW_ODD(v);
+    v02 = NARROW_EVEN(u);
+    v13 = NARROW_ODD(u);
+    memcpy(&v, xa + i, 4);
+    x02 = NARROW_EVEN(v);
+    x13 = NARROW_ODD(v);
+    s0 = (uint32_t)__smlad(w02, x02, (int32_t)s0);
+    s0 = (uint32_t)__smlad(w13, x13, (int32_t)s0);
+    s1 = (uint32_t)__smlad(v02, x02, (int32_t)s1);
+    s1 = (uint32_t)__smlad(v13, x13, (int32_t)s1);
+    memcpy(&v, xb + i, 4);
+    x02 = NARROW_EVEN(v);
+    x13 = NARROW_ODD(v);
+    s2 = (uint32_t)__smlad(w02, x02, (int32_t)s2);
+    s2 = (uint32_t)__smlad(w13, x13, (int32_t)s2);
+    s3 = (uint32_t)__smlad(v02, x02, (int32_t)s3);
+    s3 = (uint32_t)__smlad(v13, x13, (int32_t)s3);
+  }
+#endif
+  for (; i < n; ++i) {
+    const int32_t a = xa[i], b = xb[i], c0 = w0[i], c1 = w1[i];
+    s0 += (uint32_t)(a * c0);
+    s1 += (uint32_t)(a * c1);
+    s2 += (uint32_t)(b * c0);
+    s3 += (uint32_t)(b * c1);
+  }
+  s[0] = s0;
+  s[1] = s1;
+  s[2] = s2;
+  s[3] = s3;
 }
 
 /* The output bounds in registers: `out` is int8, so a store through it may
@@ -182,33 +248,68 @@ static inline __attribute__((always_inline)) int8_t finish(uint32_t acc, const n
   return (int8_t)(v < q.lo ? q.lo : (v > q.hi ? q.hi : v));
 }
 
-/* An output pixel whose window lies inside the image: window rows are
- * contiguous (kw*C bytes), channels go in pairs. */
-static void pixel_inside(const narrow_conv_dims* id, const int8_t* input, const narrow_conv_dims* fd,
-                         const int8_t* filter, const narrow_record* records, int32_t iy0, int32_t ix0, int32_t oc,
-                         narrow_out q, int8_t* out) {
+/* Two horizontally adjacent output pixels whose windows lie inside the
+ * image (out: the first; the second follows it), channels in pairs. */
+static void pixels_inside(const narrow_conv_dims* id, const int8_t* input, const narrow_conv_dims* fd,
+                          const int8_t* filter, const narrow_record* records, int32_t iy0, int32_t ix0, int32_t dx,
+                          int32_t oc, narrow_out q, int8_t* out) {
   const int32_t taps = fd->h * fd->w * fd->c, row = fd->w * fd->c;
   const size_t input_row = (size_t)id->w * (size_t)id->c;
   const int8_t* window = input + (size_t)iy0 * input_row + (size_t)ix0 * (size_t)id->c;
   int32_t o, ky;
-  for (o = 0; o + 2 <= oc; o += 2) {
+  for (o = 0; o < oc; o += 2) {
     const int8_t* w0 = filter + (size_t)o * (size_t)taps;
-    const int8_t* w1 = w0 + taps;
-    uint32_t a0 = (uint32_t)records[o].bias_interior, a1 = (uint32_t)records[o + 1].bias_interior;
+    const int pair = o + 1 < oc;
+    uint32_t s[4];
+    s[0] = s[2] = (uint32_t)records[o].bias_interior;
+    s[1] = s[3] = pair ? (uint32_t)records[o + 1].bias_interior : 0u;
     for (ky = 0; ky < fd->h; ++ky) {
-      dot_row_pair(window + (size_t)ky * input_row, w0 + (size_t)ky * (size_t)row, w1 + (size_t)ky * (size_t)row, row,
-                   &a0, &a1);
+      const int8_t* x = window + (size_t)ky * input_row;
+      const int8_t* w = w0 + (size_t)ky * (size_t)row;
+      if (pair) {
+        dot_row_quad(x, dx, w, taps, row, s);
+      } else {
+        dot_row_one(x, w, row, 0, 0, &s[0]);
+        dot_row_one(x + dx, w, row, 0, 0, &s[2]);
+      }
     }
-    out[o] = finish(a0, &records[o], q);
-    out[o + 1] = finish(a1, &records[o + 1], q);
+    out[o] = finish(s[0], &records[o], q);
+    out[oc + o] = finish(s[2], &records[o], q);
+    if (pair) {
+      out[o + 1] = finish(s[1], &records[o + 1], q);
+      out[oc + o + 1] = finish(s[3], &records[o + 1], q);
+    }
   }
-  if (o < oc) {
-    const int8_t* w0 = filter + (size_t)o * (size_t)taps;
-    uint32_t a0 = (uint32_t)records[o].bias_interior;
-    for (ky = 0; ky < fd->h; ++ky) {
-      dot_row_one(window + (size_t)ky * input_row, w0 + (size_t)ky * (size_t)row, row, &a0);
+}
+
+/* One output pixel: the window rows inside the image, clipped to its columns
+ * inside (TFLM skips the taps outside); `offset` as for the dot products. */
+static inline __attribute__((always_inline)) void pixel_rows(const narrow_conv_dims* id, const int8_t* input,
+                                                             const narrow_conv_dims* fd, const int8_t* filter,
+                                                             const narrow_record* records, int32_t iy0, int32_t ix0,
+                                                             int32_t oc, int32_t in_offset, const int offset,
+                                                             narrow_out q, int8_t* out) {
+  const int32_t taps = fd->h * fd->w * fd->c;
+  const int32_t ky0 = iy0 < 0 ? -iy0 : 0, ky1 = iy0 + fd->h > id->h ? id->h - iy0 : fd->h;
+  const int32_t kx0 = ix0 < 0 ? -ix0 : 0, kx1 = ix0 + fd->w > id->w ? id->w - ix0 : fd->w;
+  const int32_t n = (kx1 - kx0) * fd->c;
+  int32_t o, ky;
+  for (o = 0; o < oc; o += 2) {
+    const int pair = o + 1 < oc;
+    uint32_t s[2];
+    s[0] = (uint32_t)(offset ? records[o].bias : records[o].bias_interior);
+    s[1] = pair ? (uint32_t)(offset ? records[o + 1].bias : records[o + 1].bias_interior) : 0u;
+    for (ky = ky0; ky < ky1; ++ky) {
+      const int8_t* x = input + ((size_t)(iy0 + ky) * (size_t)id->w + (size_t)(ix0 + kx0)) * (size_t)id->c;
+      const int8_t* w = filter + (size_t)o * (size_t)taps + ((size_t)ky * (size_t)fd->w + (size_t)kx0) * (size_t)fd->c;
+      if (pair) {
+        dot_row_pair(x, w, taps, n, in_offset, offset, s);
+      } else {
+        dot_row_one(x, w, n, in_offset, offset, s);
+      }
     }
-    out[o] = finish(a0, &records[o], q);
+    out[o] = finish(s[0], &records[o], q);
+    if (pair) out[o + 1] = finish(s[1], &records[o + 1], q);
   }
 }
 
@@ -242,38 +343,15 @@ static void pixel_inside_3x3x1(const narrow_conv_dims* id, const int8_t* input, 
 }
 #endif
 
-/* An output pixel whose window crosses the border: taps outside the image are
- * skipped, inside ones read x + input_offset (TFLM's loop). */
-static void pixel_border(const narrow_conv_params* p, const narrow_conv_dims* id, const int8_t* input,
-                         const narrow_conv_dims* fd, const int8_t* filter, const narrow_record* records, int32_t iy0,
-                         int32_t ix0, int32_t oc, narrow_out q, int8_t* out) {
-  const int32_t taps = fd->h * fd->w * fd->c;
-  int32_t o, ky, kx, c;
-  for (o = 0; o < oc; ++o) {
-    const int8_t* w = filter + (size_t)o * (size_t)taps;
-    uint32_t acc = (uint32_t)records[o].bias;
-    for (ky = 0; ky < fd->h; ++ky) {
-      const int32_t iy = iy0 + ky;
-      if (iy < 0 || iy >= id->h) continue;
-      for (kx = 0; kx < fd->w; ++kx) {
-        const int32_t ix = ix0 + kx;
-        const int8_t *x, *wk;
-        if (ix < 0 || ix >= id->w) continue;
-        x = input + ((size_t)iy * (size_t)id->w + (size_t)ix) * (size_t)id->c;
-        wk = w + ((size_t)ky * (size_t)fd->w + (size_t)kx) * (size_t)fd->c;
-        for (c = 0; c < fd->c; ++c) acc += (uint32_t)((x[c] + p->input_offset) * wk[c]);
-      }
-    }
-    out[o] = finish(acc, &records[o], q);
-  }
-}
-
-/* The raster walk: row by row, each pixel written right after its window was read. */
+/* The raster walk, row by row, each pixel written right after its window
+ * was read; inside windows go two pixels at a time where their rows are whole
+ * words. */
 static void walk(const narrow_conv_params* p, const narrow_conv_dims* id, const int8_t* input,
                  const narrow_conv_dims* fd, const int8_t* filter, const narrow_record* records,
                  const narrow_conv_dims* od, int8_t* output) {
-  const int32_t oc = od->c;
+  const int32_t oc = od->c, sw = p->stride_w, dx = p->stride_w * id->c;
   const int stem = fd->h == 3 && fd->w == 3 && fd->c == 1;
+  const int pairs = ((fd->w * fd->c) & 3) == 0;
   const narrow_out q = {p->output_offset, p->act_min, p->act_max};
   int32_t oy, ox;
   (void)stem;
@@ -282,18 +360,24 @@ static void walk(const narrow_conv_params* p, const narrow_conv_dims* id, const 
     const int rows_inside = iy0 >= 0 && iy0 + fd->h <= id->h;
     int8_t* out = output + (size_t)oy * (size_t)od->w * (size_t)oc;
     for (ox = 0; ox < od->w; ++ox, out += oc) {
-      const int32_t ix0 = ox * p->stride_w - p->pad_w;
-      if (rows_inside && ix0 >= 0 && ix0 + fd->w <= id->w) {
-#if NARROW_DSP
-        if (stem) {
-          pixel_inside_3x3x1(id, input, filter, records, iy0, ix0, oc, q, out);
-          continue;
-        }
-#endif
-        pixel_inside(id, input, fd, filter, records, iy0, ix0, oc, q, out);
-      } else {
-        pixel_border(p, id, input, fd, filter, records, iy0, ix0, oc, q, out);
+      const int32_t ix0 = ox * sw - p->pad_w;
+      if (!(rows_inside && ix0 >= 0 && ix0 + fd->w <= id->w)) {
+        pixel_rows(id, input, fd, filter, records, iy0, ix0, oc, p->input_offset, 1, q, out);
+        continue;
       }
+#if NARROW_DSP
+      if (stem) {
+        pixel_inside_3x3x1(id, input, filter, records, iy0, ix0, oc, q, out);
+        continue;
+      }
+#endif
+      if (pairs && ox + 1 < od->w && ix0 + sw + fd->w <= id->w) {
+        pixels_inside(id, input, fd, filter, records, iy0, ix0, dx, oc, q, out);
+        ++ox;
+        out += oc;
+        continue;
+      }
+      pixel_rows(id, input, fd, filter, records, iy0, ix0, oc, 0, 0, q, out);
     }
   }
 }

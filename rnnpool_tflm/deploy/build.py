@@ -8,7 +8,7 @@ Three parts, linked into one ELF:
   (``$RNNPOOL_TFLM_CACHE`` or ~/.cache/rnnpool-tflm), keyed by the checkout, its
   files, the compiler and the flags, so a repeat build takes seconds;
 * the custom ops: custom_ops/rnnpool and custom_ops/inverted_residual (C cores and
-  TFLM registrations), compiled in place;
+  TFLM registrations) and the narrow CONV_2D (custom_ops/conv), compiled in place;
 * the app (firmware/src), the generated sources of one model (deploy/sources.py)
   and the platform code of one board of the record (core/boards.py): its linker
   script, start-up and console (semihosting on QEMU, a USART on the STM32 boards)
