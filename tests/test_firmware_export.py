@@ -97,7 +97,7 @@ def test_export_writes_model_ops_test_data_and_manifest(conv_path, tmp_path):
     assert bytes(_c_array(source, "g_model_data")) == model
 
     ops = (out / "model_ops.h").read_text()
-    assert "constexpr int kOpCount = 1;" in ops and "resolver.AddConv2D()" in ops
+    assert "constexpr int kOpCount = 1;" in ops and "resolver.AddConv2D(tflite::Register_CONV_2D_NARROW())" in ops
 
     # The embedded input and expected output: TFLite's reference kernels on that input.
     test_data = (out / "test_data.cc").read_text()

@@ -24,3 +24,11 @@ size_t ArenaBytes() { return sizeof(g_arena); }
 #endif
 
 const char* ModelName() { return RNNPOOL_MODEL_NAME; }
+
+namespace {
+const char* g_profile_tags[RNNPOOL_MODEL_OPERATORS];
+uint64_t g_profile_start[RNNPOOL_MODEL_OPERATORS];
+uint64_t g_profile_ticks[RNNPOOL_MODEL_OPERATORS];
+}  // namespace
+
+ProfileRecords ProfilerRecords() { return {g_profile_tags, g_profile_start, g_profile_ticks, RNNPOOL_MODEL_OPERATORS}; }

@@ -154,7 +154,7 @@ int main(void) {
   }
 
   console_printf("arena_bytes: %u\n", static_cast<unsigned>(ArenaBytes()));
-  static OpProfiler profiler;
+  static OpProfiler profiler(ProfilerRecords());
   static tflite::MicroInterpreter interpreter(model, resolver, ArenaStart(), ArenaBytes(), nullptr, &profiler);
   if (interpreter.AllocateTensors() != kTfLiteOk) {
     console_printf(

@@ -305,11 +305,14 @@ class FirmwareBuild:
         ends = [s.lma + s.size for s in self.sections if s.load and s.size and block.base <= s.lma < block.end]
         return max(ends, default=block.base) - block.base
 
-    def ram_used(self, block: boards.MemoryBlock) -> int:
+    def ram_used(self, block: boards.MemoryBlock, exclude: Sequence[str] = ()) -> int:
         """Bytes of `block` the image reserves, from its start to the end of its last section
         (alignment padding included): in the arena's block .data, .bss, .arena and, on a board
-        without CCM, .stack -- exactly what the linker script checks against the block."""
-        ends = [s.end for s in self.sections if s.size and block.base <= s.vma < block.end]
+        without CCM, .stack -- exactly what the linker script checks against the block.
+        `exclude`: sections left out (the firmware's own data is everything but .arena and .stack)."""
+        ends = [
+            s.end for s in self.sections if s.size and block.base <= s.vma < block.end and s.name not in exclude
+        ]
         return max(ends, default=block.base) - block.base
 
     @property

@@ -260,7 +260,14 @@ def built_firmware(
             generated.directory, board, pathlib.Path(tmp) / "build", log=log, allow_overflow=True
         )
     stack = build.stack_bytes if board.stack_shares_arena_block else 0
-    static_ram = build.ram_used(board.arena_block) - build.arena_section_bytes - stack
+    # .data and .bss up to the (16-byte aligned) arena: what precedes the arena in its block,
+    # not end-of-block arithmetic (an overflowing image may place .stack outside the block).
+    arena = next((s for s in build.sections if s.name == ".arena" and s.size), None)
+    block = board.arena_block
+    if arena is not None and block.base <= arena.vma < block.end:
+        static_ram = arena.vma - block.base
+    else:
+        static_ram = build.ram_used(block, exclude=(".arena", ".stack"))
     return Firmware(static_ram, stack, build.flash_bytes - len(model), True, build.overflows)
 
 
