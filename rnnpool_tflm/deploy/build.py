@@ -310,9 +310,7 @@ class FirmwareBuild:
         (alignment padding included): in the arena's block .data, .bss, .arena and, on a board
         without CCM, .stack -- exactly what the linker script checks against the block.
         `exclude`: sections left out (the firmware's own data is everything but .arena and .stack)."""
-        ends = [
-            s.end for s in self.sections if s.size and block.base <= s.vma < block.end and s.name not in exclude
-        ]
+        ends = [s.end for s in self.sections if s.size and block.base <= s.vma < block.end and s.name not in exclude]
         return max(ends, default=block.base) - block.base
 
     @property
