@@ -30,6 +30,9 @@ typedef struct {
   int32_t multiplier;
   int32_t shift; /* SMMLAR form: the right shift e = -n >= 1; general form: TFLM's n */
   int32_t round; /* SMMLAR form: 2^(e-1); general form: -1 */
+  /* A 3x3 filter on one input channel (a stem), widened once per call: the int16 pairs
+   * (w0, w2) (w1, w3) (w4, w6) (w5, w7) as SMLAD takes them, and w8. */
+  int32_t stem[5];
 } narrow_record;
 
 typedef char
@@ -70,6 +73,9 @@ narrow_conv_status narrow_conv_s8_check(const narrow_conv_params* p, const narro
   return NARROW_CONV_OK;
 }
 
+/* Two int16 as one pair (a low, b high): PKHBT. */
+static int32_t pack16(int32_t a, int32_t b) { return (int32_t)(((uint32_t)a & 0xFFFFu) | ((uint32_t)b << 16)); }
+
 /* Records of every output channel; the SMMLAR form where it is exact
  * (shift <= -1 and |acc| < 2^30, bounded by |bias| + 255 * sum|w|). */
 static narrow_conv_status make_records(const narrow_conv_params* p, const narrow_conv_quant* q,
@@ -87,6 +93,13 @@ static narrow_conv_status make_records(const narrow_conv_params* p, const narrow
     for (i = 0; i < taps; ++i) {
       sum += w[i];
       abs_sum += w[i] < 0 ? -w[i] : w[i];
+    }
+    if (taps == 9 && fd->c == 1) {
+      r->stem[0] = pack16(w[0], w[2]);
+      r->stem[1] = pack16(w[1], w[3]);
+      r->stem[2] = pack16(w[4], w[6]);
+      r->stem[3] = pack16(w[5], w[7]);
+      r->stem[4] = w[8];
     }
     r->bias = b;
     r->bias_interior = i8_wrap_add(b, (int32_t)(uint32_t)((uint64_t)(int64_t)p->input_offset * (uint64_t)sum));
@@ -315,30 +328,25 @@ static inline __attribute__((always_inline)) void pixel_rows(const narrow_conv_d
 
 #if NARROW_DSP
 /* An inside pixel of a 3x3 convolution on one input channel (a grayscale
- * stem): the nine taps t0..t8 of the window, loaded once, are paired as the
- * weights' words widen, (t0, t2) (t1, t3) (t4, t6) (t5, t7), plus t8; per
- * output channel two weight words, four SMLADs and one MLA. */
-static void pixel_inside_3x3x1(const narrow_conv_dims* id, const int8_t* input, const int8_t* filter,
-                               const narrow_record* records, int32_t iy0, int32_t ix0, int32_t oc, narrow_out q,
-                               int8_t* out) {
+ * stem): the nine taps t0..t8, loaded once, paired like the records' widened
+ * weights, (t0, t2) (t1, t3) (t4, t6) (t5, t7) and t8; per output channel
+ * four SMLADs and one SMLABB. */
+static void pixel_inside_3x3x1(const narrow_conv_dims* id, const int8_t* input, const narrow_record* records,
+                               int32_t iy0, int32_t ix0, int32_t oc, narrow_out q, int8_t* out) {
   const int8_t* r0 = input + (size_t)iy0 * (size_t)id->w + (size_t)ix0;
   const int8_t* r1 = r0 + id->w;
   const int8_t* r2 = r1 + id->w;
   const int32_t t02 = narrow_pack(r0[0], r0[2]), t13 = narrow_pack(r0[1], r1[0]);
   const int32_t t46 = narrow_pack(r1[1], r2[0]), t57 = narrow_pack(r1[2], r2[1]);
   const int32_t t8 = r2[2];
-  int32_t o;
-  for (o = 0; o < oc; ++o, filter += 9) {
-    uint32_t w0, w1;
-    int32_t acc = records[o].bias_interior;
-    memcpy(&w0, filter, 4);
-    memcpy(&w1, filter + 4, 4);
-    acc = __smlad(NARROW_EVEN(w0), t02, acc);
-    acc = __smlad(NARROW_ODD(w0), t13, acc);
-    acc = __smlad(NARROW_EVEN(w1), t46, acc);
-    acc = __smlad(NARROW_ODD(w1), t57, acc);
-    acc = (int32_t)((uint32_t)acc + (uint32_t)(t8 * filter[8]));
-    out[o] = finish((uint32_t)acc, &records[o], q);
+  const narrow_record* const end = records + oc;
+  for (; records < end; ++records, ++out) {
+    int32_t acc = __smlad(records->stem[0], t02, records->bias_interior);
+    acc = __smlad(records->stem[1], t13, acc);
+    acc = __smlad(records->stem[2], t46, acc);
+    acc = __smlad(records->stem[3], t57, acc);
+    acc = (int32_t)((uint32_t)acc + (uint32_t)(t8 * records->stem[4]));
+    *out = finish((uint32_t)acc, records, q);
   }
 }
 #endif
@@ -367,7 +375,7 @@ static void walk(const narrow_conv_params* p, const narrow_conv_dims* id, const 
       }
 #if NARROW_DSP
       if (stem) {
-        pixel_inside_3x3x1(id, input, filter, records, iy0, ix0, oc, q, out);
+        pixel_inside_3x3x1(id, input, records, iy0, ix0, oc, q, out);
         continue;
       }
 #endif

@@ -24,7 +24,7 @@ extern "C" {
 
 #define NARROW_CONV_MAX_CHANNELS 8
 /* Stack eval uses for its records (upper bound, for the firmware's stack budget). */
-#define NARROW_CONV_STACK_BYTES (NARROW_CONV_MAX_CHANNELS * 20 + 64)
+#define NARROW_CONV_STACK_BYTES (NARROW_CONV_MAX_CHANNELS * 40 + 64)
 
 typedef enum {
   NARROW_CONV_OK = 0,
