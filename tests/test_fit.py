@@ -118,3 +118,40 @@ def test_a_detectors_post_processing_counts_in_the_firmwares_ram():
     detector = fitting.assess(model, "nucleo_f446re", measure=False, detector=setup)
     assert detector.firmware.static_ram - plain.firmware.static_ram == 128 + 4 * 28
     assert detector.verdict.ram_needed - plain.verdict.ram_needed == 128 + 4 * 28
+
+
+def test_a_model_that_fits_only_with_rnn1_recomputed_is_told_the_command(tmp_path):
+    """The RNNPool op's trade (docs/kernel.md): caching RNN1 across overlapping patches takes tens
+    of KB of scratch, recomputing it a few hundred bytes. On a board whose SRAM holds the
+    recompute variant but not the cached one, the verdict says so and gives the command; on a
+    board too small for both, and for a model already recomputing, it says nothing more."""
+    import dataclasses
+
+    import arena_models
+
+    from rnnpool_tflm.convert.memory_plan import apply_memory_plan
+    from rnnpool_tflm.core.boards import MemoryBlock
+    from rnnpool_tflm.deploy import fit as fitting
+    from rnnpool_tflm.tflite import model as tfm
+
+    cached = arena_models.rnnpool_model(size=64, channels=8, patch=8, stride=4, hidden1=16, hidden2=16)
+    recompute, _ = apply_memory_plan(tfm.set_rnn1_mode(cached, "recompute"))
+    small, large = fitting.estimated_arena(recompute).bytes, fitting.estimated_arena(cached).bytes
+    assert small + 4096 < large  # the cached ring and column states
+    base = get_board("disco_f407vg")  # stack in CCM: the SRAM block holds data and arena only
+    static = fitting.assess(cached, base, measure=False).firmware.static_ram
+
+    def board(sram: int):
+        return dataclasses.replace(base, ram_blocks=(MemoryBlock("SRAM", 0x2000_0000, sram), base.block("CCM")))
+
+    between = board(static + fitting.with_margin(small))
+    path = tmp_path / "pool.tflite"
+    path.write_bytes(cached)
+    fit = fitting.assess(path, between, measure=False)
+    assert not fit.fits
+    assert f"arena {small:,} B by the estimate" in fit.hint
+    assert "rnnpool-tflm convert pool.tflite --rnn1-mode recompute -o pool_recompute.tflite" in fit.message()
+    assert fit.as_dict()["hint"] == fit.hint
+    assert fitting.assess(recompute, between, measure=False).fits
+    assert fitting.assess(cached, board(static + fitting.with_margin(small) - 16), measure=False).hint is None
+    assert fitting.assess(recompute, board(static + 1024), measure=False).hint is None

@@ -85,6 +85,7 @@ class Fit:
     arena_bytes: int  # with the margin: the arena export writes into model_config.h
     firmware: Firmware
     verdict: boards.Verdict
+    hint: Optional[str] = None  # for a model that does not fit: a variant that would (recompute_hint)
 
     @property
     def fits(self) -> bool:
@@ -98,7 +99,7 @@ class Fit:
         return (
             f"{self.verdict.message()} (RAM: arena {self.arena_bytes:,} B = {self.arena.label} "
             f"{self.arena.bytes:,} B + margin, + firmware data {self.firmware.static_ram:,} B{stack}; "
-            f"{self.firmware.label}){linker}"
+            f"{self.firmware.label}){linker}" + (f"; {self.hint}" if self.hint and not self.fits else "")
         )
 
     def as_dict(self) -> dict:
@@ -114,6 +115,7 @@ class Fit:
             "firmware_flash": self.firmware.flash,
             "firmware_built": self.firmware.built,
             "linker_overflows": list(self.firmware.linker_overflows),
+            "hint": self.hint if not self.fits else None,
         }
 
 
@@ -312,7 +314,45 @@ def assess(
     verdict = boards.verdict(
         board, arena_bytes, len(model), other_ram=firmware.static_ram + firmware.stack, other_flash=firmware.flash
     )
-    return Fit(board.name, len(model), arena, arena_bytes, firmware, verdict)
+    fit = Fit(board.name, len(model), arena, arena_bytes, firmware, verdict)
+    if not fit.fits and info.has_rnnpool:
+        fit = dataclasses.replace(fit, hint=recompute_hint(model, model_path, board, arena, firmware))
+    return fit
+
+
+def recompute_hint(
+    model: bytes, model_path: Optional[pathlib.Path], board: boards.Board, arena: ArenaFigure, firmware: Firmware
+) -> Optional[str]:
+    """For a model that does not fit: whether it would with its RNNPool ops recomputing RNN1
+    instead of caching it (the op's trade: a few hundred bytes of scratch instead of tens of KB,
+    for about twice its instructions), replanned and estimated; the command that makes it, or
+    None (no smaller variant, or it would not fit either)."""
+    from ..convert.memory_plan import apply_memory_plan
+    from ..tflite import model as tfm
+
+    try:
+        variant, _ = apply_memory_plan(tfm.set_rnn1_mode(model, "recompute"))
+    except RNNPoolError:
+        return None
+    figure = estimated_arena(variant)
+    if figure.bytes >= arena.bytes:
+        return None  # already recomputing (or nothing to gain)
+    verdict = boards.verdict(
+        board,
+        with_margin(figure.bytes),
+        len(variant),
+        other_ram=firmware.static_ram + firmware.stack,
+        other_flash=firmware.flash,
+    )
+    if not verdict.fits:
+        return None
+    source = model_path.name if model_path is not None else "MODEL.tflite"
+    target = (model_path.stem if model_path is not None else "model") + "_recompute.tflite"
+    return (
+        f"it would fit with RNNPool recomputing RNN1 instead of caching it (arena {figure.bytes:,} B by the "
+        f"estimate, about twice the RNNPool op's instructions): "
+        f"rnnpool-tflm convert {source} --rnn1-mode recompute -o {target}"
+    )
 
 
 def refuse_unless_fits(fit: Fit) -> None:
