@@ -18,7 +18,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from ..core.errors import RNNPoolError
-from .native import aligned_buffer, library
+from .native import aligned_buffer, bind, status_enum, status_enum_name
 
 MAX_HEADS = 8  # DETECTION_MAX_HEADS
 INT8, FLOAT32 = 0, 1  # detection_tensor_type
@@ -103,11 +103,7 @@ _SIGNATURES = {
 
 @functools.lru_cache(maxsize=1)
 def _lib() -> ctypes.CDLL:
-    lib = library()
-    for name, (restype, argtypes) in _SIGNATURES.items():
-        fn = getattr(lib, name)
-        fn.restype, fn.argtypes = restype, argtypes
-    return lib
+    return bind(_SIGNATURES)
 
 
 class DetectionError(RNNPoolError):
@@ -122,16 +118,11 @@ class DetectionError(RNNPoolError):
 @functools.lru_cache(maxsize=1)
 def status_codes() -> Dict[str, int]:
     """{"DETECTION_OK": 0, ...}, read from the library."""
-    codes, code = {}, 0
-    while (name := _lib().detection_status_name(code)) is not None:
-        codes[name.decode()] = code
-        code += 1
-    return codes
+    return status_enum(_lib(), "detection")
 
 
 def status_name(status: int) -> str:
-    name = _lib().detection_status_name(int(status))
-    return name.decode() if name is not None else f"unknown status {int(status)}"
+    return status_enum_name(_lib(), "detection", status)
 
 
 # -- the description of a detector's post-processing ---------------------------------------------------

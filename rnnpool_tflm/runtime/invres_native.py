@@ -115,30 +115,21 @@ _SIGNATURES = {
 
 @functools.lru_cache(maxsize=1)
 def library() -> ctypes.CDLL:
-    lib = ctypes.CDLL(str(native.library_path()))
-    for name, (restype, argtypes) in _SIGNATURES.items():
-        fn = getattr(lib, name)
-        fn.restype, fn.argtypes = restype, argtypes
-    return lib
+    return native.bind(_SIGNATURES)
 
 
 @functools.lru_cache(maxsize=1)
 def status_codes() -> Dict[str, int]:
     """{"INVRES_OK": 0, ...}, read from the library."""
-    lib, codes, code = library(), {}, 0
-    while (name := lib.invres_status_name(code)) is not None:
-        codes[name.decode()] = code
-        code += 1
-    return codes
+    return native.status_enum(library(), "invres")
 
 
 def status_name(status: int) -> str:
-    name = library().invres_status_name(int(status))
-    return name.decode() if name is not None else f"unknown status {int(status)}"
+    return native.status_enum_name(library(), "invres", status)
 
 
 def status_text(status: int) -> str:
-    return library().invres_status_str(int(status)).decode()
+    return native.status_enum_text(library(), "invres", status)
 
 
 def _check(where: str, status: int) -> None:

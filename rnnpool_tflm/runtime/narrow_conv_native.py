@@ -74,11 +74,7 @@ _SIGNATURES = {
 
 @functools.lru_cache(maxsize=1)
 def library() -> ctypes.CDLL:
-    lib = ctypes.CDLL(str(native.library_path()))
-    for name, (restype, argtypes) in _SIGNATURES.items():
-        fn = getattr(lib, name)
-        fn.restype, fn.argtypes = restype, argtypes
-    return lib
+    return native.bind(_SIGNATURES)
 
 
 def _dims(shape: Sequence[int]) -> CDims:

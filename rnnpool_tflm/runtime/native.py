@@ -151,14 +151,38 @@ _SIGNATURES = {
 }
 
 
-@functools.lru_cache(maxsize=1)
-def library() -> ctypes.CDLL:
-    """The host build of the kernel, with argument types declared."""
+def bind(signatures: Dict[str, tuple]) -> ctypes.CDLL:
+    """The host library (all the C kernels) with these functions' result and argument types
+    declared: {name: (restype, [argtypes])}."""
     lib = ctypes.CDLL(str(library_path()))
-    for name, (restype, argtypes) in _SIGNATURES.items():
+    for name, (restype, argtypes) in signatures.items():
         fn = getattr(lib, name)
         fn.restype, fn.argtypes = restype, argtypes
     return lib
+
+
+def status_enum(lib: ctypes.CDLL, prefix: str) -> Dict[str, int]:
+    """A kernel's status enumerators {"<PREFIX>_OK": 0, ...}, read through `<prefix>_status_name`."""
+    name_of, codes, code = getattr(lib, f"{prefix}_status_name"), {}, 0
+    while (name := name_of(code)) is not None:
+        codes[name.decode()] = code
+        code += 1
+    return codes
+
+
+def status_enum_name(lib: ctypes.CDLL, prefix: str, status: int) -> str:
+    name = getattr(lib, f"{prefix}_status_name")(int(status))
+    return name.decode() if name is not None else f"unknown status {int(status)}"
+
+
+def status_enum_text(lib: ctypes.CDLL, prefix: str, status: int) -> str:
+    return getattr(lib, f"{prefix}_status_str")(int(status)).decode()
+
+
+@functools.lru_cache(maxsize=1)
+def library() -> ctypes.CDLL:
+    """The host build of the kernel, with the RNNPool functions' types declared."""
+    return bind(_SIGNATURES)
 
 
 # -- status codes ------------------------------------------------------------------
@@ -167,20 +191,15 @@ def library() -> ctypes.CDLL:
 @functools.lru_cache(maxsize=1)
 def status_codes() -> Dict[str, int]:
     """{"RNNPOOL_OK": 0, "RNNPOOL_ERR_NULL_POINTER": 1, ...}, read from the library."""
-    lib, codes, code = library(), {}, 0
-    while (name := lib.rnnpool_status_name(code)) is not None:
-        codes[name.decode()] = code
-        code += 1
-    return codes
+    return status_enum(library(), "rnnpool")
 
 
 def status_name(status: int) -> str:
-    name = library().rnnpool_status_name(int(status))
-    return name.decode() if name is not None else f"unknown status {int(status)}"
+    return status_enum_name(library(), "rnnpool", status)
 
 
 def status_text(status: int) -> str:
-    return library().rnnpool_status_str(int(status)).decode()
+    return status_enum_text(library(), "rnnpool", status)
 
 
 def _check(where: str, status: int) -> None:
