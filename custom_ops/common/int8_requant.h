@@ -56,4 +56,52 @@ I8_INLINE int32_t i8_requant_smmlar(int32_t x, int32_t multiplier, int32_t e, in
   return i8_smmlar((int32_t)((uint32_t)x << 1), multiplier, round + (x >> 31)) >> e;
 }
 
+/* TFLite's QuantizeMultiplier (quantization_util.cc, the double-rounding build) with exact
+ * arithmetic and no libm: m = M * 2^(n - 31), M in [2^30, 2^31) or 0 (m == 0 or below
+ * 2^-32); n > 30 is out of range. */
+typedef enum { I8_QM_OK = 0, I8_QM_BAD_SCALE = 1, I8_QM_OUT_OF_RANGE = 2 } i8_qm_status;
+
+static inline i8_qm_status i8_quantize_multiplier(double m, int32_t* multiplier, int32_t* shift) {
+  int exponent = 0;
+  int64_t q;
+  if (!(m >= 0.0) || m - m != 0.0) return I8_QM_BAD_SCALE; /* negative, NaN or infinite */
+  if (m == 0.0) {
+    *multiplier = 0;
+    *shift = 0;
+    return I8_QM_OK;
+  }
+  /* frexp by exact scaling with powers of two: m = f * 2^exponent, f in [0.5, 1). */
+  while (m >= 18446744073709551616.0) {
+    m *= 1.0 / 18446744073709551616.0;
+    exponent += 64;
+  }
+  while (m >= 1.0) {
+    m *= 0.5;
+    ++exponent;
+  }
+  while (m < 1.0 / 18446744073709551616.0) {
+    m *= 18446744073709551616.0;
+    exponent -= 64;
+  }
+  while (m < 0.5) {
+    m *= 2.0;
+    --exponent;
+  }
+  /* f * 2^31 is exact; + 0.5 then truncation rounds half away from zero (TfLiteRound). */
+  q = (int64_t)(m * 2147483648.0 + 0.5);
+  if (q == ((int64_t)1 << 31)) {
+    q /= 2;
+    ++exponent;
+  }
+  if (exponent < -31) { /* underflows to zero */
+    *multiplier = 0;
+    *shift = 0;
+    return I8_QM_OK;
+  }
+  if (exponent > 30) return I8_QM_OUT_OF_RANGE;
+  *multiplier = (int32_t)q;
+  *shift = exponent;
+  return I8_QM_OK;
+}
+
 #endif /* RNNPOOL_TFLM_INT8_REQUANT_H_ */

@@ -1,5 +1,6 @@
 /* Status texts, configuration checks, geometry and multipliers shared by the
  * int8 and float32 RNNPool kernels. */
+#include "int8_requant.h"
 #include "rnnpool_internal.h"
 
 #define RNNPOOL_STATUS_LIST(X)                                                          \
@@ -139,44 +140,12 @@ double rnnpool_pow2(int e) {
 }
 
 rnnpool_status rnnpool_quantize_multiplier(double m, int32_t* multiplier, int32_t* shift) {
-  int exponent = 0;
-  int64_t q;
-  if (!(m >= 0.0) || m - m != 0.0) return RNNPOOL_ERR_BAD_SCALE; /* negative, NaN or infinite */
-  if (m == 0.0) {
-    *multiplier = 0;
-    *shift = 0;
-    return RNNPOOL_OK;
+  switch (i8_quantize_multiplier(m, multiplier, shift)) {
+    case I8_QM_OK:
+      return RNNPOOL_OK;
+    case I8_QM_BAD_SCALE:
+      return RNNPOOL_ERR_BAD_SCALE;
+    default:
+      return RNNPOOL_ERR_MULTIPLIER_RANGE;
   }
-  /* frexp by exact scaling with powers of two: m = f * 2^exponent, f in [0.5, 1). */
-  while (m >= 18446744073709551616.0) {
-    m *= 1.0 / 18446744073709551616.0;
-    exponent += 64;
-  }
-  while (m >= 1.0) {
-    m *= 0.5;
-    ++exponent;
-  }
-  while (m < 1.0 / 18446744073709551616.0) {
-    m *= 18446744073709551616.0;
-    exponent -= 64;
-  }
-  while (m < 0.5) {
-    m *= 2.0;
-    --exponent;
-  }
-  /* f * 2^31 is exact; + 0.5 then truncation rounds half away from zero. */
-  q = (int64_t)(m * 2147483648.0 + 0.5);
-  if (q == ((int64_t)1 << 31)) {
-    q /= 2;
-    ++exponent;
-  }
-  if (exponent < -31) { /* underflows to zero */
-    *multiplier = 0;
-    *shift = 0;
-    return RNNPOOL_OK;
-  }
-  if (exponent > 30) return RNNPOOL_ERR_MULTIPLIER_RANGE;
-  *multiplier = (int32_t)q;
-  *shift = exponent;
-  return RNNPOOL_OK;
 }

@@ -305,7 +305,7 @@ def run_kernel_cases(
         header.write_text(cases_header(cases))
         elf = build_elf(
             [HARNESS_DIR / "main_m4.c", HARNESS_DIR / "harness.c", *kernel_sources()],
-            [work, HARNESS_DIR, source_dir()],
+            [work, HARNESS_DIR, source_dir(), source_dir("common")],
             work / "kernel_harness.elf",
             opt=opt,
         )
