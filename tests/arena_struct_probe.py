@@ -187,7 +187,7 @@ def probe(tflm_dir: pathlib.Path, target: str) -> Dict[str, Dict]:
 def probe_rnnpool_op_data(tflm_dir: pathlib.Path, target: str, custom_ops: pathlib.Path) -> int:
     """sizeof(OpData) of the project's TFLM RNNPool op (custom_ops/rnnpool/rnnpool_tflm.cc)."""
     compiler, nm, flags = TOOLS[target]
-    includes = dependency_dirs(tflm_dir) + [custom_ops]
+    includes = dependency_dirs(tflm_dir) + [custom_ops, custom_ops.parent / "common"]
     source = _probe_source(["rnnpool_tflm.cc"], {"RNNPoolOpData": "OpData"})
     with tempfile.TemporaryDirectory() as workdir:
         return _compile(compiler, nm, flags, includes, source, workdir)["RNNPoolOpData"][0]

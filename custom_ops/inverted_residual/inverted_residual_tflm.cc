@@ -18,6 +18,7 @@
 #include "inverted_residual.h"
 #include "inverted_residual_op_contract.h"
 #include "inverted_residual_options.h"
+#include "tflm_op_checks.h"
 #include "tensorflow/lite/c/common.h"
 #include "tensorflow/lite/kernels/kernel_util.h"
 #include "tensorflow/lite/micro/kernels/kernel_util.h"
@@ -75,105 +76,34 @@ void* Init(TfLiteContext* context, const char* buffer, size_t length) {
 
 // ---- Prepare ----------------------------------------------------------------
 
+using TempTensors = tflm_op_checks::TempTensors<INVRES_NUM_INPUTS>;
+using tflm_op_checks::Dim;
+
 TfLiteStatus Fail(const char* what, const char* tensor) {
-  if (tensor != nullptr) {
-    MicroPrintf("InvertedResidual: %s (tensor '%s')", what, tensor);
-  } else {
-    MicroPrintf("InvertedResidual: %s", what);
-  }
-  return kTfLiteError;
+  return tflm_op_checks::Fail("InvertedResidual", what, tensor);
 }
-
-// The temporary TfLiteTensors Prepare looks at (nullptr for an absent optional input), released on every path.
-class TempTensors {
- public:
-  TempTensors(MicroContext* micro_context, TfLiteNode* node) : micro_context_(micro_context) {
-    for (int i = 0; i < INVRES_NUM_INPUTS; ++i) inputs_[i] = micro_context->AllocateTempInputTensor(node, i);
-    output_ = micro_context->AllocateTempOutputTensor(node, 0);
-  }
-  ~TempTensors() {
-    for (int i = 0; i < INVRES_NUM_INPUTS; ++i) {
-      if (inputs_[i] != nullptr) micro_context_->DeallocateTempTfLiteTensor(inputs_[i]);
-    }
-    if (output_ != nullptr) micro_context_->DeallocateTempTfLiteTensor(output_);
-  }
-  TempTensors(const TempTensors&) = delete;
-  TempTensors& operator=(const TempTensors&) = delete;
-
-  TfLiteTensor* input(int i) const { return inputs_[i]; }
-  TfLiteTensor* output() const { return output_; }
-
- private:
-  MicroContext* micro_context_;
-  TfLiteTensor* inputs_[INVRES_NUM_INPUTS];
-  TfLiteTensor* output_;
-};
-
-int Dim(const TfLiteTensor* t, int i) { return t->dims->data[i]; }
 
 // Rank `rank`, positive dims, and `expected` (may be null; -1 = any) sizes.
 TfLiteStatus CheckShape(const TfLiteTensor* t, const char* name, int rank, const int* expected) {
-  if (t->dims == nullptr || t->dims->size != rank) {
-    MicroPrintf("InvertedResidual: tensor '%s' must have rank %d, has %d", name, rank, t->dims ? t->dims->size : -1);
-    return kTfLiteError;
-  }
-  for (int i = 0; i < rank; ++i) {
-    if (Dim(t, i) < 1) {
-      MicroPrintf("InvertedResidual: tensor '%s' has a dimension %d < 1 (dim %d)", name, Dim(t, i), i);
-      return kTfLiteError;
-    }
-    if (expected != nullptr && expected[i] >= 0 && Dim(t, i) != expected[i]) {
-      MicroPrintf("InvertedResidual: tensor '%s' dim %d is %d, the contract needs %d", name, i, Dim(t, i), expected[i]);
-      return kTfLiteError;
-    }
-  }
-  return kTfLiteOk;
-}
-
-const TfLiteAffineQuantization* Affine(const TfLiteTensor* t) {
-  if (t->quantization.type != kTfLiteAffineQuantization) return nullptr;
-  const auto* q = static_cast<const TfLiteAffineQuantization*>(t->quantization.params);
-  if (q == nullptr || q->scale == nullptr || q->zero_point == nullptr) return nullptr;
-  return q;
+  return tflm_op_checks::CheckShape("InvertedResidual", t, name, rank, expected);
 }
 
 // An activation (or a quantization carrier): one scale, one zero point (the core judges the values).
 TfLiteStatus Activation(const TfLiteTensor* t, const char* name, invres_quantization* out) {
-  const TfLiteAffineQuantization* q = Affine(t);
-  if (q == nullptr) return Fail("int8 tensor without affine quantization", name);
-  if (q->scale->size != 1 || q->zero_point->size != 1) {
-    return Fail("needs per-tensor quantization (one scale, one zero point)", name);
-  }
-  out->scale = q->scale->data[0];
-  out->zero_point = q->zero_point->data[0];
-  return kTfLiteOk;
+  return tflm_op_checks::PerTensor("InvertedResidual", t, name, &out->scale, &out->zero_point);
 }
 
 // A filter: symmetric, 1 scale or one per output channel along dimension `dim`.
 TfLiteStatus Filter(const TfLiteTensor* t, const TfLiteTensor* bias, const char* name, int dim, invres_filter* out) {
-  const TfLiteAffineQuantization* q = Affine(t);
-  if (q == nullptr) return Fail("int8 filter without affine quantization", name);
-  const int channels = Dim(t, dim);
-  const int n = q->scale->size;
-  if (n != 1 && n != channels) {
-    MicroPrintf("InvertedResidual: tensor '%s' has %d scales; needs 1 or one per channel (%d)", name, n, channels);
+  const float* scales = nullptr;
+  int32_t count = 0;
+  if (tflm_op_checks::SymmetricScales("InvertedResidual", t, name, dim, "channel", &scales, &count) != kTfLiteOk) {
     return kTfLiteError;
-  }
-  if (n > 1 && q->quantized_dimension != dim) {
-    MicroPrintf("InvertedResidual: tensor '%s' is quantized along dimension %d, the contract's is %d", name,
-                q->quantized_dimension, dim);
-    return kTfLiteError;
-  }
-  if (q->zero_point->size != n && q->zero_point->size != 1) {
-    return Fail("zero point count differs from the scale count", name);
-  }
-  for (int i = 0; i < q->zero_point->size; ++i) {
-    if (q->zero_point->data[i] != 0) return Fail("filters must be symmetric (zero point 0)", name);
   }
   out->weights = t->data.int8;
   out->bias = bias != nullptr ? bias->data.i32 : nullptr;
-  out->scales = q->scale->data;
-  out->scale_count = n;
+  out->scales = scales;
+  out->scale_count = count;
   return kTfLiteOk;
 }
 

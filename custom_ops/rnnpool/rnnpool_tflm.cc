@@ -18,6 +18,7 @@
 #include "rnnpool.h"
 #include "rnnpool_op_contract.h"
 #include "rnnpool_options.h"
+#include "tflm_op_checks.h"
 #include "tensorflow/lite/c/common.h"
 #include "tensorflow/lite/kernels/kernel_util.h"
 #include "tensorflow/lite/micro/kernels/kernel_util.h"
@@ -100,100 +101,24 @@ void* Init(TfLiteContext* context, const char* buffer, size_t length) {
 
 const char* TypeName(TfLiteType type) { return TfLiteTypeGetName(type); }
 
-// The temporary TfLiteTensors Prepare looks at, released on every path.
-class TempTensors {
- public:
-  TempTensors(MicroContext* micro_context, TfLiteNode* node) : micro_context_(micro_context) {
-    for (int i = 0; i < RNNPOOL_NUM_INPUTS; ++i) inputs_[i] = micro_context->AllocateTempInputTensor(node, i);
-    output_ = micro_context->AllocateTempOutputTensor(node, 0);
-  }
-  ~TempTensors() {
-    for (int i = 0; i < RNNPOOL_NUM_INPUTS; ++i) {
-      if (inputs_[i] != nullptr) micro_context_->DeallocateTempTfLiteTensor(inputs_[i]);
-    }
-    if (output_ != nullptr) micro_context_->DeallocateTempTfLiteTensor(output_);
-  }
-  TempTensors(const TempTensors&) = delete;
-  TempTensors& operator=(const TempTensors&) = delete;
+using TempTensors = tflm_op_checks::TempTensors<RNNPOOL_NUM_INPUTS>;
+using tflm_op_checks::Affine;
+using tflm_op_checks::Dim;
 
-  TfLiteTensor* input(int i) const { return inputs_[i]; }
-  TfLiteTensor* output() const { return output_; }
+TfLiteStatus Fail(const char* what, const char* tensor) { return tflm_op_checks::Fail("RNNPool", what, tensor); }
 
- private:
-  MicroContext* micro_context_;
-  TfLiteTensor* inputs_[RNNPOOL_NUM_INPUTS];
-  TfLiteTensor* output_;
-};
-
-TfLiteStatus Fail(const char* what, const char* tensor) {
-  if (tensor != nullptr) {
-    MicroPrintf("RNNPool: %s (tensor '%s')", what, tensor);
-  } else {
-    MicroPrintf("RNNPool: %s", what);
-  }
-  return kTfLiteError;
-}
-
-int Dim(const TfLiteTensor* t, int i) { return t->dims->data[i]; }
-
-// rank and positive dims; `expected` (may be null) lists required sizes, -1 = any.
 TfLiteStatus CheckShape(const TfLiteTensor* t, const char* name, int rank, const int* expected) {
-  if (t->dims == nullptr || t->dims->size != rank) {
-    MicroPrintf("RNNPool: tensor '%s' must have rank %d, has %d", name, rank, t->dims ? t->dims->size : -1);
-    return kTfLiteError;
-  }
-  for (int i = 0; i < rank; ++i) {
-    if (Dim(t, i) < 1) {
-      MicroPrintf("RNNPool: tensor '%s' has a dimension %d < 1 (dim %d)", name, Dim(t, i), i);
-      return kTfLiteError;
-    }
-    if (expected != nullptr && expected[i] >= 0 && Dim(t, i) != expected[i]) {
-      MicroPrintf("RNNPool: tensor '%s' dim %d is %d, the contract needs %d", name, i, Dim(t, i), expected[i]);
-      return kTfLiteError;
-    }
-  }
-  return kTfLiteOk;
-}
-
-const TfLiteAffineQuantization* Affine(const TfLiteTensor* t) {
-  if (t->quantization.type != kTfLiteAffineQuantization) return nullptr;
-  const auto* q = static_cast<const TfLiteAffineQuantization*>(t->quantization.params);
-  if (q == nullptr || q->scale == nullptr || q->zero_point == nullptr) return nullptr;
-  return q;
+  return tflm_op_checks::CheckShape("RNNPool", t, name, rank, expected);
 }
 
 // Input/output: one scale, one zero point (the values are the core's to judge).
 TfLiteStatus PerTensorParams(const TfLiteTensor* t, const char* name, float* scale, int32_t* zero_point) {
-  const TfLiteAffineQuantization* q = Affine(t);
-  if (q == nullptr) return Fail("int8 tensor without affine quantization", name);
-  if (q->scale->size != 1 || q->zero_point->size != 1) {
-    return Fail("needs per-tensor quantization (one scale, one zero point)", name);
-  }
-  *scale = q->scale->data[0];
-  *zero_point = q->zero_point->data[0];
-  return kTfLiteOk;
+  return tflm_op_checks::PerTensor("RNNPool", t, name, scale, zero_point);
 }
 
 // A weight matrix [rows][cols]: symmetric, 1 or `rows` scales along dimension 0.
 TfLiteStatus MatrixParams(const TfLiteTensor* t, const char* name, const float** scales, int32_t* count) {
-  const TfLiteAffineQuantization* q = Affine(t);
-  if (q == nullptr) return Fail("int8 weights without affine quantization", name);
-  const int rows = Dim(t, 0);
-  const int n = q->scale->size;
-  if (n != 1 && n != rows) {
-    MicroPrintf("RNNPool: tensor '%s' has %d scales; needs 1 or one per row (%d)", name, n, rows);
-    return kTfLiteError;
-  }
-  if (n > 1 && q->quantized_dimension != 0) return Fail("per-channel scales must be along dimension 0", name);
-  if (q->zero_point->size != n && q->zero_point->size != 1) {
-    return Fail("zero point count differs from the scale count", name);
-  }
-  for (int i = 0; i < q->zero_point->size; ++i) {
-    if (q->zero_point->data[i] != 0) return Fail("weights must be symmetric (zero point 0)", name);
-  }
-  *scales = q->scale->data;
-  *count = n;
-  return kTfLiteOk;
+  return tflm_op_checks::SymmetricScales("RNNPool", t, name, 0, "row", scales, count);
 }
 
 // Biases (Q12) and scalars (Q14) carry fixed formats; a quantization, if any, must not shift them.
