@@ -7,7 +7,7 @@ estimated firmware; with TFLM_DIR (and the Arm toolchain and QEMU) the arena mea
 the emulated Cortex-M4 and the firmware built for the board, where the linker's own
 overflow check must agree too. The pair is found from the margin rule, the stack rule and
 two probe arenas worked out here, so a verdict that left out the margin (>= 1 KiB), the
-firmware's data (~6 KiB) or the F446's shared stack (16 KiB) would split check and
+firmware's data (~1 KiB) or the F446's shared stack (16 KiB) would split check and
 export or miss the boundary. About 30 s without TFLM_DIR, 2 min with it (library cached).
 """
 
