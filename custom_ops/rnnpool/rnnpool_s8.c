@@ -9,6 +9,9 @@
 
 #include "rnnpool_internal.h"
 #include "rnnpool_s8_math.h"
+#if RNNPOOL_ASM
+#include "rnnpool_s8_step_m4.h"
+#endif
 
 #define S8_MAGIC 0x52503853u /* "S8PR" */
 
@@ -322,8 +325,47 @@ RNNPOOL_INLINE void first_cell(const s8_cell* cell, const int32_t* in, int16_t* 
       break;                           \
   }
 
+#if RNNPOOL_ASM
+/* The fused assembly step (rnnpool_s8_step_m4.h) of states a and b, if it
+ * covers this one: a fast cell, sigmoid/tanh, h = 16 or 8, and either RNN2
+ * (`raw`) or RNN1's same-pixel pairs. `gv` is its work: 8*hp bytes of 16*hm. */
+static int step_pair_asm(const s8_cell* cell, int16_t* sa, const int32_t* ia, int16_t* sb, const int32_t* ib,
+                         int32_t* gv, int32_t activations, int raw) {
+  rnnpool_step_ctx ctx;
+  if (!cell->fast || sb == NULL || activations != 0 || (cell->hp != 16 && cell->hp != 8) || (!raw && ia != ib)) {
+    return 0;
+  }
+  ctx.sig = rnnpool_sigmoid_lut_packed + 256;
+  ctx.tnh = rnnpool_tanh_lut_packed + 256;
+  ctx.k128 = 128;
+  ctx.k64 = 64;
+  ctx.a = cell->k.a;
+  ctx.a_round = cell->k.a_round;
+  ctx.b = cell->k.b;
+  ctx.k8192 = 8192;
+  ctx.w = cell->u;
+  ctx.base = (int16_t*)(void*)gv;
+  ctx.row = cell->ur;
+  ctx.ia = ia;
+  ctx.ib = ib;
+  ctx.x = ctx.base;
+  ctx.x_end = ctx.base + cell->hp;
+  ctx.sa = sa;
+  ctx.sb = sb;
+  if (raw) {
+    (cell->hp == 16 ? rnnpool_step_pair_raw_16 : rnnpool_step_pair_raw_8)(&ctx);
+  } else {
+    (cell->hp == 16 ? rnnpool_step_pair_shared_16 : rnnpool_step_pair_shared_8)(&ctx);
+  }
+  return 1;
+}
+#else
+#define step_pair_asm(cell, sa, ia, sb, ib, gv, activations, raw) 0
+#endif
+
 static void rnn1_step(const s8_cell* cell, int16_t* sa, const int32_t* ia, int16_t* sb, const int32_t* ib, int32_t* gv,
                       int32_t activations) {
+  if (step_pair_asm(cell, sa, ia, sb, ib, gv, activations, 0)) return;
   if (cell->fast) {
     step_cell(cell, sa, ia, sb, ib, gv, activations, 1, 1);
   } else {
@@ -333,6 +375,7 @@ static void rnn1_step(const s8_cell* cell, int16_t* sa, const int32_t* ia, int16
 
 static void rnn2_step(const s8_cell* cell, int16_t* sa, const int32_t* ia, int16_t* sb, const int32_t* ib, int32_t* gv,
                       int32_t activations) {
+  if (step_pair_asm(cell, sa, ia, sb, ib, gv, activations, 1)) return;
   if (cell->fast) {
     step_cell(cell, sa, ia, sb, ib, gv, activations, 0, 1);
   } else {
