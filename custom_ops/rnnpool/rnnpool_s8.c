@@ -10,7 +10,7 @@
 #include "rnnpool_internal.h"
 #include "rnnpool_s8_math.h"
 #if RNNPOOL_ASM
-#include "rnnpool_s8_step_m4.h"
+#include "rnnpool_s8_m4.h"
 #endif
 
 #define S8_MAGIC 0x52503853u /* "S8PR" */
@@ -60,6 +60,10 @@ typedef struct {
   int32_t w_class, u_class; /* RNNPOOL_RQ_*: how W's and U's multipliers are applied */
   int32_t fast;             /* see s8_cell_offsets */
   rnnpool_unit_consts k;
+#if RNNPOOL_ASM
+  void (*pair_m4)(rnnpool_step_ctx*); /* the assembly pair step that covers the cell, or NULL */
+  rnnpool_step_consts m4;             /* its constants */
+#endif
 } s8_cell;
 
 /* Eval's view: the prepared header with its offsets resolved. */
@@ -325,47 +329,9 @@ RNNPOOL_INLINE void first_cell(const s8_cell* cell, const int32_t* in, int16_t* 
       break;                           \
   }
 
-#if RNNPOOL_ASM
-/* The fused assembly step (rnnpool_s8_step_m4.h) of states a and b, if it
- * covers this one: a fast cell, sigmoid/tanh, h = 16 or 8, and either RNN2
- * (`raw`) or RNN1's same-pixel pairs. `gv` is its work: 8*hp bytes of 16*hm. */
-static int step_pair_asm(const s8_cell* cell, int16_t* sa, const int32_t* ia, int16_t* sb, const int32_t* ib,
-                         int32_t* gv, int32_t activations, int raw) {
-  rnnpool_step_ctx ctx;
-  if (!cell->fast || sb == NULL || activations != 0 || (cell->hp != 16 && cell->hp != 8) || (!raw && ia != ib)) {
-    return 0;
-  }
-  ctx.sig = rnnpool_sigmoid_lut_packed + 256;
-  ctx.tnh = rnnpool_tanh_lut_packed + 256;
-  ctx.k128 = 128;
-  ctx.k64 = 64;
-  ctx.a = cell->k.a;
-  ctx.a_round = cell->k.a_round;
-  ctx.b = cell->k.b;
-  ctx.k8192 = 8192;
-  ctx.w = cell->u;
-  ctx.base = (int16_t*)(void*)gv;
-  ctx.row = cell->ur;
-  ctx.ia = ia;
-  ctx.ib = ib;
-  ctx.x = ctx.base;
-  ctx.x_end = ctx.base + cell->hp;
-  ctx.sa = sa;
-  ctx.sb = sb;
-  if (raw) {
-    (cell->hp == 16 ? rnnpool_step_pair_raw_16 : rnnpool_step_pair_raw_8)(&ctx);
-  } else {
-    (cell->hp == 16 ? rnnpool_step_pair_shared_16 : rnnpool_step_pair_shared_8)(&ctx);
-  }
-  return 1;
-}
-#else
-#define step_pair_asm(cell, sa, ia, sb, ib, gv, activations, raw) 0
-#endif
 
 static void rnn1_step(const s8_cell* cell, int16_t* sa, const int32_t* ia, int16_t* sb, const int32_t* ib, int32_t* gv,
                       int32_t activations) {
-  if (step_pair_asm(cell, sa, ia, sb, ib, gv, activations, 0)) return;
   if (cell->fast) {
     step_cell(cell, sa, ia, sb, ib, gv, activations, 1, 1);
   } else {
@@ -375,7 +341,6 @@ static void rnn1_step(const s8_cell* cell, int16_t* sa, const int32_t* ia, int16
 
 static void rnn2_step(const s8_cell* cell, int16_t* sa, const int32_t* ia, int16_t* sb, const int32_t* ib, int32_t* gv,
                       int32_t activations) {
-  if (step_pair_asm(cell, sa, ia, sb, ib, gv, activations, 1)) return;
   if (cell->fast) {
     step_cell(cell, sa, ia, sb, ib, gv, activations, 0, 1);
   } else {
@@ -414,11 +379,39 @@ static void resolve_cell(const uint8_t* base, const s8_cell_offsets* o, s8_cell*
   c->k.c_shift = 28 - o->q;
 }
 
+#if RNNPOOL_ASM
+/* The assembly pair step (rnnpool_s8_m4.h) covers fast cells with the smooth
+ * activations and h = 16 or 8: RNN1's same-pixel pairs (`shared`) or RNN2. */
+static void resolve_m4(s8_cell* c, int32_t activations, int shared) {
+  c->pair_m4 = NULL;
+  if (!c->fast || activations != 0 || (c->hp != 16 && c->hp != 8)) return;
+  if (shared) {
+    c->pair_m4 = c->hp == 16 ? rnnpool_step_pair_shared_16 : rnnpool_step_pair_shared_8;
+  } else {
+    c->pair_m4 = c->hp == 16 ? rnnpool_step_pair_raw_16 : rnnpool_step_pair_raw_8;
+  }
+  c->m4.sig = rnnpool_sigmoid_lut_packed + 256;
+  c->m4.tnh = rnnpool_tanh_lut_packed + 256;
+  c->m4.k128 = 128;
+  c->m4.k64 = 64;
+  c->m4.a = c->k.a;
+  c->m4.a_round = c->k.a_round;
+  c->m4.b = c->k.b;
+  c->m4.k8192 = 8192;
+  c->m4.u = c->u;
+  c->m4.ur = c->ur;
+}
+#endif
+
 static void make_view(const s8_prepared* p, s8_view* v) {
   const uint8_t* base = (const uint8_t*)p;
   v->p = p;
   resolve_cell(base, &p->rnn1, &v->rnn1);
   resolve_cell(base, &p->rnn2, &v->rnn2);
+#if RNNPOOL_ASM
+  resolve_m4(&v->rnn1, p->activations, 1);
+  resolve_m4(&v->rnn2, p->activations, 0);
+#endif
 }
 
 /* ---- driver callbacks ------------------------------------------------------------------ */
@@ -460,6 +453,13 @@ static void s8_project(const void* prepared, const void* pixel, void* input, voi
     return;
   }
   widen_pixel((const int8_t*)pixel, v->p->layout.cfg.channels, v->p->input_zero_point, x16);
+#if RNNPOOL_ASM
+  if (c1->inp <= 4 && c1->w_class != RNNPOOL_RQ_MIXED) { /* k <= 4: rnnpool_s8_m4.h */
+    rnnpool_project_biased_m4(c1->w, c1->wq, c1->ur, x16, in, c1->hp, c1->inp >> 1,
+                              c1->w_class == RNNPOOL_RQ_UNCLAMPED);
+    return;
+  }
+#endif
   project(c1->w, c1->hp, c1->inp, c1->wq, c1->ur, x16, in, c1->w_class);
 }
 
@@ -471,6 +471,18 @@ static void s8_fresh(const void* prepared, const void* input, void* state, void*
 
 static void s8_step(const void* prepared, void* a, const void* ia, void* b, const void* ib, void* work) {
   const s8_view* v = (const s8_view*)prepared;
+#if RNNPOOL_ASM
+  if (v->rnn1.pair_m4 != NULL && b != NULL && ia == ib) { /* the cached driver's same-pixel pairs */
+    rnnpool_step_ctx ctx;
+    ctx.k = v->rnn1.m4;
+    ctx.base = WORK(v, work, work_gv, int16_t); /* 8*hp bytes of the 16*hm */
+    ctx.ia = ctx.ib = (const int32_t*)ia;
+    ctx.sa = (int16_t*)a;
+    ctx.sb = (int16_t*)b;
+    v->rnn1.pair_m4(&ctx);
+    return;
+  }
+#endif
   rnn1_step(&v->rnn1, (int16_t*)a, (const int32_t*)ia, (int16_t*)b, (const int32_t*)ib, WORK(v, work, work_gv, int32_t),
             v->p->activations);
 }
@@ -495,10 +507,24 @@ static void s8_pool(const void* prepared, const rnnpool_sequence* seq, void* out
   int32_t t, m;
   first_any(c2, (const int32_t*)rnnpool_sequence_at(seq, 0), g, 0, act);
   first_any(c2, (const int32_t*)rnnpool_sequence_at(seq, n - 1), g + hp2, 0, act);
-  for (t = 1; t < n; ++t) {
-    rnn2_step(c2, g, (const int32_t*)rnnpool_sequence_at(seq, t), g + hp2,
-              (const int32_t*)rnnpool_sequence_at(seq, n - 1 - t), gv, act);
-  }
+#if RNNPOOL_ASM
+  if (c2->pair_m4 != NULL) {
+    rnnpool_step_ctx ctx;
+    ctx.k = c2->m4;
+    ctx.base = (int16_t*)(void*)gv; /* 8*hp2 bytes of the 16*hm */
+    ctx.sa = g;
+    ctx.sb = g + hp2;
+    for (t = 1; t < n; ++t) {
+      ctx.ia = (const int32_t*)rnnpool_sequence_at(seq, t);
+      ctx.ib = (const int32_t*)rnnpool_sequence_at(seq, n - 1 - t);
+      c2->pair_m4(&ctx);
+    }
+  } else
+#endif
+    for (t = 1; t < n; ++t) {
+      rnn2_step(c2, g, (const int32_t*)rnnpool_sequence_at(seq, t), g + hp2,
+                (const int32_t*)rnnpool_sequence_at(seq, n - 1 - t), gv, act);
+    }
   for (t = 0; t < 2; ++t) {
     for (m = 0; m < h2; ++m) out[t * h2 + m] = (int8_t)rnnpool_sat8(rnnpool_requant(g[t * hp2 + m], &y) + zp);
   }
