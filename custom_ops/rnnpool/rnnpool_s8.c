@@ -329,7 +329,6 @@ RNNPOOL_INLINE void first_cell(const s8_cell* cell, const int32_t* in, int16_t* 
       break;                           \
   }
 
-
 static void rnn1_step(const s8_cell* cell, int16_t* sa, const int32_t* ia, int16_t* sb, const int32_t* ib, int32_t* gv,
                       int32_t activations) {
   if (cell->fast) {

@@ -71,13 +71,14 @@ typedef char rnnpool_step_ctx_is_32bit[sizeof(rnnpool_step_ctx) == 76 ? 1 : -1];
  * (advanced), r2 = base (old a at 0, old b at 2*HP bytes); out r3, r4 =
  * a.(j, j+1), r5, r6 = b.(j, j+1). Per two input pairs: one LDRD per state,
  * two of weights, eight SMLADs. */
-#define RNNPOOL_FZ_LOADS(off, hp)      \
-  "ldrd r8, r9, [r1], #8\n\t"          \
-  "ldrd r10, r11, [r2, #" #off "]\n\t" \
+#define RNNPOOL_FZ_LOADS(off, hp) \
+  "ldrd r8, r9, [r1], #8\n\t"     \
+  "ldrd r10, r11, [r2, #" #off    \
+  "]\n\t"                         \
   "ldrd r12, lr, [r2, #(" #off "+2*" RNNPOOL_STR(hp) ")]\n\t"
-#define RNNPOOL_FZ_MAC(op, x, y, acc0, acc1, acc2, acc3)                                                       \
-  #op " r3, r8, " #x acc0 "\n\t" #op " r4, r9, " #x acc1 "\n\t" #op " r5, r8, " #y acc2 "\n\t" #op " r6, r9, " \
-      #y acc3 "\n\t"
+#define RNNPOOL_FZ_MAC(op, x, y, acc0, acc1, acc2, acc3)                                                               \
+  #op " r3, r8, " #x acc0 "\n\t" #op " r4, r9, " #x acc1 "\n\t" #op " r5, r8, " #y acc2 "\n\t" #op " r6, r9, " #y acc3 \
+      "\n\t"
 #define RNNPOOL_FZ_ACC0 RNNPOOL_FZ_MAC(smlad, r10, r12, ", r3", ", r4", ", r5", ", r6")
 #define RNNPOOL_FZ_ACC1 RNNPOOL_FZ_MAC(smlad, r11, lr, ", r3", ", r4", ", r5", ", r6")
 #define RNNPOOL_FZ_FIRST(hp) \
@@ -86,37 +87,41 @@ typedef char rnnpool_step_ctx_is_32bit[sizeof(rnnpool_step_ctx) == 76 ? 1 : -1];
 #define RNNPOOL_FZ_NEXT(off, hp) RNNPOOL_FZ_LOADS(off, hp) RNNPOOL_FZ_ACC0 "ldrd r8, r9, [r1], #8\n\t" RNNPOOL_FZ_ACC1
 #define RNNPOOL_FZ_DOT_8 RNNPOOL_FZ_FIRST(8) RNNPOOL_FZ_NEXT(8, 8)
 #define RNNPOOL_FZ_DOT_16 RNNPOOL_FZ_FIRST(16) RNNPOOL_FZ_NEXT(8, 16) RNNPOOL_FZ_NEXT(16, 16) RNNPOOL_FZ_NEXT(24, 16)
-#define RNNPOOL_FZ_DOT(hp)        \
-  "ldrd r1, r2, [r0, #40]\n\t"    \
-  RNNPOOL_FZ_DOT_##hp             \
-  "str r1, [r0, #40]\n\t"
+#define RNNPOOL_FZ_DOT(hp) "ldrd r1, r2, [r0, #40]\n\t" RNNPOOL_FZ_DOT_##hp "str r1, [r0, #40]\n\t"
 
 /* Requantization of row u of the iteration for both states (accumulators
  * ra, rb; r1 = the iteration's first row record: mult, post, round_or_lo at
  * +0, +4, +8, records 32 bytes apart). */
-#define RNNPOOL_FZ_RQ(u, ra, rb)         \
-  "ldrd r8, r9, [r1, #(32*" #u ")]\n\t"  \
-  "ldr r10, [r1, #(32*" #u "+8)]\n\t"    \
-  "smmla " #ra ", " #ra ", r8, r10\n\t"  \
-  "smmla " #rb ", " #rb ", r8, r10\n\t"  \
-  "asr " #ra ", " #ra ", r9\n\t"         \
+#define RNNPOOL_FZ_RQ(u, ra, rb) \
+  "ldrd r8, r9, [r1, #(32*" #u   \
+  ")]\n\t"                       \
+  "ldr r10, [r1, #(32*" #u       \
+  "+8)]\n\t"                     \
+  "smmla " #ra ", " #ra          \
+  ", r8, r10\n\t"                \
+  "smmla " #rb ", " #rb          \
+  ", r8, r10\n\t"                \
+  "asr " #ra ", " #ra            \
+  ", r9\n\t"                     \
   "asr " #rb ", " #rb ", r9\n\t"
 
 /* Input halves, RNN1's same-pixel pairs: ia[2u], ia[2u+1] are (gate, update)
  * with the biases in, shared by a and b. Out: r10 = g_a, ra = v_a, r8 = g_b,
  * rb = v_b. */
-#define RNNPOOL_FZ_IN_SHARED(u, ra, rb) \
-  "ldrd r1, r2, [r0, #48]\n\t"          \
-  RNNPOOL_FZ_RQ(u, ra, rb)              \
-  "ldrd r8, r9, [r2, #(8*" #u ")]\n\t"  \
-  "add r10, " #ra ", r8\n\t"            \
-  "add " #ra ", " #ra ", r9\n\t"        \
-  "add r8, " #rb ", r8\n\t"             \
-  "add " #rb ", " #rb ", r9\n\t"
+#define RNNPOOL_FZ_IN_SHARED(u, ra, rb)                                             \
+  "ldrd r1, r2, [r0, #48]\n\t" RNNPOOL_FZ_RQ(u, ra, rb) "ldrd r8, r9, [r2, #(8*" #u \
+                                                        ")]\n\t"                    \
+                                                        "add r10, " #ra             \
+                                                        ", r8\n\t"                  \
+                                                        "add " #ra ", " #ra         \
+                                                        ", r9\n\t"                  \
+                                                        "add r8, " #rb              \
+                                                        ", r8\n\t"                  \
+                                                        "add " #rb ", " #rb ", r9\n\t"
 
 /* Input halves, RNN2: one projected value per unit and state (ia[u], ib[u]),
  * the biases from the row record (+16, +20). Same outputs. */
-#define RNNPOOL_FZ_IN_RAW(u, ra, rb)           \
+#define RNNPOOL_FZ_IN_RAW(u, ra, rb) \
   "ldr r1, [r0, #48]\n\t"                      \
   RNNPOOL_FZ_RQ(u, ra, rb)                     \
   "ldrd r2, r12, [r0, #52]\n\t"                \
@@ -131,40 +136,54 @@ typedef char rnnpool_step_ctx_is_32bit[sizeof(rnnpool_step_ctx) == 76 ? 1 : -1];
   "add " #rb ", " #rb ", r9\n\t"
 
 /* z = sigmoid(reg) in place (r1 = table + 256, r9 = 128, r12 scratch). */
-#define RNNPOOL_FZ_SIGMOID(reg)            \
-  "ssat " #reg ", #17, " #reg "\n\t"       \
-  "asr r12, " #reg ", #8\n\t"              \
-  "uxtb " #reg ", " #reg "\n\t"            \
-  "ldr r12, [r1, r12, lsl #2]\n\t"         \
-  "smlatb " #reg ", r12, " #reg ", r9\n\t" \
-  "sxth r12, r12\n\t"                      \
+#define RNNPOOL_FZ_SIGMOID(reg)    \
+  "ssat " #reg ", #17, " #reg      \
+  "\n\t"                           \
+  "asr r12, " #reg                 \
+  ", #8\n\t"                       \
+  "uxtb " #reg ", " #reg           \
+  "\n\t"                           \
+  "ldr r12, [r1, r12, lsl #2]\n\t" \
+  "smlatb " #reg ", r12, " #reg    \
+  ", r9\n\t"                       \
+  "sxth r12, r12\n\t"              \
   "add " #reg ", r12, " #reg ", asr #8\n\t"
 
 /* c = tanh(reg) in place (r2 = table + 256, r11 = 64, r12 scratch). */
-#define RNNPOOL_FZ_TANH(reg)                \
-  "ssat " #reg ", #16, " #reg "\n\t"        \
-  "asr r12, " #reg ", #7\n\t"               \
-  "and " #reg ", " #reg ", #127\n\t"        \
-  "ldr r12, [r2, r12, lsl #2]\n\t"          \
-  "smlatb " #reg ", r12, " #reg ", r11\n\t" \
-  "sxth r12, r12\n\t"                       \
+#define RNNPOOL_FZ_TANH(reg)       \
+  "ssat " #reg ", #16, " #reg      \
+  "\n\t"                           \
+  "asr r12, " #reg                 \
+  ", #7\n\t"                       \
+  "and " #reg ", " #reg            \
+  ", #127\n\t"                     \
+  "ldr r12, [r2, r12, lsl #2]\n\t" \
+  "smlatb " #reg ", r12, " #reg    \
+  ", r11\n\t"                      \
+  "sxth r12, r12\n\t"              \
   "add " #reg ", r12, " #reg ", asr #7\n\t"
 
 /* h' from z, c and the old h at [lr + old], stored at [lr + new]
  * (r1 = A, r2 = A*16384 + 8192, r9 = B, r11 = 8192, r12 scratch). */
 #define RNNPOOL_FZ_UNIT(z, c, old, new) \
-  "ldrsh r12, [lr, #(" old ")]\n\t"     \
-  "mla r12, " #z ", r12, r11\n\t"       \
-  "mls " #z ", " #z ", r1, r2\n\t"      \
-  "add " #z ", r9, " #z ", asr #14\n\t" \
-  "mla " #z ", " #z ", " #c ", r11\n\t" \
+  "ldrsh r12, [lr, #(" old              \
+  ")]\n\t"                              \
+  "mla r12, " #z                        \
+  ", r12, r11\n\t"                      \
+  "mls " #z ", " #z                     \
+  ", r1, r2\n\t"                        \
+  "add " #z ", r9, " #z                 \
+  ", asr #14\n\t"                       \
+  "mla " #z ", " #z ", " #c             \
+  ", r11\n\t"                           \
   "asr r12, r12, #14\n\t"               \
-  "add r12, r12, " #z ", asr #14\n\t"   \
+  "add r12, r12, " #z                   \
+  ", asr #14\n\t"                       \
   "ssat r12, #16, r12\n\t"              \
   "strh r12, [lr, #(" new ")]\n\t"
 
 /* Row u of the iteration (u = 0..3) for both states: accumulators ra (a), rb (b). */
-#define RNNPOOL_FZ_ROW(in, u, ra, rb, hp)                                                   \
+#define RNNPOOL_FZ_ROW(in, u, ra, rb, hp) \
   in(u, ra, rb) "ldm r0, {r1, r2, r9, r11}\n\t" RNNPOOL_FZ_SIGMOID(r10) RNNPOOL_FZ_TANH(ra) \
       RNNPOOL_FZ_SIGMOID(r8) RNNPOOL_FZ_TANH(rb)                                            \
   "ldr lr, [r0, #60]\n\t"                                                                   \
@@ -174,8 +193,8 @@ typedef char rnnpool_step_ctx_is_32bit[sizeof(rnnpool_step_ctx) == 76 ? 1 : -1];
 
 /* The whole step, four rows (two dot products) per iteration; `in` picks
  * the inputs, `ia_step` their bytes per row. */
-#define RNNPOOL_FZ_STEP(hp, in, ia_step)                                                    \
-  /* iteration pointers; the old states into the work area */                               \
+#define RNNPOOL_FZ_STEP(hp, in, ia_step)                      \
+  /* iteration pointers; the old states into the work area */ \
   "ldrd r1, r2, [r0, #32]\n\t"                                                              \
   "ldr lr, [r0, #44]\n\t"                                                                   \
   "str r1, [r0, #40]\n\t"                                                                   \
@@ -211,12 +230,12 @@ typedef char rnnpool_step_ctx_is_32bit[sizeof(rnnpool_step_ctx) == 76 ? 1 : -1];
   "ldm lr, " RNNPOOL_REGS_##hp "\n\t"                                                       \
   "stm r1, " RNNPOOL_REGS_##hp "\n\t"
 
-#define RNNPOOL_FZ_DEFINE(name, hp, in, ia_step)                                                         \
-  static void name(rnnpool_step_ctx* ctx) {                                                              \
-    register rnnpool_step_ctx* r0 __asm__("r0") = ctx;                                                   \
-    __asm__ volatile(RNNPOOL_FZ_STEP(hp, in, ia_step)                                                    \
-                     : "+r"(r0)                                                                          \
-                     :                                                                                   \
+#define RNNPOOL_FZ_DEFINE(name, hp, in, ia_step)                                                                   \
+  static void name(rnnpool_step_ctx* ctx) {                                                                        \
+    register rnnpool_step_ctx* r0 __asm__("r0") = ctx;                                                             \
+    __asm__ volatile(RNNPOOL_FZ_STEP(hp, in, ia_step)                                                              \
+                     : "+r"(r0)                                                                                    \
+                     :                                                                                             \
                      : "r1", "r2", "r3", "r4", "r5", "r6", "r8", "r9", "r10", "r11", "r12", "lr", "cc", "memory"); \
   }
 
@@ -233,30 +252,34 @@ RNNPOOL_FZ_DEFINE(rnnpool_step_pair_raw_8, 8, RNNPOOL_FZ_IN_RAW, 4)
  * matrix's class (S: SMMLA, ASR; L unclamped: LSL, SMMULR), SSAT to 25 bits,
  * the four (gate, update) sums stored by one STM. Registers: the arguments
  * in r0-r3, r10-r12; r7 left alone. */
-#define RNNPOOL_PJ_DOT_1             \
-  "ldrd r4, r5, [r0], #8\n\t"       \
-  "smuad r4, r4, r10\n\t"           \
+#define RNNPOOL_PJ_DOT_1      \
+  "ldrd r4, r5, [r0], #8\n\t" \
+  "smuad r4, r4, r10\n\t"     \
   "smuad r5, r5, r10\n\t"
-#define RNNPOOL_PJ_DOT_2                  \
-  "ldm r0!, {r4, r5, r6, r8}\n\t"        \
-  "smuad r4, r4, r10\n\t"                \
-  "smlad r4, r6, r11, r4\n\t"            \
-  "smuad r5, r5, r10\n\t"                \
+#define RNNPOOL_PJ_DOT_2          \
+  "ldm r0!, {r4, r5, r6, r8}\n\t" \
+  "smuad r4, r4, r10\n\t"         \
+  "smlad r4, r6, r11, r4\n\t"     \
+  "smuad r5, r5, r10\n\t"         \
   "smlad r5, r8, r11, r5\n\t"
 /* rq of form S (round_or_lo at +8) or of form L without the clamp. */
-#define RNNPOOL_PJ_RQ_SMALL(acc)        \
-  "ldr r9, [r1, #8]\n\t"               \
-  "ldrd r6, r8, [r1], #16\n\t"         \
-  "smmla " #acc ", " #acc ", r6, r9\n\t" \
-  "asr " #acc ", " #acc ", r8\n\t"      \
+#define RNNPOOL_PJ_RQ_SMALL(acc) \
+  "ldr r9, [r1, #8]\n\t"         \
+  "ldrd r6, r8, [r1], #16\n\t"   \
+  "smmla " #acc ", " #acc        \
+  ", r6, r9\n\t"                 \
+  "asr " #acc ", " #acc          \
+  ", r8\n\t"                     \
   "ssat " #acc ", #25, " #acc "\n\t"
-#define RNNPOOL_PJ_RQ_UNCLAMPED(acc)    \
-  "ldrd r6, r8, [r1], #16\n\t"         \
-  "rsb r8, r8, #0\n\t"                 \
-  "lsl " #acc ", " #acc ", r8\n\t"      \
-  "smmulr " #acc ", " #acc ", r6\n\t"   \
+#define RNNPOOL_PJ_RQ_UNCLAMPED(acc) \
+  "ldrd r6, r8, [r1], #16\n\t"       \
+  "rsb r8, r8, #0\n\t"               \
+  "lsl " #acc ", " #acc              \
+  ", r8\n\t"                         \
+  "smmulr " #acc ", " #acc           \
+  ", r6\n\t"                         \
   "ssat " #acc ", #25, " #acc "\n\t"
-#define RNNPOOL_PJ_LOOP(dot, rq)          \
+#define RNNPOOL_PJ_LOOP(dot, rq) \
   "1:\n\t" dot rq(r4) rq(r5)              \
   "ldrd r6, r8, [r2, #16]\n\t"           \
   "add r6, r4, r6\n\t"                   \
@@ -286,10 +309,10 @@ static void rnnpool_project_biased_m4(const int16_t* w, const void* q, const voi
   if (words == 2) memcpy(&x1, x + 2, 4);
   r10 = x0;
   r11 = x1;
-#define RNNPOOL_PJ_ASM(dot, rq)                                                \
-  __asm__ volatile(RNNPOOL_PJ_LOOP(dot, rq)                                     \
-                   : "+r"(r0), "+r"(r1), "+r"(r2), "+r"(r3)                     \
-                   : "r"(r10), "r"(r11), "r"(r12)                               \
+#define RNNPOOL_PJ_ASM(dot, rq)                             \
+  __asm__ volatile(RNNPOOL_PJ_LOOP(dot, rq)                 \
+                   : "+r"(r0), "+r"(r1), "+r"(r2), "+r"(r3) \
+                   : "r"(r10), "r"(r11), "r"(r12)           \
                    : "r4", "r5", "r6", "r8", "r9", "lr", "cc", "memory")
   if (words == 2) {
     if (unclamped) {
