@@ -415,6 +415,17 @@ static void make_view(const s8_prepared* p, s8_view* v) {
 
 /* ---- driver callbacks ------------------------------------------------------------------ */
 
+#if RNNPOOL_DSP
+/* Four int8 channels minus the zero point (zp2: zp in both halves) as the
+ * int16 pairs (0, 2) and (1, 3). */
+RNNPOOL_INLINE void widen_word(const int8_t* x, uint32_t zp2, uint32_t pair[2]) {
+  uint32_t word;
+  memcpy(&word, x, 4);
+  pair[0] = __ssub16(__sxtb16((int32_t)word), zp2);
+  pair[1] = __ssub16(__sxtb16((int32_t)((word >> 8) | (word << 24))), zp2);
+}
+#endif
+
 /* x - zp for k int8 channels, in int16 (|x - zp| <= 255, docs section 4),
  * permuted like W1's columns; the padding channel of an odd k is 0. */
 static void widen_pixel(const int8_t* x, int32_t k, int32_t zp, int16_t* out) {
@@ -422,10 +433,8 @@ static void widen_pixel(const int8_t* x, int32_t k, int32_t zp, int16_t* out) {
 #if RNNPOOL_DSP
   const uint32_t zp2 = ((uint32_t)zp & 0xFFFFu) | ((uint32_t)zp << 16);
   for (; i + 4 <= k; i += 4) {
-    uint32_t word, pair[2];
-    memcpy(&word, x + i, 4);
-    pair[0] = __ssub16(__sxtb16((int32_t)word), zp2);                         /* channels 0, 2 */
-    pair[1] = __ssub16(__sxtb16((int32_t)((word >> 8) | (word << 24))), zp2); /* channels 1, 3 */
+    uint32_t pair[2];
+    widen_word(x + i, zp2, pair);
     memcpy(out + i, pair, 8);
   }
 #else
@@ -451,20 +460,39 @@ static void s8_project(const void* prepared, const void* pixel, void* input, voi
     for (j = 0; j < c1->hp; ++j) store_projection(0, c1->ur, in, j);
     return;
   }
-  widen_pixel((const int8_t*)pixel, v->p->layout.cfg.channels, v->p->input_zero_point, x16);
 #if RNNPOOL_ASM
-  if (c1->inp <= 4 && c1->w_class != RNNPOOL_RQ_MIXED) { /* k <= 4: rnnpool_s8_m4.h */
-    rnnpool_project_biased_m4(c1->w, c1->wq, c1->ur, x16, in, c1->hp, c1->inp >> 1,
+  if (c1->inp <= 4 && c1->w_class != RNNPOOL_RQ_MIXED) { /* k <= 4: rnnpool_s8_m4.h, the pixel in registers */
+    const int32_t k = v->p->layout.cfg.channels, zp = v->p->input_zero_point;
+    uint32_t pair[2] = {0, 0};
+    if (k == 4) {
+      widen_word((const int8_t*)pixel, ((uint32_t)zp & 0xFFFFu) | ((uint32_t)zp << 16), pair);
+    } else {
+      widen_pixel((const int8_t*)pixel, k, zp, x16);
+      memcpy(pair, x16, 2 * (size_t)c1->inp);
+    }
+    rnnpool_project_biased_m4(c1->w, c1->wq, c1->ur, pair[0], pair[1], in, c1->hp, c1->inp >> 1,
                               c1->w_class == RNNPOOL_RQ_UNCLAMPED);
     return;
   }
 #endif
+  widen_pixel((const int8_t*)pixel, v->p->layout.cfg.channels, v->p->input_zero_point, x16);
   project(c1->w, c1->hp, c1->inp, c1->wq, c1->ur, x16, in, c1->w_class);
 }
 
 static void s8_fresh(const void* prepared, const void* input, void* state, void* work) {
   const s8_view* v = (const s8_view*)prepared;
   (void)work;
+#if RNNPOOL_ASM
+  if (v->rnn1.pair_m4 != NULL) { /* the same cells: Q14, sigmoid/tanh, h = 16 or 8 */
+    rnnpool_step_ctx ctx;
+    ctx.k = v->rnn1.m4;
+    ctx.ia = (const int32_t*)input;
+    ctx.sa = (int16_t*)state;
+    ctx.x_end = ctx.sa + v->rnn1.hp;
+    rnnpool_first_biased_m4(&ctx);
+    return;
+  }
+#endif
   first_any(&v->rnn1, (const int32_t*)input, (int16_t*)state, 1, v->p->activations);
 }
 

@@ -246,6 +246,52 @@ RNNPOOL_FZ_DEFINE(rnnpool_step_pair_shared_8, 8, RNNPOOL_FZ_IN_SHARED, 8)
 RNNPOOL_FZ_DEFINE(rnnpool_step_pair_raw_16, 16, RNNPOOL_FZ_IN_RAW, 4)
 RNNPOOL_FZ_DEFINE(rnnpool_step_pair_raw_8, 8, RNNPOOL_FZ_IN_RAW, 4)
 
+/* 1b. RNN1's first step (h = 0: h' = sat16((coef*c + 8192) >> 14), no U.h),
+ * for the cells the pair step covers: per unit the (gate, update) pair of
+ * the projected pixel from ctx->ia into ctx->sa .. ctx->x_end. All eight
+ * constants stay in registers, so r7 is borrowed (saved and restored here:
+ * the asm has no memory operands a frame pointer could address). */
+#define RNNPOOL_FIRST_UNIT        \
+  "ldrd r11, r12, [r0], #8\n\t"   \
+  "ssat r11, #17, r11\n\t"        \
+  "asr lr, r11, #8\n\t"           \
+  "uxtb r11, r11\n\t"             \
+  "ldr lr, [r1, lr, lsl #2]\n\t"  \
+  "smlatb r11, lr, r11, r3\n\t"   \
+  "sxth lr, lr\n\t"               \
+  "add r11, lr, r11, asr #8\n\t"  \
+  "ssat r12, #16, r12\n\t"        \
+  "asr lr, r12, #7\n\t"           \
+  "and r12, r12, #127\n\t"        \
+  "ldr lr, [r2, lr, lsl #2]\n\t"  \
+  "smlatb r12, lr, r12, r4\n\t"   \
+  "sxth lr, lr\n\t"               \
+  "add r12, lr, r12, asr #7\n\t"  \
+  "mls r11, r11, r5, r6\n\t"      \
+  "add r11, r7, r11, asr #14\n\t" \
+  "mla r11, r11, r12, r8\n\t"     \
+  "asr r11, r11, #14\n\t"         \
+  "ssat r11, #16, r11\n\t"        \
+  "strh r11, [r9], #2\n\t"
+
+static void rnnpool_first_biased_m4(rnnpool_step_ctx* ctx) {
+  register rnnpool_step_ctx* r0 __asm__("r0") = ctx;
+  __asm__ volatile(
+      "push {r7}\n\t"
+      "ldr r9, [r0, #68]\n\t"  /* sa: out */
+      "ldr r10, [r0, #64]\n\t" /* x_end: out end */
+      "ldr r11, [r0, #52]\n\t" /* ia: in */
+      "ldm r0, {r1, r2, r3, r4, r5, r6, r7, r8}\n\t"
+      "mov r0, r11\n\t"
+      "1:\n\t" RNNPOOL_FIRST_UNIT RNNPOOL_FIRST_UNIT
+      "cmp r9, r10\n\t"
+      "bne 1b\n\t"
+      "pop {r7}\n\t"
+      : "+r"(r0)
+      :
+      : "r1", "r2", "r3", "r4", "r5", "r6", "r8", "r9", "r10", "r11", "r12", "lr", "cc", "memory");
+}
+
 /* 2. RNN1's pixel projection for k <= 4 (one or two int16 pairs per row)
  * with the biases added (store_projection in rnnpool_s8.c): per pair of W1
  * rows one LDM of the weights, SMUAD/SMLAD, the requantization of the
@@ -294,21 +340,17 @@ RNNPOOL_FZ_DEFINE(rnnpool_step_pair_raw_8, 8, RNNPOOL_FZ_IN_RAW, 4)
 
 /* out[2j], out[2j+1] = sat25(rq(W1[j] . x)) + (gate, update) bias of unit j,
  * for the hp (even, >= 2) rows; w: W1 interleaved, q: its hp multipliers,
- * ur: the unit records, x: the widened pixel (words = 1 or 2 int16 pairs). */
-static void rnnpool_project_biased_m4(const int16_t* w, const void* q, const void* ur, const int16_t* x, int32_t* out,
-                                      int32_t hp, int words, int unclamped) {
+ * ur: the unit records, x0, x1: the widened pixel's int16 pairs (words = 1
+ * or 2; x1 unused with 1). */
+static void rnnpool_project_biased_m4(const int16_t* w, const void* q, const void* ur, uint32_t x0, uint32_t x1,
+                                      int32_t* out, int32_t hp, int words, int unclamped) {
   register const int16_t* r0 __asm__("r0") = w;
   register const void* r1 __asm__("r1") = q;
   register const void* r2 __asm__("r2") = ur;
   register int32_t* r3 __asm__("r3") = out;
-  uint32_t x0, x1 = 0;
-  register uint32_t r10 __asm__("r10");
-  register uint32_t r11 __asm__("r11");
+  register uint32_t r10 __asm__("r10") = x0;
+  register uint32_t r11 __asm__("r11") = x1;
   register int32_t* r12 __asm__("r12") = out + 2 * hp;
-  memcpy(&x0, x, 4);
-  if (words == 2) memcpy(&x1, x + 2, 4);
-  r10 = x0;
-  r11 = x1;
 #define RNNPOOL_PJ_ASM(dot, rq)                             \
   __asm__ volatile(RNNPOOL_PJ_LOOP(dot, rq)                 \
                    : "+r"(r0), "+r"(r1), "+r"(r2), "+r"(r3) \
