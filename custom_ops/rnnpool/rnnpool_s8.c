@@ -516,7 +516,15 @@ static void s8_step(const void* prepared, void* a, const void* ia, void* b, cons
 
 static void s8_summarize(const void* prepared, const void* state, void* proj, void* work) {
   const s8_view* v = (const s8_view*)prepared;
+  const s8_cell* c2 = &v->rnn2;
   (void)work;
+#if RNNPOOL_ASM
+  if ((c2->inp == 16 || c2->inp == 8) && c2->w_class != RNNPOOL_RQ_MIXED) { /* rnnpool_s8_m4.h */
+    rnnpool_summarize_m4(c2->w, c2->wq, (const int16_t*)state, (int32_t*)proj, c2->hp, c2->inp >> 1,
+                         c2->w_class == RNNPOOL_RQ_UNCLAMPED);
+    return;
+  }
+#endif
   project(v->rnn2.w, v->rnn2.hp, v->rnn2.inp, v->rnn2.wq, NULL, (const int16_t*)state, (int32_t*)proj, v->rnn2.w_class);
 }
 

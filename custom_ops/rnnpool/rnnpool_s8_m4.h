@@ -370,4 +370,50 @@ static void rnnpool_project_biased_m4(const int16_t* w, const void* q, const voi
 #undef RNNPOOL_PJ_ASM
 }
 
+/* 3. A finished RNN1 state's W2 projection (s8_summarize), for h1 = 16 or
+ * 8 and W2 of class S or L unclamped: out[j] = sat25(rq(W2[j] . x)), two
+ * rows per iteration; per two input pairs one LDRD of the state, two of
+ * weights, four SMLADs. Arguments in r0-r3, r12; r7 left alone. */
+#define RNNPOOL_SM_PAIRS(off, first)        \
+  "ldrd r6, r8, [r0], #8\n\t"               \
+  "ldrd r9, r10, [r2, #" #off "]\n\t" first \
+  "ldrd r6, r8, [r0], #8\n\t"               \
+  "smlad r4, r6, r10, r4\n\t"               \
+  "smlad r5, r8, r10, r5\n\t"
+#define RNNPOOL_SM_FIRST "smuad r4, r6, r9\n\tsmuad r5, r8, r9\n\t"
+#define RNNPOOL_SM_NEXT "smlad r4, r6, r9, r4\n\tsmlad r5, r8, r9, r5\n\t"
+#define RNNPOOL_SM_DOT_4 RNNPOOL_SM_PAIRS(0, RNNPOOL_SM_FIRST) RNNPOOL_SM_PAIRS(8, RNNPOOL_SM_NEXT)
+#define RNNPOOL_SM_DOT_8 RNNPOOL_SM_DOT_4 RNNPOOL_SM_PAIRS(16, RNNPOOL_SM_NEXT) RNNPOOL_SM_PAIRS(24, RNNPOOL_SM_NEXT)
+#define RNNPOOL_SM_LOOP(dot, rq) \
+  "1:\n\t" dot rq(r4) rq(r5)    \
+  "strd r4, r5, [r3], #8\n\t"   \
+  "cmp r3, r12\n\t"             \
+  "bne 1b\n\t"
+
+static void rnnpool_summarize_m4(const int16_t* w, const void* q, const int16_t* x, int32_t* out, int32_t hp, int words,
+                                 int unclamped) {
+  register const int16_t* r0 __asm__("r0") = w;
+  register const void* r1 __asm__("r1") = q;
+  register const int16_t* r2 __asm__("r2") = x;
+  register int32_t* r3 __asm__("r3") = out;
+  register int32_t* r12 __asm__("r12") = out + hp;
+#define RNNPOOL_SM_ASM(dot, rq)                   \
+  __asm__ volatile(RNNPOOL_SM_LOOP(dot, rq)       \
+                   : "+r"(r0), "+r"(r1), "+r"(r3) \
+                   : "r"(r2), "r"(r12)            \
+                   : "r4", "r5", "r6", "r8", "r9", "r10", "lr", "cc", "memory")
+  if (words == 8) {
+    if (unclamped) {
+      RNNPOOL_SM_ASM(RNNPOOL_SM_DOT_8, RNNPOOL_PJ_RQ_UNCLAMPED);
+    } else {
+      RNNPOOL_SM_ASM(RNNPOOL_SM_DOT_8, RNNPOOL_PJ_RQ_SMALL);
+    }
+  } else if (unclamped) {
+    RNNPOOL_SM_ASM(RNNPOOL_SM_DOT_4, RNNPOOL_PJ_RQ_UNCLAMPED);
+  } else {
+    RNNPOOL_SM_ASM(RNNPOOL_SM_DOT_4, RNNPOOL_PJ_RQ_SMALL);
+  }
+#undef RNNPOOL_SM_ASM
+}
+
 #endif /* RNNPOOL_S8_M4_H_ */
