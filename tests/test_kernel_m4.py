@@ -37,6 +37,12 @@ CONFIGS = [
     # Large scales: multipliers of 1/4 and more take the SMMULR form, with and without the clamp.
     ((3, 3), (2, 2), (5, 6), "valid", "sigmoid", "tanh", True, (1, 8, 9, 7), (0.9, 0.5, 150.0), (0, 0)),
     ((5, 4), (3, 3), (4, 3), "same", "hard_sigmoid", "hard_tanh", False, (1, 7, 8, 2), (1.0, 0.8, 200.0), (6, 6)),
+    # The assembly paths (rnnpool_s8_m4.h): h = 8 steps, form S pixel projections of k = 4 and 2,
+    # form L W2 projections of h1 = 16 and 8 states.
+    ((6, 6), (4, 4), (8, 8), "valid", "sigmoid", "tanh", False, (1, 14, 14, 4), (0.005, 0.01, 0.5), (2, -2)),
+    ((3, 3), (2, 2), (16, 6), "valid", "sigmoid", "tanh", False, (1, 8, 9, 2), (0.9, 0.5, 150.0), (0, 0)),
+    ((4, 4), (2, 2), (16, 8), "same", "sigmoid", "tanh", True, (1, 9, 11, 2), (0.005, 0.01, 0.5), (2, -2)),
+    ((3, 3), (2, 2), (8, 6), "valid", "sigmoid", "tanh", False, (1, 8, 9, 3), (0.9, 0.5, 150.0), (0, 0)),
 ]
 
 
@@ -135,6 +141,37 @@ def test_every_dsp_path_is_covered(vector_cases):
     assert forms["w1"] == forms["w2"] == {0, 1, 2} and {0, 1} <= forms["u1"] and {0, 2} <= forms["u2"]
     assert {8, 16} <= hidden and hidden - {8, 16, 7, 15}  # unrolled (hp 8, 16) and looped kernels
     assert 14 in q and min(q) < 14
+
+
+def _assembly_paths(case):
+    """The assembly paths of rnnpool_s8_m4.h a case can take, by the conditions visible from
+    Python (the step's also need U to be unable to saturate, true of these scales)."""
+    kernel = native.PreparedS8(case.params, case.x.shape)
+    forms, (q1, q2) = kernel.requant_forms(), kernel.state_formats()
+    config = case.params.config
+    smooth = (config.gate_activation, config.update_activation) == ("sigmoid", "tanh")
+    hp1, hp2 = (h + h % 2 for h in config.hidden_dims)
+    paths = set()
+    if case.x.shape[3] <= 4 and forms["w1"] != 2:
+        paths.add(("pixel projection", (case.x.shape[3] + 1) // 2, forms["w1"]))
+    if hp1 in (8, 16) and forms["w2"] != 2:
+        paths.add(("summary projection", hp1, forms["w2"]))
+    if smooth and hp1 in (8, 16) and q1 == 14 and forms["u1"] == 0 and config.rnn1_mode == "cached":
+        paths.add(("rnn1 step", hp1))
+    if smooth and hp2 in (8, 16) and q2 == 14 and forms["u2"] == 0:
+        paths.add(("rnn2 step", hp2))
+    return paths
+
+
+def test_every_assembly_path_is_covered(vector_cases):
+    """Both pixel sizes and both forms of the projections, h = 8 and 16 of both steps."""
+    paths = set().union(*(_assembly_paths(case) for case in vector_cases))
+    for words in (1, 2):
+        for form in (0, 1):
+            assert ("pixel projection", words, form) in paths, paths
+    for hp in (8, 16):
+        assert {("summary projection", hp, 0), ("summary projection", hp, 1)} <= paths, paths
+        assert {("rnn1 step", hp), ("rnn2 step", hp)} <= paths, paths
 
 
 def test_the_m4_build_takes_the_dsp_path(tmp_path):

@@ -525,7 +525,7 @@ static void s8_summarize(const void* prepared, const void* state, void* proj, vo
     return;
   }
 #endif
-  project(v->rnn2.w, v->rnn2.hp, v->rnn2.inp, v->rnn2.wq, NULL, (const int16_t*)state, (int32_t*)proj, v->rnn2.w_class);
+  project(c2->w, c2->hp, c2->inp, c2->wq, NULL, (const int16_t*)state, (int32_t*)proj, c2->w_class);
 }
 
 /* RNN2 forward (state g) and backward (g + hp2) over one sequence, stepped as a
