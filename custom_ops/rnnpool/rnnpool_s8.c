@@ -397,6 +397,7 @@ static void resolve_m4(s8_cell* c, int32_t activations, int shared) {
   c->m4.a_round = c->k.a_round;
   c->m4.b = c->k.b;
   c->m4.k8192 = 8192;
+  c->m4.x = NULL; /* the asm's */
   c->m4.u = c->u;
   c->m4.ur = c->ur;
 }

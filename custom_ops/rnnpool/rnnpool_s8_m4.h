@@ -1,17 +1,17 @@
-/* Cortex-M4 assembly for the int8 op's two hottest loops, included by
+/* Cortex-M4 assembly for the int8 op's hottest loops, included by
  * rnnpool_s8.c only where RNNPOOL_ASM; the C loops there compute the same
- * integers elsewhere (and for every case these do not cover).
+ * integers elsewhere, and for every case these do not cover.
  *
  * 1. The pair step: one FastGRNN step of two states (a, b) with the smooth
- * activations (sigmoid gate, tanh update), for the step the prepared buffer
+ * activations (sigmoid gate, tanh update), for the cells the prepared buffer
  * calls `fast` (Q14 states, U in form S without saturation) and h = 16 or 8.
  *
  * Why assembly: fused, the step needs more live values (four accumulators,
  * eight constants, inputs, pointers) than the M4 has registers, and GCC spills
  * them one by one (the C version of this fusion was slower than the two-phase
- * step). Here the constants are reloaded in groups by LDM/LDRD from a
- * context block, so per pair of U rows the dot products flow straight into
- * the four unit updates without the (g, v) round trip through memory.
+ * step). Here the constants sit in a context block and are reloaded in groups
+ * (LDM/LDRD), so per pair of U rows the dot products flow straight into the
+ * four unit updates without the (g, v) round trip through memory.
  *
  * U.h of later rows still needs the old states, so both are first copied
  * (LDM/STM) into the work area; the new states collect next to them and are
@@ -19,40 +19,40 @@
  * HP each, so one pointer with immediate offsets reaches all four.
  *
  * Per unit and state, in the order of docs/quantization.md (sections 3, 5, 6):
- *   r = (SMMLA(acc, M, round)) >> post;  g = r + gate input;  v = r + update input
- *   z = sigmoid(g), c = tanh(v)           packed tables, SSAT / LDR / SMLATB
+ *   r = SMMLA(acc, M, round) >> post;  g = r + gate input;  v = r + update input
+ *   z = sigmoid(g), c = tanh(v)        packed tables: SSAT, ASR, UXTB/AND, LDR, SMLATB, SXTH, ADD
  *   h' = ssat16(((z*h + 8192) >> 14) + (((B + ((A*16384 + 8192 - A*z) >> 14)) * c + 8192) >> 14))
- * Registers: r0 the context, r7 left alone (the Thumb frame pointer in
- * builds that keep one), all others clobbered. */
+ * Registers: r0 the context, all others but r7 clobbered (r7 is the Thumb
+ * frame pointer in builds that keep one). */
 #ifndef RNNPOOL_S8_M4_H_
 #define RNNPOOL_S8_M4_H_
 
 #include <stdint.h>
 
-/* The context block; the asm addresses its fields by these byte offsets.
- * The constants are the cell's (built once per eval, copied per call); the
- * caller sets base, ia, ib, sa, sb; the asm sets and advances the rest. */
+/* The cell's constants, built once per eval and copied into each context;
+ * the asm addresses the fields by these byte offsets. */
 typedef struct {
-  const int32_t* sig; /*  0: sigmoid table + 256 entries (LDM group: sig, tnh, 128, 64) */
-  const int32_t* tnh; /*  4: tanh table + 256 entries */
-  int32_t k128;       /*  8 */
-  int32_t k64;        /* 12 */
-  int32_t a;          /* 16: A (LDRD pairs: a, a_round; b, 8192) */
-  int32_t a_round;    /* 20: A*16384 + 8192 */
-  int32_t b;          /* 24: B */
-  int32_t k8192;      /* 28 */
-  const int16_t* u;   /* 32: U, interleaved */
-  const void* ur;     /* 36: U's rnnpool_urow records */
+  int32_t a;          /*  0: A (LDM group of the update: a, a_round, b, 8192, x) */
+  int32_t a_round;    /*  4: A*16384 + 8192 */
+  int32_t b;          /*  8: B */
+  int32_t k8192;      /* 12 */
+  int16_t* x;         /* 16: not a constant: the work pointer of the iteration, set by the asm */
+  const int32_t* sig; /* 20: sigmoid table + 256 entries (LDRD pairs: sig, tnh; 128, 64) */
+  const int32_t* tnh; /* 24: tanh table + 256 entries */
+  int32_t k128;       /* 28 */
+  int32_t k64;        /* 32 */
+  const int16_t* u;   /* 36: U, interleaved */
+  const void* ur;     /* 40: U's rnnpool_urow records */
 } rnnpool_step_consts;
 
+/* The caller sets base, ia, ib, sa, sb; the asm sets and advances the rest. */
 typedef struct {
   rnnpool_step_consts k; /*  0 */
-  const int16_t* w;      /* 40: next U row pair (LDRD: w, base) */
-  int16_t* base;         /* 44: work, 8*HP bytes: old a, old b, new a, new b */
-  const void* row;       /* 48: rnnpool_urow of the iteration's first row (LDRD: row, ia) */
-  const int32_t* ia;     /* 52: inputs of a (RNN1 same-pixel pairs: of both) */
-  const int32_t* ib;     /* 56: inputs of b (RNN2) */
-  int16_t* x;            /* 60: base + the iteration's first row */
+  const int16_t* w;      /* 44: next U row pair (LDRD: w, base) */
+  int16_t* base;         /* 48: work, 8*HP bytes: old a, old b, new a, new b */
+  const void* row;       /* 52: rnnpool_urow of the iteration's first row (LDRD: row, ia) */
+  const int32_t* ia;     /* 56: inputs of a (RNN1 same-pixel pairs: of both) */
+  const int32_t* ib;     /* 60: inputs of b (RNN2) */
   int16_t* x_end;        /* 64: base + HP */
   int16_t* sa;           /* 68 */
   int16_t* sb;           /* 72 */
@@ -63,7 +63,9 @@ typedef char rnnpool_step_ctx_is_32bit[sizeof(rnnpool_step_ctx) == 76 ? 1 : -1];
 #define RNNPOOL_STR_(x) #x
 #define RNNPOOL_STR(x) RNNPOOL_STR_(x)
 
-/* Copies of HP int16 (HP/2 words) through registers: one LDM, one STM. */
+/* clang-format off */
+
+/* HP int16 (HP/2 words) through registers: one LDM, one STM. */
 #define RNNPOOL_REGS_16 "{r2, r3, r4, r5, r6, r8, r9, r10}"
 #define RNNPOOL_REGS_8 "{r2, r3, r4, r5}"
 
@@ -71,172 +73,174 @@ typedef char rnnpool_step_ctx_is_32bit[sizeof(rnnpool_step_ctx) == 76 ? 1 : -1];
  * (advanced), r2 = base (old a at 0, old b at 2*HP bytes); out r3, r4 =
  * a.(j, j+1), r5, r6 = b.(j, j+1). Per two input pairs: one LDRD per state,
  * two of weights, eight SMLADs. */
-#define RNNPOOL_FZ_LOADS(off, hp) \
-  "ldrd r8, r9, [r1], #8\n\t"     \
-  "ldrd r10, r11, [r2, #" #off    \
-  "]\n\t"                         \
+#define RNNPOOL_FZ_LOADS(off, hp)                                  \
+  "ldrd r8, r9, [r1], #8\n\t"                                      \
+  "ldrd r10, r11, [r2, #" #off "]\n\t"                             \
   "ldrd r12, lr, [r2, #(" #off "+2*" RNNPOOL_STR(hp) ")]\n\t"
-#define RNNPOOL_FZ_MAC(op, x, y, acc0, acc1, acc2, acc3)                                                               \
-  #op " r3, r8, " #x acc0 "\n\t" #op " r4, r9, " #x acc1 "\n\t" #op " r5, r8, " #y acc2 "\n\t" #op " r6, r9, " #y acc3 \
-      "\n\t"
+#define RNNPOOL_FZ_MAC(op, x, y, acc0, acc1, acc2, acc3)           \
+  #op " r3, r8, " #x acc0 "\n\t"                                   \
+  #op " r4, r9, " #x acc1 "\n\t"                                   \
+  #op " r5, r8, " #y acc2 "\n\t"                                   \
+  #op " r6, r9, " #y acc3 "\n\t"
 #define RNNPOOL_FZ_ACC0 RNNPOOL_FZ_MAC(smlad, r10, r12, ", r3", ", r4", ", r5", ", r6")
 #define RNNPOOL_FZ_ACC1 RNNPOOL_FZ_MAC(smlad, r11, lr, ", r3", ", r4", ", r5", ", r6")
-#define RNNPOOL_FZ_FIRST(hp) \
-  RNNPOOL_FZ_LOADS(0, hp)    \
-  RNNPOOL_FZ_MAC(smuad, r10, r12, "", "", "", "") "ldrd r8, r9, [r1], #8\n\t" RNNPOOL_FZ_ACC1
-#define RNNPOOL_FZ_NEXT(off, hp) RNNPOOL_FZ_LOADS(off, hp) RNNPOOL_FZ_ACC0 "ldrd r8, r9, [r1], #8\n\t" RNNPOOL_FZ_ACC1
+#define RNNPOOL_FZ_FIRST(hp)                                       \
+  RNNPOOL_FZ_LOADS(0, hp)                                          \
+  RNNPOOL_FZ_MAC(smuad, r10, r12, "", "", "", "")                  \
+  "ldrd r8, r9, [r1], #8\n\t"                                      \
+  RNNPOOL_FZ_ACC1
+#define RNNPOOL_FZ_NEXT(off, hp)                                   \
+  RNNPOOL_FZ_LOADS(off, hp)                                        \
+  RNNPOOL_FZ_ACC0                                                  \
+  "ldrd r8, r9, [r1], #8\n\t"                                      \
+  RNNPOOL_FZ_ACC1
 #define RNNPOOL_FZ_DOT_8 RNNPOOL_FZ_FIRST(8) RNNPOOL_FZ_NEXT(8, 8)
-#define RNNPOOL_FZ_DOT_16 RNNPOOL_FZ_FIRST(16) RNNPOOL_FZ_NEXT(8, 16) RNNPOOL_FZ_NEXT(16, 16) RNNPOOL_FZ_NEXT(24, 16)
-#define RNNPOOL_FZ_DOT(hp) "ldrd r1, r2, [r0, #40]\n\t" RNNPOOL_FZ_DOT_##hp "str r1, [r0, #40]\n\t"
+#define RNNPOOL_FZ_DOT_16 \
+  RNNPOOL_FZ_FIRST(16) RNNPOOL_FZ_NEXT(8, 16) RNNPOOL_FZ_NEXT(16, 16) RNNPOOL_FZ_NEXT(24, 16)
+#define RNNPOOL_FZ_DOT(hp)                                         \
+  "ldrd r1, r2, [r0, #44]\n\t"                                     \
+  RNNPOOL_FZ_DOT_##hp                                              \
+  "str r1, [r0, #44]\n\t"
 
 /* Requantization of row u of the iteration for both states (accumulators
  * ra, rb; r1 = the iteration's first row record: mult, post, round_or_lo at
  * +0, +4, +8, records 32 bytes apart). */
-#define RNNPOOL_FZ_RQ(u, ra, rb) \
-  "ldrd r8, r9, [r1, #(32*" #u   \
-  ")]\n\t"                       \
-  "ldr r10, [r1, #(32*" #u       \
-  "+8)]\n\t"                     \
-  "smmla " #ra ", " #ra          \
-  ", r8, r10\n\t"                \
-  "smmla " #rb ", " #rb          \
-  ", r8, r10\n\t"                \
-  "asr " #ra ", " #ra            \
-  ", r9\n\t"                     \
+#define RNNPOOL_FZ_RQ(u, ra, rb)                                   \
+  "ldrd r8, r9, [r1, #(32*" #u ")]\n\t"                            \
+  "ldr r10, [r1, #(32*" #u "+8)]\n\t"                              \
+  "smmla " #ra ", " #ra ", r8, r10\n\t"                            \
+  "smmla " #rb ", " #rb ", r8, r10\n\t"                            \
+  "asr " #ra ", " #ra ", r9\n\t"                                   \
   "asr " #rb ", " #rb ", r9\n\t"
 
 /* Input halves, RNN1's same-pixel pairs: ia[2u], ia[2u+1] are (gate, update)
  * with the biases in, shared by a and b. Out: r10 = g_a, ra = v_a, r8 = g_b,
  * rb = v_b. */
-#define RNNPOOL_FZ_IN_SHARED(u, ra, rb)                                             \
-  "ldrd r1, r2, [r0, #48]\n\t" RNNPOOL_FZ_RQ(u, ra, rb) "ldrd r8, r9, [r2, #(8*" #u \
-                                                        ")]\n\t"                    \
-                                                        "add r10, " #ra             \
-                                                        ", r8\n\t"                  \
-                                                        "add " #ra ", " #ra         \
-                                                        ", r9\n\t"                  \
-                                                        "add r8, " #rb              \
-                                                        ", r8\n\t"                  \
-                                                        "add " #rb ", " #rb ", r9\n\t"
+#define RNNPOOL_FZ_IN_SHARED(u, ra, rb)                            \
+  "ldrd r1, r2, [r0, #52]\n\t"                                     \
+  RNNPOOL_FZ_RQ(u, ra, rb)                                         \
+  "ldrd r8, r9, [r2, #(8*" #u ")]\n\t"                             \
+  "add r10, " #ra ", r8\n\t"                                       \
+  "add " #ra ", " #ra ", r9\n\t"                                   \
+  "add r8, " #rb ", r8\n\t"                                        \
+  "add " #rb ", " #rb ", r9\n\t"
 
 /* Input halves, RNN2: one projected value per unit and state (ia[u], ib[u]),
  * the biases from the row record (+16, +20). Same outputs. */
-#define RNNPOOL_FZ_IN_RAW(u, ra, rb) \
-  "ldr r1, [r0, #48]\n\t"                      \
-  RNNPOOL_FZ_RQ(u, ra, rb)                     \
-  "ldrd r2, r12, [r0, #52]\n\t"                \
-  "ldr r2, [r2, #(4*" #u ")]\n\t"              \
-  "ldr r12, [r12, #(4*" #u ")]\n\t"            \
-  "add " #ra ", " #ra ", r2\n\t"               \
-  "add " #rb ", " #rb ", r12\n\t"              \
-  "ldrd r8, r9, [r1, #(32*" #u "+16)]\n\t"     \
-  "add r10, " #ra ", r8\n\t"                   \
-  "add " #ra ", " #ra ", r9\n\t"               \
-  "add r8, " #rb ", r8\n\t"                    \
+#define RNNPOOL_FZ_IN_RAW(u, ra, rb)                               \
+  "ldr r1, [r0, #52]\n\t"                                          \
+  RNNPOOL_FZ_RQ(u, ra, rb)                                         \
+  "ldrd r2, r12, [r0, #56]\n\t"                                    \
+  "ldr r2, [r2, #(4*" #u ")]\n\t"                                  \
+  "ldr r12, [r12, #(4*" #u ")]\n\t"                                \
+  "add " #ra ", " #ra ", r2\n\t"                                   \
+  "add " #rb ", " #rb ", r12\n\t"                                  \
+  "ldrd r8, r9, [r1, #(32*" #u "+16)]\n\t"                         \
+  "add r10, " #ra ", r8\n\t"                                       \
+  "add " #ra ", " #ra ", r9\n\t"                                   \
+  "add r8, " #rb ", r8\n\t"                                        \
   "add " #rb ", " #rb ", r9\n\t"
 
 /* z = sigmoid(reg) in place (r1 = table + 256, r9 = 128, r12 scratch). */
-#define RNNPOOL_FZ_SIGMOID(reg)    \
-  "ssat " #reg ", #17, " #reg      \
-  "\n\t"                           \
-  "asr r12, " #reg                 \
-  ", #8\n\t"                       \
-  "uxtb " #reg ", " #reg           \
-  "\n\t"                           \
-  "ldr r12, [r1, r12, lsl #2]\n\t" \
-  "smlatb " #reg ", r12, " #reg    \
-  ", r9\n\t"                       \
-  "sxth r12, r12\n\t"              \
+#define RNNPOOL_FZ_SIGMOID(reg)                                    \
+  "ssat " #reg ", #17, " #reg "\n\t"                               \
+  "asr r12, " #reg ", #8\n\t"                                      \
+  "uxtb " #reg ", " #reg "\n\t"                                    \
+  "ldr r12, [r1, r12, lsl #2]\n\t"                                 \
+  "smlatb " #reg ", r12, " #reg ", r9\n\t"                         \
+  "sxth r12, r12\n\t"                                              \
   "add " #reg ", r12, " #reg ", asr #8\n\t"
 
 /* c = tanh(reg) in place (r2 = table + 256, r11 = 64, r12 scratch). */
-#define RNNPOOL_FZ_TANH(reg)       \
-  "ssat " #reg ", #16, " #reg      \
-  "\n\t"                           \
-  "asr r12, " #reg                 \
-  ", #7\n\t"                       \
-  "and " #reg ", " #reg            \
-  ", #127\n\t"                     \
-  "ldr r12, [r2, r12, lsl #2]\n\t" \
-  "smlatb " #reg ", r12, " #reg    \
-  ", r11\n\t"                      \
-  "sxth r12, r12\n\t"              \
+#define RNNPOOL_FZ_TANH(reg)                                       \
+  "ssat " #reg ", #16, " #reg "\n\t"                               \
+  "asr r12, " #reg ", #7\n\t"                                      \
+  "and " #reg ", " #reg ", #127\n\t"                               \
+  "ldr r12, [r2, r12, lsl #2]\n\t"                                 \
+  "smlatb " #reg ", r12, " #reg ", r11\n\t"                        \
+  "sxth r12, r12\n\t"                                              \
   "add " #reg ", r12, " #reg ", asr #7\n\t"
 
 /* h' from z, c and the old h at [lr + old], stored at [lr + new]
  * (r1 = A, r2 = A*16384 + 8192, r9 = B, r11 = 8192, r12 scratch). */
-#define RNNPOOL_FZ_UNIT(z, c, old, new) \
-  "ldrsh r12, [lr, #(" old              \
-  ")]\n\t"                              \
-  "mla r12, " #z                        \
-  ", r12, r11\n\t"                      \
-  "mls " #z ", " #z                     \
-  ", r1, r2\n\t"                        \
-  "add " #z ", r9, " #z                 \
-  ", asr #14\n\t"                       \
-  "mla " #z ", " #z ", " #c             \
-  ", r11\n\t"                           \
-  "asr r12, r12, #14\n\t"               \
-  "add r12, r12, " #z                   \
-  ", asr #14\n\t"                       \
-  "ssat r12, #16, r12\n\t"              \
+#define RNNPOOL_FZ_UNIT(z, c, old, new)                            \
+  "ldrsh r12, [lr, #(" old ")]\n\t"                                \
+  "mla r12, " #z ", r12, r11\n\t"                                  \
+  "mls " #z ", " #z ", r1, r2\n\t"                                 \
+  "add " #z ", r9, " #z ", asr #14\n\t"                            \
+  "mla " #z ", " #z ", " #c ", r11\n\t"                            \
+  "asr r12, r12, #14\n\t"                                          \
+  "add r12, r12, " #z ", asr #14\n\t"                              \
+  "ssat r12, #16, r12\n\t"                                         \
   "strh r12, [lr, #(" new ")]\n\t"
 
 /* Row u of the iteration (u = 0..3) for both states: accumulators ra (a), rb (b). */
-#define RNNPOOL_FZ_ROW(in, u, ra, rb, hp) \
-  in(u, ra, rb) "ldm r0, {r1, r2, r9, r11}\n\t" RNNPOOL_FZ_SIGMOID(r10) RNNPOOL_FZ_TANH(ra) \
-      RNNPOOL_FZ_SIGMOID(r8) RNNPOOL_FZ_TANH(rb)                                            \
-  "ldr lr, [r0, #60]\n\t"                                                                   \
-  "ldrd r1, r2, [r0, #16]\n\t"                                                              \
-  "ldrd r9, r11, [r0, #24]\n\t" RNNPOOL_FZ_UNIT(r10, ra, "2*" #u, "4*" RNNPOOL_STR(hp) "+2*" #u) \
-      RNNPOOL_FZ_UNIT(r8, rb, "2*" RNNPOOL_STR(hp) "+2*" #u, "6*" RNNPOOL_STR(hp) "+2*" #u)
+#define RNNPOOL_FZ_ROW(in, u, ra, rb, hp)                          \
+  in(u, ra, rb)                                                    \
+  "ldrd r1, r2, [r0, #20]\n\t"                                     \
+  "ldrd r9, r11, [r0, #28]\n\t"                                    \
+  RNNPOOL_FZ_SIGMOID(r10)                                          \
+  RNNPOOL_FZ_TANH(ra)                                              \
+  RNNPOOL_FZ_SIGMOID(r8)                                           \
+  RNNPOOL_FZ_TANH(rb)                                              \
+  "ldm r0, {r1, r2, r9, r11, lr}\n\t"                              \
+  RNNPOOL_FZ_UNIT(r10, ra, "2*" #u, "4*" RNNPOOL_STR(hp) "+2*" #u) \
+  RNNPOOL_FZ_UNIT(r8, rb, "2*" RNNPOOL_STR(hp) "+2*" #u, "6*" RNNPOOL_STR(hp) "+2*" #u)
 
 /* The whole step, four rows (two dot products) per iteration; `in` picks
  * the inputs, `ia_step` their bytes per row. */
-#define RNNPOOL_FZ_STEP(hp, in, ia_step)                      \
-  /* iteration pointers; the old states into the work area */ \
-  "ldrd r1, r2, [r0, #32]\n\t"                                                              \
-  "ldr lr, [r0, #44]\n\t"                                                                   \
-  "str r1, [r0, #40]\n\t"                                                                   \
-  "str r2, [r0, #48]\n\t"                                                                   \
-  "add r1, lr, #(2*" RNNPOOL_STR(hp) ")\n\t"                                                \
-  "strd lr, r1, [r0, #60]\n\t"                                                              \
-  "ldr r1, [r0, #68]\n\t"                                                                   \
-  "ldm r1, " RNNPOOL_REGS_##hp "\n\t"                                                       \
-  "stm lr!, " RNNPOOL_REGS_##hp "\n\t"                                                      \
-  "ldr r1, [r0, #72]\n\t"                                                                   \
-  "ldm r1, " RNNPOOL_REGS_##hp "\n\t"                                                       \
-  "stm lr, " RNNPOOL_REGS_##hp "\n\t"                                                       \
-  "1:\n\t" RNNPOOL_FZ_DOT(hp) RNNPOOL_FZ_ROW(in, 0, r3, r5, hp) RNNPOOL_FZ_ROW(in, 1, r4, r6, hp) \
-      RNNPOOL_FZ_DOT(hp) RNNPOOL_FZ_ROW(in, 2, r3, r5, hp) RNNPOOL_FZ_ROW(in, 3, r4, r6, hp)       \
-  /* next four rows (lr = x) */                                                             \
-  "ldrd r1, r2, [r0, #48]\n\t"                                                              \
-  "ldr r3, [r0, #56]\n\t"                                                                   \
-  "ldr r4, [r0, #64]\n\t"                                                                   \
-  "add r1, r1, #128\n\t"                                                                    \
-  "add r2, r2, #(4*" #ia_step ")\n\t"                                                       \
-  "add r3, r3, #16\n\t"                                                                     \
-  "add lr, lr, #8\n\t"                                                                      \
-  "strd r1, r2, [r0, #48]\n\t"                                                              \
-  "strd r3, lr, [r0, #56]\n\t"                                                              \
-  "cmp lr, r4\n\t"                                                                          \
-  "bne 1b\n\t"                                                                              \
-  /* the new states back (lr = base + 2*HP bytes; new a at 4*HP) */                         \
-  "add lr, lr, #(2*" RNNPOOL_STR(hp) ")\n\t"                                                \
-  "ldr r1, [r0, #68]\n\t"                                                                   \
-  "ldm lr!, " RNNPOOL_REGS_##hp "\n\t"                                                      \
-  "stm r1, " RNNPOOL_REGS_##hp "\n\t"                                                       \
-  "ldr r1, [r0, #72]\n\t"                                                                   \
-  "ldm lr, " RNNPOOL_REGS_##hp "\n\t"                                                       \
+#define RNNPOOL_FZ_STEP(hp, in, ia_step)                           \
+  /* iteration pointers: w = u, row = ur, x = base, x_end */       \
+  "ldrd r1, r2, [r0, #36]\n\t"                                     \
+  "ldr lr, [r0, #48]\n\t"                                          \
+  "str r1, [r0, #44]\n\t"                                          \
+  "str r2, [r0, #52]\n\t"                                          \
+  "str lr, [r0, #16]\n\t"                                          \
+  "add r1, lr, #(2*" RNNPOOL_STR(hp) ")\n\t"                       \
+  "str r1, [r0, #64]\n\t"                                          \
+  /* the old states into the work area */                          \
+  "ldr r1, [r0, #68]\n\t"                                          \
+  "ldm r1, " RNNPOOL_REGS_##hp "\n\t"                              \
+  "stm lr!, " RNNPOOL_REGS_##hp "\n\t"                             \
+  "ldr r1, [r0, #72]\n\t"                                          \
+  "ldm r1, " RNNPOOL_REGS_##hp "\n\t"                              \
+  "stm lr, " RNNPOOL_REGS_##hp "\n\t"                              \
+  "1:\n\t"                                                         \
+  RNNPOOL_FZ_DOT(hp)                                               \
+  RNNPOOL_FZ_ROW(in, 0, r3, r5, hp)                                \
+  RNNPOOL_FZ_ROW(in, 1, r4, r6, hp)                                \
+  RNNPOOL_FZ_DOT(hp)                                               \
+  RNNPOOL_FZ_ROW(in, 2, r3, r5, hp)                                \
+  RNNPOOL_FZ_ROW(in, 3, r4, r6, hp)                                \
+  /* the next four rows (lr = x) */                                \
+  "ldrd r1, r2, [r0, #52]\n\t"                                     \
+  "ldrd r3, r4, [r0, #60]\n\t"                                     \
+  "add r1, r1, #128\n\t"                                           \
+  "add r2, r2, #(4*" #ia_step ")\n\t"                              \
+  "add r3, r3, #16\n\t"                                            \
+  "add lr, lr, #8\n\t"                                             \
+  "strd r1, r2, [r0, #52]\n\t"                                     \
+  "str r3, [r0, #60]\n\t"                                          \
+  "str lr, [r0, #16]\n\t"                                          \
+  "cmp lr, r4\n\t"                                                 \
+  "bne 1b\n\t"                                                     \
+  /* the new states back (lr = base + 2*HP bytes; new a at 4*HP) */\
+  "add lr, lr, #(2*" RNNPOOL_STR(hp) ")\n\t"                       \
+  "ldr r1, [r0, #68]\n\t"                                          \
+  "ldm lr!, " RNNPOOL_REGS_##hp "\n\t"                             \
+  "stm r1, " RNNPOOL_REGS_##hp "\n\t"                              \
+  "ldr r1, [r0, #72]\n\t"                                          \
+  "ldm lr, " RNNPOOL_REGS_##hp "\n\t"                              \
   "stm r1, " RNNPOOL_REGS_##hp "\n\t"
 
-#define RNNPOOL_FZ_DEFINE(name, hp, in, ia_step)                                                                   \
-  static void name(rnnpool_step_ctx* ctx) {                                                                        \
-    register rnnpool_step_ctx* r0 __asm__("r0") = ctx;                                                             \
-    __asm__ volatile(RNNPOOL_FZ_STEP(hp, in, ia_step)                                                              \
-                     : "+r"(r0)                                                                                    \
-                     :                                                                                             \
-                     : "r1", "r2", "r3", "r4", "r5", "r6", "r8", "r9", "r10", "r11", "r12", "lr", "cc", "memory"); \
+#define RNNPOOL_FZ_DEFINE(name, hp, in, ia_step)                                              \
+  static void name(rnnpool_step_ctx* ctx) {                                                   \
+    register rnnpool_step_ctx* r0 __asm__("r0") = ctx;                                        \
+    __asm__ volatile(RNNPOOL_FZ_STEP(hp, in, ia_step)                                         \
+                     : "+r"(r0)                                                               \
+                     :                                                                        \
+                     : "r1", "r2", "r3", "r4", "r5", "r6", "r8", "r9", "r10", "r11", "r12",   \
+                       "lr", "cc", "memory");                                                 \
   }
 
 /* RNN1, same-pixel pairs (the cached driver): (gate, update) pairs, 8 bytes per row. */
@@ -248,42 +252,47 @@ RNNPOOL_FZ_DEFINE(rnnpool_step_pair_raw_8, 8, RNNPOOL_FZ_IN_RAW, 4)
 
 /* 1b. RNN1's first step (h = 0: h' = sat16((coef*c + 8192) >> 14), no U.h),
  * for the cells the pair step covers: per unit the (gate, update) pair of
- * the projected pixel from ctx->ia into ctx->sa .. ctx->x_end. All eight
- * constants stay in registers, so r7 is borrowed (saved and restored here:
- * the asm has no memory operands a frame pointer could address). */
-#define RNNPOOL_FIRST_UNIT        \
-  "ldrd r11, r12, [r0], #8\n\t"   \
-  "ssat r11, #17, r11\n\t"        \
-  "asr lr, r11, #8\n\t"           \
-  "uxtb r11, r11\n\t"             \
-  "ldr lr, [r1, lr, lsl #2]\n\t"  \
-  "smlatb r11, lr, r11, r3\n\t"   \
-  "sxth lr, lr\n\t"               \
-  "add r11, lr, r11, asr #8\n\t"  \
-  "ssat r12, #16, r12\n\t"        \
-  "asr lr, r12, #7\n\t"           \
-  "and r12, r12, #127\n\t"        \
-  "ldr lr, [r2, lr, lsl #2]\n\t"  \
-  "smlatb r12, lr, r12, r4\n\t"   \
-  "sxth lr, lr\n\t"               \
-  "add r12, lr, r12, asr #7\n\t"  \
-  "mls r11, r11, r5, r6\n\t"      \
-  "add r11, r7, r11, asr #14\n\t" \
-  "mla r11, r11, r12, r8\n\t"     \
-  "asr r11, r11, #14\n\t"         \
-  "ssat r11, #16, r11\n\t"        \
+ * the projected pixel from ctx->ia into ctx->sa .. ctx->x_end, two units per
+ * iteration. All eight constants stay in registers, so r7 is borrowed (saved
+ * and restored here: the asm has no memory operands a frame pointer could
+ * address). */
+#define RNNPOOL_FIRST_UNIT                                         \
+  "ldrd r11, r12, [r0], #8\n\t"                                    \
+  "ssat r11, #17, r11\n\t"                                         \
+  "asr lr, r11, #8\n\t"                                            \
+  "uxtb r11, r11\n\t"                                              \
+  "ldr lr, [r1, lr, lsl #2]\n\t"                                   \
+  "smlatb r11, lr, r11, r3\n\t"                                    \
+  "sxth lr, lr\n\t"                                                \
+  "add r11, lr, r11, asr #8\n\t"                                   \
+  "ssat r12, #16, r12\n\t"                                         \
+  "asr lr, r12, #7\n\t"                                            \
+  "and r12, r12, #127\n\t"                                         \
+  "ldr lr, [r2, lr, lsl #2]\n\t"                                   \
+  "smlatb r12, lr, r12, r4\n\t"                                    \
+  "sxth lr, lr\n\t"                                                \
+  "add r12, lr, r12, asr #7\n\t"                                   \
+  "mls r11, r11, r5, r6\n\t"                                       \
+  "add r11, r7, r11, asr #14\n\t"                                  \
+  "mla r11, r11, r12, r8\n\t"                                      \
+  "asr r11, r11, #14\n\t"                                          \
+  "ssat r11, #16, r11\n\t"                                         \
   "strh r11, [r9], #2\n\t"
 
 static void rnnpool_first_biased_m4(rnnpool_step_ctx* ctx) {
   register rnnpool_step_ctx* r0 __asm__("r0") = ctx;
   __asm__ volatile(
       "push {r7}\n\t"
-      "ldr r9, [r0, #68]\n\t"  /* sa: out */
-      "ldr r10, [r0, #64]\n\t" /* x_end: out end */
-      "ldr r11, [r0, #52]\n\t" /* ia: in */
-      "ldm r0, {r1, r2, r3, r4, r5, r6, r7, r8}\n\t"
+      "ldr r9, [r0, #68]\n\t"             /* sa: out */
+      "ldr r10, [r0, #64]\n\t"            /* x_end: out end */
+      "ldr r11, [r0, #56]\n\t"            /* ia: in */
+      "ldm r0, {r5, r6, r7, r8}\n\t"      /* A, A*16384 + 8192, B, 8192 */
+      "ldrd r1, r2, [r0, #20]\n\t"        /* the tables */
+      "ldrd r3, r4, [r0, #28]\n\t"        /* 128, 64 */
       "mov r0, r11\n\t"
-      "1:\n\t" RNNPOOL_FIRST_UNIT RNNPOOL_FIRST_UNIT
+      "1:\n\t"
+      RNNPOOL_FIRST_UNIT
+      RNNPOOL_FIRST_UNIT
       "cmp r9, r10\n\t"
       "bne 1b\n\t"
       "pop {r7}\n\t"
@@ -294,49 +303,49 @@ static void rnnpool_first_biased_m4(rnnpool_step_ctx* ctx) {
 
 /* 2. RNN1's pixel projection for k <= 4 (one or two int16 pairs per row)
  * with the biases added (store_projection in rnnpool_s8.c): per pair of W1
- * rows one LDM of the weights, SMUAD/SMLAD, the requantization of the
+ * rows one load of the weights, SMUAD/SMLAD, the requantization of the
  * matrix's class (S: SMMLA, ASR; L unclamped: LSL, SMMULR), SSAT to 25 bits,
  * the four (gate, update) sums stored by one STM. Registers: the arguments
  * in r0-r3, r10-r12; r7 left alone. */
-#define RNNPOOL_PJ_DOT_1      \
-  "ldrd r4, r5, [r0], #8\n\t" \
-  "smuad r4, r4, r10\n\t"     \
+#define RNNPOOL_PJ_DOT_1                                           \
+  "ldrd r4, r5, [r0], #8\n\t"                                      \
+  "smuad r4, r4, r10\n\t"                                          \
   "smuad r5, r5, r10\n\t"
-#define RNNPOOL_PJ_DOT_2          \
-  "ldm r0!, {r4, r5, r6, r8}\n\t" \
-  "smuad r4, r4, r10\n\t"         \
-  "smlad r4, r6, r11, r4\n\t"     \
-  "smuad r5, r5, r10\n\t"         \
+#define RNNPOOL_PJ_DOT_2                                           \
+  "ldm r0!, {r4, r5, r6, r8}\n\t"                                  \
+  "smuad r4, r4, r10\n\t"                                          \
+  "smlad r4, r6, r11, r4\n\t"                                      \
+  "smuad r5, r5, r10\n\t"                                          \
   "smlad r5, r8, r11, r5\n\t"
-/* rq of form S (round_or_lo at +8) or of form L without the clamp. */
-#define RNNPOOL_PJ_RQ_SMALL(acc) \
-  "ldr r9, [r1, #8]\n\t"         \
-  "ldrd r6, r8, [r1], #16\n\t"   \
-  "smmla " #acc ", " #acc        \
-  ", r6, r9\n\t"                 \
-  "asr " #acc ", " #acc          \
-  ", r8\n\t"                     \
+/* rq of form S (round_or_lo at +8) or of form L without the clamp, r1 the
+ * rnnpool_rq record (advanced). */
+#define RNNPOOL_PJ_RQ_SMALL(acc)                                   \
+  "ldr r9, [r1, #8]\n\t"                                           \
+  "ldrd r6, r8, [r1], #16\n\t"                                     \
+  "smmla " #acc ", " #acc ", r6, r9\n\t"                           \
+  "asr " #acc ", " #acc ", r8\n\t"                                 \
   "ssat " #acc ", #25, " #acc "\n\t"
-#define RNNPOOL_PJ_RQ_UNCLAMPED(acc) \
-  "ldrd r6, r8, [r1], #16\n\t"       \
-  "rsb r8, r8, #0\n\t"               \
-  "lsl " #acc ", " #acc              \
-  ", r8\n\t"                         \
-  "smmulr " #acc ", " #acc           \
-  ", r6\n\t"                         \
+#define RNNPOOL_PJ_RQ_UNCLAMPED(acc)                               \
+  "ldrd r6, r8, [r1], #16\n\t"                                     \
+  "rsb r8, r8, #0\n\t"                                             \
+  "lsl " #acc ", " #acc ", r8\n\t"                                 \
+  "smmulr " #acc ", " #acc ", r6\n\t"                              \
   "ssat " #acc ", #25, " #acc "\n\t"
-#define RNNPOOL_PJ_LOOP(dot, rq) \
-  "1:\n\t" dot rq(r4) rq(r5)              \
-  "ldrd r6, r8, [r2, #16]\n\t"           \
-  "add r6, r4, r6\n\t"                   \
-  "add r8, r4, r8\n\t"                   \
-  "ldrd r9, lr, [r2, #48]\n\t"           \
-  "add r9, r5, r9\n\t"                   \
-  "add lr, r5, lr\n\t"                   \
-  "stm r3!, {r6, r8, r9, lr}\n\t"        \
-  "add r2, r2, #64\n\t"                  \
-  "cmp r3, r12\n\t"                      \
+#define RNNPOOL_PJ_LOOP(dot, rq)                                   \
+  "1:\n\t"                                                         \
+  dot rq(r4) rq(r5)                                                \
+  "ldrd r6, r8, [r2, #16]\n\t"                                     \
+  "add r6, r4, r6\n\t"                                             \
+  "add r8, r4, r8\n\t"                                             \
+  "ldrd r9, lr, [r2, #48]\n\t"                                     \
+  "add r9, r5, r9\n\t"                                             \
+  "add lr, r5, lr\n\t"                                             \
+  "stm r3!, {r6, r8, r9, lr}\n\t"                                  \
+  "add r2, r2, #64\n\t"                                            \
+  "cmp r3, r12\n\t"                                                \
   "bne 1b\n\t"
+
+/* clang-format on */
 
 /* out[2j], out[2j+1] = sat25(rq(W1[j] . x)) + (gate, update) bias of unit j,
  * for the hp (even, >= 2) rows; w: W1 interleaved, q: its hp multipliers,
@@ -370,25 +379,36 @@ static void rnnpool_project_biased_m4(const int16_t* w, const void* q, const voi
 #undef RNNPOOL_PJ_ASM
 }
 
+/* clang-format off */
+
 /* 3. A finished RNN1 state's W2 projection (s8_summarize), for h1 = 16 or
  * 8 and W2 of class S or L unclamped: out[j] = sat25(rq(W2[j] . x)), two
  * rows per iteration; per two input pairs one LDRD of the state, two of
  * weights, four SMLADs. Arguments in r0-r3, r12; r7 left alone. */
-#define RNNPOOL_SM_PAIRS(off, first)        \
-  "ldrd r6, r8, [r0], #8\n\t"               \
-  "ldrd r9, r10, [r2, #" #off "]\n\t" first \
-  "ldrd r6, r8, [r0], #8\n\t"               \
-  "smlad r4, r6, r10, r4\n\t"               \
+#define RNNPOOL_SM_PAIRS(off, first)                               \
+  "ldrd r6, r8, [r0], #8\n\t"                                      \
+  "ldrd r9, r10, [r2, #" #off "]\n\t"                              \
+  first                                                            \
+  "ldrd r6, r8, [r0], #8\n\t"                                      \
+  "smlad r4, r6, r10, r4\n\t"                                      \
   "smlad r5, r8, r10, r5\n\t"
-#define RNNPOOL_SM_FIRST "smuad r4, r6, r9\n\tsmuad r5, r8, r9\n\t"
-#define RNNPOOL_SM_NEXT "smlad r4, r6, r9, r4\n\tsmlad r5, r8, r9, r5\n\t"
+#define RNNPOOL_SM_FIRST                                           \
+  "smuad r4, r6, r9\n\t"                                           \
+  "smuad r5, r8, r9\n\t"
+#define RNNPOOL_SM_NEXT                                            \
+  "smlad r4, r6, r9, r4\n\t"                                       \
+  "smlad r5, r8, r9, r5\n\t"
 #define RNNPOOL_SM_DOT_4 RNNPOOL_SM_PAIRS(0, RNNPOOL_SM_FIRST) RNNPOOL_SM_PAIRS(8, RNNPOOL_SM_NEXT)
-#define RNNPOOL_SM_DOT_8 RNNPOOL_SM_DOT_4 RNNPOOL_SM_PAIRS(16, RNNPOOL_SM_NEXT) RNNPOOL_SM_PAIRS(24, RNNPOOL_SM_NEXT)
-#define RNNPOOL_SM_LOOP(dot, rq) \
-  "1:\n\t" dot rq(r4) rq(r5)    \
-  "strd r4, r5, [r3], #8\n\t"   \
-  "cmp r3, r12\n\t"             \
+#define RNNPOOL_SM_DOT_8 \
+  RNNPOOL_SM_DOT_4 RNNPOOL_SM_PAIRS(16, RNNPOOL_SM_NEXT) RNNPOOL_SM_PAIRS(24, RNNPOOL_SM_NEXT)
+#define RNNPOOL_SM_LOOP(dot, rq)                                   \
+  "1:\n\t"                                                         \
+  dot rq(r4) rq(r5)                                                \
+  "strd r4, r5, [r3], #8\n\t"                                      \
+  "cmp r3, r12\n\t"                                                \
   "bne 1b\n\t"
+
+/* clang-format on */
 
 static void rnnpool_summarize_m4(const int16_t* w, const void* q, const int16_t* x, int32_t* out, int32_t hp, int words,
                                  int unclamped) {
