@@ -529,6 +529,19 @@ static void s8_summarize(const void* prepared, const void* state, void* proj, vo
   project(c2->w, c2->hp, c2->inp, c2->wq, NULL, (const int16_t*)state, (int32_t*)proj, c2->w_class);
 }
 
+/* The final RNN2 states (forward at g, backward at g + hp2) as 2*h2 int8
+ * outputs; the multiplier's form is chosen once, not per value. */
+static void requant_output(const int16_t* g, int32_t hp2, int32_t h2, const rnnpool_rq* y, int32_t zp, int8_t* out) {
+  int32_t t, m;
+  for (t = 0; t < 2; ++t, g += hp2, out += h2) {
+    if (y->post > 0) {
+      for (m = 0; m < h2; ++m) out[m] = (int8_t)rnnpool_sat8(rnnpool_rq_small(g[m], y) + zp);
+    } else {
+      for (m = 0; m < h2; ++m) out[m] = (int8_t)rnnpool_sat8(rnnpool_requant(g[m], y) + zp);
+    }
+  }
+}
+
 /* RNN2 forward (state g) and backward (g + hp2) over one sequence, stepped as a
  * pair; the final states requantized to 2*h2 int8 outputs. */
 static void s8_pool(const void* prepared, const rnnpool_sequence* seq, void* out_half, void* work) {
@@ -537,16 +550,19 @@ static void s8_pool(const void* prepared, const rnnpool_sequence* seq, void* out
   const int32_t h2 = c2->h, hp2 = c2->hp, n = seq->steps, act = v->p->activations;
   int16_t* g = WORK(v, work, work_g, int16_t);
   int32_t* gv = WORK(v, work, work_gv, int32_t);
-  int8_t* out = (int8_t*)out_half;
-  const rnnpool_rq y = v->p->y;
-  const int32_t zp = v->p->output_zero_point;
-  int32_t t, m;
-  first_any(c2, (const int32_t*)rnnpool_sequence_at(seq, 0), g, 0, act);
-  first_any(c2, (const int32_t*)rnnpool_sequence_at(seq, n - 1), g + hp2, 0, act);
+  int32_t t;
 #if RNNPOOL_ASM
   if (c2->pair_m4 != NULL) {
     rnnpool_step_ctx ctx;
     ctx.k = c2->m4;
+    ctx.ia = (const int32_t*)rnnpool_sequence_at(seq, 0);
+    ctx.sa = g;
+    ctx.x_end = g + hp2;
+    rnnpool_first_raw_m4(&ctx);
+    ctx.ia = (const int32_t*)rnnpool_sequence_at(seq, n - 1);
+    ctx.sa = g + hp2;
+    ctx.x_end = g + 2 * hp2;
+    rnnpool_first_raw_m4(&ctx);
     ctx.base = (int16_t*)(void*)gv; /* 8*hp2 bytes of the 16*hm */
     ctx.sa = g;
     ctx.sb = g + hp2;
@@ -555,15 +571,17 @@ static void s8_pool(const void* prepared, const rnnpool_sequence* seq, void* out
       ctx.ib = (const int32_t*)rnnpool_sequence_at(seq, n - 1 - t);
       c2->pair_m4(&ctx);
     }
-  } else
-#endif
-    for (t = 1; t < n; ++t) {
-      rnn2_step(c2, g, (const int32_t*)rnnpool_sequence_at(seq, t), g + hp2,
-                (const int32_t*)rnnpool_sequence_at(seq, n - 1 - t), gv, act);
-    }
-  for (t = 0; t < 2; ++t) {
-    for (m = 0; m < h2; ++m) out[t * h2 + m] = (int8_t)rnnpool_sat8(rnnpool_requant(g[t * hp2 + m], &y) + zp);
+    requant_output(g, hp2, h2, &v->p->y, v->p->output_zero_point, (int8_t*)out_half);
+    return;
   }
+#endif
+  first_any(c2, (const int32_t*)rnnpool_sequence_at(seq, 0), g, 0, act);
+  first_any(c2, (const int32_t*)rnnpool_sequence_at(seq, n - 1), g + hp2, 0, act);
+  for (t = 1; t < n; ++t) {
+    rnn2_step(c2, g, (const int32_t*)rnnpool_sequence_at(seq, t), g + hp2,
+              (const int32_t*)rnnpool_sequence_at(seq, n - 1 - t), gv, act);
+  }
+  requant_output(g, hp2, h2, &v->p->y, v->p->output_zero_point, (int8_t*)out_half);
 }
 
 static void s8_ops(const s8_prepared* p, rnnpool_stream_ops* ops) {

@@ -301,37 +301,99 @@ static void rnnpool_first_biased_m4(rnnpool_step_ctx* ctx) {
       : "r1", "r2", "r3", "r4", "r5", "r6", "r8", "r9", "r10", "r11", "r12", "lr", "cc", "memory");
 }
 
+/* clang-format off */
+
+/* 1c. RNN2's first steps: the same from one projected value per unit, the
+ * biases from the unit records (r10 walks them at +16). The end of the
+ * output waits on the stack: no register is left for it. */
+#define RNNPOOL_FIRST_RAW_UNIT                                     \
+  "ldr r11, [r0], #4\n\t"                                          \
+  "ldrd r12, lr, [r10], #32\n\t"                                   \
+  "add r12, r11, r12\n\t"                                          \
+  "add r11, r11, lr\n\t"                                           \
+  "ssat r12, #17, r12\n\t"                                         \
+  "asr lr, r12, #8\n\t"                                            \
+  "uxtb r12, r12\n\t"                                              \
+  "ldr lr, [r1, lr, lsl #2]\n\t"                                   \
+  "smlatb r12, lr, r12, r3\n\t"                                    \
+  "sxth lr, lr\n\t"                                                \
+  "add r12, lr, r12, asr #8\n\t"                                   \
+  "ssat r11, #16, r11\n\t"                                         \
+  "asr lr, r11, #7\n\t"                                            \
+  "and r11, r11, #127\n\t"                                         \
+  "ldr lr, [r2, lr, lsl #2]\n\t"                                   \
+  "smlatb r11, lr, r11, r4\n\t"                                    \
+  "sxth lr, lr\n\t"                                                \
+  "add r11, lr, r11, asr #7\n\t"                                   \
+  "mls r12, r12, r5, r6\n\t"                                       \
+  "add r12, r7, r12, asr #14\n\t"                                  \
+  "mla r12, r12, r11, r8\n\t"                                      \
+  "asr r12, r12, #14\n\t"                                          \
+  "ssat r12, #16, r12\n\t"                                         \
+  "strh r12, [r9], #2\n\t"
+
+/* clang-format on */
+
+static void rnnpool_first_raw_m4(rnnpool_step_ctx* ctx) {
+  register rnnpool_step_ctx* r0 __asm__("r0") = ctx;
+  __asm__ volatile(
+      "push {r7}\n\t"
+      "ldr r9, [r0, #68]\n\t"  /* sa: out */
+      "ldr r10, [r0, #64]\n\t" /* x_end: out end, onto the stack */
+      "push {r10}\n\t"
+      "ldr r10, [r0, #40]\n\t" /* ur */
+      "add r10, r10, #16\n\t"  /* its biases */
+      "ldr r11, [r0, #56]\n\t" /* ia: in */
+      "ldm r0, {r5, r6, r7, r8}\n\t"
+      "ldrd r1, r2, [r0, #20]\n\t"
+      "ldrd r3, r4, [r0, #28]\n\t"
+      "mov r0, r11\n\t"
+      "1:\n\t" RNNPOOL_FIRST_RAW_UNIT RNNPOOL_FIRST_RAW_UNIT
+      "ldr r11, [sp]\n\t"
+      "cmp r9, r11\n\t"
+      "bne 1b\n\t"
+      "add sp, sp, #4\n\t"
+      "pop {r7}\n\t"
+      : "+r"(r0)
+      :
+      : "r1", "r2", "r3", "r4", "r5", "r6", "r8", "r9", "r10", "r11", "r12", "lr", "cc", "memory");
+}
+
 /* 2. RNN1's pixel projection for k <= 4 (one or two int16 pairs per row)
  * with the biases added (store_projection in rnnpool_s8.c): per pair of W1
  * rows one load of the weights, SMUAD/SMLAD, the requantization of the
  * matrix's class (S: SMMLA, ASR; L unclamped: LSL, SMMULR), SSAT to 25 bits,
  * the four (gate, update) sums stored by one STM. Registers: the arguments
  * in r0-r3, r10-r12; r7 left alone. */
-#define RNNPOOL_PJ_DOT_1                                           \
-  "ldrd r4, r5, [r0], #8\n\t"                                      \
-  "smuad r4, r4, r10\n\t"                                          \
+#define RNNPOOL_PJ_DOT_1      \
+  "ldrd r4, r5, [r0], #8\n\t" \
+  "smuad r4, r4, r10\n\t"     \
   "smuad r5, r5, r10\n\t"
-#define RNNPOOL_PJ_DOT_2                                           \
-  "ldm r0!, {r4, r5, r6, r8}\n\t"                                  \
-  "smuad r4, r4, r10\n\t"                                          \
-  "smlad r4, r6, r11, r4\n\t"                                      \
-  "smuad r5, r5, r10\n\t"                                          \
+#define RNNPOOL_PJ_DOT_2          \
+  "ldm r0!, {r4, r5, r6, r8}\n\t" \
+  "smuad r4, r4, r10\n\t"         \
+  "smlad r4, r6, r11, r4\n\t"     \
+  "smuad r5, r5, r10\n\t"         \
   "smlad r5, r8, r11, r5\n\t"
 /* rq of form S (round_or_lo at +8) or of form L without the clamp, r1 the
  * rnnpool_rq record (advanced). */
-#define RNNPOOL_PJ_RQ_SMALL(acc)                                   \
-  "ldr r9, [r1, #8]\n\t"                                           \
-  "ldrd r6, r8, [r1], #16\n\t"                                     \
-  "smmla " #acc ", " #acc ", r6, r9\n\t"                           \
-  "asr " #acc ", " #acc ", r8\n\t"                                 \
+#define RNNPOOL_PJ_RQ_SMALL(acc) \
+  "ldr r9, [r1, #8]\n\t"         \
+  "ldrd r6, r8, [r1], #16\n\t"   \
+  "smmla " #acc ", " #acc        \
+  ", r6, r9\n\t"                 \
+  "asr " #acc ", " #acc          \
+  ", r8\n\t"                     \
   "ssat " #acc ", #25, " #acc "\n\t"
-#define RNNPOOL_PJ_RQ_UNCLAMPED(acc)                               \
-  "ldrd r6, r8, [r1], #16\n\t"                                     \
-  "rsb r8, r8, #0\n\t"                                             \
-  "lsl " #acc ", " #acc ", r8\n\t"                                 \
-  "smmulr " #acc ", " #acc ", r6\n\t"                              \
+#define RNNPOOL_PJ_RQ_UNCLAMPED(acc) \
+  "ldrd r6, r8, [r1], #16\n\t"       \
+  "rsb r8, r8, #0\n\t"               \
+  "lsl " #acc ", " #acc              \
+  ", r8\n\t"                         \
+  "smmulr " #acc ", " #acc           \
+  ", r6\n\t"                         \
   "ssat " #acc ", #25, " #acc "\n\t"
-#define RNNPOOL_PJ_LOOP(dot, rq)                                   \
+#define RNNPOOL_PJ_LOOP(dot, rq) \
   "1:\n\t"                                                         \
   dot rq(r4) rq(r5)                                                \
   "ldrd r6, r8, [r2, #16]\n\t"                                     \
