@@ -22,6 +22,7 @@
  *   r = SMMLA(acc, M, round) >> post;  g = r + gate input;  v = r + update input
  *   z = sigmoid(g), c = tanh(v)        packed tables: SSAT, ASR, UXTB/AND, LDR, SMLATB, SXTH, ADD
  *   h' = ssat16(((z*h + 8192) >> 14) + (((B + ((A*16384 + 8192 - A*z) >> 14)) * c + 8192) >> 14))
+ *        (with one shift, see RNNPOOL_FZ_UNIT)
  * Registers: r0 the context, all others but r7 clobbered (r7 is the Thumb
  * frame pointer in builds that keep one). */
 #ifndef RNNPOOL_S8_M4_H_
@@ -162,16 +163,19 @@ typedef char rnnpool_step_ctx_is_32bit[sizeof(rnnpool_step_ctx) == 76 ? 1 : -1];
   "add " #reg ", r12, " #reg ", asr #7\n\t"
 
 /* h' from z, c and the old h at [lr + old], stored at [lr + new]
- * (r1 = A, r2 = A*16384 + 8192, r9 = B, r11 = 8192, r12 scratch). */
+ * (r1 = A, r2 = A*16384 + 8192, r9 = B, r11 = 8192, r12 scratch). The two
+ * rounded terms share one shift: with t = z*h + 8192, keep = t >> 14 and
+ * keep*16384 + 8192 is t with its low 14 bits replaced by 8192 (BFI), so
+ * keep + ((coef*c + 8192) >> 14) = (coef*c + keep*16384 + 8192) >> 14 (no
+ * overflow: both terms are at most 2^29 in magnitude); SSAT shifts. */
 #define RNNPOOL_FZ_UNIT(z, c, old, new)                            \
   "ldrsh r12, [lr, #(" old ")]\n\t"                                \
   "mla r12, " #z ", r12, r11\n\t"                                  \
+  "bfi r12, r11, #0, #14\n\t"                                      \
   "mls " #z ", " #z ", r1, r2\n\t"                                 \
   "add " #z ", r9, " #z ", asr #14\n\t"                            \
-  "mla " #z ", " #z ", " #c ", r11\n\t"                            \
-  "asr r12, r12, #14\n\t"                                          \
-  "add r12, r12, " #z ", asr #14\n\t"                              \
-  "ssat r12, #16, r12\n\t"                                         \
+  "mla r12, " #z ", " #c ", r12\n\t"                               \
+  "ssat r12, #16, r12, asr #14\n\t"                                \
   "strh r12, [lr, #(" new ")]\n\t"
 
 /* Row u of the iteration (u = 0..3) for both states: accumulators ra (a), rb (b). */
@@ -275,8 +279,7 @@ RNNPOOL_FZ_DEFINE(rnnpool_step_pair_raw_8, 8, RNNPOOL_FZ_IN_RAW, 4)
   "mls r11, r11, r5, r6\n\t"                                       \
   "add r11, r7, r11, asr #14\n\t"                                  \
   "mla r11, r11, r12, r8\n\t"                                      \
-  "asr r11, r11, #14\n\t"                                          \
-  "ssat r11, #16, r11\n\t"                                         \
+  "ssat r11, #16, r11, asr #14\n\t"                                \
   "strh r11, [r9], #2\n\t"
 
 static void rnnpool_first_biased_m4(rnnpool_step_ctx* ctx) {
@@ -328,8 +331,7 @@ static void rnnpool_first_biased_m4(rnnpool_step_ctx* ctx) {
   "mls r12, r12, r5, r6\n\t"                                       \
   "add r12, r7, r12, asr #14\n\t"                                  \
   "mla r12, r12, r11, r8\n\t"                                      \
-  "asr r12, r12, #14\n\t"                                          \
-  "ssat r12, #16, r12\n\t"                                         \
+  "ssat r12, #16, r12, asr #14\n\t"                                \
   "strh r12, [r9], #2\n\t"
 
 /* clang-format on */
