@@ -106,9 +106,19 @@ typedef char rnnpool_step_ctx_is_32bit[sizeof(rnnpool_step_ctx) == 76 ? 1 : -1];
 /* Requantization of row u of the iteration for both states (accumulators
  * ra, rb; r1 = the iteration's first row record: mult, post, round_or_lo at
  * +0, +4, +8, records 32 bytes apart). */
-#define RNNPOOL_FZ_RQ(u, ra, rb)                                   \
+#define RNNPOOL_FZ_RQ_LOAD_0 "ldm r1, {r8, r9, r10}\n\t"
+#define RNNPOOL_FZ_RQ_LOAD_N(u)                                    \
   "ldrd r8, r9, [r1, #(32*" #u ")]\n\t"                            \
-  "ldr r10, [r1, #(32*" #u "+8)]\n\t"                              \
+  "ldr r10, [r1, #(32*" #u "+8)]\n\t"
+#define RNNPOOL_FZ_RQ_LOAD_1 RNNPOOL_FZ_RQ_LOAD_N(1)
+#define RNNPOOL_FZ_RQ_LOAD_2 RNNPOOL_FZ_RQ_LOAD_N(2)
+#define RNNPOOL_FZ_RQ_LOAD_3 RNNPOOL_FZ_RQ_LOAD_N(3)
+#define RNNPOOL_FZ_RQ_LOAD_4 RNNPOOL_FZ_RQ_LOAD_N(4)
+#define RNNPOOL_FZ_RQ_LOAD_5 RNNPOOL_FZ_RQ_LOAD_N(5)
+#define RNNPOOL_FZ_RQ_LOAD_6 RNNPOOL_FZ_RQ_LOAD_N(6)
+#define RNNPOOL_FZ_RQ_LOAD_7 RNNPOOL_FZ_RQ_LOAD_N(7)
+#define RNNPOOL_FZ_RQ(u, ra, rb)                                   \
+  RNNPOOL_FZ_RQ_LOAD_##u                                           \
   "smmla " #ra ", " #ra ", r8, r10\n\t"                            \
   "smmla " #rb ", " #rb ", r8, r10\n\t"                            \
   "asr " #ra ", " #ra ", r9\n\t"                                   \
@@ -191,9 +201,32 @@ typedef char rnnpool_step_ctx_is_32bit[sizeof(rnnpool_step_ctx) == 76 ? 1 : -1];
   RNNPOOL_FZ_UNIT(r10, ra, "2*" #u, "4*" RNNPOOL_STR(hp) "+2*" #u) \
   RNNPOOL_FZ_UNIT(r8, rb, "2*" RNNPOOL_STR(hp) "+2*" #u, "6*" RNNPOOL_STR(hp) "+2*" #u)
 
-/* The whole step, four rows (two dot products) per iteration; `in` picks
- * the inputs, `ia_step` their bytes per row. */
+/* One iteration: four rows (two dot products) for h = 8, eight for h = 16
+ * (two iterations of the loop: fewer pointer updates for the bigger code). */
+#define RNNPOOL_FZ_ROWS_4(in, hp)                                  \
+  RNNPOOL_FZ_DOT(hp)                                               \
+  RNNPOOL_FZ_ROW(in, 0, r3, r5, hp)                                \
+  RNNPOOL_FZ_ROW(in, 1, r4, r6, hp)                                \
+  RNNPOOL_FZ_DOT(hp)                                               \
+  RNNPOOL_FZ_ROW(in, 2, r3, r5, hp)                                \
+  RNNPOOL_FZ_ROW(in, 3, r4, r6, hp)
+#define RNNPOOL_FZ_ROWS_8(in, hp)                                  \
+  RNNPOOL_FZ_ROWS_4(in, hp)                                        \
+  RNNPOOL_FZ_DOT(hp)                                               \
+  RNNPOOL_FZ_ROW(in, 4, r3, r5, hp)                                \
+  RNNPOOL_FZ_ROW(in, 5, r4, r6, hp)                                \
+  RNNPOOL_FZ_DOT(hp)                                               \
+  RNNPOOL_FZ_ROW(in, 6, r3, r5, hp)                                \
+  RNNPOOL_FZ_ROW(in, 7, r4, r6, hp)
+#define RNNPOOL_FZ_ROWS_OF_8 4
+#define RNNPOOL_FZ_ROWS_OF_16 8
+
+/* The whole step; `in` picks the inputs, `ia_step` their bytes per row. */
 #define RNNPOOL_FZ_STEP(hp, in, ia_step)                           \
+  RNNPOOL_FZ_STEP_ROWS(hp, in, ia_step, RNNPOOL_FZ_ROWS_OF_##hp)
+#define RNNPOOL_FZ_STEP_ROWS(hp, in, ia_step, rows)                \
+  RNNPOOL_FZ_STEP_(hp, in, ia_step, rows)
+#define RNNPOOL_FZ_STEP_(hp, in, ia_step, rows)                    \
   /* iteration pointers: w = u, row = ur, x = base, x_end */       \
   "ldrd r1, r2, [r0, #36]\n\t"                                     \
   "ldr lr, [r0, #48]\n\t"                                          \
@@ -210,19 +243,14 @@ typedef char rnnpool_step_ctx_is_32bit[sizeof(rnnpool_step_ctx) == 76 ? 1 : -1];
   "ldm r1, " RNNPOOL_REGS_##hp "\n\t"                              \
   "stm lr, " RNNPOOL_REGS_##hp "\n\t"                              \
   "1:\n\t"                                                         \
-  RNNPOOL_FZ_DOT(hp)                                               \
-  RNNPOOL_FZ_ROW(in, 0, r3, r5, hp)                                \
-  RNNPOOL_FZ_ROW(in, 1, r4, r6, hp)                                \
-  RNNPOOL_FZ_DOT(hp)                                               \
-  RNNPOOL_FZ_ROW(in, 2, r3, r5, hp)                                \
-  RNNPOOL_FZ_ROW(in, 3, r4, r6, hp)                                \
-  /* the next four rows (lr = x) */                                \
+  RNNPOOL_FZ_ROWS_##rows(in, hp)                                   \
+  /* the next rows (lr = x) */                                     \
   "ldrd r1, r2, [r0, #52]\n\t"                                     \
   "ldrd r3, r4, [r0, #60]\n\t"                                     \
-  "add r1, r1, #128\n\t"                                           \
-  "add r2, r2, #(4*" #ia_step ")\n\t"                              \
-  "add r3, r3, #16\n\t"                                            \
-  "add lr, lr, #8\n\t"                                             \
+  "add r1, r1, #(32*" #rows ")\n\t"                                 \
+  "add r2, r2, #(" #rows "*" #ia_step ")\n\t"                       \
+  "add r3, r3, #(4*" #rows ")\n\t"                                  \
+  "add lr, lr, #(2*" #rows ")\n\t"                                  \
   "strd r1, r2, [r0, #52]\n\t"                                     \
   "str r3, [r0, #60]\n\t"                                          \
   "str lr, [r0, #16]\n\t"                                          \
