@@ -282,48 +282,148 @@ RNNPOOL_FZ_DEFINE(rnnpool_step_pair_shared_8, 8, RNNPOOL_FZ_IN_SHARED, 8)
 RNNPOOL_FZ_DEFINE(rnnpool_step_pair_raw_16, 16, RNNPOOL_FZ_IN_RAW, 4)
 RNNPOOL_FZ_DEFINE(rnnpool_step_pair_raw_8, 8, RNNPOOL_FZ_IN_RAW, 4)
 
+/* clang-format off */
+
+/* 1a. The same step for one state (the cached driver's odd segment at a
+ * pixel): U.h of one state (two accumulators per pair of rows: r3, r4), the
+ * inputs of RNN1, the same update; the work layout of the pair step with b
+ * unused. */
+#define RNNPOOL_FS_LOADS(off)                                      \
+  "ldrd r8, r9, [r1], #8\n\t"                                      \
+  "ldrd r10, r11, [r2, #" #off "]\n\t"
+#define RNNPOOL_FS_FIRST                                           \
+  RNNPOOL_FS_LOADS(0)                                              \
+  "smuad r3, r8, r10\n\t"                                          \
+  "smuad r4, r9, r10\n\t"                                          \
+  "ldrd r8, r9, [r1], #8\n\t"                                      \
+  "smlad r3, r8, r11, r3\n\t"                                      \
+  "smlad r4, r9, r11, r4\n\t"
+#define RNNPOOL_FS_NEXT(off)                                       \
+  RNNPOOL_FS_LOADS(off)                                            \
+  "smlad r3, r8, r10, r3\n\t"                                      \
+  "smlad r4, r9, r10, r4\n\t"                                      \
+  "ldrd r8, r9, [r1], #8\n\t"                                      \
+  "smlad r3, r8, r11, r3\n\t"                                      \
+  "smlad r4, r9, r11, r4\n\t"
+#define RNNPOOL_FS_DOT_8 RNNPOOL_FS_FIRST RNNPOOL_FS_NEXT(8)
+#define RNNPOOL_FS_DOT_16 RNNPOOL_FS_DOT_8 RNNPOOL_FS_NEXT(16) RNNPOOL_FS_NEXT(24)
+#define RNNPOOL_FS_DOT(hp)                                         \
+  "ldrd r1, r2, [r0, #44]\n\t"                                     \
+  RNNPOOL_FS_DOT_##hp                                              \
+  "str r1, [r0, #44]\n\t"
+#define RNNPOOL_FS_ROW(u, ra, hp)                                  \
+  "ldrd r1, r2, [r0, #52]\n\t"                                     \
+  RNNPOOL_FZ_RQ_LOAD_##u                                           \
+  "smmla " #ra ", " #ra ", r8, r10\n\t"                            \
+  "asr " #ra ", " #ra ", r9\n\t"                                   \
+  "ldrd r8, r9, [r2, #(8*" #u ")]\n\t"                             \
+  "add r10, " #ra ", r8\n\t"                                       \
+  "add " #ra ", " #ra ", r9\n\t"                                   \
+  "ldrd r1, r2, [r0, #20]\n\t"                                     \
+  "ldrd r9, r11, [r0, #28]\n\t"                                    \
+  RNNPOOL_FZ_SIGMOID(r10)                                          \
+  RNNPOOL_FZ_TANH(ra)                                              \
+  "ldm r0, {r1, r2, r9, r11, lr}\n\t"                              \
+  RNNPOOL_FZ_UNIT(r10, ra, "2*" #u, "4*" RNNPOOL_STR(hp) "+2*" #u)
+#define RNNPOOL_FS_ROWS_4(hp)                                      \
+  RNNPOOL_FS_DOT(hp)                                               \
+  RNNPOOL_FS_ROW(0, r3, hp)                                        \
+  RNNPOOL_FS_ROW(1, r4, hp)                                        \
+  RNNPOOL_FS_DOT(hp)                                               \
+  RNNPOOL_FS_ROW(2, r3, hp)                                        \
+  RNNPOOL_FS_ROW(3, r4, hp)
+#define RNNPOOL_FS_ROWS_8(hp)                                      \
+  RNNPOOL_FS_ROWS_4(hp)                                            \
+  RNNPOOL_FS_DOT(hp)                                               \
+  RNNPOOL_FS_ROW(4, r3, hp)                                        \
+  RNNPOOL_FS_ROW(5, r4, hp)                                        \
+  RNNPOOL_FS_DOT(hp)                                               \
+  RNNPOOL_FS_ROW(6, r3, hp)                                        \
+  RNNPOOL_FS_ROW(7, r4, hp)
+#define RNNPOOL_FS_STEP(hp) RNNPOOL_FS_STEP_(hp, RNNPOOL_FZ_ROWS_OF_##hp)
+#define RNNPOOL_FS_STEP_(hp, rows) RNNPOOL_FS_STEP__(hp, rows)
+#define RNNPOOL_FS_STEP__(hp, rows)                                \
+  "ldrd r1, r2, [r0, #36]\n\t"                                     \
+  "ldr lr, [r0, #48]\n\t"                                          \
+  "str r1, [r0, #44]\n\t"                                          \
+  "str r2, [r0, #52]\n\t"                                          \
+  "str lr, [r0, #16]\n\t"                                          \
+  "add r1, lr, #(2*" RNNPOOL_STR(hp) ")\n\t"                       \
+  "str r1, [r0, #64]\n\t"                                          \
+  "ldr r1, [r0, #68]\n\t"                                          \
+  "ldm r1, " RNNPOOL_REGS_##hp "\n\t"                              \
+  "stm lr, " RNNPOOL_REGS_##hp "\n\t"                              \
+  "1:\n\t"                                                         \
+  RNNPOOL_FS_ROWS_##rows(hp)                                       \
+  "ldrd r1, r2, [r0, #52]\n\t"                                     \
+  "ldr r4, [r0, #64]\n\t"                                          \
+  "add r1, r1, #(32*" #rows ")\n\t"                                \
+  "add r2, r2, #(8*" #rows ")\n\t"                                 \
+  "add lr, lr, #(2*" #rows ")\n\t"                                 \
+  "strd r1, r2, [r0, #52]\n\t"                                     \
+  "str lr, [r0, #16]\n\t"                                          \
+  "cmp lr, r4\n\t"                                                 \
+  "bne 1b\n\t"                                                     \
+  "add lr, lr, #(2*" RNNPOOL_STR(hp) ")\n\t"                       \
+  "ldr r1, [r0, #68]\n\t"                                          \
+  "ldm lr, " RNNPOOL_REGS_##hp "\n\t"                              \
+  "stm r1, " RNNPOOL_REGS_##hp "\n\t"
+
+#define RNNPOOL_FS_DEFINE(name, hp)                                                           \
+  static void name(rnnpool_step_ctx* ctx) {                                                   \
+    register rnnpool_step_ctx* r0 __asm__("r0") = ctx;                                        \
+    __asm__ volatile(RNNPOOL_FS_STEP(hp)                                                      \
+                     : "+r"(r0)                                                               \
+                     :                                                                        \
+                     : "r1", "r2", "r3", "r4", "r5", "r6", "r8", "r9", "r10", "r11", "r12",   \
+                       "lr", "cc", "memory");                                                 \
+  }
+
+/* clang-format on */
+
+RNNPOOL_FS_DEFINE(rnnpool_step_single_16, 16)
+RNNPOOL_FS_DEFINE(rnnpool_step_single_8, 8)
+
 /* 1b. RNN1's first step (h = 0: h' = sat16((coef*c + 8192) >> 14), no U.h),
  * for the cells the pair step covers: per unit the (gate, update) pair of
  * the projected pixel from ctx->ia into ctx->sa .. ctx->x_end, two units per
  * iteration. All eight constants stay in registers, so r7 is borrowed (saved
  * and restored here: the asm has no memory operands a frame pointer could
  * address). */
-#define RNNPOOL_FIRST_UNIT                                         \
-  "ldrd r11, r12, [r0], #8\n\t"                                    \
-  "ssat r11, #17, r11\n\t"                                         \
-  "asr lr, r11, #8\n\t"                                            \
-  "uxtb r11, r11\n\t"                                              \
-  "ldr lr, [r1, lr, lsl #2]\n\t"                                   \
-  "smlatb r11, lr, r11, r3\n\t"                                    \
-  "sxth lr, lr\n\t"                                                \
-  "add r11, lr, r11, asr #8\n\t"                                   \
-  "ssat r12, #16, r12\n\t"                                         \
-  "asr lr, r12, #7\n\t"                                            \
-  "and r12, r12, #127\n\t"                                         \
-  "ldr lr, [r2, lr, lsl #2]\n\t"                                   \
-  "smlatb r12, lr, r12, r4\n\t"                                    \
-  "sxth lr, lr\n\t"                                                \
-  "add r12, lr, r12, asr #7\n\t"                                   \
-  "mls r11, r11, r5, r6\n\t"                                       \
-  "add r11, r7, r11, asr #14\n\t"                                  \
-  "mla r11, r11, r12, r8\n\t"                                      \
-  "ssat r11, #16, r11, asr #14\n\t"                                \
+#define RNNPOOL_FIRST_UNIT          \
+  "ldrd r11, r12, [r0], #8\n\t"     \
+  "ssat r11, #17, r11\n\t"          \
+  "asr lr, r11, #8\n\t"             \
+  "uxtb r11, r11\n\t"               \
+  "ldr lr, [r1, lr, lsl #2]\n\t"    \
+  "smlatb r11, lr, r11, r3\n\t"     \
+  "sxth lr, lr\n\t"                 \
+  "add r11, lr, r11, asr #8\n\t"    \
+  "ssat r12, #16, r12\n\t"          \
+  "asr lr, r12, #7\n\t"             \
+  "and r12, r12, #127\n\t"          \
+  "ldr lr, [r2, lr, lsl #2]\n\t"    \
+  "smlatb r12, lr, r12, r4\n\t"     \
+  "sxth lr, lr\n\t"                 \
+  "add r12, lr, r12, asr #7\n\t"    \
+  "mls r11, r11, r5, r6\n\t"        \
+  "add r11, r7, r11, asr #14\n\t"   \
+  "mla r11, r11, r12, r8\n\t"       \
+  "ssat r11, #16, r11, asr #14\n\t" \
   "strh r11, [r9], #2\n\t"
 
 static void rnnpool_first_biased_m4(rnnpool_step_ctx* ctx) {
   register rnnpool_step_ctx* r0 __asm__("r0") = ctx;
   __asm__ volatile(
       "push {r7}\n\t"
-      "ldr r9, [r0, #68]\n\t"             /* sa: out */
-      "ldr r10, [r0, #64]\n\t"            /* x_end: out end */
-      "ldr r11, [r0, #56]\n\t"            /* ia: in */
-      "ldm r0, {r5, r6, r7, r8}\n\t"      /* A, A*16384 + 8192, B, 8192 */
-      "ldrd r1, r2, [r0, #20]\n\t"        /* the tables */
-      "ldrd r3, r4, [r0, #28]\n\t"        /* 128, 64 */
+      "ldr r9, [r0, #68]\n\t"        /* sa: out */
+      "ldr r10, [r0, #64]\n\t"       /* x_end: out end */
+      "ldr r11, [r0, #56]\n\t"       /* ia: in */
+      "ldm r0, {r5, r6, r7, r8}\n\t" /* A, A*16384 + 8192, B, 8192 */
+      "ldrd r1, r2, [r0, #20]\n\t"   /* the tables */
+      "ldrd r3, r4, [r0, #28]\n\t"   /* 128, 64 */
       "mov r0, r11\n\t"
-      "1:\n\t"
-      RNNPOOL_FIRST_UNIT
-      RNNPOOL_FIRST_UNIT
+      "1:\n\t" RNNPOOL_FIRST_UNIT RNNPOOL_FIRST_UNIT
       "cmp r9, r10\n\t"
       "bne 1b\n\t"
       "pop {r7}\n\t"
