@@ -44,11 +44,17 @@ CONFIGS = [
     ((4, 4), (2, 2), (16, 8), "same", "sigmoid", "tanh", True, (1, 9, 11, 2), (0.005, 0.01, 0.5), (2, -2)),
     ((3, 3), (2, 2), (8, 6), "valid", "sigmoid", "tanh", False, (1, 8, 9, 3), (0.9, 0.5, 150.0), (0, 0)),
 ]
+# ... and RNN1's pairs on two pixels (rnn1_mode recompute), h = 8 and 16.
+RECOMPUTE_CONFIGS = [
+    ((6, 6), (4, 4), (8, 8), "valid", "sigmoid", "tanh", False, (1, 14, 14, 4), (0.005, 0.01, 0.5), (2, -2)),
+    ((5, 4), (3, 2), (16, 16), "same", "sigmoid", "tanh", False, (1, 9, 10, 3), (0.005, 0.01, 0.5), (2, -2)),
+]
 
 
 def _listed_cases():
     rng = np.random.default_rng(44)
-    for patch, strides, hidden, padding, gate, update, per_channel, shape, scales, (zeta, nu) in CONFIGS:
+    listed = [(config, "cached") for config in CONFIGS] + [(config, "recompute") for config in RECOMPUTE_CONFIGS]
+    for (patch, strides, hidden, padding, gate, update, per_channel, shape, scales, (zeta, nu)), mode in listed:
         yield random_case(
             rng,
             channels=shape[3],
@@ -68,6 +74,7 @@ def _listed_cases():
             output_scale=scales[1],
             weight_gain=scales[2],
             bias_gain=3.0,
+            rnn1_mode=mode,
         )
 
 
@@ -123,7 +130,7 @@ def test_kernel_on_the_emulated_m4_is_bit_exact(vector_cases, harness_run):
     assert len(harness_run.results) == len(vector_cases)
     for i, result in enumerate(harness_run.results):
         assert result.ok and result.status == "RNNPOOL_OK" and result.mismatches == 0, (i, result)
-    for case in vector_cases[: len(CONFIGS)]:
+    for case in vector_cases[: len(CONFIGS) + len(RECOMPUTE_CONFIGS)]:
         assert len(np.unique(case.expected)) > 2  # the listed cases are not trivially saturated
     assert 4.0 < harness_run.instructions_per_tick < 8.0  # 1/0.168: SysTick at 168 MHz, 1 ns per instruction
 
@@ -156,22 +163,22 @@ def _assembly_paths(case):
         paths.add(("pixel projection", (case.x.shape[3] + 1) // 2, forms["w1"]))
     if hp1 in (8, 16) and forms["w2"] != 2:
         paths.add(("summary projection", hp1, forms["w2"]))
-    if smooth and hp1 in (8, 16) and q1 == 14 and forms["u1"] == 0 and config.rnn1_mode == "cached":
-        paths.add(("rnn1 step", hp1))
+    if smooth and hp1 in (8, 16) and q1 == 14 and forms["u1"] == 0:
+        paths.add(("rnn1 step", hp1, config.rnn1_mode))
     if smooth and hp2 in (8, 16) and q2 == 14 and forms["u2"] == 0:
         paths.add(("rnn2 step", hp2))
     return paths
 
 
 def test_every_assembly_path_is_covered(vector_cases):
-    """Both pixel sizes and both forms of the projections, h = 8 and 16 of both steps."""
+    """Both pixel sizes and both forms of the projections, h = 8 and 16 of every step."""
     paths = set().union(*(_assembly_paths(case) for case in vector_cases))
     for words in (1, 2):
         for form in (0, 1):
             assert ("pixel projection", words, form) in paths, paths
     for hp in (8, 16):
         assert {("summary projection", hp, 0), ("summary projection", hp, 1)} <= paths, paths
-        assert {("rnn1 step", hp), ("rnn2 step", hp)} <= paths, paths
+        assert {("rnn1 step", hp, "cached"), ("rnn1 step", hp, "recompute"), ("rnn2 step", hp)} <= paths, paths
 
 
 def test_the_m4_build_takes_the_dsp_path(tmp_path):

@@ -63,6 +63,7 @@ typedef struct {
 #if RNNPOOL_ASM
   void (*pair_m4)(rnnpool_step_ctx*);   /* the assembly pair step that covers the cell, or NULL */
   void (*single_m4)(rnnpool_step_ctx*); /* RNN1's one-state step, where pair_m4 is set */
+  void (*apart_m4)(rnnpool_step_ctx*);  /* RNN1's pairs on two pixels, where pair_m4 is set */
   rnnpool_step_consts m4;               /* its constants */
 #endif
 } s8_cell;
@@ -380,14 +381,16 @@ static void resolve_cell(const uint8_t* base, const s8_cell_offsets* o, s8_cell*
 }
 
 #if RNNPOOL_ASM
-/* The assembly pair step (rnnpool_s8_m4.h) covers fast cells with the smooth
- * activations and h = 16 or 8: RNN1's same-pixel pairs (`shared`) or RNN2. */
+/* The assembly steps (rnnpool_s8_m4.h) cover fast cells with the smooth
+ * activations and h = 16 or 8: RNN1 (`shared`: same-pixel pairs, one state,
+ * pairs on two pixels) or RNN2. */
 static void resolve_m4(s8_cell* c, int32_t activations, int shared) {
-  c->pair_m4 = c->single_m4 = NULL;
+  c->pair_m4 = c->single_m4 = c->apart_m4 = NULL;
   if (!c->fast || activations != 0 || (c->hp != 16 && c->hp != 8)) return;
   if (shared) {
     c->pair_m4 = c->hp == 16 ? rnnpool_step_pair_shared_16 : rnnpool_step_pair_shared_8;
     c->single_m4 = c->hp == 16 ? rnnpool_step_single_16 : rnnpool_step_single_8;
+    c->apart_m4 = c->hp == 16 ? rnnpool_step_pair_apart_16 : rnnpool_step_pair_apart_8;
   } else {
     c->pair_m4 = c->hp == 16 ? rnnpool_step_pair_raw_16 : rnnpool_step_pair_raw_8;
   }
@@ -502,14 +505,15 @@ static void s8_fresh(const void* prepared, const void* input, void* state, void*
 static void s8_step(const void* prepared, void* a, const void* ia, void* b, const void* ib, void* work) {
   const s8_view* v = (const s8_view*)prepared;
 #if RNNPOOL_ASM
-  if (v->rnn1.pair_m4 != NULL && (b == NULL || ia == ib)) { /* the cached driver's same-pixel pairs, or one */
+  if (v->rnn1.pair_m4 != NULL) {
     rnnpool_step_ctx ctx;
     ctx.k = v->rnn1.m4;
     ctx.base = WORK(v, work, work_gv, int16_t); /* 8*hp bytes of the 16*hm */
-    ctx.ia = ctx.ib = (const int32_t*)ia;
+    ctx.ia = (const int32_t*)ia;
+    ctx.ib = (const int32_t*)ib;
     ctx.sa = (int16_t*)a;
     ctx.sb = (int16_t*)b;
-    (b == NULL ? v->rnn1.single_m4 : v->rnn1.pair_m4)(&ctx);
+    (b == NULL ? v->rnn1.single_m4 : ia == ib ? v->rnn1.pair_m4 : v->rnn1.apart_m4)(&ctx);
     return;
   }
 #endif

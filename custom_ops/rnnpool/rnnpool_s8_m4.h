@@ -152,6 +152,20 @@ typedef char rnnpool_step_ctx_is_32bit[sizeof(rnnpool_step_ctx) == 76 ? 1 : -1];
   "add r8, " #rb ", r8\n\t"                                        \
   "add " #rb ", " #rb ", r9\n\t"
 
+/* Input halves, RNN1's pairs on two pixels (the recompute driver): (gate,
+ * update) pairs with the biases in, ia[2u], ia[2u+1] for a and ib[2u],
+ * ib[2u+1] for b. Same outputs. */
+#define RNNPOOL_FZ_IN_APART(u, ra, rb)                             \
+  "ldr r1, [r0, #52]\n\t"                                          \
+  RNNPOOL_FZ_RQ(u, ra, rb)                                         \
+  "ldrd r2, r12, [r0, #56]\n\t"                                    \
+  "ldrd r8, r9, [r2, #(8*" #u ")]\n\t"                             \
+  "add r10, " #ra ", r8\n\t"                                       \
+  "add " #ra ", " #ra ", r9\n\t"                                   \
+  "ldrd r8, r9, [r12, #(8*" #u ")]\n\t"                            \
+  "add r8, " #rb ", r8\n\t"                                        \
+  "add " #rb ", " #rb ", r9\n\t"
+
 /* z = sigmoid(reg) in place (r1 = table + 256, r9 = 128, r12 scratch). */
 #define RNNPOOL_FZ_SIGMOID(reg)                                    \
   "ssat " #reg ", #17, " #reg "\n\t"                               \
@@ -221,7 +235,8 @@ typedef char rnnpool_step_ctx_is_32bit[sizeof(rnnpool_step_ctx) == 76 ? 1 : -1];
 #define RNNPOOL_FZ_ROWS_OF_8 4
 #define RNNPOOL_FZ_ROWS_OF_16 8
 
-/* The whole step; `in` picks the inputs, `ia_step` their bytes per row. */
+/* The whole step; `in` picks the inputs, `ia_step` their bytes per row (of
+ * a's and of b's). */
 #define RNNPOOL_FZ_STEP(hp, in, ia_step)                           \
   RNNPOOL_FZ_STEP_ROWS(hp, in, ia_step, RNNPOOL_FZ_ROWS_OF_##hp)
 #define RNNPOOL_FZ_STEP_ROWS(hp, in, ia_step, rows)                \
@@ -249,7 +264,7 @@ typedef char rnnpool_step_ctx_is_32bit[sizeof(rnnpool_step_ctx) == 76 ? 1 : -1];
   "ldrd r3, r4, [r0, #60]\n\t"                                     \
   "add r1, r1, #(32*" #rows ")\n\t"                                 \
   "add r2, r2, #(" #rows "*" #ia_step ")\n\t"                       \
-  "add r3, r3, #(4*" #rows ")\n\t"                                  \
+  "add r3, r3, #(" #rows "*" #ia_step ")\n\t"                       \
   "add lr, lr, #(2*" #rows ")\n\t"                                  \
   "strd r1, r2, [r0, #52]\n\t"                                     \
   "str r3, [r0, #60]\n\t"                                          \
@@ -278,6 +293,9 @@ typedef char rnnpool_step_ctx_is_32bit[sizeof(rnnpool_step_ctx) == 76 ? 1 : -1];
 /* RNN1, same-pixel pairs (the cached driver): (gate, update) pairs, 8 bytes per row. */
 RNNPOOL_FZ_DEFINE(rnnpool_step_pair_shared_16, 16, RNNPOOL_FZ_IN_SHARED, 8)
 RNNPOOL_FZ_DEFINE(rnnpool_step_pair_shared_8, 8, RNNPOOL_FZ_IN_SHARED, 8)
+/* RNN1, pairs on two pixels (the recompute driver): 8 bytes per row each. */
+RNNPOOL_FZ_DEFINE(rnnpool_step_pair_apart_16, 16, RNNPOOL_FZ_IN_APART, 8)
+RNNPOOL_FZ_DEFINE(rnnpool_step_pair_apart_8, 8, RNNPOOL_FZ_IN_APART, 8)
 /* RNN2: one value per unit and state, 4 bytes per row. */
 RNNPOOL_FZ_DEFINE(rnnpool_step_pair_raw_16, 16, RNNPOOL_FZ_IN_RAW, 4)
 RNNPOOL_FZ_DEFINE(rnnpool_step_pair_raw_8, 8, RNNPOOL_FZ_IN_RAW, 4)
