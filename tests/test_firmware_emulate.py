@@ -74,10 +74,14 @@ def test_conv_model_matches_the_interpreter_bit_for_bit(conv_path, tmp_path):
     # The firmware's own figure (calibrated on the target) is the host's.
     assert result.run.integer("instructions") == report["instructions"]
     assert report["flash_bytes"] > len(model) and report["ram_bytes"] > report["arena_used_bytes"]
+    # The stack's high-water mark: some of the painted stack written (TFLM's frames), far from all
+    # of it (an unpainted or unscanned stack would read as all or nothing).
+    assert 256 < report["stack_used_bytes"] < report["stack_bytes"] // 4
     # Deterministic: a second run (cached build) counts the same instructions.
     again = firmware_run.emulate_model(conv_path)
     assert again.as_dict()["instructions"] == report["instructions"]
     assert again.arena_used_bytes == report["arena_used_bytes"]
+    assert again.stack_used_bytes == report["stack_used_bytes"]
 
 
 @needs_firmware

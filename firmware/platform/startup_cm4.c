@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "cortex_m4_core.h"
+#include "stack_usage.h"
 
 #ifdef RNNPOOL_QEMU
 #include "semihosting.h"
@@ -22,7 +23,7 @@
 #define FAULT_STATUS_LINE "status: 3\n"
 #endif
 
-extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _estack;
+extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _sstack, _estack;
 extern int main(void);
 extern void __libc_init_array(void);
 
@@ -54,8 +55,25 @@ __attribute__((section(".isr_vector"), used)) void (*const g_vectors[16])(void) 
     SysTick_Handler,
 };
 
+/* What the unused stack holds until something writes it (stack_used_bytes). */
+#define STACK_PAINT 0xC5AC5AC5u
+
+/* Paints the stack below the start-up code's own frame: [_sstack, sp - 64). */
+static void paint_stack(void) {
+  uint32_t* sp;
+  __asm__ volatile("mov %0, sp" : "=r"(sp));
+  for (uint32_t* p = &_sstack; p < sp - 16; ++p) *p = STACK_PAINT;
+}
+
+uint32_t stack_used_bytes(void) {
+  const uint32_t* p = &_sstack;
+  while (p < &_estack && *p == STACK_PAINT) ++p;
+  return (uint32_t)((uintptr_t)&_estack - (uintptr_t)p);
+}
+
 void Reset_Handler(void) {
   uint32_t* src = &_sidata;
+  paint_stack();
   for (uint32_t* dst = &_sdata; dst < &_edata;) *dst++ = *src++;
   for (uint32_t* dst = &_sbss; dst < &_ebss;) *dst++ = 0;
   /* CP10/CP11 full access: the FPU (fpv4-sp-d16, hard-float ABI). */

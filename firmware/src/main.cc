@@ -13,7 +13,8 @@
 //   output_matches_expected; one "op_ticks: <index> <operator> <ticks>"
 //   line per operator of the Invoke (OpProfiler, same counter: the sum is at
 //   most invoke_ticks); for a detector (detection_report.h) detection_ticks,
-//   detections and one box line per box.
+//   detections and one box line per box; stack_used_bytes (the stack's
+//   high-water mark, stack_usage.h).
 // Exit status (QEMU) / halt code (boards) -- see firmware/README.md:
 //   0 ok, 1 output differs, 2 bad model, 4 op registration, 5 AllocateTensors,
 //   6 tensors differ from the embedded test data, 7 Invoke failed,
@@ -29,6 +30,7 @@
 #include "model_data.h"
 #include "model_ops.h"
 #include "op_profiler.h"
+#include "stack_usage.h"
 #include "tensorflow/lite/micro/cortex_m_generic/debug_log_callback.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_log.h"
@@ -249,6 +251,9 @@ int main(void) {
     console_write("\n");
     detection_report::Print();
   }
+  // The stack's high-water mark after everything the firmware does (its reservation: the
+  // linker scripts' _stack_size, the board record's stack_bytes).
+  console_printf("stack_used_bytes: %lu\n", static_cast<unsigned long>(stack_used_bytes()));
   console_printf("status: %d\n", mismatches == 0 ? kOk : kOutputDiffers);
   return mismatches == 0 ? kOk : kOutputDiffers;
 }

@@ -208,6 +208,11 @@ class Emulation:
         ]
 
     @property
+    def stack_used_bytes(self) -> Optional[int]:
+        """The stack's high-water mark the firmware printed (of stack_bytes reserved)."""
+        return self.run.integer("stack_used_bytes")
+
+    @property
     def ram_bytes(self) -> int:
         """.data + .bss + .ccm of the ELF plus the arena at its measured size (stack excluded)."""
         return self.build.static_ram_bytes + (self.arena_used_bytes + 15) // 16 * 16
@@ -225,6 +230,7 @@ class Emulation:
             "ram_bytes": self.ram_bytes,
             "static_ram_bytes": self.build.static_ram_bytes,
             "stack_bytes": self.build.stack_bytes,
+            "stack_used_bytes": self.stack_used_bytes,
             "model_bytes": self.generated.manifest["model_bytes"],
             "ops": self.generated.manifest["ops"],
             # flash_bytes includes the embedded test input and expected output:

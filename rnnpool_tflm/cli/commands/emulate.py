@@ -75,7 +75,8 @@ def run(args):
         print(f"  instructions (Invoke): {report['instructions']:,}")
         print(
             f"  flash: {report['flash_bytes']:,} B; RAM: {report['ram_bytes']:,} B "
-            f"(static {report['static_ram_bytes']:,} + arena; stack {report['stack_bytes']:,} B apart)"
+            f"(static {report['static_ram_bytes']:,} + arena; stack {report['stack_bytes']:,} B apart, "
+            f"{report['stack_used_bytes'] or 0:,} B of it used)"
         )
         for op in report["op_instructions"] or []:
             print(f"    op {op['index']:3d} {op['op']:<24} {op['instructions']:>12,} instructions")
