@@ -363,13 +363,16 @@ calibration data; docs/arena.md and docs/inverted_residual.md give the runs):
 
 | Face-M4 | TFLM arena | instructions per inference |
 |---|---|---|
-| plain graph, TFLM's greedy plan (`--no-fuse --memory-plan greedy`) | 323,808 B | 233.7 M |
-| fused blocks, padding in RNNPool, TFLM's greedy plan | 200,976 B | 198.2 M |
-| fused, offline plan, in place (the default) | 124,176 B | 198.2 M |
-| the same with `--rnn1-mode recompute` (RNN1 recomputed, ~1 KB scratch) | 115,200 B | 322.2 M |
+| plain graph, TFLM's greedy plan (`--no-fuse --memory-plan greedy`) | 323,808 B | 190.2 M |
+| fused, offline plan, in place (the default) | 124,176 B | 154.8 M |
+| the same with `--rnn1-mode recompute` (RNN1 recomputed, ~1 KB scratch) | 115,968 B | 239.0 M |
 
-The default fits the F429/F439 (192 KB block) with room to spare; the 128 KB boards also
-hold their stack or firmware data in that block, which leaves the arena too little."""),
+(Instructions with the firmware's kernels: CMSIS-NN, its narrow CONV_2D for the stem and
+heads, and the RNNPool op's Cortex-M4 step; before this round's fusion and kernels the plain
+graph took 245 M.) The default fits the F429/F439 (192 KB block) with room to spare; with
+RNN1 recomputed it also fits the F407 (128 KB block, stack in CCM): `check --board
+disco_f407vg` on the default model says so and prints the command. The F446 keeps its
+16 KB stack in its 128 KB block, which leaves the arena too little."""),
 ]
 
 FACE = [
