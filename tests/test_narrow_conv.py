@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conv_models import ConvCase, conv_model, random_inputs
+from test_firmware_emulate import needs_firmware
 
 from rnnpool_tflm.reference.quant_params import quantize_multiplier, round_half_away
 from rnnpool_tflm.runtime import host
@@ -93,6 +94,7 @@ def test_narrow_conv_refuses_what_it_does_not_take():
         narrow.conv_s8(x, ok.filter, ok.bias, [1 << 30] * 4, [-1] * 4, **{**bad_shift, "activation": (5, 4)})
 
 
+@needs_firmware
 @pytest.mark.slow
 @pytest.mark.tflm
 def test_narrow_conv_in_the_emulated_firmware_equals_the_host(tmp_path):
