@@ -22,11 +22,11 @@ from typing import Dict, List, Optional
 from ..core import boards
 from ..core.errors import RNNPoolError
 from ..core.files import require_file
+from ..runtime.m4_harness import QEMU, QEMU_FLAGS  # the same emulator, flags and -icount as the kernel harness
 from . import build as firmware_build
 from . import sources as firmware_sources
 from .host_run import host_outputs, prepare
 
-QEMU = "qemu-system-arm"
 EXIT_MEANINGS = {
     0: "ok",
     1: "output differs from the expected one",
@@ -133,22 +133,7 @@ def require_qemu() -> None:
 def run_elf(elf: pathlib.Path, machine: str, timeout: float = 600.0) -> FirmwareRun:
     """Runs a semihosting ELF to completion; its main() return value is the exit status."""
     require_qemu()
-    cmd = [
-        QEMU,
-        "-M",
-        machine,
-        "-nographic",
-        "-monitor",
-        "none",
-        "-serial",
-        "none",
-        "-semihosting-config",
-        "enable=on,target=native",
-        "-icount",
-        "shift=0",
-        "-kernel",
-        str(elf),
-    ]
+    cmd = [QEMU, "-M", machine, *QEMU_FLAGS, "-kernel", str(elf)]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
