@@ -73,6 +73,9 @@ narrow_conv_status narrow_conv_s8_check(const narrow_conv_params* p, const narro
   return NARROW_CONV_OK;
 }
 
+/* A 3x3 filter on one input channel (a grayscale stem): its own inside-window path. */
+static int is_stem(const narrow_conv_dims* fd) { return fd->h == 3 && fd->w == 3 && fd->c == 1; }
+
 /* Two int16 as one pair (a low, b high): PKHBT. */
 static int32_t pack16(int32_t a, int32_t b) { return (int32_t)(((uint32_t)a & 0xFFFFu) | ((uint32_t)b << 16)); }
 
@@ -94,7 +97,7 @@ static narrow_conv_status make_records(const narrow_conv_params* p, const narrow
       sum += w[i];
       abs_sum += w[i] < 0 ? -w[i] : w[i];
     }
-    if (taps == 9 && fd->c == 1) {
+    if (is_stem(fd)) {
       r->stem[0] = pack16(w[0], w[2]);
       r->stem[1] = pack16(w[1], w[3]);
       r->stem[2] = pack16(w[4], w[6]);
@@ -358,7 +361,7 @@ static void walk(const narrow_conv_params* p, const narrow_conv_dims* id, const 
                  const narrow_conv_dims* fd, const int8_t* filter, const narrow_record* records,
                  const narrow_conv_dims* od, int8_t* output) {
   const int32_t oc = od->c, sw = p->stride_w, dx = p->stride_w * id->c;
-  const int stem = fd->h == 3 && fd->w == 3 && fd->c == 1;
+  const int stem = is_stem(fd);
   const int pairs = ((fd->w * fd->c) & 3) == 0;
   const narrow_out q = {p->output_offset, p->act_min, p->act_max};
   int32_t oy, ox;
