@@ -124,6 +124,15 @@ typedef char rnnpool_step_ctx_is_32bit[sizeof(rnnpool_step_ctx) == 76 ? 1 : -1];
   "asr " #ra ", " #ra ", r9\n\t"                                   \
   "asr " #rb ", " #rb ", r9\n\t"
 
+/* The gate and update pre-activations of both states from the requantized
+ * U.h (ra, rb) and one (gate, update) input pair in r8, r9:
+ * r10 = ra + r8, ra += r9, r8 = rb + r8, rb += r9. */
+#define RNNPOOL_FZ_BIAS_PAIRS(ra, rb) \
+  "add r10, " #ra ", r8\n\t"          \
+  "add " #ra ", " #ra ", r9\n\t"      \
+  "add r8, " #rb ", r8\n\t"           \
+  "add " #rb ", " #rb ", r9\n\t"
+
 /* Input halves, RNN1's same-pixel pairs: ia[2u], ia[2u+1] are (gate, update)
  * with the biases in, shared by a and b. Out: r10 = g_a, ra = v_a, r8 = g_b,
  * rb = v_b. */
@@ -131,10 +140,7 @@ typedef char rnnpool_step_ctx_is_32bit[sizeof(rnnpool_step_ctx) == 76 ? 1 : -1];
   "ldrd r1, r2, [r0, #52]\n\t"                                     \
   RNNPOOL_FZ_RQ(u, ra, rb)                                         \
   "ldrd r8, r9, [r2, #(8*" #u ")]\n\t"                             \
-  "add r10, " #ra ", r8\n\t"                                       \
-  "add " #ra ", " #ra ", r9\n\t"                                   \
-  "add r8, " #rb ", r8\n\t"                                        \
-  "add " #rb ", " #rb ", r9\n\t"
+  RNNPOOL_FZ_BIAS_PAIRS(ra, rb)
 
 /* Input halves, RNN2: one projected value per unit and state (ia[u], ib[u]),
  * the biases from the row record (+16, +20). Same outputs. */
@@ -147,10 +153,7 @@ typedef char rnnpool_step_ctx_is_32bit[sizeof(rnnpool_step_ctx) == 76 ? 1 : -1];
   "add " #ra ", " #ra ", r2\n\t"                                   \
   "add " #rb ", " #rb ", r12\n\t"                                  \
   "ldrd r8, r9, [r1, #(32*" #u "+16)]\n\t"                         \
-  "add r10, " #ra ", r8\n\t"                                       \
-  "add " #ra ", " #ra ", r9\n\t"                                   \
-  "add r8, " #rb ", r8\n\t"                                        \
-  "add " #rb ", " #rb ", r9\n\t"
+  RNNPOOL_FZ_BIAS_PAIRS(ra, rb)
 
 /* Input halves, RNN1's pairs on two pixels (the recompute driver): (gate,
  * update) pairs with the biases in, ia[2u], ia[2u+1] for a and ib[2u],
